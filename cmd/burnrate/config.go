@@ -1,0 +1,384 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/burnrate/burnrate/internal/app"
+)
+
+// config is the whole configuration file. Keys are the mapstructure tags;
+// nested structs are YAML sections, and BURNRATE_SECTION_KEY in the
+// environment.
+type config struct {
+	app.Options `mapstructure:",squash"`
+	Log         logConfig `mapstructure:"log"`
+}
+
+type logConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `mapstructure:"level"`
+	// Format is text or json.
+	Format string `mapstructure:"format"`
+}
+
+func defaultConfig() config {
+	return config{
+		Options: app.DefaultOptions(),
+		Log:     logConfig{Level: "info", Format: "text"},
+	}
+}
+
+func (c config) validate() error {
+	if err := c.Options.Validate(); err != nil {
+		return err
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log.format: %q is not one of text, json", c.Log.Format)
+	}
+	return nil
+}
+
+// flagKeys maps command-line flags to configuration keys. Flags win over the
+// environment, which wins over the file.
+var flagKeys = map[string]string{
+	"listen":     "listen",
+	"data-dir":   "data_dir",
+	"log-level":  "log.level",
+	"log-format": "log.format",
+}
+
+// loadConfig reads the effective configuration: defaults, then the YAML file
+// (if any), then BURNRATE_* variables, then flags that were set.
+func loadConfig(file string, flags *pflag.FlagSet) (config, error) {
+	v := viper.New()
+	def := defaultConfig()
+	for key, val := range leaves(reflect.ValueOf(def), "") {
+		v.SetDefault(key, val.Interface())
+	}
+	v.SetEnvPrefix("BURNRATE")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+
+	var lines map[string]int
+	if file != "" {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return config{}, fmt.Errorf("config file: %w", err)
+		}
+		lines, err = checkFile(file, raw)
+		if err != nil {
+			return config{}, err
+		}
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(bytes.NewReader(raw)); err != nil {
+			return config{}, fmt.Errorf("config file %s: %w", file, err)
+		}
+	}
+	if flags != nil {
+		for name, key := range flagKeys {
+			if f := flags.Lookup(name); f != nil {
+				if err := v.BindPFlag(key, f); err != nil {
+					return config{}, fmt.Errorf("bind flag --%s: %w", name, err)
+				}
+			}
+		}
+	}
+
+	cfg := def
+	if err := v.UnmarshalExact(&cfg); err != nil {
+		return config{}, fmt.Errorf("configuration: %w", err)
+	}
+	if err := cfg.validate(); err != nil {
+		return config{}, locate(file, lines, err)
+	}
+	return cfg, nil
+}
+
+// locate prefixes a validation error ("key: reason") with the file and line
+// where that key was set, when it came from the file.
+func locate(file string, lines map[string]int, err error) error {
+	if file == "" {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	key, _, _ := strings.Cut(err.Error(), ":")
+	if line, ok := lines[key]; ok {
+		return fmt.Errorf("config file %s:%d: %w", file, line, err)
+	}
+	return fmt.Errorf("config file %s: %w", file, err)
+}
+
+// checkFile checks every key of the YAML file against the configuration
+// struct: unknown keys (with the nearest known key as a suggestion) and values
+// of the wrong type are reported with file and line. It returns the line of
+// each key for later validation errors.
+func checkFile(file string, raw []byte) (map[string]int, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", file, err)
+	}
+	lines := map[string]int{}
+	if len(root.Content) == 0 {
+		return lines, nil
+	}
+	var errs []error
+	walkNode(file, root.Content[0], reflect.TypeFor[config](), "", lines, &errs)
+	return lines, errors.Join(errs...)
+}
+
+func walkNode(file string, n *yaml.Node, t reflect.Type, prefix string, lines map[string]int, errs *[]error) {
+	if n.Kind != yaml.MappingNode {
+		*errs = append(*errs, fmt.Errorf("config file %s:%d: %s: want a mapping of keys, got %s",
+			file, n.Line, orRoot(prefix), kindName(n)))
+		return
+	}
+	fields := fieldsOf(t)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		key := prefix + k.Value
+		lines[key] = k.Line
+		f, ok := fields[k.Value]
+		if !ok {
+			msg := fmt.Sprintf("config file %s:%d: unknown key %q", file, k.Line, key)
+			if s := nearest(k.Value, fields); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", prefix+s)
+			}
+			*errs = append(*errs, errors.New(msg))
+			continue
+		}
+		if f.Kind() == reflect.Struct && f != reflect.TypeFor[time.Time]() {
+			walkNode(file, val, f, key+".", lines, errs)
+			continue
+		}
+		if err := checkScalar(val, f); err != nil {
+			*errs = append(*errs, fmt.Errorf("config file %s:%d: %s: %w", file, val.Line, key, err))
+		}
+	}
+}
+
+func orRoot(prefix string) string {
+	if prefix == "" {
+		return "top level"
+	}
+	return strings.TrimSuffix(prefix, ".")
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "nothing"
+}
+
+// checkScalar tells whether a YAML value fits a field's Go type.
+func checkScalar(n *yaml.Node, t reflect.Type) error {
+	if t == reflect.TypeFor[time.Duration]() {
+		if n.Kind != yaml.ScalarNode {
+			return fmt.Errorf("want a duration such as 30s or 5m, got %s", kindName(n))
+		}
+		if _, err := time.ParseDuration(n.Value); err != nil {
+			return fmt.Errorf("want a duration such as 30s or 5m, got %q", n.Value)
+		}
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			return fmt.Errorf("want a string, got %s", kindName(n))
+		}
+	case reflect.Bool:
+		if _, err := strconv.ParseBool(n.Value); n.Kind != yaml.ScalarNode || err != nil {
+			return fmt.Errorf("want true or false, got %s", kindName(n))
+		}
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64:
+		if _, err := strconv.ParseInt(n.Value, 0, 64); n.Kind != yaml.ScalarNode || err != nil {
+			return fmt.Errorf("want a whole number, got %s", kindName(n))
+		}
+	case reflect.Float64, reflect.Float32:
+		if _, err := strconv.ParseFloat(n.Value, 64); n.Kind != yaml.ScalarNode || err != nil {
+			return fmt.Errorf("want a number, got %s", kindName(n))
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return fmt.Errorf("want a list, got %s", kindName(n))
+		}
+		for _, item := range n.Content {
+			if err := checkScalar(item, t.Elem()); err != nil {
+				return fmt.Errorf("item at line %d: %w", item.Line, err)
+			}
+		}
+	}
+	return nil
+}
+
+// fieldsOf maps configuration keys to field types, following squashed
+// (embedded) structs and skipping untagged or "-" fields.
+func fieldsOf(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("mapstructure")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if opts == "squash" {
+			for k, v := range fieldsOf(f.Type) {
+				out[k] = v
+			}
+			continue
+		}
+		if name == "" {
+			continue
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+// leaves flattens a configuration struct into dotted keys and values.
+func leaves(v reflect.Value, prefix string) map[string]reflect.Value {
+	out := map[string]reflect.Value{}
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if opts == "squash" {
+			for k, fv := range leaves(v.Field(i), prefix) {
+				out[k] = fv
+			}
+			continue
+		}
+		if name == "" {
+			continue
+		}
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
+			for k, fv := range leaves(v.Field(i), prefix+name+".") {
+				out[k] = fv
+			}
+			continue
+		}
+		out[prefix+name] = v.Field(i)
+	}
+	return out
+}
+
+// nearest returns the known key closest to k when it is a plausible typo.
+func nearest(k string, fields map[string]reflect.Type) string {
+	best, bestD := "", 3
+	names := make([]string, 0, len(fields))
+	for name := range fields {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if d := editDistance(strings.ToLower(k), name); d < bestD {
+			best, bestD = name, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// printConfig writes the effective configuration as YAML, in struct order,
+// with every field tagged secret:"true" redacted when set.
+func printConfig(cfg config) ([]byte, error) {
+	node := toNode(reflect.ValueOf(cfg))
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(node); err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func toNode(v reflect.Value) *yaml.Node {
+	m := &yaml.Node{Kind: yaml.MappingNode}
+	appendFields(m, v)
+	return m
+}
+
+func appendFields(m *yaml.Node, v reflect.Value) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if opts == "squash" {
+			appendFields(m, v.Field(i))
+			continue
+		}
+		if name == "" {
+			continue
+		}
+		key := &yaml.Node{Kind: yaml.ScalarNode, Value: name}
+		fv := v.Field(i)
+		var val *yaml.Node
+		switch {
+		case f.Tag.Get("secret") == "true":
+			s := ""
+			if !fv.IsZero() {
+				s = "<redacted>"
+			}
+			val = &yaml.Node{Kind: yaml.ScalarNode, Value: s, Style: yaml.DoubleQuotedStyle}
+		case f.Type == reflect.TypeFor[time.Duration]():
+			val = &yaml.Node{Kind: yaml.ScalarNode, Value: fv.Interface().(time.Duration).String()}
+		case f.Type.Kind() == reflect.Struct:
+			val = toNode(fv)
+		default:
+			val = &yaml.Node{}
+			if err := val.Encode(fv.Interface()); err != nil {
+				val = &yaml.Node{Kind: yaml.ScalarNode, Value: fmt.Sprint(fv.Interface())}
+			}
+		}
+		m.Content = append(m.Content, key, val)
+	}
+}

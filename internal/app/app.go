@@ -1,0 +1,216 @@
+// Package app is Burnrate's composition root: it builds every component from
+// typed Options, wires them into one oklog/run group and stops them in order.
+//
+// It never touches signals or flags. cmd/burnrate turns those into a context
+// and Options; tests start the same App on 127.0.0.1:0 and wait for /-/ready.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+
+	"github.com/burnrate/burnrate/internal/httpserver"
+)
+
+// Options is everything a Burnrate process is built from. The mapstructure
+// tags are the configuration keys (YAML file, BURNRATE_* variables, flags).
+type Options struct {
+	// Listen is the address of the one HTTP listener (UI, APIs, /metrics).
+	Listen string `mapstructure:"listen"`
+	// DataDir holds every store: TSDB, SQLite databases, trace store.
+	DataDir string `mapstructure:"data_dir"`
+	// APIToken, when set, is required as a bearer token on mutating API calls
+	// and on the deploy gate.
+	APIToken string `mapstructure:"api_token" secret:"true"`
+	// ShutdownTimeout bounds how long in-flight HTTP requests may drain.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+
+	// Logger and Registry are injected, never read from configuration.
+	Logger   *slog.Logger         `mapstructure:"-"`
+	Registry *prometheus.Registry `mapstructure:"-"`
+}
+
+// DefaultOptions are the embedded defaults `burnrate up` runs on.
+func DefaultOptions() Options {
+	return Options{
+		Listen:          "127.0.0.1:8080",
+		DataDir:         "./data",
+		ShutdownTimeout: 4 * time.Second,
+	}
+}
+
+// Validate reports the first invalid option, naming its configuration key.
+func (o Options) Validate() error {
+	if err := (httpserver.Config{Listen: o.Listen, ShutdownTimeout: o.ShutdownTimeout}).Validate(); err != nil {
+		return err
+	}
+	if o.DataDir == "" {
+		return errors.New("data_dir: must not be empty")
+	}
+	if o.ShutdownTimeout > 4500*time.Millisecond {
+		return fmt.Errorf("shutdown_timeout: %s is too long: the whole process must stop within 5s", o.ShutdownTimeout)
+	}
+	return nil
+}
+
+// Endpoint is a URL worth printing at start-up.
+type Endpoint struct {
+	Name string
+	URL  string
+}
+
+// App is a built, not yet running, Burnrate process.
+type App struct {
+	opts   Options
+	logger *slog.Logger
+	reg    *prometheus.Registry
+	http   *httpserver.Server
+
+	// closers release storage in reverse order of opening, after every actor
+	// of the run group has returned.
+	closers   []closer
+	closeOnce sync.Once
+	endpoints []Endpoint
+	reloaders []reloader
+	static    []string // components that cannot reload
+}
+
+type closer struct {
+	name string
+	fn   func() error
+}
+
+type reloader struct {
+	name string
+	fn   func(Options) error
+}
+
+// New builds the process: it creates the data directory, opens storage and
+// binds the listener, so that errors surface before anything runs.
+func New(opts Options) (*App, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	a := &App{opts: opts, logger: opts.Logger, reg: opts.Registry}
+
+	if err := os.MkdirAll(opts.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data_dir: create %s: %w", opts.DataDir, err)
+	}
+	abs, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	a.opts.DataDir = abs
+
+	a.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		versioncollector.NewCollector("burnrate"),
+	)
+
+	srv, err := httpserver.New(httpserver.Config{
+		Listen:          opts.Listen,
+		Token:           opts.APIToken,
+		ShutdownTimeout: opts.ShutdownTimeout,
+	}, a.logger.With("component", "http"), a.reg, a.reg)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	a.http = srv
+	a.static = append(a.static, "http (listen address, api_token)")
+	a.endpoints = append(a.endpoints,
+		Endpoint{Name: "health", URL: srv.URL() + "/-/ready"},
+		Endpoint{Name: "metrics", URL: srv.URL() + "/metrics"},
+	)
+	return a, nil
+}
+
+// URL is the base URL of the HTTP listener.
+func (a *App) URL() string { return a.http.URL() }
+
+// Endpoints lists the URLs a user wants to know about, in print order.
+func (a *App) Endpoints() []Endpoint { return append([]Endpoint(nil), a.endpoints...) }
+
+// Ready reports whether every component is ready, as /-/ready does.
+func (a *App) Ready() error { return a.http.Ready() }
+
+// Run runs every component until ctx is cancelled or one of them fails, then
+// stops them: HTTP first so in-flight requests drain while the engines still
+// run, storage last.
+func (a *App) Run(ctx context.Context) error {
+	defer a.Close()
+	var g run.Group
+	{
+		// The context is the stop signal (SIGINT/SIGTERM in cmd/burnrate, test
+		// cleanup in tests). Its actor returns when it is cancelled, which
+		// interrupts every other actor.
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			<-ctx.Done()
+			return nil
+		}, func(error) {
+			cancel()
+		})
+	}
+	{
+		// The HTTP listener comes first: on stop it drains in-flight requests
+		// before the components behind them go away.
+		g.Add(a.http.Run, func(error) {
+			a.http.Shutdown()
+		})
+	}
+	a.logger.Info("burnrate started", "url", a.URL(), "data_dir", a.opts.DataDir)
+	err := g.Run()
+	a.logger.Info("burnrate stopping")
+	return err
+}
+
+// Close releases storage in reverse order of opening. Run calls it; callers
+// that build an App and never run it call it themselves. It is idempotent.
+func (a *App) Close() error {
+	var errs []error
+	a.closeOnce.Do(func() {
+		for i := len(a.closers) - 1; i >= 0; i-- {
+			c := a.closers[i]
+			if err := c.fn(); err != nil {
+				errs = append(errs, fmt.Errorf("close %s: %w", c.name, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Reload applies opts to the components that can change at run time and
+// logs, for each one that cannot, that a restart is needed.
+func (a *App) Reload(opts Options) error {
+	if err := opts.Validate(); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	var errs []error
+	for _, r := range a.reloaders {
+		if err := r.fn(opts); err != nil {
+			errs = append(errs, fmt.Errorf("reload %s: %w", r.name, err))
+		}
+	}
+	for _, name := range a.static {
+		a.logger.Info("component cannot reload its configuration; restart to apply changes", "component", name)
+	}
+	return errors.Join(errs...)
+}
