@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -81,6 +82,7 @@ type App struct {
 	// of the run group has returned.
 	closers   []closer
 	closeOnce sync.Once
+	actors    []actor
 	endpoints []Endpoint
 	reloaders []reloader
 	static    []string // components that cannot reload
@@ -89,6 +91,13 @@ type App struct {
 type closer struct {
 	name string
 	fn   func() error
+}
+
+// actor is a long-running component: execute runs until interrupt is called.
+type actor struct {
+	name      string
+	execute   func() error
+	interrupt func(error)
 }
 
 type reloader struct {
@@ -134,13 +143,65 @@ func New(opts Options) (*App, error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	a.http = srv
-	a.static = append(a.static, "http (listen address, api_token)")
-	a.endpoints = append(a.endpoints,
-		Endpoint{Name: "health", URL: srv.URL() + "/-/ready"},
-		Endpoint{Name: "metrics", URL: srv.URL() + "/metrics"},
-	)
+	a.addStatic("http (listen address, api_token)")
+	a.addEndpoint("health", "/-/ready")
+	a.addEndpoint("metrics", "/metrics")
+
+	// Components are built here, storage first, each in a build* function in
+	// its own file (internal/app/<component>.go). A failure closes what was
+	// already opened.
+	for _, build := range []func() error{} {
+		if err := build(); err != nil {
+			a.http.Close()
+			a.Close()
+			return nil, err
+		}
+	}
 	return a, nil
 }
+
+// addActor adds a long-running component. Actors start together and stop in
+// the order they were added, after the HTTP listener.
+func (a *App) addActor(name string, execute func() error, interrupt func(error)) {
+	a.actors = append(a.actors, actor{name: name, execute: execute, interrupt: interrupt})
+}
+
+// addRunner adds a component whose Run(ctx) returns when ctx is cancelled.
+func (a *App) addRunner(name string, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.addActor(name, func() error {
+		if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	}, func(error) { cancel() })
+}
+
+// addCloser registers storage to close after every actor has returned, in
+// reverse order of registration.
+func (a *App) addCloser(name string, fn func() error) {
+	a.closers = append(a.closers, closer{name: name, fn: fn})
+}
+
+// addReloader registers a component that can apply new options at run time.
+// Components without one are listed by Reload as needing a restart.
+func (a *App) addReloader(name string, fn func(Options) error) {
+	a.reloaders = append(a.reloaders, reloader{name: name, fn: fn})
+}
+
+// addStatic records a component that cannot reload its configuration.
+func (a *App) addStatic(name string) { a.static = append(a.static, name) }
+
+// mount mounts a component's handler and records a URL worth printing.
+func (a *App) mount(pattern string, h http.Handler) { a.http.Handle(pattern, h) }
+
+// addEndpoint records a URL printed at start-up.
+func (a *App) addEndpoint(name, path string) {
+	a.endpoints = append(a.endpoints, Endpoint{Name: name, URL: a.http.URL() + path})
+}
+
+// addReady makes /-/ready depend on a component.
+func (a *App) addReady(name string, fn func() error) { a.http.AddReadyCheck(name, fn) }
 
 // URL is the base URL of the HTTP listener.
 func (a *App) URL() string { return a.http.URL() }
@@ -175,6 +236,11 @@ func (a *App) Run(ctx context.Context) error {
 		g.Add(a.http.Run, func(error) {
 			a.http.Shutdown()
 		})
+	}
+	for _, ac := range a.actors {
+		// Components run behind the listener and stop after it has drained:
+		// run.Group calls interrupts in the order actors were added.
+		g.Add(ac.execute, ac.interrupt)
 	}
 	a.logger.Info("burnrate started", "url", a.URL(), "data_dir", a.opts.DataDir)
 	err := g.Run()

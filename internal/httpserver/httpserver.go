@@ -188,6 +188,10 @@ func (s *Server) Shutdown() {
 	}
 }
 
+// Close releases the listener of a server that never ran (start-up failed
+// after New). A running server is stopped with Shutdown instead.
+func (s *Server) Close() { _ = s.ln.Close() }
+
 // requireToken guards mutating requests under /api/ with a bearer token. Reads,
 // health checks, metrics and the UI stay open, as in Prometheus. Endpoints that
 // authenticate differently (Slack's signed requests) are mounted outside /api/.
