@@ -1,0 +1,64 @@
+// Package tracestore keeps the spans received on /v1/traces on local disk
+// for a bounded time and size, finds a whole trace by ID, searches trace
+// summaries, and optionally forwards every span to another OTLP/HTTP
+// receiver (Tempo, Jaeger, an OpenTelemetry Collector).
+//
+// # Storage
+//
+// Spans live in append-only segment files (NNNNNNNNNN.seg) in one
+// directory. Each Append call becomes one frame: a length, a CRC-32C and a
+// payload holding one chunk per trace in the batch. A chunk is the trace's
+// spans of that batch as an OTLP protobuf TracesData message, behind a small
+// header with what search needs (trace ID, start, end, span count, error/ok
+// flags, root service and span name, services). See record.go for the
+// layout.
+//
+// The index lives in memory: trace ID -> chunk locations plus the trace
+// summary. Open rebuilds it by reading only the chunk headers of every
+// segment; no protobuf is decoded, so a restart costs one sequential read of
+// the directory. A by-ID lookup reads and decodes only that trace's chunks
+// (one per batch the trace's spans arrived in, typically one per service).
+// Search scans the index summaries; it never touches the disk.
+//
+// # Durability
+//
+// Append returns after the frame is handed to the kernel with one write(2)
+// (no user-space buffer), so spans accepted before the process crashes are
+// in the file. The active segment is fsynced once a second by Run, when it
+// is sealed and on Close: an operating-system crash or power loss can lose
+// the last second. A frame torn by a crash fails its length or CRC check;
+// Open logs it, skips the rest of that file and writes on in a new segment.
+// Damage never makes Open fail.
+//
+// # Retention
+//
+// The active segment is sealed at MaxBytes/16 (64 KiB..256 MiB) or after
+// Retention/12 (1m..2h), so retention deletes whole files: by age when a
+// segment's newest batch is older than Retention (checked every 10s), by
+// size, at once on Append, oldest first while the files exceed MaxBytes.
+// Ages are receive times, not span times: a client with a skewed clock
+// cannot make its spans outlive retention or vanish at once.
+//
+// # Why not SQLite, why not Tempo in process
+//
+// SQLite would cost a B-tree insert per span (or per trace row) inside a
+// write transaction, a second copy of the data in its WAL, and VACUUM to give
+// space back; deleting a whole old segment file is free by comparison, and
+// the access pattern (append, look up by one key, drop the oldest) needs no
+// query planner. Tempo's storage (tempodb with its WAL, blocks, bloom filters
+// and Parquet) is built for object storage and a fleet of components; linked
+// into this binary it would bring hundreds of dependencies and its own
+// compactor and configuration for what one machine needs. Teams that outgrow
+// this store forward to a real Tempo or Jaeger (Config.Forward) and keep the
+// local copy for exemplar links.
+//
+// # Limits
+//
+// The index is in memory: measured about 270 bytes per trace plus about 110
+// per extra batch a trace appears in (BenchmarkIndexMemory), so 1 GiB of
+// spans at roughly 10 spans per trace costs on the order of 100 MiB of
+// heap. Search is a full scan of the summaries (about 40 ms for a million
+// traces, see bench/README.md). One mutex serialises the write(2) of every
+// batch; encoding runs in parallel outside it. See bench/README.md for the
+// measured ingest rate and lookup latency.
+package tracestore
