@@ -1,0 +1,618 @@
+package sloengine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// Value is a float that encodes NaN and infinities as JSON null: an SLI
+// over a window without traffic is unknown, not zero.
+type Value float64
+
+// MarshalJSON implements json.Marshaler.
+func (v Value) MarshalJSON() ([]byte, error) {
+	f := float64(v)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return []byte(strconv.FormatFloat(f, 'g', -1, 64)), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler (null is NaN).
+func (v *Value) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*v = Value(math.NaN())
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	*v = Value(f)
+	return err
+}
+
+// WindowStatus is the SLI over one window.
+type WindowStatus struct {
+	Window      string  `json:"window"`
+	ErrorRatio  Value   `json:"error_ratio"`
+	SLI         Value   `json:"sli"`
+	BurnRate    Value   `json:"burn_rate"`
+	BadEvents   Value   `json:"bad_events"`
+	GoodEvents  Value   `json:"good_events"`
+	TotalEvents Value   `json:"total_events"`
+	LowTraffic  bool    `json:"low_traffic"`
+	Seconds     float64 `json:"-"`
+}
+
+// TierStatus is one alert tier with its current condition.
+type TierStatus struct {
+	Severity      string  `json:"severity"`
+	LongWindow    string  `json:"long_window"`
+	ShortWindow   string  `json:"short_window"`
+	BudgetPercent float64 `json:"budget_percent"`
+	Factor        float64 `json:"factor"`
+	// Threshold is the error ratio both windows must exceed: Factor x budget.
+	Threshold float64 `json:"threshold"`
+	Firing    bool    `json:"firing"`
+	// Held is true when a window has fewer than min_events events: the
+	// burn rate is too noisy to page on.
+	Held bool `json:"held"`
+}
+
+// Forecast is the time left until the budget is spent at one window's burn.
+type Forecast struct {
+	Window   string `json:"window"`
+	BurnRate Value  `json:"burn_rate"`
+	// Seconds is null when the budget is not being spent.
+	Seconds Value `json:"seconds"`
+}
+
+// Status is one evaluation of one SLO.
+type Status struct {
+	ID              string         `json:"id"`
+	Service         string         `json:"service"`
+	Name            string         `json:"name"`
+	Description     string         `json:"description,omitempty"`
+	Objective       float64        `json:"objective"`
+	ErrorBudget     float64        `json:"error_budget"`
+	Period          string         `json:"period"`
+	Budgeting       string         `json:"budgeting_method"`
+	EvaluatedAt     time.Time      `json:"evaluated_at"`
+	PeriodStart     time.Time      `json:"period_start"`
+	Windows         []WindowStatus `json:"windows"`
+	PeriodSLI       WindowStatus   `json:"period_window"`
+	BudgetConsumed  Value          `json:"budget_consumed"`
+	BudgetRemaining Value          `json:"budget_remaining"`
+	Forecasts       []Forecast     `json:"forecasts"`
+	MinEvents       float64        `json:"min_events"`
+	Tiers           []TierStatus   `json:"tiers"`
+	Error           string         `json:"error,omitempty"`
+}
+
+// Window returns the status of window w ("5m", "1h", ...).
+func (s Status) Window(w string) (WindowStatus, bool) {
+	for _, ws := range s.Windows {
+		if ws.Window == w {
+			return ws, true
+		}
+	}
+	return WindowStatus{}, false
+}
+
+// Evaluation is one history entry: what GET /api/v1/slos/{id} lists.
+type Evaluation struct {
+	EvaluatedAt     time.Time      `json:"evaluated_at"`
+	Windows         []WindowStatus `json:"windows"`
+	BudgetRemaining Value          `json:"budget_remaining"`
+	Error           string         `json:"error,omitempty"`
+}
+
+// Config is the `slo` configuration section.
+type Config struct {
+	// Interval between evaluations.
+	Interval time.Duration `mapstructure:"interval"`
+	// History is how many evaluations per SLO the API keeps.
+	History int `mapstructure:"history"`
+}
+
+// DefaultConfig evaluates every 30s and keeps an hour of history.
+func DefaultConfig() Config { return Config{Interval: 30 * time.Second, History: 120} }
+
+// Validate reports the first invalid key.
+func (c Config) Validate() error {
+	if c.Interval < time.Second {
+		return fmt.Errorf("slo.interval: %s is too short; want at least 1s", c.Interval)
+	}
+	if c.History < 1 {
+		return errors.New("slo.history: want at least 1")
+	}
+	return nil
+}
+
+// MetricsConfig selects where SLIs are queried.
+type MetricsConfig struct {
+	// Backend is "tsdb" (embedded) or "prometheus" (an external
+	// Prometheus-compatible query API at URL).
+	Backend string `mapstructure:"backend"`
+	URL     string `mapstructure:"url"`
+}
+
+// Validate reports the first invalid key.
+func (c MetricsConfig) Validate() error {
+	switch c.Backend {
+	case "tsdb", "":
+	case "prometheus":
+		if c.URL == "" {
+			return errors.New("metrics.url: required when metrics.backend is prometheus")
+		}
+	default:
+		return fmt.Errorf("metrics.backend: %q is not tsdb or prometheus", c.Backend)
+	}
+	return nil
+}
+
+// Options build an Engine.
+type Options struct {
+	Config
+	SLOs    []*SLO
+	Querier Querier
+	// Appendable receives the slo:* series; nil disables write-back.
+	Appendable storage.Appendable
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+// Engine evaluates SLOs on an interval.
+type Engine struct {
+	opts   Options
+	logger *slog.Logger
+	states []*state
+	byID   map[string]*state
+
+	evalDuration prometheus.Histogram
+	evalErrors   prometheus.Counter
+}
+
+type state struct {
+	slo  *SLO
+	ring *ring
+	// checked is true once a latency SLI's bucket bound was checked against
+	// the data.
+	checked bool
+	// leErr holds a bucket mismatch found in the data.
+	leErr error
+
+	mu      sync.RWMutex
+	last    Status
+	history []Evaluation
+}
+
+// New builds an engine for opts.SLOs.
+func New(opts Options) (*Engine, error) {
+	if opts.Interval == 0 {
+		opts.Config = DefaultConfig()
+	}
+	if err := opts.Config.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Querier == nil {
+		return nil, errors.New("sloengine: a Querier is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	e := &Engine{opts: opts, logger: opts.Logger, byID: map[string]*state{}}
+	e.evalDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "burnrate_sloengine_evaluation_duration_seconds",
+		Help:    "Time of one evaluation cycle of every SLO.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+	})
+	e.evalErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "burnrate_sloengine_evaluation_errors_total",
+		Help: "SLO evaluations that failed (query errors, bad data).",
+	})
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(e.evalDuration, e.evalErrors)
+	}
+	for _, s := range opts.SLOs {
+		st := &state{slo: s, ring: newRing(int(s.maxPeriod()/SliceWidth) + 2)}
+		if s.SLI.Kind != KindLatency {
+			st.checked = true
+		}
+		e.states = append(e.states, st)
+		e.byID[s.ID] = st
+	}
+	return e, nil
+}
+
+// SLOs returns the SLOs the engine evaluates.
+func (e *Engine) SLOs() []*SLO {
+	out := make([]*SLO, len(e.states))
+	for i, s := range e.states {
+		out[i] = s.slo
+	}
+	return out
+}
+
+// Run evaluates every Interval until ctx is cancelled.
+func (e *Engine) Run(ctx context.Context) error {
+	t := time.NewTicker(e.opts.Interval)
+	defer t.Stop()
+	for {
+		e.Evaluate(ctx, e.opts.Now())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Evaluate runs one cycle at the instant at: every SLO, every window, the
+// period, budgets and forecasts; writes slo:* series back when an
+// Appendable is set. SLOs are evaluated in parallel; a failing SLO records
+// its error in its Status and does not stop the others.
+func (e *Engine) Evaluate(ctx context.Context, at time.Time) {
+	start := time.Now()
+	work := make(chan *state)
+	var wg sync.WaitGroup
+	var app storage.Appender
+	var appMu sync.Mutex
+	if e.opts.Appendable != nil {
+		app = e.opts.Appendable.Appender(ctx)
+	}
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for st := range work {
+				status := e.evaluate(ctx, st, at)
+				if status.Error != "" {
+					e.evalErrors.Inc()
+					e.logger.Warn("SLO evaluation failed", "slo", st.slo.ID, "err", status.Error)
+				}
+				if app != nil {
+					appMu.Lock()
+					if err := writeBack(app, st.slo, status); err != nil {
+						e.logger.Warn("write back SLO series", "slo", st.slo.ID, "err", err)
+					}
+					appMu.Unlock()
+				}
+				st.record(status, e.opts.History)
+			}
+		})
+	}
+	for _, st := range e.states {
+		work <- st
+	}
+	close(work)
+	wg.Wait()
+	if app != nil {
+		if err := app.Commit(); err != nil {
+			e.logger.Warn("commit SLO series", "err", err)
+		}
+	}
+	e.evalDuration.Observe(time.Since(start).Seconds())
+}
+
+func (st *state) record(s Status, keep int) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.last = s
+	st.history = append(st.history, Evaluation{EvaluatedAt: s.EvaluatedAt, Windows: append(s.Windows, s.PeriodSLI), BudgetRemaining: s.BudgetRemaining, Error: s.Error})
+	if len(st.history) > keep {
+		st.history = append(st.history[:0:0], st.history[len(st.history)-keep:]...)
+	}
+}
+
+func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time) Status {
+	s := st.slo
+	eb := s.ErrorBudget()
+	status := Status{
+		ID: s.ID, Service: s.Service, Name: s.Name, Description: s.Description,
+		Objective: s.Objective, ErrorBudget: eb, Period: periodName(s), Budgeting: string(s.Budgeting),
+		EvaluatedAt: at.UTC(), MinEvents: s.MinEvents,
+	}
+	fail := func(err error) Status {
+		status.Error = err.Error()
+		status.BudgetRemaining, status.BudgetConsumed = Value(math.NaN()), Value(math.NaN())
+		status.PeriodSLI.ErrorRatio = Value(math.NaN())
+		return status
+	}
+	if !st.checked {
+		st.leErr = e.checkBuckets(ctx, st, at)
+	}
+	if st.leErr != nil {
+		return fail(st.leErr)
+	}
+	q := e.opts.Querier
+	for _, w := range Windows {
+		ws, err := e.window(ctx, q, s, w, at)
+		if err != nil {
+			return fail(fmt.Errorf("window %s: %w", FormatWindow(w), err))
+		}
+		status.Windows = append(status.Windows, ws)
+	}
+	if err := e.fillSlices(ctx, st, at); err != nil {
+		return fail(fmt.Errorf("period slices: %w", err))
+	}
+	pstart, plen := s.periodBounds(at)
+	status.PeriodStart = pstart
+	agg := st.ring.aggregate(sliceKey(pstart), sliceKey(at), 1-s.TimeSliceTarget)
+	var ratio float64
+	switch s.Budgeting {
+	case RatioTimeslices:
+		ratio = agg.ratioSum / float64(agg.slices)
+	case Timeslices:
+		ratio = float64(agg.badSlice) / float64(agg.slices)
+	default:
+		ratio = agg.bad / agg.all
+	}
+	ps := WindowStatus{Window: status.Period, ErrorRatio: Value(ratio), SLI: Value(1 - ratio), BurnRate: Value(ratio / eb), Seconds: at.Sub(pstart).Seconds()}
+	if s.SLI.Kind != KindRaw {
+		scale := 1.0
+		if s.SLI.rateBased() {
+			scale = SliceWidth.Seconds()
+		}
+		ps.BadEvents, ps.TotalEvents = Value(agg.bad*scale), Value(agg.all*scale)
+		ps.GoodEvents = ps.TotalEvents - ps.BadEvents
+	} else {
+		ps.BadEvents, ps.TotalEvents, ps.GoodEvents = Value(math.NaN()), Value(math.NaN()), Value(math.NaN())
+	}
+	status.PeriodSLI = ps
+	// A rolling period is always complete; a calendar period has run for
+	// elapsed/length of its budget so far (budgets reset at the boundary).
+	coverage := 1.0
+	if s.Calendar != nil {
+		coverage = at.Sub(pstart).Seconds() / plen.Seconds()
+	}
+	consumed := ratio * coverage / eb
+	if agg.slices == 0 {
+		consumed = 0 // no traffic spends no budget
+	}
+	status.BudgetConsumed = Value(consumed)
+	status.BudgetRemaining = Value(1 - consumed)
+	for _, w := range []string{"1h", "6h", "1d"} {
+		ws, _ := status.Window(w)
+		f := Forecast{Window: w, BurnRate: ws.BurnRate, Seconds: Value(math.NaN())}
+		b := float64(ws.BurnRate)
+		switch {
+		case consumed >= 1:
+			f.Seconds = 0
+		case b > 0:
+			f.Seconds = Value((1 - consumed) * plen.Seconds() / b)
+		}
+		status.Forecasts = append(status.Forecasts, f)
+	}
+	for _, t := range s.Tiers {
+		long, _ := status.Window(FormatWindow(t.LongWindow))
+		short, _ := status.Window(FormatWindow(t.ShortWindow))
+		ts := TierStatus{Severity: t.Severity, LongWindow: long.Window, ShortWindow: short.Window,
+			BudgetPercent: t.BudgetPercent, Factor: t.Factor, Threshold: t.Factor * eb}
+		ts.Held = long.LowTraffic || short.LowTraffic
+		ts.Firing = !ts.Held && float64(long.ErrorRatio) > ts.Threshold && float64(short.ErrorRatio) > ts.Threshold
+		status.Tiers = append(status.Tiers, ts)
+	}
+	return status
+}
+
+func periodName(s *SLO) string {
+	if s.Calendar != nil {
+		return s.Calendar.Unit
+	}
+	return FormatWindow(s.Period)
+}
+
+// window evaluates the SLI over w with the same expressions the exported
+// recording rules use.
+func (e *Engine) window(ctx context.Context, q Querier, s *SLO, w time.Duration, at time.Time) (WindowStatus, error) {
+	eb := s.ErrorBudget()
+	ws := WindowStatus{Window: FormatWindow(w), Seconds: w.Seconds()}
+	nan := Value(math.NaN())
+	if s.SLI.Kind == KindRaw {
+		r, _, err := scalar(ctx, q, s.SLI.ratioExpr(w), at)
+		if err != nil {
+			return ws, err
+		}
+		ws.ErrorRatio, ws.SLI, ws.BurnRate = Value(r), Value(1-r), Value(r/eb)
+		ws.BadEvents, ws.GoodEvents, ws.TotalEvents = nan, nan, nan
+		return ws, nil
+	}
+	bad, _, err := scalar(ctx, q, s.SLI.errorExpr(w), at)
+	if err != nil {
+		return ws, err
+	}
+	all, _, err := scalar(ctx, q, s.SLI.totalExpr(w), at)
+	if err != nil {
+		return ws, err
+	}
+	r := bad / all
+	ws.ErrorRatio, ws.SLI, ws.BurnRate = Value(r), Value(1-r), Value(r/eb)
+	scale := 1.0
+	if s.SLI.rateBased() {
+		scale = w.Seconds()
+	}
+	ws.BadEvents, ws.TotalEvents = Value(bad*scale), Value(all*scale)
+	ws.GoodEvents = ws.TotalEvents - ws.BadEvents
+	// Without traffic (NaN) or below min_events the burn rate is noise.
+	ws.LowTraffic = !(float64(ws.TotalEvents) >= s.MinEvents) || (s.MinEvents > 0 && math.IsNaN(float64(ws.TotalEvents)))
+	return ws, nil
+}
+
+// fillSlices queries the 5-minute slices that ended since the last cycle
+// (the whole period on the first cycle) with one range query per
+// expression.
+func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time) error {
+	s := st.slo
+	to := sliceKey(at)
+	from := sliceKey(at.Add(-s.maxPeriod())) // oldest slice worth holding
+	if st.ring.last >= from {
+		from = st.ring.last
+	}
+	if to <= from {
+		return nil
+	}
+	start := time.UnixMilli((from + 1) * SliceWidth.Milliseconds())
+	end := time.UnixMilli(to * SliceWidth.Milliseconds())
+	var bad, all map[int64]float64
+	var err error
+	if s.SLI.Kind == KindRaw {
+		bad, err = e.rangeOrInstant(ctx, s.SLI.ratioExpr(SliceWidth), start, end)
+		all = map[int64]float64{}
+		for k := range bad {
+			all[k] = 1
+		}
+	} else {
+		if bad, err = e.rangeOrInstant(ctx, s.SLI.errorExpr(SliceWidth), start, end); err == nil {
+			all, err = e.rangeOrInstant(ctx, s.SLI.totalExpr(SliceWidth), start, end)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	for k := from + 1; k <= to; k++ {
+		ms := k * SliceWidth.Milliseconds()
+		b, ok1 := bad[ms]
+		a, ok2 := all[ms]
+		if !ok1 || !ok2 {
+			b, a = math.NaN(), math.NaN()
+		}
+		st.ring.put(k, b, a)
+	}
+	return nil
+}
+
+func (e *Engine) rangeOrInstant(ctx context.Context, q string, start, end time.Time) (map[int64]float64, error) {
+	if start.Equal(end) {
+		v, ok, err := scalar(ctx, e.opts.Querier, q, start)
+		if err != nil || !ok {
+			return map[int64]float64{}, err
+		}
+		return map[int64]float64{start.UnixMilli(): v}, nil
+	}
+	return e.opts.Querier.QueryRange(ctx, q, start, end, SliceWidth)
+}
+
+// checkBuckets verifies against the data that a classic-histogram latency
+// threshold is one of the histogram's `le` bounds, and adopts the label
+// value as written in the data. No data yet is not an error.
+func (e *Engine) checkBuckets(ctx context.Context, st *state, at time.Time) error {
+	s := st.slo.SLI
+	res, err := e.opts.Querier.Query(ctx, fmt.Sprintf("count by (le) (%s)", sel(s.Metric+"_bucket", s.Selector, "")), at)
+	if err != nil || len(res) == 0 {
+		return nil
+	}
+	st.checked = true
+	var bounds []float64
+	for _, r := range res {
+		v, err := strconv.ParseFloat(r.Labels["le"], 64)
+		if err != nil {
+			continue
+		}
+		if v == s.Threshold {
+			st.slo.SLI.Le = r.Labels["le"]
+			return nil
+		}
+		bounds = append(bounds, v)
+	}
+	sort.Float64s(bounds)
+	names := make([]string, len(bounds))
+	for i, b := range bounds {
+		names[i] = FormatLe(b)
+	}
+	return fmt.Errorf("%s:%d: latency threshold %v is not a bucket bound of %s; the data has le=%v", st.slo.File, st.slo.Line, s.Threshold, s.Metric, names)
+}
+
+// Snapshot returns the latest status of every SLO, for alerting and the
+// deploy gate: per-window SLI, burn rate and event counts and the tier
+// thresholds, without querying again.
+func (e *Engine) Snapshot() []Status {
+	out := make([]Status, 0, len(e.states))
+	for _, st := range e.states {
+		st.mu.RLock()
+		if !st.last.EvaluatedAt.IsZero() {
+			out = append(out, st.last)
+		}
+		st.mu.RUnlock()
+	}
+	return out
+}
+
+// Get returns the latest status and history of one SLO.
+func (e *Engine) Get(id string) (Status, []Evaluation, error) {
+	st, ok := e.byID[id]
+	if !ok {
+		return Status{}, nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.last, append([]Evaluation(nil), st.history...), nil
+}
+
+// sloLabels are Sloth's identifying labels plus the SLO's own.
+func sloLabels(s *SLO) map[string]string {
+	m := map[string]string{}
+	for k, v := range s.Labels {
+		m[k] = v
+	}
+	m["sloth_id"], m["sloth_service"], m["sloth_slo"] = s.ID, s.Service, s.Name
+	return m
+}
+
+func writeBack(app storage.Appender, s *SLO, st Status) error {
+	ts := st.EvaluatedAt.UnixMilli()
+	base := sloLabels(s)
+	add := func(name string, extra map[string]string, v float64) error {
+		b := labels.NewBuilder(labels.FromMap(base))
+		b.Set(labels.MetricName, name)
+		for k, val := range extra {
+			b.Set(k, val)
+		}
+		_, err := app.Append(0, b.Labels(), ts, v)
+		return err
+	}
+	var errs []error
+	if st.Error == "" {
+		for _, w := range st.Windows {
+			errs = append(errs,
+				add("slo:sli_error:ratio_rate"+w.Window, map[string]string{"sloth_window": w.Window}, float64(w.ErrorRatio)),
+				add("slo:burn_rate:ratio", map[string]string{"sloth_window": w.Window}, float64(w.BurnRate)))
+		}
+		p := st.PeriodSLI
+		w5, _ := st.Window("5m")
+		errs = append(errs,
+			add("slo:sli_error:ratio_rate"+FormatWindow(s.Period), map[string]string{"sloth_window": FormatWindow(s.Period)}, float64(p.ErrorRatio)),
+			add("slo:current_burn_rate:ratio", nil, float64(w5.BurnRate)),
+			add("slo:period_burn_rate:ratio", nil, float64(p.BurnRate)),
+			add("slo:period_error_budget_remaining:ratio", nil, float64(st.BudgetRemaining)),
+			add("slo:period_error_budget_consumed:ratio", nil, float64(st.BudgetConsumed)))
+		for _, f := range st.Forecasts {
+			if !math.IsNaN(float64(f.Seconds)) {
+				errs = append(errs, add("slo:error_budget_exhaustion:seconds", map[string]string{"sloth_window": f.Window}, float64(f.Seconds)))
+			}
+		}
+	}
+	errs = append(errs,
+		add("slo:objective:ratio", nil, s.Objective),
+		add("slo:error_budget:ratio", nil, s.ErrorBudget()),
+		add("slo:time_period:days", nil, s.Period.Hours()/24),
+		add("sloth_slo_info", map[string]string{"sloth_mode": "burnrate", "sloth_objective": strconv.FormatFloat(s.Objective*100, 'f', -1, 64),
+			"sloth_spec": "prometheus/v1", "sloth_version": "burnrate"}, 1))
+	return errors.Join(errs...)
+}
+
+// compile-time check that Status encodes.
+var _ = json.Marshal

@@ -1,0 +1,120 @@
+package sloengine
+
+import (
+	"time"
+)
+
+// periodBounds returns the start of the period that holds at and the full
+// length of that period. Rolling periods start at at-Period; calendar
+// periods start at the last week, month or quarter boundary in the SLO's
+// zone, which is when the budget resets. Lengths are real durations, so a
+// month with a DST change is 1h shorter or longer.
+func (s *SLO) periodBounds(at time.Time) (start time.Time, length time.Duration) {
+	if s.Calendar == nil {
+		return at.Add(-s.Period), s.Period
+	}
+	loc := s.Calendar.Location
+	t := at.In(loc)
+	var from, to time.Time
+	switch s.Calendar.Unit {
+	case "week":
+		// ISO weeks start on Monday.
+		back := (int(t.Weekday()) + 6) % 7
+		from = time.Date(t.Year(), t.Month(), t.Day()-back, 0, 0, 0, 0, loc)
+		to = time.Date(from.Year(), from.Month(), from.Day()+7, 0, 0, 0, 0, loc)
+	case "quarter":
+		m := time.Month((int(t.Month())-1)/3*3 + 1)
+		from = time.Date(t.Year(), m, 1, 0, 0, 0, 0, loc)
+		to = from.AddDate(0, 3, 0)
+	default: // month
+		from = time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, loc)
+		to = from.AddDate(0, 1, 0)
+	}
+	return from.UTC(), to.Sub(from)
+}
+
+// maxPeriod bounds how many slices the ring must hold.
+func (s *SLO) maxPeriod() time.Duration {
+	if s.Calendar == nil {
+		return s.Period
+	}
+	switch s.Calendar.Unit {
+	case "week":
+		return 7*24*time.Hour + time.Hour
+	case "quarter":
+		return 92*24*time.Hour + time.Hour
+	}
+	return 31*24*time.Hour + time.Hour
+}
+
+// sliceKey is the index of the 5-minute slice that ends at or before t.
+func sliceKey(t time.Time) int64 { return floorDiv(t.UnixMilli(), SliceWidth.Milliseconds()) }
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// ring keeps one entry per 5-minute slice: the error and total values of
+// the SLI's 5m expressions evaluated at the slice's end. A period is a sum
+// over the slices whose end lies inside it, so each cycle only queries the
+// slices that ended since the previous cycle.
+type ring struct {
+	keys     []int64
+	bad, all []float64
+	last     int64 // newest key filled; 0 when empty
+}
+
+func newRing(n int) *ring {
+	r := &ring{keys: make([]int64, n), bad: make([]float64, n), all: make([]float64, n)}
+	for i := range r.keys {
+		r.keys[i] = -1
+	}
+	return r
+}
+
+func (r *ring) put(k int64, bad, all float64) {
+	i := int(k % int64(len(r.keys)))
+	r.keys[i], r.bad[i], r.all[i] = k, bad, all
+	if k > r.last {
+		r.last = k
+	}
+}
+
+// periodAgg sums slices with keys in (from, to].
+type periodAgg struct {
+	bad, all float64 // Occurrences: sums of values (NaN slices skipped)
+	ratioSum float64 // RatioTimeslices: sum of per-slice ratios
+	slices   int     // slices with traffic
+	badSlice int     // Timeslices: slices whose SLI missed the target
+}
+
+func (r *ring) aggregate(from, to int64, sliceMaxRatio float64) periodAgg {
+	var a periodAgg
+	n := int64(len(r.keys))
+	if to-from > n {
+		from = to - n
+	}
+	for k := from + 1; k <= to; k++ {
+		i := int(k % n)
+		if r.keys[i] != k {
+			continue
+		}
+		b, t := r.bad[i], r.all[i]
+		if t != t || b != b || t <= 0 {
+			continue // no traffic in this slice
+		}
+		a.bad += b
+		a.all += t
+		ratio := b / t
+		a.ratioSum += ratio
+		a.slices++
+		if ratio > sliceMaxRatio {
+			a.badSlice++
+		}
+	}
+	return a
+}
