@@ -199,9 +199,17 @@ func (s *Store) load() error {
 				"file", path, "offset", res.valid, "skipped_bytes", fi.Size()-res.valid, "err", res.corrupt)
 		}
 		if seg.records == 0 {
-			// Nothing readable: an empty segment from a clean stop, or a
-			// damaged one. Either way there is nothing to serve from it.
 			f.Close()
+			if res.corrupt != nil && fi.Size() > segmentHeader {
+				// Not a segment this version can read (or damaged from its
+				// first frame): keep it for inspection, out of the way.
+				if err := os.Rename(path, path+".corrupt"); err != nil {
+					return err
+				}
+				continue
+			}
+			// Empty (a clean stop with nothing written, or a crash right
+			// after the file was created): nothing to serve from it.
 			if err := os.Remove(path); err != nil {
 				return err
 			}
@@ -329,8 +337,8 @@ func (s *Store) acquire(ctx context.Context) error {
 type frame struct {
 	buf      []byte
 	received int64
-	groups []*traceGroup
-	spans  int
+	groups   []*traceGroup
+	spans    int
 }
 
 // pack encodes the groups into frames of at most maxPayloadBytes. Almost
