@@ -448,7 +448,7 @@ func (e *Engine) window(ctx context.Context, q Querier, s *SLO, w time.Duration,
 	ws.BadEvents, ws.TotalEvents = Value(bad*scale), Value(all*scale)
 	ws.GoodEvents = ws.TotalEvents - ws.BadEvents
 	// Without traffic (NaN) or below min_events the burn rate is noise.
-	ws.LowTraffic = !(float64(ws.TotalEvents) >= s.MinEvents) || (s.MinEvents > 0 && math.IsNaN(float64(ws.TotalEvents)))
+	ws.LowTraffic = !(float64(ws.TotalEvents) > 0) || float64(ws.TotalEvents) < s.MinEvents
 	return ws, nil
 }
 
@@ -616,3 +616,5 @@ func writeBack(app storage.Appender, s *SLO, st Status) error {
 
 // compile-time check that Status encodes.
 var _ = json.Marshal
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -418,8 +418,8 @@ func (c *fileCtx) buildOwn(p string, fs fileSpec, s sloSpec) *SLO {
 		switch {
 		case err != nil:
 			c.errf(p+".period", "%q is not a duration such as 28d or 30d", s.Period)
-		case time.Duration(d) < 24*time.Hour || time.Duration(d)%SliceWidth != 0:
-			c.errf(p+".period", "%s must be at least 1d and a multiple of 5m", s.Period)
+		case time.Duration(d) < 24*time.Hour || time.Duration(d)%SliceWidth != 0 || windowFor(time.Duration(d)):
+			c.errf(p+".period", "%s must be at least 1d, a multiple of 5m and differ from the SLI windows (%s)", s.Period, windowNames())
 		default:
 			slo.Period = time.Duration(d)
 		}

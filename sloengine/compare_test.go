@@ -1,0 +1,206 @@
+package sloengine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+)
+
+// scenario yields the good and bad events added in minute m of n.
+type scenario struct {
+	name string
+	inc  func(m, n int) (good, bad float64)
+	// resetAt, when > 0, drops both counters to zero at that minute, as a
+	// restarted process does.
+	resetAt int
+}
+
+var scenarios = []scenario{
+	{name: "steady", inc: func(m, n int) (float64, float64) { return 999, 1 }},
+	{name: "bursty", inc: func(m, n int) (float64, float64) {
+		g := 600.0
+		if m%30 < 3 {
+			g = 3000 // traffic bursts
+		}
+		if m%97 < 5 {
+			return g, 60 // error bursts
+		}
+		return g, 0
+	}},
+	{name: "outage", inc: func(m, n int) (float64, float64) {
+		if m >= n-50 && m < n-30 {
+			return 0, 600 // 20 minutes of total failure, 30 minutes ago
+		}
+		return 597, 3
+	}},
+	{name: "zerotraffic", inc: func(m, n int) (float64, float64) {
+		if m > n-8*60 {
+			return 0, 0 // no requests at all for the last 8 hours
+		}
+		return 500, 2
+	}},
+	{name: "counterreset", inc: func(m, n int) (float64, float64) { return 594, 6 }, resetAt: -40},
+}
+
+// buildScenarios returns counter series for every scenario, sampled each
+// minute at second 7, so no sample ever sits on an evaluation instant
+// (Prometheus 3 range selectors are left-open, 2.42's are closed).
+func buildScenarios(start time.Time, n int) []series {
+	var out []series
+	for _, sc := range scenarios {
+		good := series{labels: map[string]string{"__name__": "http_requests_total", "job": sc.name, "code": "200"}}
+		bad := series{labels: map[string]string{"__name__": "http_requests_total", "job": sc.name, "code": "500"}}
+		var g, b float64
+		reset := n + sc.resetAt
+		for m := range n {
+			if sc.resetAt != 0 && m == reset {
+				g, b = 0, 0
+			}
+			dg, db := sc.inc(m, n)
+			g, b = g+dg, b+db
+			ts := start.Add(time.Duration(m)*time.Minute + 7*time.Second).UnixMilli()
+			good.ts, good.vals = append(good.ts, ts), append(good.vals, g)
+			bad.ts, bad.vals = append(bad.ts, ts), append(bad.vals, b)
+		}
+		out = append(out, good, bad)
+	}
+	return out
+}
+
+func scenarioSLOs(t testing.TB) []*SLO {
+	var spec string
+	spec = "version: prometheus/v1\nservice: synth\nslos:\n"
+	for _, sc := range scenarios {
+		spec += fmt.Sprintf(`  - name: %s
+    objective: 99.9
+    period: 2d
+    sli:
+      events:
+        error_query: sum(rate(http_requests_total{job="%s",code=~"5.."}[{{.window}}]))
+        total_query: sum(rate(http_requests_total{job="%s"}[{{.window}}]))
+`, sc.name, sc.name, sc.name)
+	}
+	l := NewLoader()
+	l.Add("synth.yml", []byte(spec))
+	slos, err := l.Result()
+	require.NoError(t, err)
+	return slos
+}
+
+// TestEngineMatchesPrometheus loads the same series into Burnrate's TSDB
+// and into the Debian prometheus (2.42) and requires equal SLIs, burn rates
+// and remaining budgets: the engine on the TSDB, the engine on the external
+// backend, and the exported recording rules' expressions evaluated by the
+// real Prometheus.
+func TestEngineMatchesPrometheus(t *testing.T) {
+	// Recent data: Prometheus drops blocks older than its retention.
+	n := 3 * 24 * 60
+	start := time.Now().Add(-time.Duration(n+90) * time.Minute).Truncate(time.Hour)
+	ss := buildScenarios(start, n)
+	slos := scenarioSLOs(t)
+	rules, err := RuleFiles(slos, time.Minute)
+	require.NoError(t, err)
+	promURL := startPrometheus(t, openMetrics("http_requests", ss), rules)
+
+	db := openTSDB(t, ss)
+	at := start.Add(time.Duration(n)*time.Minute - 30*time.Second)
+	ctx := context.Background()
+
+	local, err := New(Options{SLOs: scenarioSLOs(t), Querier: LocalQuerier{Engine: NewPromQLEngine(), Queryable: db}})
+	require.NoError(t, err)
+	local.Evaluate(ctx, at)
+	remote, err := New(Options{SLOs: scenarioSLOs(t), Querier: RemoteQuerier{URL: promURL}})
+	require.NoError(t, err)
+	remote.Evaluate(ctx, at)
+
+	// The recording rules as exported, by record name and sloth_id.
+	var rf ruleFile
+	require.NoError(t, yaml.Unmarshal(rules["synth.rules.yml"], &rf))
+	exported := map[string]string{}
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			if r.Record != "" {
+				exported[r.Record+"/"+r.Labels["sloth_id"]] = r.Expr
+			}
+		}
+	}
+	prom := RemoteQuerier{URL: promURL}
+	promValue := func(q string) float64 {
+		v, _, err := scalar(ctx, prom, q, at)
+		require.NoError(t, err, q)
+		return v
+	}
+
+	ls, rs := local.Snapshot(), remote.Snapshot()
+	require.Len(t, ls, len(scenarios))
+	require.Len(t, rs, len(scenarios))
+	for i, l := range ls {
+		r := rs[i]
+		t.Run(l.ID, func(t *testing.T) {
+			require.Empty(t, l.Error)
+			require.Empty(t, r.Error)
+			for j, w := range l.Windows {
+				want := promValue(exported["slo:sli_error:ratio_rate"+w.Window+"/"+l.ID])
+				requireClose(t, want, float64(w.ErrorRatio), "%s error ratio, tsdb vs prometheus rule", w.Window)
+				requireClose(t, want, float64(r.Windows[j].ErrorRatio), "%s error ratio, prometheus backend", w.Window)
+				requireClose(t, want/l.ErrorBudget, float64(w.BurnRate), "%s burn rate", w.Window)
+				requireClose(t, float64(w.TotalEvents), float64(r.Windows[j].TotalEvents), "%s events", w.Window)
+			}
+			// The period: the sum of the 5-minute slices that end in the last
+			// two days, exactly as a subquery over the 5m expressions computes it.
+			s := slos[i]
+			q := fmt.Sprintf("sum_over_time(%s[2d:5m]) / sum_over_time(%s[2d:5m])", s.SLI.errorExpr(SliceWidth), s.SLI.totalExpr(SliceWidth))
+			want := promValue(q)
+			requireClose(t, want, float64(l.PeriodSLI.ErrorRatio), "period error ratio")
+			requireClose(t, want, float64(r.PeriodSLI.ErrorRatio), "period error ratio, prometheus backend")
+			requireClose(t, promValue("1 - ("+q+") / "+fmtFloat(l.ErrorBudget)), float64(l.BudgetRemaining), "budget remaining")
+			requireClose(t, float64(l.BudgetRemaining), float64(r.BudgetRemaining), "budget remaining, prometheus backend")
+		})
+	}
+
+	// Sanity of the scenarios themselves, so the comparison is not vacuous.
+	byID := map[string]Status{}
+	for _, s := range ls {
+		byID[s.ID] = s
+	}
+	o, _ := byID["synth-outage"].Window("1h")
+	require.InDelta(t, 20.0/60, float64(o.ErrorRatio), 0.02, "the outage shows in the 1h window")
+	require.Less(t, float64(byID["synth-outage"].BudgetRemaining), 0.0, "a 20-minute outage overspends a 99.9%% daily budget")
+	z, _ := byID["synth-zerotraffic"].Window("1h")
+	require.True(t, z.LowTraffic)
+	require.Equal(t, "null", mustJSON(t, z.ErrorRatio))
+	c, _ := byID["synth-counterreset"].Window("1h")
+	requireClose(t, 0.01, float64(c.ErrorRatio), "a counter reset does not distort the ratio")
+}
+
+func mustJSON(t testing.TB, v any) string {
+	b, err := jsonMarshal(v)
+	require.NoError(t, err)
+	return string(b)
+}
+
+func TestExportedRulesPassPromtoolCheck(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (apt-get install prometheus); CI installs it")
+	}
+	ex, err := Examples()
+	require.NoError(t, err)
+	files, err := RuleFiles(append(ex, scenarioSLOs(t)...), time.Minute)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, body, 0o644))
+		out, err := exec.Command(promtool, "check", "rules", p).CombinedOutput()
+		require.NoError(t, err, "promtool check rules %s:\n%s", name, out)
+		require.Contains(t, string(out), "SUCCESS")
+	}
+}
