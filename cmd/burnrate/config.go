@@ -60,10 +60,11 @@ func (c config) validate() error {
 // flagKeys maps command-line flags to configuration keys. Flags win over the
 // environment, which wins over the file.
 var flagKeys = map[string]string{
-	"listen":     "listen",
-	"data-dir":   "data_dir",
-	"log-level":  "log.level",
-	"log-format": "log.format",
+	"listen":      "listen",
+	"data-dir":    "data_dir",
+	"log-level":   "log.level",
+	"log-format":  "log.format",
+	"otlp-listen": "collector.otlp_listen",
 }
 
 // loadConfig reads the effective configuration: defaults, then the YAML file

@@ -124,6 +124,7 @@ func addServerFlags(cmd *cobra.Command) {
 	def := defaultConfig()
 	cmd.Flags().String("listen", def.Listen, "address of the HTTP listener (UI, APIs, /metrics)")
 	cmd.Flags().String("data-dir", def.DataDir, "directory holding every store (TSDB, SQLite, traces)")
+	cmd.Flags().String("otlp-listen", def.Collector.OTLPListen, "address of the separate OTLP/HTTP listener (/v1/metrics, /v1/traces); empty disables it")
 }
 
 func newUpCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {

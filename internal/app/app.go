@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 
+	"github.com/burnrate/burnrate/collector"
 	"github.com/burnrate/burnrate/internal/httpserver"
 )
 
@@ -37,6 +38,10 @@ type Options struct {
 	// ShutdownTimeout bounds how long in-flight HTTP requests may drain.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 
+	// Collector configures ingest (OTLP, remote write, scrape), the TSDB,
+	// the query API and the trace store.
+	Collector collector.Config `mapstructure:"collector"`
+
 	// Logger and Registry are injected, never read from configuration.
 	Logger   *slog.Logger         `mapstructure:"-"`
 	Registry *prometheus.Registry `mapstructure:"-"`
@@ -48,6 +53,7 @@ func DefaultOptions() Options {
 		Listen:          "127.0.0.1:8080",
 		DataDir:         "./data",
 		ShutdownTimeout: 4 * time.Second,
+		Collector:       collector.DefaultConfig(),
 	}
 }
 
@@ -58,6 +64,9 @@ func (o Options) Validate() error {
 	}
 	if o.DataDir == "" {
 		return errors.New("data_dir: must not be empty")
+	}
+	if err := o.Collector.Validate(); err != nil {
+		return err
 	}
 	if o.ShutdownTimeout > 4500*time.Millisecond {
 		return fmt.Errorf("shutdown_timeout: %s is too long: the whole process must stop within 5s", o.ShutdownTimeout)
@@ -77,6 +86,10 @@ type App struct {
 	logger *slog.Logger
 	reg    *prometheus.Registry
 	http   *httpserver.Server
+
+	// collector is the TSDB, query engine and ingest; other components
+	// (the SLO engine) query and write through it.
+	collector *collector.Collector
 
 	// closers release storage in reverse order of opening, after every actor
 	// of the run group has returned.
@@ -150,7 +163,9 @@ func New(opts Options) (*App, error) {
 	// Components are built here, storage first, each in a build* function in
 	// its own file (internal/app/<component>.go). A failure closes what was
 	// already opened.
-	for _, build := range []func() error{} {
+	for _, build := range []func() error{
+		a.buildCollector,
+	} {
 		if err := build(); err != nil {
 			a.http.Close()
 			a.Close()

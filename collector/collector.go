@@ -1,0 +1,320 @@
+// Package collector receives metrics (OTLP/HTTP, Prometheus remote write,
+// Prometheus scrape) into an embedded Prometheus TSDB, answers the Prometheus
+// query API over it, and receives OTLP traces for the trace store.
+//
+// It is built from Prometheus's own parts wherever they exist: the tsdb and
+// promql packages, the OTLP translator, the remote-write handler and queue
+// manager, the scrape manager and web/api/v1. What Burnrate adds around them
+// is what a shared ingest endpoint needs: body limits and media-type checks
+// with OTLP's status codes, back-pressure, cardinality limits that reject
+// with a clear count instead of falling over, and per-reason accounting.
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/scrape"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/storage/remote"
+	"github.com/prometheus/prometheus/tsdb"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// SpanStore keeps the spans received on /v1/traces (collector/tracestore).
+type SpanStore interface {
+	// Append stores td and returns how many spans it rejected. An error that
+	// IsOverloaded recognises makes the sender retry later (429).
+	Append(ctx context.Context, td ptrace.Traces) (rejected int, err error)
+}
+
+// Collector is the running ingest and query side of Burnrate.
+type Collector struct {
+	cfg      Config
+	dir      string
+	logger   *slog.Logger
+	reg      prometheus.Registerer
+	gatherer prometheus.Gatherer
+
+	db      *tsdb.DB
+	remote  *remote.Storage // nil without remote_write.url
+	storage storage.Storage // db, or db fanned out to remote
+	guarded *guardedStorage
+	limiter *limiter
+	metrics *metrics
+	engine  *promql.Engine
+	parser  parser.Parser
+	d2c     interface {
+		ConsumeMetrics(context.Context, pmetric.Metrics) error
+		Shutdown(context.Context) error
+	}
+	scrape   *scrape.Manager
+	api      http.Handler
+	rw       http.Handler
+	inflight chan struct{}
+	closing  atomic.Bool
+
+	spans        SpanStore
+	isOverloaded func(error) bool
+
+	otlpLn  net.Listener
+	otlpSrv *http.Server
+
+	closeOnce sync.Once
+}
+
+// Open opens (or creates) the TSDB in dir, replaying its WAL, and builds
+// every handler. reg receives the collector's, the TSDB's and the engine's
+// metrics; gatherer (usually the same registry) serves /api/v1/status pages.
+// The OTLP listener, when configured, is bound here so that a busy port fails
+// start-up rather than the first export.
+func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("collector: create %s: %w", dir, err)
+	}
+	c := &Collector{
+		cfg: cfg, dir: dir, logger: logger, reg: reg, gatherer: gatherer,
+		inflight:     make(chan struct{}, cfg.MaxInflightRequests),
+		isOverloaded: func(error) bool { return false },
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = c.Close()
+		}
+	}()
+
+	opts := tsdb.DefaultOptions()
+	opts.RetentionDuration = cfg.TSDB.Retention.Milliseconds()
+	opts.MaxBytes = cfg.TSDB.RetentionBytes
+	opts.OutOfOrderTimeWindow = cfg.TSDB.OutOfOrderWindow.Milliseconds()
+	opts.EnableExemplarStorage = true
+	opts.MaxExemplars = cfg.TSDB.MaxExemplars
+	opts.WALCompression = "snappy"
+	db, err := tsdb.Open(dir, logger.With("component", "tsdb"), reg, opts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("collector: open tsdb %s: %w", dir, err)
+	}
+	c.db = db
+	c.storage = db
+
+	c.metrics, err = newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("collector: register metrics: %w", err)
+	}
+	c.limiter = newLimiter(cfg.Limits)
+	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "burnrate_collector_active_series",
+		Help: "Series in the TSDB head (recent series, what the active series limit protects).",
+	}, func() float64 { return float64(db.Head().NumSeries()) })); err != nil {
+		return nil, fmt.Errorf("collector: register metrics: %w", err)
+	}
+
+	c.parser = parser.NewParser(parser.Options{})
+	c.engine = promql.NewEngine(promql.EngineOpts{
+		Logger:                   logger.With("component", "promql"),
+		Reg:                      reg,
+		MaxSamples:               cfg.Query.MaxSamples,
+		Timeout:                  cfg.Query.Timeout,
+		LookbackDelta:            cfg.Query.LookbackDelta,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+		Parser:                   c.parser,
+	})
+
+	if cfg.RemoteWrite.URL != "" {
+		if err := c.openRemoteWrite(); err != nil {
+			return nil, err
+		}
+	}
+	c.guarded = &guardedStorage{db: c.storage, limiter: c.limiter, metrics: c.metrics, protocol: protoScrape, now: time.Now}
+
+	if cfg.OTLP.DeltaToCumulative {
+		d2c, err := newDeltaToCumulative(c.convertOTLP)
+		if err != nil {
+			return nil, fmt.Errorf("collector: delta to cumulative: %w", err)
+		}
+		c.d2c = d2c
+	}
+	if err := c.openScrape(); err != nil {
+		return nil, err
+	}
+	c.rw = newRemoteWriteHandler(logger, reg, c.guarded)
+	c.api = c.newAPI()
+
+	if cfg.OTLPListen != "" {
+		ln, err := net.Listen("tcp", cfg.OTLPListen)
+		if err != nil {
+			return nil, fmt.Errorf("collector.otlp_listen: %w", err)
+		}
+		c.otlpLn = ln
+		mux := http.NewServeMux()
+		mux.Handle("/v1/metrics", c.OTLPMetricsHandler())
+		mux.Handle("/v1/traces", c.OTLPTracesHandler())
+		c.otlpSrv = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+	}
+	ok = true
+	return c, nil
+}
+
+// SetSpanStore hands /v1/traces to a trace store. isOverloaded recognises
+// its push-back errors (answered 429 with Retry-After).
+func (c *Collector) SetSpanStore(s SpanStore, isOverloaded func(error) bool) {
+	c.spans = s
+	if isOverloaded != nil {
+		c.isOverloaded = isOverloaded
+	}
+}
+
+// Storage is the TSDB (fanned out to remote write when configured), for
+// components that query it or write recorded series back (the SLO engine).
+// Writes through it bypass the ingest limits.
+func (c *Collector) Storage() storage.Storage { return c.storage }
+
+// QueryEngine is the PromQL engine the query API uses.
+func (c *Collector) QueryEngine() *promql.Engine { return c.engine }
+
+// DB is the embedded TSDB itself.
+func (c *Collector) DB() *tsdb.DB { return c.db }
+
+// OTLPAddr is the address of the separate OTLP listener, empty without one.
+func (c *Collector) OTLPAddr() string {
+	if c.otlpLn == nil {
+		return ""
+	}
+	return c.otlpLn.Addr().String()
+}
+
+// OTLPMetricsHandler serves POST /v1/metrics.
+func (c *Collector) OTLPMetricsHandler() http.Handler {
+	return c.ingest(protoOTLP, c.serveOTLPMetrics)
+}
+
+// OTLPTracesHandler serves POST /v1/traces.
+func (c *Collector) OTLPTracesHandler() http.Handler {
+	return c.ingest(protoTraces, c.serveOTLPTraces)
+}
+
+// RemoteWriteHandler serves POST /api/v1/write (remote write 1.0).
+func (c *Collector) RemoteWriteHandler() http.Handler {
+	return c.ingest(protoRemoteWrite, c.serveRemoteWrite)
+}
+
+// APIHandler serves the Prometheus query API under /api/v1/ (see APIPaths).
+func (c *Collector) APIHandler() http.Handler { return c.api }
+
+// Mount registers every collector endpoint with mount (a ServeMux's Handle).
+func (c *Collector) Mount(mount func(pattern string, h http.Handler)) {
+	mount("/v1/metrics", c.OTLPMetricsHandler())
+	mount("/v1/traces", c.OTLPTracesHandler())
+	mount("/api/v1/write", c.RemoteWriteHandler())
+	for _, p := range APIPaths {
+		mount(p, c.api)
+	}
+}
+
+// Ready reports whether the TSDB is open and not closing.
+func (c *Collector) Ready() error {
+	if c.closing.Load() {
+		return errors.New("collector is shutting down")
+	}
+	return nil
+}
+
+// Run serves the OTLP listener, scrapes, and forgets idle series for the
+// limits until ctx is cancelled. Remote write out runs from Open to Close, so
+// that it drains the WAL after the last request.
+func (c *Collector) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	if c.otlpSrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.otlpSrv.Serve(c.otlpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("otlp listener: %w", err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := c.runScrape(ctx); err != nil {
+			errc <- err
+		}
+	}()
+
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	var err error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err = <-errc:
+			break loop
+		case now := <-tick.C:
+			c.limiter.sweep(now)
+		}
+	}
+	c.closing.Store(true)
+	if c.otlpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		if serr := c.otlpSrv.Shutdown(sctx); serr != nil {
+			_ = c.otlpSrv.Close()
+		}
+		cancel()
+	}
+	c.scrape.Stop()
+	wg.Wait()
+	return err
+}
+
+// Close flushes remote write and closes the TSDB. Call it after Run returned.
+func (c *Collector) Close() error {
+	var errs []error
+	c.closeOnce.Do(func() {
+		c.closing.Store(true)
+		if c.otlpLn != nil {
+			_ = c.otlpLn.Close() // already closed when Run served it
+		}
+		if c.d2c != nil {
+			errs = append(errs, c.d2c.Shutdown(context.Background()))
+		}
+		if c.remote != nil {
+			errs = append(errs, c.remote.Close())
+		}
+		if c.db != nil {
+			errs = append(errs, c.db.Close())
+		}
+	})
+	return errors.Join(errs...)
+}

@@ -1,0 +1,431 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// ErrSeriesLimit is returned (wrapped, with the counts) for a sample that
+// would create a series beyond collector.limits.max_active_series.
+var ErrSeriesLimit = errors.New("active series limit reached")
+
+// ErrMetricSeriesLimit is returned (wrapped) for a sample that would create a
+// series beyond collector.limits.max_series_per_metric.
+var ErrMetricSeriesLimit = errors.New("per-metric series limit reached")
+
+// ErrInvalidLabels is returned (wrapped) for a sample whose labels break the
+// naming rules or the label limits.
+var ErrInvalidLabels = errors.New("invalid labels")
+
+// limiter admits or rejects series. It remembers every series that received a
+// sample within the idle timeout, by label hash, so that the check for a
+// known series is one read-locked map lookup; only new series take the
+// global lock.
+type limiter struct {
+	cfg    LimitsConfig
+	shards [256]limiterShard
+	total  atomic.Int64
+
+	mu        sync.Mutex
+	perMetric map[string]int
+}
+
+type limiterShard struct {
+	mu sync.RWMutex
+	m  map[uint64]*trackedSeries
+}
+
+type trackedSeries struct {
+	metric   string
+	lastSeen atomic.Int64 // unix seconds
+}
+
+func newLimiter(cfg LimitsConfig) *limiter {
+	l := &limiter{cfg: cfg, perMetric: map[string]int{}}
+	for i := range l.shards {
+		l.shards[i].m = map[uint64]*trackedSeries{}
+	}
+	return l
+}
+
+// tracking reports whether series are tracked at all: without series limits
+// the map would cost memory for nothing.
+func (l *limiter) tracking() bool {
+	return l.cfg.MaxActiveSeries > 0 || l.cfg.MaxSeriesPerMetric > 0
+}
+
+// validate checks labels against the naming rules and the label limits.
+func (l *limiter) validate(ls labels.Labels) (string, error) {
+	name := ls.Get(model.MetricNameLabel)
+	if name == "" {
+		return reasonInvalidLabels, fmt.Errorf("%w: series %s has no metric name", ErrInvalidLabels, ls.String())
+	}
+	if !ls.IsValid(model.UTF8Validation) {
+		return reasonInvalidLabels, fmt.Errorf("%w: series %s has an invalid label name or value", ErrInvalidLabels, ls.String())
+	}
+	if dup, ok := ls.HasDuplicateLabelNames(); ok {
+		return reasonInvalidLabels, fmt.Errorf("%w: series %s has label %q twice", ErrInvalidLabels, name, dup)
+	}
+	if m := l.cfg.MaxLabelsPerSeries; m > 0 && ls.Len() > m {
+		return reasonInvalidLabels, fmt.Errorf("%w: series of %s has %d labels, more than the limit of %d (collector.limits.max_labels_per_series)", ErrInvalidLabels, name, ls.Len(), m)
+	}
+	if m := l.cfg.MaxLabelValueLength; m > 0 {
+		var err error
+		ls.Range(func(lb labels.Label) {
+			if err == nil && len(lb.Value) > m {
+				err = fmt.Errorf("%w: label %q of %s is %d bytes long, more than the limit of %d (collector.limits.max_label_value_length)", ErrInvalidLabels, lb.Name, name, len(lb.Value), m)
+			}
+		})
+		if err != nil {
+			return reasonInvalidLabels, err
+		}
+	}
+	return "", nil
+}
+
+// admit returns a reason and an error when a sample of ls must be rejected.
+// now is in unix seconds.
+func (l *limiter) admit(ls labels.Labels, now int64) (string, error) {
+	if reason, err := l.validate(ls); err != nil {
+		return reason, err
+	}
+	if !l.tracking() {
+		return "", nil
+	}
+	h := ls.Hash()
+	sh := &l.shards[h%uint64(len(l.shards))]
+	sh.mu.RLock()
+	s := sh.m[h]
+	sh.mu.RUnlock()
+	if s != nil {
+		if s.lastSeen.Load() != now {
+			s.lastSeen.Store(now)
+		}
+		return "", nil
+	}
+
+	name := ls.Get(model.MetricNameLabel)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s := sh.m[h]; s != nil {
+		return "", nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if m := l.cfg.MaxActiveSeries; m > 0 && l.total.Load() >= int64(m) {
+		return reasonSeriesLimit, fmt.Errorf("%w: %d active series, the limit is %d (collector.limits.max_active_series); new series of %s rejected", ErrSeriesLimit, l.total.Load(), m, name)
+	}
+	if m := l.cfg.MaxSeriesPerMetric; m > 0 && l.perMetric[name] >= m {
+		return reasonMetricSeriesLimit, fmt.Errorf("%w: metric %s has %d active series, the limit is %d (collector.limits.max_series_per_metric)", ErrMetricSeriesLimit, name, l.perMetric[name], m)
+	}
+	s = &trackedSeries{metric: name}
+	s.lastSeen.Store(now)
+	sh.m[h] = s
+	l.perMetric[name]++
+	l.total.Add(1)
+	return "", nil
+}
+
+// sweep forgets series idle since before now-SeriesIdleTimeout, so that they
+// no longer count against the limits.
+func (l *limiter) sweep(now time.Time) {
+	cutoff := now.Add(-l.cfg.SeriesIdleTimeout).Unix()
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		for h, s := range sh.m {
+			if s.lastSeen.Load() < cutoff {
+				delete(sh.m, h)
+				l.total.Add(-1)
+				l.mu.Lock()
+				if l.perMetric[s.metric]--; l.perMetric[s.metric] <= 0 {
+					delete(l.perMetric, s.metric)
+				}
+				l.mu.Unlock()
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// ingestCounts accumulates the outcome of one request or one scrape.
+type ingestCounts struct {
+	accepted int
+	rejected map[string]int
+	// firstErr is the first rejection, reported to the sender.
+	firstErr error
+}
+
+func (c *ingestCounts) reject(reason string, n int, err error) {
+	if c.rejected == nil {
+		c.rejected = map[string]int{}
+	}
+	c.rejected[reason] += n
+	if c.firstErr == nil {
+		c.firstErr = err
+	}
+}
+
+func (c *ingestCounts) add(o ingestCounts) {
+	c.accepted += o.accepted
+	for r, n := range o.rejected {
+		c.reject(r, n, o.firstErr)
+	}
+	if c.firstErr == nil {
+		c.firstErr = o.firstErr
+	}
+}
+
+func (c *ingestCounts) rejectedTotal() int {
+	n := 0
+	for _, v := range c.rejected {
+		n += v
+	}
+	return n
+}
+
+// summary is the message a sender gets for a partly rejected request.
+func (c *ingestCounts) summary() string {
+	if c.rejectedTotal() == 0 {
+		return ""
+	}
+	var parts []string
+	for _, r := range reasons {
+		if n := c.rejected[r]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", r, n))
+		}
+	}
+	msg := fmt.Sprintf("%d of %d samples rejected (%s)", c.rejectedTotal(), c.rejectedTotal()+c.accepted, strings.Join(parts, ", "))
+	if c.firstErr != nil {
+		msg += "; first: " + c.firstErr.Error()
+	}
+	return msg
+}
+
+// requestState travels in the request context from the HTTP handler to the
+// appenders, which add their counts at Commit or Rollback.
+type requestState struct {
+	protocol string
+	mu       sync.Mutex
+	counts   ingestCounts
+}
+
+type requestStateKey struct{}
+
+func withRequestState(ctx context.Context, protocol string) (context.Context, *requestState) {
+	st := &requestState{protocol: protocol}
+	return context.WithValue(ctx, requestStateKey{}, st), st
+}
+
+func requestStateFrom(ctx context.Context) *requestState {
+	st, _ := ctx.Value(requestStateKey{}).(*requestState)
+	return st
+}
+
+// classify maps a TSDB append error to a rejection reason.
+func classify(err error) string {
+	var herr histogram.Error
+	switch {
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		return reasonOutOfOrder
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		return reasonDuplicate
+	case errors.Is(err, storage.ErrTooOldSample):
+		return reasonTooOld
+	case errors.Is(err, storage.ErrOutOfBounds):
+		return reasonOutOfBounds
+	case errors.Is(err, ErrSeriesLimit):
+		return reasonSeriesLimit
+	case errors.Is(err, ErrMetricSeriesLimit):
+		return reasonMetricSeriesLimit
+	case errors.Is(err, ErrInvalidLabels):
+		return reasonInvalidLabels
+	case errors.As(err, &herr), errors.Is(err, storage.ErrNativeHistogramsDisabled):
+		return reasonInvalidSample
+	}
+	return reasonOther
+}
+
+// guardedStorage puts the limiter and the accounting in front of the TSDB
+// for every outside writer (OTLP, remote write, scrape).
+type guardedStorage struct {
+	db       storage.Storage
+	limiter  *limiter
+	metrics  *metrics
+	protocol string // used when the context carries no request state
+	now      func() time.Time
+}
+
+func (g *guardedStorage) withProtocol(p string) *guardedStorage {
+	c := *g
+	c.protocol = p
+	return &c
+}
+
+func (g *guardedStorage) state(ctx context.Context) (*requestState, string) {
+	if st := requestStateFrom(ctx); st != nil {
+		return st, st.protocol
+	}
+	return nil, g.protocol
+}
+
+func (g *guardedStorage) flush(st *requestState, protocol string, c ingestCounts) {
+	if c.accepted > 0 {
+		g.metrics.samplesAccepted.WithLabelValues(protocol).Add(float64(c.accepted))
+	}
+	for r, n := range c.rejected {
+		g.metrics.samplesRejected.WithLabelValues(protocol, r).Add(float64(n))
+	}
+	if st != nil {
+		st.mu.Lock()
+		st.counts.add(c)
+		st.mu.Unlock()
+	}
+}
+
+// Appender returns a V1 appender (remote-write receive, scrape). Limit
+// rejections are counted and swallowed so that the rest of the batch goes
+// in; TSDB errors are returned to the caller as the TSDB returns them, so
+// that the Prometheus handlers answer as Prometheus does.
+func (g *guardedStorage) Appender(ctx context.Context) storage.Appender {
+	st, p := g.state(ctx)
+	return &guardedAppender{Appender: g.db.Appender(ctx), g: g, st: st, protocol: p, now: g.now().Unix()}
+}
+
+// AppenderV2 returns a V2 appender (OTLP). Every per-sample error is
+// counted and swallowed: the OTLP translator would otherwise drop the rest
+// of the metric, and the sender learns the counts as partial success.
+func (g *guardedStorage) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	st, p := g.state(ctx)
+	return &guardedAppenderV2{AppenderV2: g.db.AppenderV2(ctx), g: g, st: st, protocol: p, now: g.now().Unix()}
+}
+
+type guardedAppender struct {
+	storage.Appender
+	g        *guardedStorage
+	st       *requestState
+	protocol string
+	now      int64
+	pending  ingestCounts
+}
+
+func (a *guardedAppender) admit(ls labels.Labels) bool {
+	if reason, err := a.g.limiter.admit(ls, a.now); err != nil {
+		a.pending.reject(reason, 1, err)
+		return false
+	}
+	return true
+}
+
+func (a *guardedAppender) result(ref storage.SeriesRef, err error) (storage.SeriesRef, error) {
+	if err != nil {
+		a.pending.reject(classify(err), 1, err)
+		return ref, err
+	}
+	a.pending.accepted++
+	return ref, nil
+}
+
+func (a *guardedAppender) Append(ref storage.SeriesRef, ls labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
+	if !a.admit(ls) {
+		return 0, nil
+	}
+	return a.result(a.Appender.Append(ref, ls, t, v))
+}
+
+func (a *guardedAppender) AppendHistogram(ref storage.SeriesRef, ls labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	if !a.admit(ls) {
+		return 0, nil
+	}
+	return a.result(a.Appender.AppendHistogram(ref, ls, t, h, fh))
+}
+
+func (a *guardedAppender) AppendExemplar(ref storage.SeriesRef, ls labels.Labels, e exemplar.Exemplar) (storage.SeriesRef, error) {
+	return a.Appender.AppendExemplar(ref, ls, e)
+}
+
+func (a *guardedAppender) Commit() error {
+	err := a.Appender.Commit()
+	c := a.pending
+	if err != nil {
+		c.reject(reasonRolledBack, c.accepted, err)
+		c.accepted = 0
+	}
+	a.g.flush(a.st, a.protocol, c)
+	a.pending = ingestCounts{}
+	return err
+}
+
+func (a *guardedAppender) Rollback() error {
+	c := a.pending
+	if c.accepted > 0 {
+		c.reject(reasonRolledBack, c.accepted, errors.New("the request was rolled back"))
+		c.accepted = 0
+	}
+	a.g.flush(a.st, a.protocol, c)
+	a.pending = ingestCounts{}
+	return a.Appender.Rollback()
+}
+
+type guardedAppenderV2 struct {
+	storage.AppenderV2
+	g        *guardedStorage
+	st       *requestState
+	protocol string
+	now      int64
+	pending  ingestCounts
+}
+
+func (a *guardedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	if reason, err := a.g.limiter.admit(ls, a.now); err != nil {
+		a.pending.reject(reason, 1, err)
+		return 0, nil
+	}
+	ref, err := a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+	if err != nil {
+		var partial *storage.AppendPartialError
+		if _, herr := partial.Handle(err); herr == nil {
+			// Only exemplars failed (out of order, usually); the sample is in.
+			a.pending.accepted++
+			return ref, nil
+		}
+		a.pending.reject(classify(err), 1, fmt.Errorf("%w (series %s)", err, ls.String()))
+		return 0, nil
+	}
+	a.pending.accepted++
+	return ref, nil
+}
+
+func (a *guardedAppenderV2) Commit() error {
+	err := a.AppenderV2.Commit()
+	c := a.pending
+	if err != nil {
+		c.reject(reasonRolledBack, c.accepted, err)
+		c.accepted = 0
+	}
+	a.g.flush(a.st, a.protocol, c)
+	a.pending = ingestCounts{}
+	return err
+}
+
+func (a *guardedAppenderV2) Rollback() error {
+	c := a.pending
+	if c.accepted > 0 {
+		c.reject(reasonRolledBack, c.accepted, errors.New("the request was rolled back"))
+		c.accepted = 0
+	}
+	a.g.flush(a.st, a.protocol, c)
+	a.pending = ingestCounts{}
+	return a.AppenderV2.Rollback()
+}

@@ -1,0 +1,362 @@
+package collector
+
+import (
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/prometheus/prometheus/config"
+	prw "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+)
+
+// Media types of OTLP/HTTP.
+const (
+	mediaProtobuf = "application/x-protobuf"
+	mediaJSON     = "application/json"
+)
+
+// errBodyTooLarge is returned by readBody when the (decompressed) body is
+// over collector.max_request_bytes.
+var errBodyTooLarge = errors.New("request body too large")
+
+// httpError is an ingest failure with the status the sender gets.
+type httpError struct {
+	code       int
+	msg        string
+	retryAfter time.Duration
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// readBody reads an ingest request body within the size limit, undoing gzip
+// (or snappy, for remote write, which its handler undoes itself).
+func readBody(r *http.Request, w http.ResponseWriter, limit int64, allowGzip bool) ([]byte, *httpError) {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	var rd io.Reader = body
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); {
+	case enc == "" || enc == "identity":
+	case enc == "gzip" && allowGzip:
+		gz, err := gzip.NewReader(body)
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, tooLarge(limit)
+			}
+			return nil, &httpError{code: http.StatusBadRequest, msg: "malformed gzip body: " + err.Error()}
+		}
+		defer gz.Close()
+		// Bound the decompressed size too: a small gzip bomb must not
+		// become gigabytes in memory.
+		rd = io.LimitReader(gz, limit+1)
+	default:
+		return nil, &httpError{code: http.StatusUnsupportedMediaType, msg: fmt.Sprintf("unsupported Content-Encoding %q: send gzip or no encoding", enc)}
+	}
+	b, err := io.ReadAll(rd)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge(limit)
+		}
+		return nil, &httpError{code: http.StatusBadRequest, msg: "reading body: " + err.Error()}
+	}
+	if int64(len(b)) > limit {
+		return nil, tooLarge(limit)
+	}
+	return b, nil
+}
+
+func tooLarge(limit int64) *httpError {
+	return &httpError{code: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("%s: the limit is %d bytes after decompression (collector.max_request_bytes)", errBodyTooLarge, limit)}
+}
+
+// otlpMediaType returns the OTLP encoding of a request or a 415.
+func otlpMediaType(r *http.Request) (string, *httpError) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == mediaProtobuf || mt == mediaJSON) {
+		return mt, nil
+	}
+	return "", &httpError{code: http.StatusUnsupportedMediaType, msg: fmt.Sprintf("unsupported Content-Type %q: OTLP/HTTP accepts %s or %s", ct, mediaProtobuf, mediaJSON)}
+}
+
+// ingest wraps an ingest endpoint with what every protocol shares: the
+// in-flight bound (429 with Retry-After), the status counter and the latency
+// histogram.
+func (c *Collector) ingest(protocol string, h func(w http.ResponseWriter, r *http.Request) (int, *httpError)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		code, herr := c.ingestOnce(w, r, h)
+		if herr != nil {
+			code = herr.code
+			if herr.retryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(herr.retryAfter.Seconds())))
+			}
+			writeIngestError(w, r, herr)
+			if code >= 500 {
+				c.logger.Warn("ingest failed", "protocol", protocol, "code", code, "err", herr.msg)
+			} else {
+				c.logger.Debug("ingest rejected", "protocol", protocol, "code", code, "err", herr.msg)
+			}
+		}
+		c.metrics.requests.WithLabelValues(protocol, strconv.Itoa(code)).Inc()
+		c.metrics.ingestDuration.WithLabelValues(protocol).Observe(time.Since(start).Seconds())
+	})
+}
+
+func (c *Collector) ingestOnce(w http.ResponseWriter, r *http.Request, h func(w http.ResponseWriter, r *http.Request) (int, *httpError)) (int, *httpError) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return 0, &httpError{code: http.StatusMethodNotAllowed, msg: "method " + r.Method + " not allowed: send POST"}
+	}
+	select {
+	case c.inflight <- struct{}{}:
+		defer func() { <-c.inflight }()
+	default:
+		return 0, &httpError{code: http.StatusTooManyRequests, retryAfter: time.Second,
+			msg: fmt.Sprintf("too many concurrent ingest requests (collector.max_inflight_requests=%d); retry later", cap(c.inflight))}
+	}
+	if c.closing.Load() {
+		return 0, &httpError{code: http.StatusServiceUnavailable, retryAfter: 5 * time.Second, msg: "the collector is shutting down; retry later"}
+	}
+	return h(w, r)
+}
+
+// writeIngestError answers an OTLP request with a google.rpc.Status in the
+// request's encoding, as the OTLP/HTTP specification asks, and anything else
+// with plain text.
+func writeIngestError(w http.ResponseWriter, r *http.Request, e *httpError) {
+	if strings.HasPrefix(r.URL.Path, "/v1/") {
+		st := &spb.Status{Code: int32(grpcCode(e.code)), Message: e.msg}
+		switch mt, _ := otlpMediaType(r); mt {
+		case mediaProtobuf:
+			if b, err := proto.Marshal(st); err == nil {
+				w.Header().Set("Content-Type", mediaProtobuf)
+				w.WriteHeader(e.code)
+				_, _ = w.Write(b)
+				return
+			}
+		case mediaJSON:
+			if b, err := protojson.Marshal(st); err == nil {
+				w.Header().Set("Content-Type", mediaJSON)
+				w.WriteHeader(e.code)
+				_, _ = w.Write(b)
+				return
+			}
+		}
+	}
+	http.Error(w, e.msg, e.code)
+}
+
+func grpcCode(httpCode int) codes.Code {
+	switch httpCode {
+	case http.StatusBadRequest:
+		return codes.InvalidArgument
+	case http.StatusRequestEntityTooLarge:
+		return codes.ResourceExhausted
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return codes.Unavailable
+	case http.StatusUnsupportedMediaType, http.StatusMethodNotAllowed:
+		return codes.Unimplemented
+	}
+	return codes.Internal
+}
+
+func writeOTLPResponse(w http.ResponseWriter, mt string, m interface {
+	MarshalProto() ([]byte, error)
+	MarshalJSON() ([]byte, error)
+}) (int, *httpError) {
+	var (
+		b   []byte
+		err error
+	)
+	if mt == mediaJSON {
+		b, err = m.MarshalJSON()
+	} else {
+		b, err = m.MarshalProto()
+	}
+	if err != nil {
+		return 0, &httpError{code: http.StatusInternalServerError, msg: "encoding response: " + err.Error()}
+	}
+	w.Header().Set("Content-Type", mt)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	return http.StatusOK, nil
+}
+
+// DecodeOTLPMetrics decodes an OTLP/HTTP metrics request body.
+func DecodeOTLPMetrics(body []byte, mediaType string) (pmetric.Metrics, error) {
+	req := pmetricotlp.NewExportRequest()
+	var err error
+	if mediaType == mediaJSON {
+		err = req.UnmarshalJSON(body)
+	} else {
+		err = req.UnmarshalProto(body)
+	}
+	if err != nil {
+		return pmetric.Metrics{}, fmt.Errorf("malformed OTLP metrics request (%s): %w", mediaType, err)
+	}
+	return req.Metrics(), nil
+}
+
+func (c *Collector) serveOTLPMetrics(w http.ResponseWriter, r *http.Request) (int, *httpError) {
+	mt, herr := otlpMediaType(r)
+	if herr != nil {
+		return 0, herr
+	}
+	body, herr := readBody(r, w, c.cfg.MaxRequestBytes, true)
+	if herr != nil {
+		return 0, herr
+	}
+	md, err := DecodeOTLPMetrics(body, mt)
+	if err != nil {
+		return 0, &httpError{code: http.StatusBadRequest, msg: err.Error()}
+	}
+	counts, err := c.AppendOTLPMetrics(r.Context(), md)
+	if err != nil {
+		return 0, &httpError{code: http.StatusInternalServerError, msg: err.Error()}
+	}
+	resp := pmetricotlp.NewExportResponse()
+	if n := counts.rejectedTotal(); n > 0 {
+		resp.PartialSuccess().SetRejectedDataPoints(int64(n))
+		resp.PartialSuccess().SetErrorMessage(counts.summary())
+	}
+	return writeOTLPResponse(w, mt, resp)
+}
+
+// AppendOTLPMetrics translates OTLP metrics to Prometheus series with
+// Prometheus's own translator (naming, target_info, job/instance) and writes
+// them through the limits. Rejected samples are counted, not fatal.
+func (c *Collector) AppendOTLPMetrics(ctx context.Context, md pmetric.Metrics) (ingestCounts, error) {
+	ctx, st := withRequestState(ctx, protoOTLP)
+	var err error
+	if c.d2c != nil && hasDelta(md) {
+		err = c.d2c.ConsumeMetrics(ctx, md)
+	} else {
+		err = c.convertOTLP(ctx, md)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return st.counts, err
+		}
+		// Translation errors (an invalid temporality, an empty metric) drop
+		// single metrics; the rest went in. Report them as rejections.
+		st.counts.reject(reasonInvalidSample, 1, err)
+	}
+	return st.counts, nil
+}
+
+func (c *Collector) convertOTLP(ctx context.Context, md pmetric.Metrics) error {
+	app := c.guarded.AppenderV2(ctx)
+	conv := prw.NewPrometheusConverter(app)
+	otlpCfg := config.DefaultConfig.OTLPConfig
+	otlpCfg.PromoteResourceAttributes = c.cfg.OTLP.PromoteResourceAttributes
+	_, err := conv.FromMetrics(ctx, md, prw.Settings{
+		AddMetricSuffixes:                    otlpCfg.TranslationStrategy.ShouldAddSuffixes(),
+		AllowUTF8:                            !otlpCfg.TranslationStrategy.ShouldEscape(),
+		PromoteResourceAttributes:            prw.NewPromoteResourceAttributes(otlpCfg),
+		KeepIdentifyingResourceAttributes:    otlpCfg.KeepIdentifyingResourceAttributes,
+		ConvertHistogramsToNHCB:              otlpCfg.ConvertHistogramsToNHCB,
+		PromoteScopeMetadata:                 otlpCfg.PromoteScopeMetadata,
+		LookbackDelta:                        c.cfg.Query.LookbackDelta,
+		LabelNameUnderscoreSanitization:      otlpCfg.LabelNameUnderscoreSanitization,
+		LabelNamePreserveMultipleUnderscores: otlpCfg.LabelNamePreserveMultipleUnderscores,
+	})
+	if cerr := app.Commit(); cerr != nil {
+		return errors.Join(err, fmt.Errorf("commit: %w", cerr))
+	}
+	return err
+}
+
+func hasDelta(md pmetric.Metrics) bool {
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				m := ms.At(k)
+				t := pmetric.AggregationTemporalityUnspecified
+				switch m.Type() {
+				case pmetric.MetricTypeSum:
+					t = m.Sum().AggregationTemporality()
+				case pmetric.MetricTypeHistogram:
+					t = m.Histogram().AggregationTemporality()
+				case pmetric.MetricTypeExponentialHistogram:
+					t = m.ExponentialHistogram().AggregationTemporality()
+				}
+				if t == pmetric.AggregationTemporalityDelta {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// DecodeOTLPTraces decodes an OTLP/HTTP traces request body.
+func DecodeOTLPTraces(body []byte, mediaType string) (ptraceotlp.ExportRequest, error) {
+	req := ptraceotlp.NewExportRequest()
+	var err error
+	if mediaType == mediaJSON {
+		err = req.UnmarshalJSON(body)
+	} else {
+		err = req.UnmarshalProto(body)
+	}
+	if err != nil {
+		return req, fmt.Errorf("malformed OTLP traces request (%s): %w", mediaType, err)
+	}
+	return req, nil
+}
+
+func (c *Collector) serveOTLPTraces(w http.ResponseWriter, r *http.Request) (int, *httpError) {
+	mt, herr := otlpMediaType(r)
+	if herr != nil {
+		return 0, herr
+	}
+	body, herr := readBody(r, w, c.cfg.MaxRequestBytes, true)
+	if herr != nil {
+		return 0, herr
+	}
+	req, err := DecodeOTLPTraces(body, mt)
+	if err != nil {
+		return 0, &httpError{code: http.StatusBadRequest, msg: err.Error()}
+	}
+	td := req.Traces()
+	n := td.SpanCount()
+	if c.spans == nil {
+		c.metrics.spansRefused.WithLabelValues("no_store").Add(float64(n))
+		return 0, &httpError{code: http.StatusServiceUnavailable, retryAfter: 5 * time.Second, msg: "no trace store is running"}
+	}
+	rejected, err := c.spans.Append(r.Context(), td)
+	if err != nil {
+		if c.isOverloaded(err) {
+			c.metrics.spansRefused.WithLabelValues("overloaded").Add(float64(n))
+			return 0, &httpError{code: http.StatusTooManyRequests, retryAfter: time.Second, msg: "trace store overloaded: " + err.Error()}
+		}
+		c.metrics.spansRefused.WithLabelValues("store_error").Add(float64(n))
+		return 0, &httpError{code: http.StatusServiceUnavailable, retryAfter: 5 * time.Second, msg: "trace store: " + err.Error()}
+	}
+	resp := ptraceotlp.NewExportResponse()
+	if rejected > 0 {
+		resp.PartialSuccess().SetRejectedSpans(int64(rejected))
+		resp.PartialSuccess().SetErrorMessage(fmt.Sprintf("%d of %d spans rejected by the trace store", rejected, n))
+	}
+	return writeOTLPResponse(w, mt, resp)
+}

@@ -1,0 +1,142 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/golang/snappy"
+	deltatocumulative "github.com/open-telemetry/opentelemetry-collector-contrib/processor/deltatocumulativeprocessor"
+	"github.com/prometheus/client_golang/exp/api/remote"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/scrape"
+	"github.com/prometheus/prometheus/storage"
+	promremote "github.com/prometheus/prometheus/storage/remote"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/processor"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.yaml.in/yaml/v3"
+)
+
+// newRemoteWriteHandler is Prometheus's own remote-write receiver (1.0; 2.0
+// too, as Prometheus accepts it), writing through the limits.
+func newRemoteWriteHandler(logger *slog.Logger, reg prometheus.Registerer, app storage.Appendable) http.Handler {
+	return promremote.NewWriteHandler(logger.With("component", "remote_write"), reg, app,
+		remote.MessageTypes{remote.WriteV1MessageType, remote.WriteV2MessageType}, false, false, false)
+}
+
+// serveRemoteWrite bounds the body (compressed and decompressed), then lets
+// Prometheus's handler decode and append. Samples the limits rejected were
+// swallowed so that the rest went in; the sender then gets 400 with the
+// counts instead of 204, so it neither retries nor believes all went in.
+func (c *Collector) serveRemoteWrite(w http.ResponseWriter, r *http.Request) (int, *httpError) {
+	body, herr := readBody(r, w, c.cfg.MaxRequestBytes, false)
+	if herr != nil {
+		return 0, herr
+	}
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "snappy") || r.Header.Get("Content-Encoding") == "" {
+		if n, err := snappy.DecodedLen(body); err == nil && int64(n) > c.cfg.MaxRequestBytes {
+			return 0, tooLarge(c.cfg.MaxRequestBytes)
+		}
+	}
+	ctx, st := withRequestState(r.Context(), protoRemoteWrite)
+	r = r.WithContext(ctx)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+
+	rec := &recorder{header: w.Header(), code: http.StatusOK}
+	c.rw.ServeHTTP(rec, r)
+
+	st.mu.Lock()
+	counts := st.counts
+	st.mu.Unlock()
+	if rec.code/100 == 2 && counts.rejectedTotal() > 0 {
+		return 0, &httpError{code: http.StatusBadRequest, msg: counts.summary()}
+	}
+	w.WriteHeader(rec.code)
+	_, _ = w.Write(rec.body.Bytes())
+	return rec.code, nil
+}
+
+// recorder holds a response back until the collector decides on the status.
+type recorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+func (r *recorder) WriteHeader(code int)        { r.code = code }
+
+// openRemoteWrite starts Prometheus's queue manager, which tails the TSDB's
+// WAL and sends every sample to remote_write.url, retrying with backoff. The
+// configuration goes through Prometheus's own loader, so its defaults and
+// validation apply.
+func (c *Collector) openRemoteWrite() error {
+	u, err := url.Parse(c.cfg.RemoteWrite.URL)
+	if err != nil {
+		return fmt.Errorf("collector.remote_write.url: %w", err)
+	}
+	rw := map[string]any{
+		"url":            u.String(),
+		"remote_timeout": c.cfg.RemoteWrite.Timeout.String(),
+		"metadata_config": map[string]any{
+			"send": false,
+		},
+		"queue_config": map[string]any{
+			"batch_send_deadline": "1s",
+		},
+	}
+	if c.cfg.RemoteWrite.BearerToken != "" {
+		rw["authorization"] = map[string]any{"type": "Bearer", "credentials": c.cfg.RemoteWrite.BearerToken}
+	}
+	raw, err := yaml.Marshal(map[string]any{"remote_write": []any{rw}})
+	if err != nil {
+		return fmt.Errorf("collector.remote_write: %w", err)
+	}
+	cfg, err := config.Load(string(raw), c.logger)
+	if err != nil {
+		return fmt.Errorf("collector.remote_write: %w", err)
+	}
+	rs := promremote.NewStorage(c.logger.With("component", "remote_write"), c.reg, c.db.StartTime, c.dir, time.Minute, readyScrape{c}, false)
+	if err := rs.ApplyConfig(cfg); err != nil {
+		_ = rs.Close()
+		return fmt.Errorf("collector.remote_write: %w", err)
+	}
+	c.remote = rs
+	c.storage = storage.NewFanout(c.logger, c.db, rs)
+	return nil
+}
+
+type readyScrape struct{ c *Collector }
+
+func (r readyScrape) Get() (*scrape.Manager, error) { return r.c.scrape, nil }
+
+func newDeltaToCumulative(fn consumer.ConsumeMetricsFunc) (processor.Metrics, error) {
+	next, err := consumer.NewMetrics(fn)
+	if err != nil {
+		return nil, err
+	}
+	fac := deltatocumulative.NewFactory()
+	set := processor.Settings{
+		ID:                component.NewID(fac.Type()),
+		TelemetrySettings: component.TelemetrySettings{MeterProvider: noop.NewMeterProvider()},
+	}
+	p, err := fac.CreateMetrics(context.Background(), set, fac.CreateDefaultConfig(), next)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Start(context.Background(), nil); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
