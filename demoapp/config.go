@@ -1,0 +1,143 @@
+// Package demoapp is Burnrate's demo platform: an edge, a stateless API, a
+// cache and a sharded store, instrumented with OpenTelemetry and exporting
+// over OTLP/HTTP, with fault flags to break it on purpose, an open-model load
+// generator (demoapp/load) and scripted game days (demoapp/gameday).
+//
+// Every tier is an HTTP server of its own, also when all of them run in one
+// process (`burnrate up`): calls between tiers cross the loopback wire with
+// real timeouts, retries, breakers and trace context, so what the collector
+// sees is what a deployment of four services would show.
+package demoapp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/burnrate/burnrate/demoapp/load"
+)
+
+// Config is the `demo` section of the configuration.
+type Config struct {
+	// Enabled runs the demo platform (on in `burnrate up`, off in `serve`).
+	Enabled bool `mapstructure:"enabled"`
+	// EdgeListen is the edge's address, where users and the load go.
+	EdgeListen string `mapstructure:"edge_listen"`
+	// OTLPEndpoint is the collector's base URL (…/v1/metrics, …/v1/traces).
+	// Empty means the process's own listener.
+	OTLPEndpoint string `mapstructure:"otlp_endpoint"`
+	// Instrumentation turns OpenTelemetry on (traces, metrics, export).
+	Instrumentation bool `mapstructure:"instrumentation"`
+	// MetricInterval is how often metrics are exported; short so that SLOs
+	// react within seconds.
+	MetricInterval time.Duration `mapstructure:"metric_interval"`
+	// TraceSampleRatio is the fraction of traces sampled at the edge.
+	TraceSampleRatio float64 `mapstructure:"trace_sample_ratio"`
+	// APIReplicas is how many API replicas the edge balances over.
+	APIReplicas int `mapstructure:"api_replicas"`
+	// Shards is the number of store shards.
+	Shards int `mapstructure:"shards"`
+	// Products is the size of the seeded catalogue.
+	Products int `mapstructure:"products"`
+	// CacheSize and CacheTTL bound the cache.
+	CacheSize int           `mapstructure:"cache_size"`
+	CacheTTL  time.Duration `mapstructure:"cache_ttl"`
+	// RateLimit and RateBurst are each client's token bucket at the edge.
+	RateLimit float64 `mapstructure:"rate_limit"`
+	RateBurst int     `mapstructure:"rate_burst"`
+	// MaxConcurrent bounds requests in flight at the edge before shedding.
+	MaxConcurrent int `mapstructure:"max_concurrent"`
+	// Timeouts of each hop; inner hops give up before their callers.
+	EdgeTimeout  time.Duration `mapstructure:"edge_timeout"`
+	CacheTimeout time.Duration `mapstructure:"cache_timeout"`
+	StoreTimeout time.Duration `mapstructure:"store_timeout"`
+	// Load is the background load `burnrate up` sends to its own edge.
+	Load LoadConfig `mapstructure:"load"`
+}
+
+// LoadConfig is the background load.
+type LoadConfig struct {
+	Enabled bool    `mapstructure:"enabled"`
+	Rate    float64 `mapstructure:"rate"`
+	Shape   string  `mapstructure:"shape"`
+	// Period is the sine shape's period (a compressed day).
+	Period  time.Duration `mapstructure:"period"`
+	Clients int           `mapstructure:"clients"`
+}
+
+// DefaultConfig is what `burnrate up` runs.
+func DefaultConfig() Config {
+	return Config{
+		Enabled:          true,
+		EdgeListen:       "127.0.0.1:8000",
+		Instrumentation:  true,
+		MetricInterval:   5 * time.Second,
+		TraceSampleRatio: 1,
+		APIReplicas:      2,
+		Shards:           4,
+		Products:         2000,
+		CacheSize:        500,
+		CacheTTL:         30 * time.Second,
+		RateLimit:        50,
+		RateBurst:        50,
+		MaxConcurrent:    512,
+		EdgeTimeout:      3 * time.Second,
+		CacheTimeout:     time.Second,
+		StoreTimeout:     250 * time.Millisecond,
+		Load: LoadConfig{
+			Enabled: true,
+			Rate:    20,
+			Shape:   "sine",
+			Period:  10 * time.Minute,
+			Clients: 10,
+		},
+	}
+}
+
+// Validate reports the first invalid field, naming its key. A disabled
+// platform is valid whatever the rest says.
+func (c Config) Validate() error {
+	if !c.Enabled {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.EdgeListen); err != nil {
+		return fmt.Errorf("demo.edge_listen: %q is not host:port: %w", c.EdgeListen, err)
+	}
+	if c.OTLPEndpoint != "" {
+		u, err := url.Parse(c.OTLPEndpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("demo.otlp_endpoint: %q is not an http(s) base URL", c.OTLPEndpoint)
+		}
+	}
+	checks := []struct {
+		ok  bool
+		msg string
+	}{
+		{c.MetricInterval >= 100*time.Millisecond, "demo.metric_interval: must be at least 100ms"},
+		{c.TraceSampleRatio >= 0 && c.TraceSampleRatio <= 1, "demo.trace_sample_ratio: must be between 0 and 1"},
+		{c.APIReplicas >= 1 && c.APIReplicas <= 16, "demo.api_replicas: must be between 1 and 16"},
+		{c.Shards >= 1 && c.Shards <= 64, "demo.shards: must be between 1 and 64"},
+		{c.Products >= 1 && c.Products <= 1_000_000, "demo.products: must be between 1 and 1000000"},
+		{c.CacheSize >= 1, "demo.cache_size: must be at least 1"},
+		{c.CacheTTL > 0, "demo.cache_ttl: must be above 0"},
+		{c.RateLimit > 0, "demo.rate_limit: must be above 0"},
+		{c.RateBurst >= 1, "demo.rate_burst: must be at least 1"},
+		{c.MaxConcurrent >= 1, "demo.max_concurrent: must be at least 1"},
+		{c.EdgeTimeout > 0 && c.CacheTimeout > 0 && c.StoreTimeout > 0, "demo.*_timeout: must be above 0"},
+		{c.CacheTimeout < c.EdgeTimeout, "demo.cache_timeout: must be shorter than demo.edge_timeout (inner hops give up first)"},
+		{3*c.StoreTimeout < c.CacheTimeout, "demo.store_timeout: three attempts must fit in demo.cache_timeout"},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			return errors.New(ch.msg)
+		}
+	}
+	if c.Load.Enabled {
+		if err := (load.Options{Rate: c.Load.Rate, Shape: c.Load.Shape, Period: c.Load.Period, Clients: c.Load.Clients, Duration: time.Hour}).Validate(); err != nil {
+			return fmt.Errorf("demo.load: %w", err)
+		}
+	}
+	return nil
+}

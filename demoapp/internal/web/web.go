@@ -1,0 +1,82 @@
+// Package web holds the HTTP plumbing the demo components share: JSON
+// answers, injected faults applied to a handler, and the otelhttp server
+// wrapper with the span names and options every tier uses.
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/burnrate/burnrate/demoapp/faults"
+	"github.com/burnrate/burnrate/demoapp/telemetry"
+)
+
+// RequestIDHeader carries the request ID the edge assigns, to every hop.
+const RequestIDHeader = "X-Request-ID"
+
+// JSON writes v with status code.
+func JSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Error writes {"error": msg} with status code.
+func Error(w http.ResponseWriter, code int, msg string) {
+	JSON(w, code, map[string]string{"error": msg})
+}
+
+// Sleep waits d or until ctx ends, and reports whether it waited in full.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Faulty applies component c's latency and error-fraction faults before next.
+func Faulty(set *faults.Set, c faults.Component, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := set.State()
+		if !Sleep(r.Context(), st.Latency[c]) {
+			Error(w, http.StatusServiceUnavailable, "request cancelled")
+			return
+		}
+		if st.Fail(c) {
+			Error(w, http.StatusInternalServerError, "injected failure ("+c.String()+".error_fraction)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Server wraps h with otelhttp: a server span (child of the caller's span
+// through W3C trace context) and the semantic-convention HTTP server metrics
+// (http.server.request.duration with method, status code and route).
+func Server(h http.Handler, service string, tel *telemetry.Providers) http.Handler {
+	return otelhttp.NewHandler(h, service,
+		otelhttp.WithTracerProvider(tel.Tracer),
+		otelhttp.WithMeterProvider(tel.Meter),
+		otelhttp.WithPropagators(tel.Propagator),
+		// Health checks are the edge's polling, not traffic: they would drown
+		// the trace store and skew the latency SLOs.
+		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/healthz" }),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if r.Pattern != "" {
+				return r.Pattern
+			}
+			return r.Method
+		}),
+	)
+}

@@ -1,0 +1,408 @@
+package demoapp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/burnrate/burnrate/demoapp/api"
+	"github.com/burnrate/burnrate/demoapp/cache"
+	"github.com/burnrate/burnrate/demoapp/edge"
+	"github.com/burnrate/burnrate/demoapp/faults"
+	"github.com/burnrate/burnrate/demoapp/load"
+	"github.com/burnrate/burnrate/demoapp/resilience"
+	"github.com/burnrate/burnrate/demoapp/store"
+	"github.com/burnrate/burnrate/demoapp/telemetry"
+)
+
+// Roles a process can take; RoleAll runs every tier in one process.
+const (
+	RoleAll   = "all"
+	RoleEdge  = "edge"
+	RoleAPI   = "api"
+	RoleCache = "cache"
+	RoleStore = "store"
+)
+
+// Roles lists the single-tier roles.
+var Roles = []string{RoleEdge, RoleAPI, RoleCache, RoleStore}
+
+// ErrBadRole is returned for an unknown role or one missing its upstream.
+var ErrBadRole = errors.New("bad demo role")
+
+// Options build a Platform.
+type Options struct {
+	Config
+	// DataDir is the process's data directory: shards go under
+	// DataDir/demo/shard-N.
+	DataDir string
+	// Role is RoleAll (default) or one tier.
+	Role string
+	// Listen is the tier's address in single-tier roles (edge: EdgeListen).
+	Listen string
+	// APIURLs, CacheURL and StoreURL locate the upstreams of a single-tier
+	// role.
+	APIURLs  []string
+	CacheURL string
+	StoreURL string
+	// Faults is the process's fault set (the app opens it on demo.db).
+	Faults *faults.Set
+	Logger *slog.Logger
+	// SpanExporter and MetricReader, when set, replace OTLP export (tests).
+	// One span exporter collects from every tier; MetricReader is called once
+	// per tier instance.
+	SpanExporter sdktrace.SpanExporter
+	MetricReader func(service string) sdkmetric.Reader
+}
+
+// Platform is a built, not yet running, set of demo tiers.
+type Platform struct {
+	opts   Options
+	logger *slog.Logger
+	faults *faults.Set
+
+	servers   []*server
+	edge      *edge.Edge
+	store     *store.Server
+	providers []*telemetry.Providers
+	stressor  *faults.Stressor
+	edgeURL   string
+}
+
+type server struct {
+	name string
+	ln   net.Listener
+	srv  *http.Server
+}
+
+func (s *server) url() string { return "http://" + s.ln.Addr().String() }
+
+// New builds the tiers of opts.Role and binds their listeners, so that
+// address errors surface before anything runs.
+func New(ctx context.Context, o Options) (p *Platform, err error) {
+	if o.Role == "" {
+		o.Role = RoleAll
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Faults == nil {
+		o.Faults = faults.New()
+	}
+	p = &Platform{opts: o, logger: o.Logger, faults: o.Faults, stressor: faults.NewStressor(o.Faults)}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	role := o.Role
+	all := role == RoleAll
+	if !all && !slices.Contains(Roles, role) {
+		return nil, fmt.Errorf("%w: %q is not one of all, %s", ErrBadRole, role, strings.Join(Roles, ", "))
+	}
+	listen := func(name string) (*server, error) {
+		addr := "127.0.0.1:0"
+		switch {
+		case name == RoleEdge:
+			addr = o.EdgeListen
+			if !all && o.Listen != "" {
+				addr = o.Listen
+			}
+		case !all:
+			addr = o.Listen
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("demo %s: listen on %s: %w", name, addr, err)
+		}
+		s := &server{name: name, ln: ln}
+		p.servers = append(p.servers, s)
+		return s, nil
+	}
+	tel := func(service, instance string) (*telemetry.Providers, error) {
+		to := telemetry.Options{
+			Enabled:        o.Instrumentation,
+			Endpoint:       strings.TrimSuffix(o.OTLPEndpoint, "/"),
+			MetricInterval: o.MetricInterval,
+			SampleRatio:    o.TraceSampleRatio,
+			SpanExporter:   o.SpanExporter,
+			Logger:         o.Logger,
+		}
+		if o.MetricReader != nil {
+			to.MetricReader = o.MetricReader(service)
+		}
+		tp, err := telemetry.New(ctx, service, instance, to)
+		if err != nil {
+			return nil, err
+		}
+		p.providers = append(p.providers, tp)
+		return tp, nil
+	}
+	clientCfg := func(timeout time.Duration) resilience.Config {
+		return resilience.Config{Timeout: timeout, MaxAttempts: 3, OpenTimeout: 2 * time.Second}
+	}
+
+	// Store.
+	storeURL := o.StoreURL
+	if all || role == RoleStore {
+		s, err := listen(RoleStore)
+		if err != nil {
+			return nil, err
+		}
+		tp, err := tel("demo-store", s.ln.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		p.store, err = store.Open(filepath.Join(o.DataDir, "demo"), o.Shards, o.Faults, tp)
+		if err != nil {
+			return nil, err
+		}
+		if err := seed(p.store, o.Shards, o.Products); err != nil {
+			return nil, err
+		}
+		s.srv = &http.Server{Handler: p.store.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		storeURL = s.url()
+	}
+	// Cache.
+	cacheURL := o.CacheURL
+	if all || role == RoleCache {
+		if storeURL == "" {
+			return nil, fmt.Errorf("%w: the cache needs --store-url", ErrBadRole)
+		}
+		s, err := listen(RoleCache)
+		if err != nil {
+			return nil, err
+		}
+		tp, err := tel("demo-cache", s.ln.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		pool, err := resilience.NewPool(tp)
+		if err != nil {
+			return nil, err
+		}
+		sc := store.NewClient(storeURL, o.Shards, pool, clientCfg(o.StoreTimeout), o.Faults)
+		c, err := cache.New(cache.Config{Size: o.CacheSize, TTL: o.CacheTTL}, sc, o.Faults, tp)
+		if err != nil {
+			return nil, err
+		}
+		s.srv = &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		cacheURL = s.url()
+	}
+	// API replicas.
+	apiURLs := o.APIURLs
+	if all || role == RoleAPI {
+		if cacheURL == "" {
+			return nil, fmt.Errorf("%w: the API needs --cache-url", ErrBadRole)
+		}
+		n := 1
+		if all {
+			n = o.APIReplicas
+		}
+		for range n {
+			s, err := listen(RoleAPI)
+			if err != nil {
+				return nil, err
+			}
+			tp, err := tel("demo-api", s.ln.Addr().String())
+			if err != nil {
+				return nil, err
+			}
+			pool, err := resilience.NewPool(tp)
+			if err != nil {
+				return nil, err
+			}
+			a := api.New(cacheURL, pool, clientCfg(o.CacheTimeout), o.Faults, tp)
+			s.srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+			if all {
+				apiURLs = append(apiURLs, s.url())
+			}
+		}
+	}
+	// Edge.
+	if all || role == RoleEdge {
+		if len(apiURLs) == 0 {
+			return nil, fmt.Errorf("%w: the edge needs --api-url", ErrBadRole)
+		}
+		s, err := listen(RoleEdge)
+		if err != nil {
+			return nil, err
+		}
+		tp, err := tel("demo-edge", s.ln.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		p.edge, err = edge.New(edge.Config{
+			RateLimit:     o.RateLimit,
+			Burst:         o.RateBurst,
+			MaxConcurrent: o.MaxConcurrent,
+			Timeout:       o.EdgeTimeout,
+		}, apiURLs, o.Faults, tp)
+		if err != nil {
+			return nil, err
+		}
+		s.srv = &http.Server{Handler: p.edge.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		p.edgeURL = s.url()
+	}
+	// A single-tier process also serves the fault API, since no Burnrate
+	// listener is there to mount it.
+	if !all {
+		s := p.servers[len(p.servers)-1]
+		mux := http.NewServeMux()
+		mux.Handle("/api/v1/demo/", o.Faults.Handler())
+		mux.Handle("/", s.srv.Handler)
+		s.srv.Handler = mux
+	}
+	return p, nil
+}
+
+// seed fills the catalogue on first start; existing keys are kept.
+func seed(st *store.Server, shards, products int) error {
+	ring := store.NewRing(shards)
+	for id := range products {
+		b, err := json.Marshal(api.SeedProduct(id))
+		if err != nil {
+			return err
+		}
+		if err := st.Seed(ring, api.ProductKey(id), b); err != nil {
+			return fmt.Errorf("seed catalogue: %w", err)
+		}
+	}
+	return nil
+}
+
+// Flush exports buffered spans and metrics of every tier now.
+func (p *Platform) Flush(ctx context.Context) error {
+	var errs []error
+	for _, tp := range p.providers {
+		errs = append(errs, tp.ForceFlush(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// EdgeURL is the edge's base URL (empty when this process has no edge).
+func (p *Platform) EdgeURL() string { return p.edgeURL }
+
+// URLs lists each tier's base URL by role, in start order.
+func (p *Platform) URLs() map[string][]string {
+	out := map[string][]string{}
+	for _, s := range p.servers {
+		out[s.name] = append(out[s.name], s.url())
+	}
+	return out
+}
+
+// Faults is the platform's fault set.
+func (p *Platform) Faults() *faults.Set { return p.faults }
+
+// Ready reports whether the edge has a healthy API replica.
+func (p *Platform) Ready() error {
+	if p.edge != nil && p.edge.Healthy() == 0 {
+		return errors.New("no healthy API replica behind the edge")
+	}
+	return nil
+}
+
+// Run serves every tier, checks replica health, applies process-wide faults
+// and sends the background load until ctx ends; then it stops them, edge
+// first so requests drain inward, and flushes telemetry.
+func (p *Platform) Run(ctx context.Context) error {
+	errc := make(chan error, len(p.servers))
+	for _, s := range p.servers {
+		go func() {
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("demo %s: %w", s.name, err)
+			}
+		}()
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = p.stressor.Run(rctx) })
+	if p.edge != nil {
+		wg.Go(func() { _ = p.edge.Run(rctx) })
+		if p.opts.Load.Enabled {
+			wg.Go(func() { p.backgroundLoad(rctx) })
+		}
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancel()
+	wg.Wait()
+	p.shutdown()
+	return err
+}
+
+// backgroundLoad keeps the dashboards alive: the configured shape, in runs
+// each bounded in time and count, until ctx ends.
+func (p *Platform) backgroundLoad(ctx context.Context) {
+	lo := p.opts.Load
+	for ctx.Err() == nil {
+		rep, err := load.Run(ctx, load.Options{
+			Target:   p.edgeURL,
+			Rate:     lo.Rate,
+			Duration: lo.Period,
+			Period:   lo.Period,
+			Shape:    lo.Shape,
+			Clients:  lo.Clients,
+			Keys:     p.opts.Products,
+			Timeout:  5 * time.Second,
+		}, nil)
+		if err != nil {
+			p.logger.Error("background load failed", "err", err)
+			return
+		}
+		p.logger.Debug("background load run finished", "requests", rep.Requests, "p99_ms", rep.Latency.P99, "status", rep.Status)
+	}
+}
+
+func (p *Platform) shutdown() {
+	// Servers were added store first; stop the edge first.
+	for i := len(p.servers) - 1; i >= 0; i-- {
+		s := p.servers[i]
+		if s.srv == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		if err := s.srv.Shutdown(ctx); err != nil {
+			_ = s.srv.Close()
+		}
+		cancel()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for _, tp := range p.providers {
+		if err := tp.Shutdown(ctx); err != nil {
+			p.logger.Debug("telemetry flush on stop failed", "err", err)
+		}
+	}
+}
+
+// Close releases listeners of a platform that never ran and closes the
+// shards. Run does not close the shards; the caller closes after Run.
+func (p *Platform) Close() error {
+	for _, s := range p.servers {
+		_ = s.ln.Close()
+	}
+	if p.store != nil {
+		return p.store.Close()
+	}
+	return nil
+}
+
+// DataDirFor is where the platform keeps its shards under a data directory.
+func DataDirFor(dataDir string) string { return filepath.Join(dataDir, "demo") }
