@@ -1,0 +1,136 @@
+package alerting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Notification is one message to one receiver about one alert group. Its
+// JSON form is the body of Alertmanager's webhook, version 4.
+type Notification struct {
+	// ID is the outbox row; receivers use it to recognise a re-delivery.
+	ID                int64             `json:"-"`
+	Receiver          string            `json:"receiver"`
+	Status            string            `json:"status"`
+	Alerts            []NotifiedAlert   `json:"alerts"`
+	GroupLabels       map[string]string `json:"groupLabels"`
+	CommonLabels      map[string]string `json:"commonLabels"`
+	CommonAnnotations map[string]string `json:"commonAnnotations"`
+	ExternalURL       string            `json:"externalURL"`
+	GroupKey          string            `json:"groupKey"`
+	TruncatedAlerts   int               `json:"truncatedAlerts"`
+	// CreatedAt is when the notification was written to the outbox.
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+// NotifiedAlert is one alert of a notification.
+type NotifiedAlert struct {
+	Status       string            `json:"status"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL"`
+	Fingerprint  string            `json:"fingerprint"`
+}
+
+// Alert statuses in notifications.
+const (
+	StatusFiring   = "firing"
+	StatusResolved = "resolved"
+)
+
+// Firing returns the alerts of n that are firing.
+func (n *Notification) Firing() []NotifiedAlert {
+	var out []NotifiedAlert
+	for _, a := range n.Alerts {
+		if a.Status == StatusFiring {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Receiver delivers notifications. Notify must be safe to call again with
+// the same notification (same ID) after an error.
+type Receiver interface {
+	Notify(ctx context.Context, n *Notification) error
+}
+
+// Reconciler is implemented by receivers that can tell whether a delivery
+// interrupted by a crash arrived, so that the outbox neither loses nor
+// duplicates it. Receivers without one get the notification again (at
+// least once, as Alertmanager's receivers do).
+type Reconciler interface {
+	Delivered(ctx context.Context, n *Notification) (bool, error)
+}
+
+// RetryAfterError asks the outbox to wait at least After before the next
+// attempt (HTTP 429 with Retry-After).
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %s)", e.Err, e.After)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// ErrPermanent marks a failure retrying cannot fix (the receiver rejected
+// the request as malformed). The notification is kept, marked failed.
+var ErrPermanent = errors.New("permanent delivery failure")
+
+// HTTPError classifies an HTTP answer of a receiver endpoint: nil for 2xx,
+// a RetryAfterError for 429 and 503 with Retry-After, ErrPermanent for other
+// 4xx (except 408), a plain (retried) error otherwise.
+func HTTPError(resp *http.Response, what string) error {
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	err := fmt.Errorf("%s: unexpected status %s", what, resp.Status)
+	if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After")); ok &&
+		(resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		return &RetryAfterError{After: d, Err: err}
+	}
+	if resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout {
+		return fmt.Errorf("%w: %w", ErrPermanent, err)
+	}
+	return err
+}
+
+// ParseRetryAfter reads a Retry-After header: seconds or an HTTP date.
+func ParseRetryAfter(v string) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0), true
+	}
+	return 0, false
+}
+
+// LogReceiver writes notifications to the log. It is the default receiver
+// when no Slack token is configured, so alerts are visible from the start.
+type LogReceiver struct {
+	Logger *slog.Logger
+}
+
+// Notify logs one line per alert.
+func (r LogReceiver) Notify(_ context.Context, n *Notification) error {
+	for _, a := range n.Alerts {
+		r.Logger.Warn("alert "+a.Status,
+			"alertname", a.Labels["alertname"], "severity", a.Labels["severity"], "slo", a.Labels["slo"],
+			"summary", a.Annotations["summary"], "group", n.GroupKey, "fingerprint", a.Fingerprint, "starts_at", a.StartsAt)
+	}
+	return nil
+}

@@ -1,0 +1,540 @@
+package alerting
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// BurnSource is what SLO alert rules read: the current burn rates of every
+// SLO. The SLO engine provides it (internal/app adapts its type); keeping
+// the interface here keeps alerting testable with fixed numbers.
+type BurnSource interface {
+	Burns() []SLOBurn
+}
+
+// BurnSourceFunc adapts a function to BurnSource.
+type BurnSourceFunc func() []SLOBurn
+
+// Burns calls f.
+func (f BurnSourceFunc) Burns() []SLOBurn { return f() }
+
+// SLOBurn is the state of one SLO at one evaluation.
+type SLOBurn struct {
+	// ID identifies the SLO (Sloth's sloth_id); Service and Name are its
+	// parts.
+	ID, Service, Name string
+	// Labels are the SLO's own labels, copied onto its alerts.
+	Labels map[string]string
+	// Objective is the target ratio (0.999) and Period its rolling window.
+	Objective float64
+	Period    time.Duration
+	// Windows holds the burn rate and event counts per window length.
+	Windows map[time.Duration]WindowBurn
+	// BudgetRemaining is the fraction of the period's budget left (1 = all,
+	// negative = overspent); NaN when unknown.
+	BudgetRemaining float64
+	// LastData is the time of the newest SLI sample; zero when there has
+	// never been one.
+	LastData time.Time
+	// RunbookURL and DashboardURL become alert annotations.
+	RunbookURL, DashboardURL string
+	// ExampleTraceIDs are failing requests' trace IDs (from exemplars).
+	ExampleTraceIDs []string
+	// Tiers, when not nil, replace the configured tiers for this SLO.
+	Tiers []Tier
+}
+
+// WindowBurn is one window of one SLO.
+type WindowBurn struct {
+	BurnRate      float64
+	Errors, Total float64
+}
+
+// Tier is one multi-window burn-rate alert: it fires when both the long and
+// the short window burn faster than Factor.
+type Tier struct {
+	Name     string
+	Severity string
+	Long     time.Duration
+	Short    time.Duration
+	// Factor is the burn-rate threshold.
+	Factor float64
+	// For and KeepFiringFor are Prometheus's: how long the condition must
+	// hold before firing, and how long a firing alert outlives it.
+	For           time.Duration
+	KeepFiringFor time.Duration
+}
+
+// Window is Sloth's name of the tier, such as "1h/5m".
+func (t Tier) Window() string { return promDuration(t.Long) + "/" + promDuration(t.Short) }
+
+func promDuration(d time.Duration) string { return model.Duration(d).String() }
+
+// TierConfig configures a tier. Factor, when zero, is derived from
+// BudgetPercent and the SLO period: Factor = percent/100 * period / long.
+type TierConfig struct {
+	Name          string        `mapstructure:"name"`
+	Severity      string        `mapstructure:"severity"`
+	Long          time.Duration `mapstructure:"long_window"`
+	Short         time.Duration `mapstructure:"short_window"`
+	BudgetPercent float64       `mapstructure:"budget_percent"`
+	Factor        float64       `mapstructure:"factor"`
+	For           time.Duration `mapstructure:"for"`
+	KeepFiringFor time.Duration `mapstructure:"keep_firing_for"`
+	Disabled      bool          `mapstructure:"disabled"`
+}
+
+// SLORulesConfig tunes the rules of one SLO.
+type SLORulesConfig struct {
+	// Disable names tiers (or "budget_exhausted", "data_absent") to drop.
+	Disable []string `mapstructure:"disable"`
+	// Tiers, when set, replace the default tiers.
+	Tiers []TierConfig `mapstructure:"tiers"`
+}
+
+// RulesConfig configures the alerts generated from SLOs.
+type RulesConfig struct {
+	// Tiers are the multi-window burn-rate alerts of every SLO.
+	Tiers []TierConfig `mapstructure:"tiers"`
+	// BudgetExhausted adds an alert when the period's budget is spent.
+	BudgetExhausted bool `mapstructure:"budget_exhausted"`
+	// DataAbsentFor raises "SLI data absent" after this long without SLI
+	// data; 0 disables it.
+	DataAbsentFor time.Duration `mapstructure:"data_absent_for"`
+	// SLOs tunes individual SLOs by ID.
+	SLOs map[string]SLORulesConfig `mapstructure:"slos"`
+}
+
+// DefaultRulesConfig is the Google SRE Workbook's four tiers, stated as
+// budget percentages so that they scale with the SLO period: for 30 days
+// they are 14.4, 6, 3 and 1.
+func DefaultRulesConfig() RulesConfig {
+	return RulesConfig{
+		Tiers: []TierConfig{
+			{Name: "page-fast", Severity: "page", Long: time.Hour, Short: 5 * time.Minute, BudgetPercent: 2},
+			{Name: "page-slow", Severity: "page", Long: 6 * time.Hour, Short: 30 * time.Minute, BudgetPercent: 5},
+			{Name: "ticket-fast", Severity: "ticket", Long: 24 * time.Hour, Short: 2 * time.Hour, BudgetPercent: 10},
+			{Name: "ticket-slow", Severity: "ticket", Long: 3 * 24 * time.Hour, Short: 6 * time.Hour, BudgetPercent: 10},
+		},
+		BudgetExhausted: true,
+		DataAbsentFor:   10 * time.Minute,
+	}
+}
+
+// Validate checks every tier.
+func (c RulesConfig) Validate() error {
+	check := func(ts []TierConfig) error {
+		seen := map[string]bool{}
+		for i, t := range ts {
+			if t.Name == "" || seen[t.Name] {
+				return fmt.Errorf("tier %d: needs a unique name", i)
+			}
+			seen[t.Name] = true
+			if t.Severity == "" {
+				return fmt.Errorf("tier %s: severity must be set", t.Name)
+			}
+			if t.Long <= 0 || t.Short <= 0 || t.Short > t.Long {
+				return fmt.Errorf("tier %s: need 0 < short_window <= long_window", t.Name)
+			}
+			if t.Factor < 0 || t.BudgetPercent < 0 || (t.Factor == 0 && t.BudgetPercent == 0) {
+				return fmt.Errorf("tier %s: set factor or budget_percent (positive)", t.Name)
+			}
+			if t.For < 0 || t.KeepFiringFor < 0 {
+				return fmt.Errorf("tier %s: for and keep_firing_for must not be negative", t.Name)
+			}
+		}
+		return nil
+	}
+	if err := check(c.Tiers); err != nil {
+		return err
+	}
+	for id, s := range c.SLOs {
+		if err := check(s.Tiers); err != nil {
+			return fmt.Errorf("slos.%s: %w", id, err)
+		}
+	}
+	if c.DataAbsentFor < 0 {
+		return errors.New("data_absent_for must not be negative")
+	}
+	return nil
+}
+
+// TiersFor returns the tiers of an SLO with the given period, factors
+// scaled to it.
+func TiersFor(cfgs []TierConfig, period time.Duration) []Tier {
+	var out []Tier
+	for _, c := range cfgs {
+		if c.Disabled {
+			continue
+		}
+		f := c.Factor
+		if f == 0 {
+			f = c.BudgetPercent / 100 * float64(period) / float64(c.Long)
+		}
+		out = append(out, Tier{Name: c.Name, Severity: c.Severity, Long: c.Long, Short: c.Short, Factor: f,
+			For: c.For, KeepFiringFor: c.KeepFiringFor})
+	}
+	return out
+}
+
+// Alert names of SLO rules.
+const (
+	AlertBurnRate        = "SLOErrorBudgetBurn"
+	AlertBudgetExhausted = "SLOErrorBudgetExhausted"
+	AlertDataAbsent      = "SLODataAbsent"
+)
+
+// Rule alert states, as Prometheus names them.
+const (
+	StateInactive = "inactive"
+	StatePending  = "pending"
+	StateFiring   = "firing"
+	StateResolved = "resolved"
+)
+
+// ruleAlert is the lifecycle of one alert of one rule.
+type ruleAlert struct {
+	rule        string
+	labels      model.LabelSet
+	annotations model.LabelSet
+	state       string
+	activeAt    time.Time
+	firedAt     time.Time
+	lastTrueAt  time.Time
+	resolvedAt  time.Time
+	// forDur and keepFor are the rule's, remembered for the next evaluation.
+	forDur, keepFor time.Duration
+}
+
+// ruleEvaluator evaluates SLO alert rules at fixed instants and keeps their
+// state in SQLite, so that a restart neither re-pends a firing alert nor
+// forgets one.
+type ruleEvaluator struct {
+	cfg      RulesConfig
+	source   BurnSource
+	store    *Store
+	logger   *slog.Logger
+	interval time.Duration
+
+	mu     sync.Mutex
+	active map[model.Fingerprint]*ruleAlert
+}
+
+func newRuleEvaluator(ctx context.Context, cfg RulesConfig, src BurnSource, store *Store, logger *slog.Logger, interval time.Duration) (*ruleEvaluator, error) {
+	e := &ruleEvaluator{cfg: cfg, source: src, store: store, logger: logger, interval: interval, active: map[model.Fingerprint]*ruleAlert{}}
+	rows, err := store.db.QueryContext(ctx, `SELECT rule, labels, state, active_at, fired_at, last_true_at, resolved_at FROM rule_alerts`)
+	if err != nil {
+		return nil, fmt.Errorf("load rule state: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		ra := &ruleAlert{}
+		var lbls string
+		var a, f, l, r int64
+		if err := rows.Scan(&ra.rule, &lbls, &ra.state, &a, &f, &l, &r); err != nil {
+			return nil, fmt.Errorf("load rule state: %w", err)
+		}
+		if err := json.Unmarshal([]byte(lbls), &ra.labels); err != nil {
+			return nil, fmt.Errorf("load rule state: %w", err)
+		}
+		ra.activeAt, ra.firedAt, ra.lastTrueAt, ra.resolvedAt = fromMS(a), fromMS(f), fromMS(l), fromMS(r)
+		e.active[ra.labels.Fingerprint()] = ra
+	}
+	return e, rows.Err()
+}
+
+// condition is one rule instance evaluated at one instant.
+type condition struct {
+	rule        string
+	labels      model.LabelSet
+	annotations model.LabelSet
+	active      bool
+	forDur      time.Duration
+	keepFor     time.Duration
+}
+
+// conditions evaluates every rule of every SLO at now.
+func (e *ruleEvaluator) conditions(burns []SLOBurn, now time.Time) []condition {
+	var out []condition
+	for _, b := range burns {
+		per := e.cfg.SLOs[b.ID]
+		disabled := map[string]bool{}
+		for _, d := range per.Disable {
+			disabled[d] = true
+		}
+		tiers := b.Tiers
+		if tiers == nil {
+			cfgs := e.cfg.Tiers
+			if per.Tiers != nil {
+				cfgs = per.Tiers
+			}
+			tiers = TiersFor(cfgs, b.Period)
+		}
+		base := sloLabels(b)
+		for _, t := range tiers {
+			if disabled[t.Name] {
+				continue
+			}
+			long, short := b.Windows[t.Long], b.Windows[t.Short]
+			ls := base.Clone()
+			ls[model.AlertNameLabel] = AlertBurnRate
+			ls["severity"], ls["sloth_severity"] = model.LabelValue(t.Severity), model.LabelValue(t.Severity)
+			ls["tier"], ls["window"] = model.LabelValue(t.Name), model.LabelValue(t.Window())
+			ann := sloAnnotations(b)
+			ann["summary"] = model.LabelValue(fmt.Sprintf("%s is burning its error budget %.1fx too fast (%s, %s)",
+				sloTitle(b), long.BurnRate, t.Severity, t.Window()))
+			ann["description"] = model.LabelValue(fmt.Sprintf(
+				"Burn rate %s over %s and %s over %s, above %s (%.3g%% of the %s budget in %s). Budget remaining: %s.",
+				fmtRate(long.BurnRate), promDuration(t.Long), fmtRate(short.BurnRate), promDuration(t.Short),
+				fmtRate(t.Factor), t.Factor*float64(t.Long)/float64(b.Period)*100, promDuration(b.Period), promDuration(t.Long),
+				fmtPercent(b.BudgetRemaining)))
+			ann["burn_rate_"+model.LabelName(promDuration(t.Long))] = model.LabelValue(fmtRate(long.BurnRate))
+			ann["burn_rate_"+model.LabelName(promDuration(t.Short))] = model.LabelValue(fmtRate(short.BurnRate))
+			ann["burn_rate_threshold"] = model.LabelValue(fmtRate(t.Factor))
+			active := long.Total > 0 && short.Total > 0 && long.BurnRate > t.Factor && short.BurnRate > t.Factor
+			out = append(out, condition{rule: t.Name, labels: ls, annotations: ann, active: active, forDur: t.For, keepFor: t.KeepFiringFor})
+		}
+		if e.cfg.BudgetExhausted && !disabled["budget_exhausted"] {
+			ls := base.Clone()
+			ls[model.AlertNameLabel] = AlertBudgetExhausted
+			ls["severity"], ls["sloth_severity"] = "ticket", "ticket"
+			ann := sloAnnotations(b)
+			ann["summary"] = model.LabelValue(fmt.Sprintf("%s has spent its error budget for the last %s", sloTitle(b), promDuration(b.Period)))
+			out = append(out, condition{rule: "budget_exhausted", labels: ls, annotations: ann,
+				active: !math.IsNaN(b.BudgetRemaining) && b.BudgetRemaining <= 0})
+		}
+		if e.cfg.DataAbsentFor > 0 && !disabled["data_absent"] {
+			ls := base.Clone()
+			ls[model.AlertNameLabel] = AlertDataAbsent
+			ls["severity"], ls["sloth_severity"] = "ticket", "ticket"
+			ann := sloAnnotations(b)
+			ann["summary"] = model.LabelValue(fmt.Sprintf("%s has had no SLI data for %s: its alerts cannot fire", sloTitle(b), promDuration(e.cfg.DataAbsentFor)))
+			// With a sample time, absent means none for DataAbsentFor; without
+			// one, no events in the shortest window, held for DataAbsentFor.
+			var absent bool
+			var forDur time.Duration
+			if b.LastData.IsZero() {
+				absent, forDur = noEvents(b), e.cfg.DataAbsentFor
+			} else {
+				absent = now.Sub(b.LastData) >= e.cfg.DataAbsentFor
+			}
+			out = append(out, condition{rule: "data_absent", labels: ls, annotations: ann, active: absent, forDur: forDur})
+		}
+	}
+	return out
+}
+
+func noEvents(b SLOBurn) bool {
+	if len(b.Windows) == 0 {
+		return true
+	}
+	var shortest time.Duration
+	for w := range b.Windows {
+		if shortest == 0 || w < shortest {
+			shortest = w
+		}
+	}
+	return b.Windows[shortest].Total == 0
+}
+
+func sloTitle(b SLOBurn) string {
+	return fmt.Sprintf("SLO %s (%s of %s)", b.ID, strconv.FormatFloat(b.Objective*100, 'g', -1, 64)+"%", promDuration(b.Period))
+}
+
+func sloLabels(b SLOBurn) model.LabelSet {
+	ls := model.LabelSet{}
+	for k, v := range b.Labels {
+		ls[model.LabelName(k)] = model.LabelValue(v)
+	}
+	ls["slo"], ls["sloth_id"] = model.LabelValue(b.ID), model.LabelValue(b.ID)
+	if b.Service != "" {
+		ls["service"], ls["sloth_service"] = model.LabelValue(b.Service), model.LabelValue(b.Service)
+	}
+	if b.Name != "" {
+		ls["sloth_slo"] = model.LabelValue(b.Name)
+	}
+	return ls
+}
+
+func sloAnnotations(b SLOBurn) model.LabelSet {
+	ann := model.LabelSet{
+		"objective":        model.LabelValue(strconv.FormatFloat(b.Objective*100, 'g', -1, 64) + "%"),
+		"budget_remaining": model.LabelValue(fmtPercent(b.BudgetRemaining)),
+	}
+	if b.RunbookURL != "" {
+		ann["runbook_url"] = model.LabelValue(b.RunbookURL)
+	}
+	if b.DashboardURL != "" {
+		ann["dashboard_url"] = model.LabelValue(b.DashboardURL)
+	}
+	if len(b.ExampleTraceIDs) > 0 {
+		ids := b.ExampleTraceIDs
+		if len(ids) > 5 {
+			ids = ids[:5]
+		}
+		ann["trace_ids"] = model.LabelValue(strings.Join(ids, ","))
+	}
+	return ann
+}
+
+func fmtRate(v float64) string {
+	if math.IsNaN(v) {
+		return "n/a"
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64) + "x"
+}
+
+func fmtPercent(v float64) string {
+	if math.IsNaN(v) {
+		return "unknown"
+	}
+	return strconv.FormatFloat(v*100, 'f', 1, 64) + "%"
+}
+
+// evaluate runs every rule at now, advances each alert's lifecycle, saves
+// the changes and returns the alerts to put: firing ones with an end time a
+// few intervals ahead (re-sent each evaluation, as Prometheus does) and
+// resolved ones for 15 minutes after they resolved.
+func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, error) {
+	if e.source == nil {
+		return nil, nil
+	}
+	conds := e.conditions(e.source.Burns(), now)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	seen := map[model.Fingerprint]bool{}
+	changed := map[model.Fingerprint]*ruleAlert{}
+	for _, c := range conds {
+		fp := c.labels.Fingerprint()
+		seen[fp] = true
+		ra := e.active[fp]
+		if ra == nil {
+			ra = &ruleAlert{rule: c.rule, labels: c.labels, state: StateInactive}
+		}
+		ra.annotations, ra.forDur, ra.keepFor = c.annotations, c.forDur, c.keepFor
+		before := *ra
+		advance(ra, c.active, now)
+		if ra.state == StateInactive {
+			if e.active[fp] != nil {
+				delete(e.active, fp)
+				changed[fp] = ra
+			}
+			continue
+		}
+		e.active[fp] = ra
+		if before.state != ra.state || !before.lastTrueAt.Equal(ra.lastTrueAt) {
+			changed[fp] = ra
+		}
+	}
+	// Rules that vanished (SLO deleted, tier disabled) resolve.
+	for fp, ra := range e.active {
+		if seen[fp] {
+			continue
+		}
+		if ra.state == StateFiring {
+			ra.state, ra.resolvedAt = StateResolved, now
+		} else if ra.state == StatePending || now.Sub(ra.resolvedAt) > 15*time.Minute {
+			ra.state = StateInactive
+			delete(e.active, fp)
+		}
+		changed[fp] = ra
+	}
+	if err := e.save(ctx, changed); err != nil {
+		return nil, err
+	}
+	var out []*Alert
+	for _, ra := range e.active {
+		switch ra.state {
+		case StateFiring:
+			out = append(out, &Alert{Labels: ra.labels, Annotations: ra.annotations, StartsAt: ra.activeAt,
+				EndsAt: now.Add(4 * e.interval), UpdatedAt: now})
+		case StateResolved:
+			out = append(out, &Alert{Labels: ra.labels, Annotations: ra.annotations, StartsAt: ra.activeAt,
+				EndsAt: ra.resolvedAt, UpdatedAt: now})
+			if now.Sub(ra.resolvedAt) > 15*time.Minute {
+				delete(e.active, ra.labels.Fingerprint())
+				if err := e.save(ctx, map[model.Fingerprint]*ruleAlert{ra.labels.Fingerprint(): {state: StateInactive}}); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Fingerprint() < out[j].Fingerprint() })
+	return out, nil
+}
+
+// advance moves one alert through inactive -> pending -> firing ->
+// resolved, as Prometheus's alerting rules do.
+func advance(ra *ruleAlert, active bool, now time.Time) {
+	if active {
+		ra.lastTrueAt = now
+		switch ra.state {
+		case StateInactive, StateResolved:
+			ra.state, ra.activeAt, ra.firedAt, ra.resolvedAt = StatePending, now, time.Time{}, time.Time{}
+			if ra.forDur == 0 {
+				ra.state, ra.firedAt = StateFiring, now
+			}
+		case StatePending:
+			if now.Sub(ra.activeAt) >= ra.forDur {
+				ra.state, ra.firedAt = StateFiring, now
+			}
+		}
+		return
+	}
+	switch ra.state {
+	case StatePending:
+		ra.state = StateInactive
+	case StateFiring:
+		if ra.keepFor > 0 && now.Sub(ra.lastTrueAt) < ra.keepFor {
+			return
+		}
+		ra.state, ra.resolvedAt = StateResolved, now
+	}
+}
+
+func (e *ruleEvaluator) save(ctx context.Context, changed map[model.Fingerprint]*ruleAlert) error {
+	if len(changed) == 0 {
+		return nil
+	}
+	return e.store.db.InTx(ctx, func(tx *sql.Tx) error {
+		for fp, ra := range changed {
+			if ra.state == StateInactive {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM rule_alerts WHERE fingerprint=?`, fp.String()); err != nil {
+					return fmt.Errorf("save rule state: %w", err)
+				}
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO rule_alerts(fingerprint, rule, labels, state, active_at, fired_at, last_true_at, resolved_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(fingerprint) DO UPDATE SET state=excluded.state, active_at=excluded.active_at,
+				fired_at=excluded.fired_at, last_true_at=excluded.last_true_at, resolved_at=excluded.resolved_at`,
+				fp.String(), ra.rule, mustJSON(ra.labels), ra.state, ms(ra.activeAt), ms(ra.firedAt), ms(ra.lastTrueAt), ms(ra.resolvedAt)); err != nil {
+				return fmt.Errorf("save rule state: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// RuleStates returns the lifecycle state of every rule alert that is not
+// inactive, by alert labels.
+func (m *Manager) RuleStates() map[string]string {
+	m.rules.mu.Lock()
+	defer m.rules.mu.Unlock()
+	out := map[string]string{}
+	for _, ra := range m.rules.active {
+		out[ra.labels.String()] = ra.state
+	}
+	return out
+}
