@@ -26,14 +26,14 @@ type aggrGroup struct {
 // into notifications in the outbox, deduplicated against the notification
 // log as Alertmanager does.
 type dispatcher struct {
-	mu         sync.Mutex
-	route      *Route
-	groups     map[string]*aggrGroup
-	nflog      map[nflogKey]*nflogEntry
-	store      *Store
-	silences   *Silences
-	inhibitor  *Inhibitor
-	intervener *timeinterval.Intervener
+	mu          sync.Mutex
+	route       *Route
+	groups      map[string]*aggrGroup
+	nflog       map[nflogKey]*nflogEntry
+	store       *Store
+	silences    *Silences
+	inhibitor   *Inhibitor
+	intervener  *timeinterval.Intervener
 	externalURL string
 	// alerts returns every alert currently known, for inhibition.
 	alerts func() []*Alert

@@ -27,7 +27,6 @@ type outbox struct {
 	sent     *prometheus.CounterVec
 	failures *prometheus.CounterVec
 	latency  prometheus.Histogram
-
 }
 
 func newOutbox(store *Store, receivers map[string]Receiver, cfg OutboxConfig, logger *slog.Logger, now func() time.Time, reg prometheus.Registerer) (*outbox, error) {
