@@ -44,13 +44,13 @@ type httpError struct {
 func (e *httpError) Error() string { return e.msg }
 
 // readBody reads an ingest request body within the size limit, undoing gzip
-// (or snappy, for remote write, which its handler undoes itself).
-func readBody(r *http.Request, w http.ResponseWriter, limit int64, allowGzip bool) ([]byte, *httpError) {
+// when decode is set (remote write's snappy is undone by its handler).
+func readBody(r *http.Request, w http.ResponseWriter, limit int64, decode bool) ([]byte, *httpError) {
 	body := http.MaxBytesReader(w, r.Body, limit)
 	var rd io.Reader = body
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); {
-	case enc == "" || enc == "identity":
-	case enc == "gzip" && allowGzip:
+	case !decode || enc == "" || enc == "identity":
+	case enc == "gzip":
 		gz, err := gzip.NewReader(body)
 		if err != nil {
 			var mbe *http.MaxBytesError
