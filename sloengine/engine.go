@@ -617,4 +617,6 @@ func writeBack(app storage.Appender, s *SLO, st Status) error {
 // compile-time check that Status encodes.
 var _ = json.Marshal
 
+var nan = math.NaN()
+
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

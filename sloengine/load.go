@@ -243,6 +243,9 @@ func (c *fileCtx) checkShape(n *yaml.Node, t reflect.Type, path string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias // YAML anchors (&sli / *sli) share one SLI between SLOs
+	}
 	if path != "" {
 		if _, ok := c.lines[path]; !ok {
 			c.lines[path] = n.Line
@@ -558,8 +561,10 @@ func (c *fileCtx) buildSLI(p string, s sliSpec, out *SLI) {
 		out.Metric = s.BoolGauge.Query
 		if out.Metric == "" {
 			c.errf(p+".bool_gauge.query", "missing")
-		} else {
-			c.checkQuery(p+".bool_gauge.query", out.Metric)
+		} else if e, err := promqlParser.ParseExpr(out.Metric); err != nil {
+			c.errf(p+".bool_gauge.query", "invalid PromQL: %v", err)
+		} else if _, ok := e.(*parser.VectorSelector); !ok {
+			c.errf(p+".bool_gauge.query", "want a series selector such as probe_success{job=\"x\"}, whose 0/1 samples are counted")
 		}
 	}
 	if out.Kind != "" && len(c.errs) == 0 {

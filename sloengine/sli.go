@@ -25,7 +25,7 @@ func (s *SLI) errorExpr(w time.Duration) string {
 		return fmt.Sprintf("(histogram_count(%s) - histogram_fraction(0, %s, %s) * histogram_count(%s))",
 			h, strconv.FormatFloat(s.Threshold, 'g', -1, 64), h, h)
 	case KindBoolGauge:
-		return fmt.Sprintf("(sum(count_over_time((%s)[%s])) - sum(sum_over_time((%s)[%s])))", s.Metric, win, s.Metric, win)
+		return fmt.Sprintf("(sum(count_over_time(%s[%s])) - sum(sum_over_time(%s[%s])))", s.Metric, win, s.Metric, win)
 	}
 	return ""
 }
@@ -41,7 +41,7 @@ func (s *SLI) totalExpr(w time.Duration) string {
 	case KindLatencyNative:
 		return fmt.Sprintf("(histogram_count(sum(rate(%s[%s]))))", sel(s.Metric, s.Selector, ""), win)
 	case KindBoolGauge:
-		return fmt.Sprintf("(sum(count_over_time((%s)[%s])))", s.Metric, win)
+		return fmt.Sprintf("(sum(count_over_time(%s[%s])))", s.Metric, win)
 	}
 	return ""
 }

@@ -1,6 +1,7 @@
 package sloengine
 
 import (
+	"math"
 	"time"
 )
 
@@ -65,19 +66,24 @@ func floorDiv(a, b int64) int64 {
 type ring struct {
 	keys     []int64
 	bad, all []float64
-	last     int64 // newest key filled; 0 when empty
+	last     int64 // newest key filled; math.MinInt64 when empty
+}
+
+func (r *ring) index(k int64) int {
+	n := int64(len(r.keys))
+	return int(((k % n) + n) % n)
 }
 
 func newRing(n int) *ring {
-	r := &ring{keys: make([]int64, n), bad: make([]float64, n), all: make([]float64, n)}
+	r := &ring{keys: make([]int64, n), bad: make([]float64, n), all: make([]float64, n), last: math.MinInt64}
 	for i := range r.keys {
-		r.keys[i] = -1
+		r.keys[i] = math.MinInt64
 	}
 	return r
 }
 
 func (r *ring) put(k int64, bad, all float64) {
-	i := int(k % int64(len(r.keys)))
+	i := r.index(k)
 	r.keys[i], r.bad[i], r.all[i] = k, bad, all
 	if k > r.last {
 		r.last = k
@@ -99,7 +105,7 @@ func (r *ring) aggregate(from, to int64, sliceMaxRatio float64) periodAgg {
 		from = to - n
 	}
 	for k := from + 1; k <= to; k++ {
-		i := int(k % n)
+		i := r.index(k)
 		if r.keys[i] != k {
 			continue
 		}
