@@ -159,7 +159,7 @@ func DefaultConfig() Config {
 			}},
 		},
 		InhibitRules: []InhibitRuleConfig{{
-			SourceMatchers: []string{`severity="page"`},
+			SourceMatchers: []string{`severity="page"`, `slo=~".+"`},
 			TargetMatchers: []string{`severity="ticket"`},
 			Equal:          []string{"slo"},
 		}},

@@ -80,7 +80,9 @@ func newFixture(t testing.TB, cfg alerting.Config) *fixture {
 	return f
 }
 
-func (f *fixture) open() {
+func (f *fixture) open() { f.openWith(f.clock.Now) }
+
+func (f *fixture) openWith(now func() time.Time) {
 	t := f.t
 	store, err := alerting.OpenStore(context.Background(), filepath.Join(f.dir, "alerting.db"))
 	require.NoError(t, err)
@@ -91,7 +93,7 @@ func (f *fixture) open() {
 		Burns:      f.burns,
 		Logger:     testutil.Logger(t),
 		Registerer: prometheus.NewRegistry(),
-		Now:        f.clock.Now,
+		Now:        now,
 	})
 	require.NoError(t, err)
 	f.store, f.m = store, m
