@@ -108,7 +108,7 @@ type scanResult struct {
 // bad frame (a torn tail after a crash, or damage) ends the scan: nothing
 // after it can be trusted to start at a frame boundary.
 func scanSegment(r io.Reader, size int64, fn func(off int64, received int64, chunks []chunkMeta)) scanResult {
-	br := bufio.NewReaderSize(r, 1<<20)
+	br := bufio.NewReaderSize(r, int(min(max(size, 4096), 1<<20)))
 	hdr := make([]byte, segmentHeader)
 	if _, err := io.ReadFull(br, hdr); err != nil {
 		return scanResult{corrupt: fmt.Errorf("%w: short segment header", errCorrupt)}

@@ -93,3 +93,69 @@ func TestDataAppendedBeforeCloseIsThereAfterOpen(t *testing.T) {
 	require.Equal(t, []string{"demo-api/checkout", "demo-edge/GET /checkout", "demo-store/SELECT"}, spanNames(td))
 	require.Equal(t, before, s.Search(Query{}))
 }
+
+func TestAppendPushesBackWhenTooManyBatchesWait(t *testing.T) {
+	s := openTest(t, t.TempDir(), DefaultConfig(), Options{MaxPendingAppends: 2, AppendWait: 20 * time.Millisecond})
+	defer s.Close()
+	// Two batches are being written (the write lock is held, as a slow disk
+	// would hold it).
+	s.mu.Lock()
+	results := make(chan error, 2)
+	for _, td := range checkoutBatches()[:2] {
+		go func() {
+			_, err := s.Append(context.Background(), td)
+			results <- err
+		}()
+	}
+	require.Eventually(t, func() bool { return len(s.pending) == 2 }, 5*time.Second, time.Millisecond)
+
+	td := checkoutBatches()[2]
+	rejected, err := s.Append(context.Background(), td)
+	require.ErrorIs(t, err, ErrOverloaded)
+	require.Equal(t, 1, rejected)
+	require.InDelta(t, 1, counter(t, s.m.rejected.WithLabelValues("overloaded")), 0)
+
+	s.mu.Unlock()
+	require.NoError(t, <-results)
+	require.NoError(t, <-results)
+	appendAll(t, s.Store, td)
+	require.Equal(t, map[string]bool{traceA: true, traceB: true}, present(s.Store, traceA, traceB))
+}
+
+func TestAppendAfterCloseFails(t *testing.T) {
+	s := openTest(t, t.TempDir(), DefaultConfig(), Options{})
+	require.NoError(t, s.Close())
+	require.NoError(t, s.Close(), "Close twice is harmless")
+	rejected, err := s.Append(context.Background(), checkoutBatches()[0])
+	require.ErrorIs(t, err, ErrClosed)
+	require.Equal(t, 1, rejected)
+}
+
+func TestConfigValidateNamesTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		modify func(*Config)
+		want   string
+	}{
+		{"the defaults are valid", func(*Config) {}, ""},
+		{"a retention under a minute is refused", func(c *Config) { c.Retention = time.Second }, "retention: "},
+		{"max_bytes under 1 MiB is refused", func(c *Config) { c.MaxBytes = 1000 }, "max_bytes: "},
+		{"a forward endpoint must be a URL", func(c *Config) { c.Forward.Endpoint = "tempo:4318" }, "forward.endpoint: "},
+		{"a forward endpoint needs a host", func(c *Config) { c.Forward.Endpoint = "http:///v1/traces" }, "forward.endpoint: "},
+		{"a forward timeout must be positive", func(c *Config) { c.Forward.Endpoint = "http://tempo:4318"; c.Forward.Timeout = 0 }, "forward.timeout: "},
+		{"a forward queue must hold a span", func(c *Config) { c.Forward.Endpoint = "http://tempo:4318"; c.Forward.QueueSize = 0 }, "forward.queue_size: "},
+		{"a disabled forward is not checked", func(c *Config) { c.Forward.Timeout = 0 }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tc.modify(&cfg)
+			err := cfg.Validate()
+			if tc.want == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.want)
+			require.Regexp(t, "^"+tc.want, err.Error())
+		})
+	}
+}
