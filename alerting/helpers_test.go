@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -65,6 +66,7 @@ type fixture struct {
 	clock *clock
 	rcv   *recorder
 	burns alerting.BurnSource
+	extra map[string]alerting.Receiver
 	store *alerting.Store
 	m     *alerting.Manager
 }
@@ -89,7 +91,7 @@ func (f *fixture) openWith(now func() time.Time) {
 	m, err := alerting.New(context.Background(), alerting.Options{
 		Config:     f.cfg,
 		Store:      store,
-		Receivers:  map[string]alerting.Receiver{alerting.ReceiverLog: f.rcv},
+		Receivers:  f.receivers(),
 		Burns:      f.burns,
 		Logger:     testutil.Logger(t),
 		Registerer: prometheus.NewRegistry(),
@@ -128,4 +130,40 @@ func (f *fixture) serve() *httptest.Server {
 	srv := httptest.NewServer(f.m.Handler())
 	f.t.Cleanup(srv.Close)
 	return srv
+}
+
+func (f *fixture) receivers() map[string]alerting.Receiver {
+	m := map[string]alerting.Receiver{alerting.ReceiverLog: f.rcv}
+	for k, v := range f.extra {
+		m[k] = v
+	}
+	return m
+}
+
+// post puts alerts through the API handler with the fixture's clock.
+func (f *fixture) post(body string) {
+	f.t.Helper()
+	req := httptest.NewRequest("POST", "/api/v2/alerts", strings.NewReader(body))
+	w := httptest.NewRecorder()
+	f.m.Handler().ServeHTTP(w, req)
+	require.Equal(f.t, 200, w.Code, w.Body.String())
+}
+
+// names returns, per notification, its status and alert names.
+func names(ns []*alerting.Notification) []string {
+	var out []string
+	for _, n := range ns {
+		s := n.Status + ":"
+		for i, a := range n.Alerts {
+			if i > 0 {
+				s += ","
+			}
+			s += a.Labels["alertname"]
+			if a.Status == alerting.StatusResolved {
+				s += "(resolved)"
+			}
+		}
+		out = append(out, s)
+	}
+	return out
 }
