@@ -93,10 +93,10 @@ load 1m
 	q := LocalQuerier{Engine: NewPromQLEngine(), Queryable: st}
 	for expr, want := range map[string]float64{
 		`slo:sli_error:ratio_rate1h{sloth_id="api-availability",sloth_service="api",sloth_slo="availability",sloth_window="1h"}`: 0.01,
-		`slo:period_error_budget_remaining:ratio{sloth_id="api-availability"}`:                                                  -9,
-		`slo:error_budget:ratio{sloth_id="api-availability"}`:                                                                   0.001,
-		`slo:current_burn_rate:ratio{sloth_id="api-availability"}`:                                                              10,
-		`slo:time_period:days{sloth_id="api-availability"}`:                                                                     30,
+		`slo:period_error_budget_remaining:ratio{sloth_id="api-availability"}`:                                                   -9,
+		`slo:error_budget:ratio{sloth_id="api-availability"}`:                                                                    0.001,
+		`slo:current_burn_rate:ratio{sloth_id="api-availability"}`:                                                               10,
+		`slo:time_period:days{sloth_id="api-availability"}`:                                                                      30,
 	} {
 		v, ok, err := scalar(ctx, q, expr, at)
 		require.NoError(t, err)

@@ -11,21 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/burnrate/burnrate/internal/testutil"
 )
-
-func TestRuleFilesMatchGoldenFiles(t *testing.T) {
-	slos, err := Examples()
-	require.NoError(t, err)
-	files, err := RuleFiles(slos, 30*time.Second)
-	require.NoError(t, err)
-	require.Len(t, files, 2)
-	for name, body := range files {
-		require.True(t, strings.HasPrefix(string(body), GeneratedHeader))
-		testutil.Golden(t, strings.TrimSuffix(name, ".yml")+".golden.yml", body)
-	}
-}
 
 // outageSLO is a 99.9% / 30d SLO on two counters, for promtool unit tests.
 const outageSLO = `version: prometheus/v1

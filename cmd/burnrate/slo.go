@@ -1,0 +1,212 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/burnrate/burnrate/sloengine"
+)
+
+func newSLOCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "slo", Short: "Validate SLO files, export Prometheus rules, show budgets"}
+	cmd.AddCommand(newSLOValidateCmd(stdout, stderr), newSLORulesCmd(g, stdout, stderr), newSLOStatusCmd(stdout))
+	return cmd
+}
+
+func newSLOValidateCmd(stdout, stderr io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate FILE...",
+		Short: "Check SLO files; every problem is reported with file, line, field and reason",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			slos, err := sloengine.LoadPaths(args)
+			if err != nil {
+				n := reportSpecErrors(stderr, err)
+				return fmt.Errorf("%d problem(s) in SLO files", n)
+			}
+			fmt.Fprintf(stdout, "%d SLO(s) valid:\n", len(slos))
+			for _, s := range slos {
+				fmt.Fprintf(stdout, "  %s (%s:%d)\n", s.ID, s.File, s.Line)
+			}
+			return nil
+		},
+	}
+}
+
+// reportSpecErrors prints one problem per line and returns how many.
+func reportSpecErrors(w io.Writer, err error) int {
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
+	}
+	for _, e := range list {
+		fmt.Fprintln(w, e)
+	}
+	return len(list)
+}
+
+func newSLORulesCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
+	var out string
+	var interval time.Duration
+	var demo bool
+	cmd := &cobra.Command{
+		Use:   "rules --out DIR [FILE...]",
+		Short: "Write Prometheus rule files (recording rules and multi-window burn-rate alerts)",
+		Long: `Write one Prometheus rule file per service: SLI recording rules for every window
+under Sloth's series names, the period SLI and budget, and one alert per burn-rate
+tier. The files pass promtool check rules and load into any Prometheus-compatible
+ruler (Prometheus, Mimir, Thanos). SLO files come from the arguments, or from the
+configuration key slos when there are none; --demo adds the demo platform's SLOs.`,
+		RunE: func(c *cobra.Command, args []string) error {
+			if out == "" {
+				return usageError{errors.New("--out DIR is required")}
+			}
+			paths := args
+			if len(paths) == 0 {
+				cfg, err := loadConfig(g.configFile, nil)
+				if err != nil {
+					return usageError{err}
+				}
+				paths = cfg.Slos
+			}
+			slos, err := sloengine.LoadPaths(paths)
+			if err != nil {
+				n := reportSpecErrors(stderr, err)
+				return fmt.Errorf("%d problem(s) in SLO files", n)
+			}
+			if demo {
+				ex, err := sloengine.Examples()
+				if err != nil {
+					return err
+				}
+				slos = append(slos, ex...)
+			}
+			if len(slos) == 0 {
+				return usageError{errors.New("no SLOs: give SLO files as arguments, set slos in the configuration, or use --demo")}
+			}
+			files, err := sloengine.RuleFiles(slos, interval)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			names := make([]string, 0, len(files))
+			for n := range files {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				p := filepath.Join(out, n)
+				if err := os.WriteFile(p, files[n], 0o644); err != nil {
+					return err
+				}
+				fmt.Fprintln(stdout, p)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "", "directory to write <service>.rules.yml files into")
+	cmd.Flags().DurationVar(&interval, "interval", 30*time.Second, "rule group evaluation interval")
+	cmd.Flags().BoolVar(&demo, "demo", false, "include the demo platform's SLOs")
+	return cmd
+}
+
+func newSLOStatusCmd(stdout io.Writer) *cobra.Command {
+	var url string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show every SLO's budget and burn rates from a running Burnrate",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			client := &http.Client{Timeout: 10 * time.Second}
+			resp, err := client.Get(strings.TrimSuffix(url, "/") + "/api/v1/slos") //nolint:noctx // CLI, bounded by the client timeout
+			if err != nil {
+				return fmt.Errorf("is burnrate running at %s? %w", url, err)
+			}
+			defer resp.Body.Close()
+			var body struct {
+				Status string             `json:"status"`
+				Error  string             `json:"error"`
+				Data   []sloengine.Status `json:"data"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				return fmt.Errorf("%s/api/v1/slos: HTTP %d: %w", url, resp.StatusCode, err)
+			}
+			if body.Status != "success" {
+				return fmt.Errorf("%s/api/v1/slos: %s", url, body.Error)
+			}
+			printStatus(stdout, body.Data)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&url, "url", "http://127.0.0.1:8080", "base URL of the running Burnrate")
+	return cmd
+}
+
+func printStatus(w io.Writer, list []sloengine.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLO\tOBJECTIVE\tPERIOD\tSLI\tBUDGET LEFT\tBURN 5m\tBURN 1h\tBURN 6h\tEXHAUSTED IN (1h burn)\tALERTS")
+	for _, s := range list {
+		if s.Error != "" {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\terror: %s\n", s.ID, pct(s.Objective), s.Period, s.Error)
+			continue
+		}
+		burn := func(win string) string {
+			ws, ok := s.Window(win)
+			if !ok {
+				return "-"
+			}
+			return num(float64(ws.BurnRate), 2)
+		}
+		left := "-"
+		if v := float64(s.BudgetRemaining); !math.IsNaN(v) {
+			left = pct(v)
+		}
+		exh := "never"
+		for _, f := range s.Forecasts {
+			if f.Window == "1h" && !math.IsNaN(float64(f.Seconds)) {
+				exh = (time.Duration(float64(f.Seconds)) * time.Second).Round(time.Minute).String()
+			}
+		}
+		var alerts []string
+		for _, t := range s.Tiers {
+			switch {
+			case t.Firing:
+				alerts = append(alerts, fmt.Sprintf("%s %s/%s", t.Severity, t.LongWindow, t.ShortWindow))
+			case t.Held:
+				alerts = append(alerts, fmt.Sprintf("(held: low traffic %s/%s)", t.LongWindow, t.ShortWindow))
+			}
+		}
+		sli := "-"
+		if v := float64(s.PeriodSLI.SLI); !math.IsNaN(v) {
+			sli = pct(v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, pct(s.Objective), s.Period, sli, left,
+			burn("5m"), burn("1h"), burn("6h"), exh, strings.Join(alerts, ", "))
+	}
+	_ = tw.Flush()
+}
+
+func pct(v float64) string { return num(v*100, 3) + "%" }
+
+func num(v float64, prec int) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "-"
+	}
+	return fmt.Sprintf("%.*f", prec, v)
+}
