@@ -1,0 +1,91 @@
+package alertmanager_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/burnrate/burnrate/alerting"
+	"github.com/burnrate/burnrate/alerting/alertmanager"
+)
+
+const binary = "/usr/bin/prometheus-alertmanager"
+
+// startAlertmanager runs the real Alertmanager on a free loopback port with
+// clustering disabled and returns its URL.
+func startAlertmanager(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(binary); err != nil {
+		t.Skipf("%s is not installed (Debian package prometheus-alertmanager; CI installs it via .ci/run)", binary)
+	}
+	dir := t.TempDir()
+	conf := "route:\n  receiver: blackhole\nreceivers:\n- name: blackhole\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "am.yml"), []byte(conf), 0o644))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, binary, "--config.file="+filepath.Join(dir, "am.yml"),
+		"--storage.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--cluster.listen-address=")
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	url := "http://" + addr
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(url + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 20*time.Second, 50*time.Millisecond, "alertmanager did not become ready: %s", &logs)
+	return url
+}
+
+func amAlerts(t *testing.T, url string) []map[string]any {
+	resp, err := http.Get(url + "/api/v2/alerts")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out []map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+	return out
+}
+
+func TestForwardingReachesARealAlertmanager(t *testing.T) {
+	url := startAlertmanager(t)
+	fwd := alertmanager.New([]string{url}, nil)
+	start := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	n := &alerting.Notification{Receiver: "alertmanager", Status: "firing", Alerts: []alerting.NotifiedAlert{{
+		Status: "firing", Labels: map[string]string{"alertname": "SLOErrorBudgetBurn", "slo": "api-availability", "severity": "page"},
+		Annotations: map[string]string{"summary": "burning"}, StartsAt: start, GeneratorURL: "http://127.0.0.1:8080/slo/api-availability",
+	}}}
+	require.NoError(t, fwd.Notify(context.Background(), n))
+	got := amAlerts(t, url)
+	require.Len(t, got, 1)
+	require.Equal(t, "api-availability", got[0]["labels"].(map[string]any)["slo"])
+	require.Equal(t, "burning", got[0]["annotations"].(map[string]any)["summary"])
+	require.Equal(t, start.Format("2006-01-02T15:04:05.000Z"), got[0]["startsAt"])
+
+	// Resolving forwards the end time; Alertmanager stops listing it.
+	n.Status, n.Alerts[0].Status, n.Alerts[0].EndsAt = "resolved", "resolved", time.Now().Add(-time.Second).UTC()
+	require.NoError(t, fwd.Notify(context.Background(), n))
+	require.Empty(t, amAlerts(t, url))
+
+	// Alertmanager's own validation errors come back as permanent failures.
+	bad := &alerting.Notification{Alerts: []alerting.NotifiedAlert{{Status: "firing", Labels: map[string]string{}, StartsAt: start}}}
+	err := fwd.Notify(context.Background(), bad)
+	require.ErrorIs(t, err, alerting.ErrPermanent)
+	require.Contains(t, err.Error(), fmt.Sprint(400))
+}
