@@ -59,7 +59,11 @@ type Options struct {
 	StoreURL string
 	// Faults is the process's fault set (the app opens it on demo.db).
 	Faults *faults.Set
-	Logger *slog.Logger
+	// ServeFaultAPI mounts the fault API (/api/v1/demo/) on the last tier's
+	// listener. Single-tier roles always do; in `burnrate up` the main
+	// listener serves it instead.
+	ServeFaultAPI bool
+	Logger        *slog.Logger
 	// SpanExporter and MetricReader, when set, replace OTLP export (tests).
 	// One span exporter collects from every tier; MetricReader is called once
 	// per tier instance.
@@ -258,7 +262,7 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 	}
 	// A single-tier process also serves the fault API, since no Burnrate
 	// listener is there to mount it.
-	if !all {
+	if !all || o.ServeFaultAPI {
 		s := p.servers[len(p.servers)-1]
 		mux := http.NewServeMux()
 		mux.Handle("/api/v1/demo/", o.Faults.Handler())

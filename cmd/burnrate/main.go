@@ -82,6 +82,9 @@ Run everything on embedded defaults:  burnrate up`,
 		newConfigCmd(g, stdout),
 		newUpCmd(g, stdout, stderr),
 		newServeCmd(g, stdout, stderr),
+		newDemoCmd(g, stdout, stderr),
+		newLoadCmd(stdout, stderr),
+		newFaultCmd(stdout),
 	)
 	return root
 }
@@ -140,6 +143,7 @@ override the defaults. Stop with Ctrl-C.`,
 		},
 	}
 	addServerFlags(cmd)
+	cmd.Flags().String("edge-listen", defaultConfig().Demo.EdgeListen, "address of the demo platform's edge, where users and load go")
 	return cmd
 }
 
@@ -166,6 +170,10 @@ func serve(c *cobra.Command, g *globals, stdout, stderr io.Writer) error {
 	logger := newLogger(cfg.Log, level, stderr)
 
 	opts := cfg.Options
+	if c.Name() == "serve" {
+		// serve runs the operations stack for real services, never the demo.
+		opts.Demo.Enabled = false
+	}
 	opts.Logger = logger
 	opts.Registry = prometheus.NewRegistry()
 	a, err := app.New(opts)

@@ -81,7 +81,6 @@ func New(ctx context.Context, service, instance string, o Options) (*Providers, 
 	}
 	res := resource.NewSchemaless(
 		attribute.String("service.name", service),
-		attribute.String("service.namespace", "burnrate-demo"),
 		attribute.String("service.instance.id", instance),
 	)
 	logger := o.Logger.With("service", service)

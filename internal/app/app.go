@@ -22,6 +22,7 @@ import (
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 
 	"github.com/burnrate/burnrate/collector"
+	"github.com/burnrate/burnrate/demoapp"
 	"github.com/burnrate/burnrate/internal/httpserver"
 )
 
@@ -42,6 +43,9 @@ type Options struct {
 	// the query API and the trace store.
 	Collector collector.Config `mapstructure:"collector"`
 
+	// Demo configures the demo platform that `burnrate up` runs.
+	Demo demoapp.Config `mapstructure:"demo"`
+
 	// Logger and Registry are injected, never read from configuration.
 	Logger   *slog.Logger         `mapstructure:"-"`
 	Registry *prometheus.Registry `mapstructure:"-"`
@@ -54,6 +58,7 @@ func DefaultOptions() Options {
 		DataDir:         "./data",
 		ShutdownTimeout: 4 * time.Second,
 		Collector:       collector.DefaultConfig(),
+		Demo:            demoapp.DefaultConfig(),
 	}
 }
 
@@ -66,6 +71,9 @@ func (o Options) Validate() error {
 		return errors.New("data_dir: must not be empty")
 	}
 	if err := o.Collector.Validate(); err != nil {
+		return err
+	}
+	if err := o.Demo.Validate(); err != nil {
 		return err
 	}
 	if o.ShutdownTimeout > 4500*time.Millisecond {
@@ -165,6 +173,7 @@ func New(opts Options) (*App, error) {
 	// already opened.
 	for _, build := range []func() error{
 		a.buildCollector,
+		a.buildDemo,
 	} {
 		if err := build(); err != nil {
 			a.http.Close()
