@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
-		"sync"
+	"sync"
 	"testing"
 	"time"
 
