@@ -85,6 +85,7 @@ Run everything on embedded defaults:  burnrate up`,
 		newDemoCmd(g, stdout, stderr),
 		newLoadCmd(stdout, stderr),
 		newFaultCmd(stdout),
+		newGamedayCmd(stdout, stderr),
 	)
 	return root
 }

@@ -1,0 +1,339 @@
+package gameday
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/burnrate/burnrate/demoapp/load"
+)
+
+// Options configure a drill.
+type Options struct {
+	// URL is Burnrate's base URL (query API and fault API).
+	URL string
+	// EdgeURL is where the load goes.
+	EdgeURL string
+	// Token is the API bearer token, for the fault API.
+	Token string
+	// Poll is how often signals are checked. Default 2s.
+	Poll time.Duration
+	// Pager finds pages; default QueryPager on URL.
+	Pager  Pager
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Pager tells when an alert first paged. It is the hook alerting plugs
+// into: the default asks the query API for the ALERTS series that
+// Prometheus-style rule evaluation writes; a pager backed by the alerting
+// package's notification log can replace it without changing scenarios.
+type Pager interface {
+	// Paged reports whether alert has fired (paged) at or after since.
+	Paged(ctx context.Context, alert string, since time.Time) (bool, error)
+}
+
+// QueryPager reads ALERTS{alertname=..., alertstate="firing"} through the
+// Prometheus-compatible query API.
+type QueryPager struct{ Q *Querier }
+
+// Paged implements Pager.
+func (p QueryPager) Paged(ctx context.Context, alert string, _ time.Time) (bool, error) {
+	return p.Q.Nonempty(ctx, fmt.Sprintf(`ALERTS{alertname=%q, alertstate="firing"}`, alert))
+}
+
+// Result is one expectation's outcome.
+type Result struct {
+	Step     int
+	Expect   Expectation
+	StepAt   time.Time
+	Detected bool
+	After    time.Duration // from the step to the signal
+	Score    float64       // 0..100
+	Err      string
+}
+
+// Report is a drill's outcome.
+type Report struct {
+	Scenario *Scenario
+	Started  time.Time
+	Ended    time.Time
+	Results  []Result
+	Events   []string
+	Load     load.Report
+	LoadErr  string
+}
+
+// Score is the mean score of the expectations, 0..100.
+func (r *Report) Score() float64 {
+	if len(r.Results) == 0 {
+		return 0
+	}
+	var s float64
+	for _, x := range r.Results {
+		s += x.Score
+	}
+	return s / float64(len(r.Results))
+}
+
+// score rates a detection: on time is 100; late loses in proportion (twice
+// the expected time scores 50); never detected is 0. For never-expectations,
+// not seeing the signal is 100.
+func score(e Expectation, detected bool, after time.Duration) float64 {
+	if e.Never {
+		if detected {
+			return 0
+		}
+		return 100
+	}
+	if !detected {
+		return 0
+	}
+	if after <= e.Within {
+		return 100
+	}
+	return 100 * float64(e.Within) / float64(after)
+}
+
+// Run runs the drill and returns its report. Faults it set are cleared
+// before it returns, whatever happens.
+func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
+	if o.Poll <= 0 {
+		o.Poll = 2 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	q := &Querier{Base: strings.TrimSuffix(o.URL, "/"), HTTP: &http.Client{Timeout: 10 * time.Second}}
+	if o.Pager == nil {
+		o.Pager = QueryPager{Q: q}
+	}
+	fc := &faultClient{base: strings.TrimSuffix(o.URL, "/"), token: o.Token, http: &http.Client{Timeout: 10 * time.Second}}
+	// The drill starts from a clean platform.
+	if err := fc.clear(ctx, ""); err != nil {
+		return nil, fmt.Errorf("gameday: cannot reach the fault API at %s: %w", o.URL, err)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, s.Duration+30*time.Second)
+	defer cancel()
+	rep := &Report{Scenario: s, Started: o.Now()}
+	var mu sync.Mutex
+	event := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		line := fmt.Sprintf("%s  %s", o.Now().Sub(rep.Started).Round(time.Second), fmt.Sprintf(format, args...))
+		rep.Events = append(rep.Events, line)
+		o.Logger.Info("gameday", "event", line)
+	}
+
+	var wg sync.WaitGroup
+	drillEnd := rep.Started.Add(s.Duration)
+	wg.Go(func() {
+		lr, err := load.Run(ctx, s.loadOptions(o.EdgeURL), nil)
+		mu.Lock()
+		rep.Load = lr
+		if err != nil {
+			rep.LoadErr = err.Error()
+		}
+		mu.Unlock()
+	})
+	defer func() {
+		// Leave the platform as found, even when the drill was cut short.
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer ccancel()
+		if err := fc.clear(cctx, ""); err != nil {
+			o.Logger.Error("gameday: clearing faults failed", "err", err)
+		}
+	}()
+
+	results := make([][]Result, len(s.Timeline))
+	for i, st := range s.Timeline {
+		if !sleepUntil(ctx, rep.Started.Add(st.At), o.Now) {
+			break
+		}
+		at := o.Now()
+		names := make([]string, 0, len(st.Set))
+		for n := range st.Set {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if err := fc.set(ctx, n, st.Set[n]); err != nil {
+				return nil, fmt.Errorf("gameday: step %d: %w", i, err)
+			}
+			event("set %s = %s", n, st.Set[n])
+		}
+		for _, n := range st.Clear {
+			if err := fc.clear(ctx, n); err != nil {
+				return nil, fmt.Errorf("gameday: step %d: %w", i, err)
+			}
+			event("cleared %s", n)
+		}
+		if st.Note != "" {
+			event("%s", st.Note)
+		}
+		results[i] = make([]Result, len(st.Expect))
+		for j, e := range st.Expect {
+			wg.Go(func() {
+				results[i][j] = watch(ctx, o, q, i, e, at, drillEnd, event)
+			})
+		}
+	}
+	wg.Wait()
+	rep.Ended = o.Now()
+	for _, rs := range results {
+		rep.Results = append(rep.Results, rs...)
+	}
+	return rep, nil
+}
+
+// watch polls for an expectation's signal. A positive expectation gives up
+// at three times its expected time (or the end of the drill, if later is
+// not possible); a never-expectation watches until the drill ends.
+func watch(ctx context.Context, o Options, q *Querier, step int, e Expectation, at, drillEnd time.Time, event func(string, ...any)) Result {
+	res := Result{Step: step, Expect: e, StepAt: at}
+	deadline := drillEnd
+	if !e.Never {
+		deadline = at.Add(3 * e.Within)
+		if deadline.After(drillEnd) {
+			deadline = drillEnd
+		}
+	}
+	t := time.NewTicker(o.Poll)
+	defer t.Stop()
+	for {
+		var ok bool
+		var err error
+		if e.Page != "" {
+			ok, err = o.Pager.Paged(ctx, e.Page, at)
+		} else {
+			ok, err = q.Nonempty(ctx, e.Query)
+		}
+		if err != nil {
+			res.Err = err.Error()
+		}
+		now := o.Now()
+		if ok {
+			res.Detected, res.After = true, now.Sub(at)
+			event("signal %q after %s", e.Name, res.After.Round(time.Second))
+			break
+		}
+		if !now.Before(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			res.Err = "drill ended before the signal"
+			res.Score = score(e, false, 0)
+			return res
+		case <-t.C:
+		}
+	}
+	res.Score = score(e, res.Detected, res.After)
+	return res
+}
+
+func sleepUntil(ctx context.Context, t time.Time, now func() time.Time) bool {
+	d := t.Sub(now())
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Querier asks Burnrate's Prometheus-compatible API.
+type Querier struct {
+	Base string
+	HTTP *http.Client
+}
+
+// Nonempty runs an instant query and reports whether it returned samples.
+func (q *Querier) Nonempty(ctx context.Context, query string) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, q.Base+"/api/v1/query?query="+url.QueryEscape(query), nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := q.HTTP.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			ResultType string            `json:"resultType"`
+			Result     []json.RawMessage `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&body); err != nil {
+		return false, fmt.Errorf("query %q: %s: %w", query, resp.Status, err)
+	}
+	if body.Status != "success" {
+		return false, fmt.Errorf("query %q: %s", query, body.Error)
+	}
+	return len(body.Data.Result) > 0, nil
+}
+
+type faultClient struct {
+	base, token string
+	http        *http.Client
+}
+
+func (c *faultClient) call(ctx context.Context, method, path string, body []byte) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+func (c *faultClient) set(ctx context.Context, name, value string) error {
+	b, _ := json.Marshal(map[string]string{"value": value, "source": "gameday"})
+	return c.call(ctx, http.MethodPut, "/api/v1/demo/faults/"+url.PathEscape(name), b)
+}
+
+func (c *faultClient) clear(ctx context.Context, name string) error {
+	p := "/api/v1/demo/faults"
+	if name != "" {
+		p += "/" + url.PathEscape(name)
+	}
+	return c.call(ctx, http.MethodDelete, p+"?source=gameday", nil)
+}
+
