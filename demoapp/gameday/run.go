@@ -336,4 +336,3 @@ func (c *faultClient) clear(ctx context.Context, name string) error {
 	}
 	return c.call(ctx, http.MethodDelete, p+"?source=gameday", nil)
 }
-
