@@ -172,13 +172,61 @@ func DefaultConfig() Config {
 	}
 }
 
-// ErrInvalidConfig wraps every configuration error.
+// WithDefaults fills the zero fields of c from DefaultConfig, so that a
+// partial configuration (or none) behaves as Alertmanager's defaults do.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	if c.ResolveTimeout == 0 {
+		c.ResolveTimeout = d.ResolveTimeout
+	}
+	if c.EvaluationInterval == 0 {
+		c.EvaluationInterval = d.EvaluationInterval
+	}
+	if c.Route.GroupWait == 0 {
+		c.Route.GroupWait = d.Route.GroupWait
+	}
+	if c.Route.GroupInterval == 0 {
+		c.Route.GroupInterval = d.Route.GroupInterval
+	}
+	if c.Route.RepeatInterval == 0 {
+		c.Route.RepeatInterval = d.Route.RepeatInterval
+	}
+	if c.Route.GroupBy == nil {
+		c.Route.GroupBy = d.Route.GroupBy
+	}
+	if c.Outbox.InitialInterval == 0 {
+		c.Outbox.InitialInterval = d.Outbox.InitialInterval
+	}
+	if c.Outbox.MaxInterval == 0 {
+		c.Outbox.MaxInterval = d.Outbox.MaxInterval
+	}
+	if c.Outbox.PollInterval == 0 {
+		c.Outbox.PollInterval = d.Outbox.PollInterval
+	}
+	if c.Rules.Tiers == nil {
+		c.Rules.Tiers = d.Rules.Tiers
+	}
+	return c
+}
+
+// ErrInvalidConfig is matched (errors.Is) by every configuration error.
+// The messages themselves start with the configuration key, so that the
+// config loader can point at the line of the file.
 var ErrInvalidConfig = errors.New("invalid alerting configuration")
 
+type configError string
+
+func (e configError) Error() string        { return string(e) }
+func (e configError) Is(target error) bool { return target == ErrInvalidConfig }
+
 // Validate reports the first invalid field, named by its configuration key.
-func (c Config) Validate() error {
+// Routes may name only the receivers the configuration enables.
+func (c Config) Validate() error { return c.validate(true) }
+
+func (c Config) validate(checkReceivers bool) error {
+	c = c.WithDefaults()
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+		return configError(fmt.Sprintf(format, args...))
 	}
 	if c.ResolveTimeout <= 0 {
 		return bad("alerting.resolve_timeout: must be positive")
@@ -201,8 +249,23 @@ func (c Config) Validate() error {
 	for _, ti := range c.TimeIntervals {
 		names[ti.Name] = true
 	}
-	if _, err := newRoute(c.Route, nil, names); err != nil {
+	rc := c.Route
+	if rc.Receiver == "" {
+		rc.Receiver = c.DefaultReceiver()
+	}
+	route, err := newRoute(rc, nil, names)
+	if err != nil {
 		return bad("alerting.route: %v", err)
+	}
+	configured := c.configuredReceivers()
+	var missing string
+	route.Walk(func(r *Route) {
+		if !configured[r.Receiver] && missing == "" {
+			missing = r.Receiver
+		}
+	})
+	if checkReceivers && missing != "" {
+		return bad("alerting.route: receiver %q is not configured (configure alerting.slack, alerting.webhook or alerting.alertmanager, or use %q)", missing, ReceiverLog)
 	}
 	if _, err := newInhibitor(c.InhibitRules); err != nil {
 		return bad("alerting.inhibit_rules: %v", err)
@@ -220,6 +283,16 @@ func (c Config) Validate() error {
 		return bad("alerting.slack.channel: required when alerting.slack.token is set")
 	}
 	return nil
+}
+
+// configuredReceivers names the receivers the configuration enables.
+func (c Config) configuredReceivers() map[string]bool {
+	return map[string]bool{
+		ReceiverLog:          true,
+		ReceiverSlack:        c.Slack.Token != "",
+		ReceiverWebhook:      len(c.Webhook.URLs) > 0,
+		ReceiverAlertmanager: len(c.Alertmanager.URLs) > 0,
+	}
 }
 
 // DefaultReceiver is the receiver of routes that name none: Slack when a

@@ -48,11 +48,13 @@ type Manager struct {
 
 // New builds a Manager and loads its state from the store.
 func New(ctx context.Context, opts Options) (*Manager, error) {
-	cfg := opts.Config
+	cfg := opts.Config.WithDefaults()
 	if cfg.Route.Receiver == "" {
 		cfg.Route.Receiver = cfg.DefaultReceiver()
 	}
-	if err := cfg.Validate(); err != nil {
+	// Receivers are checked against opts.Receivers below, which may hold
+	// more than the configuration builds.
+	if err := cfg.validate(false); err != nil {
 		return nil, err
 	}
 	if opts.Store == nil {
@@ -77,12 +79,12 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	}
 	route, err := newRoute(cfg.Route, nil, names)
 	if err != nil {
-		return nil, fmt.Errorf("%w: alerting.route: %w", ErrInvalidConfig, err)
+		return nil, configError("alerting.route: " + err.Error())
 	}
 	var unknown error
 	route.Walk(func(r *Route) {
 		if _, ok := receivers[r.Receiver]; !ok && unknown == nil {
-			unknown = fmt.Errorf("%w: alerting.route %s: receiver %q is not configured", ErrInvalidConfig, r.ID, r.Receiver)
+			unknown = configError(fmt.Sprintf("alerting.route: route %s: receiver %q is not configured (configure alerting.slack, alerting.webhook or alerting.alertmanager, or use %q)", r.ID, r.Receiver, ReceiverLog))
 		}
 	})
 	if unknown != nil {

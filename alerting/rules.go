@@ -54,12 +54,18 @@ type SLOBurn struct {
 	ExampleTraceIDs []string
 	// Tiers, when not nil, replace the configured tiers for this SLO.
 	Tiers []Tier
+	// Stale marks an SLO whose evaluation failed: its alerts keep their
+	// state rather than resolving for lack of numbers.
+	Stale bool
 }
 
 // WindowBurn is one window of one SLO.
 type WindowBurn struct {
 	BurnRate      float64
 	Errors, Total float64
+	// Held marks a window with too few events for its burn rate to page on
+	// (low traffic): tiers using it do not fire.
+	Held bool
 }
 
 // Tier is one multi-window burn-rate alert: it fires when both the long and
@@ -263,6 +269,7 @@ type condition struct {
 	active      bool
 	forDur      time.Duration
 	keepFor     time.Duration
+	stale       bool
 }
 
 // conditions evaluates every rule of every SLO at now.
@@ -303,8 +310,9 @@ func (e *ruleEvaluator) conditions(burns []SLOBurn, now time.Time) []condition {
 			ann["burn_rate_"+model.LabelName(promDuration(t.Long))] = model.LabelValue(fmtRate(long.BurnRate))
 			ann["burn_rate_"+model.LabelName(promDuration(t.Short))] = model.LabelValue(fmtRate(short.BurnRate))
 			ann["burn_rate_threshold"] = model.LabelValue(fmtRate(t.Factor))
-			active := long.Total > 0 && short.Total > 0 && long.BurnRate > t.Factor && short.BurnRate > t.Factor
-			out = append(out, condition{rule: t.Name, labels: ls, annotations: ann, active: active, forDur: t.For, keepFor: t.KeepFiringFor})
+			active := long.Total > 0 && short.Total > 0 && !long.Held && !short.Held &&
+				long.BurnRate > t.Factor && short.BurnRate > t.Factor
+			out = append(out, condition{rule: t.Name, labels: ls, annotations: ann, active: active, forDur: t.For, keepFor: t.KeepFiringFor, stale: b.Stale})
 		}
 		if e.cfg.BudgetExhausted && !disabled["budget_exhausted"] {
 			ls := base.Clone()
@@ -313,7 +321,7 @@ func (e *ruleEvaluator) conditions(burns []SLOBurn, now time.Time) []condition {
 			ann := sloAnnotations(b)
 			ann["summary"] = model.LabelValue(fmt.Sprintf("%s has spent its error budget for the last %s", sloTitle(b), promDuration(b.Period)))
 			out = append(out, condition{rule: "budget_exhausted", labels: ls, annotations: ann,
-				active: !math.IsNaN(b.BudgetRemaining) && b.BudgetRemaining <= 0})
+				active: !math.IsNaN(b.BudgetRemaining) && b.BudgetRemaining <= 0, stale: b.Stale})
 		}
 		if e.cfg.DataAbsentFor > 0 && !disabled["data_absent"] {
 			ls := base.Clone()
@@ -330,7 +338,7 @@ func (e *ruleEvaluator) conditions(burns []SLOBurn, now time.Time) []condition {
 			} else {
 				absent = now.Sub(b.LastData) >= e.cfg.DataAbsentFor
 			}
-			out = append(out, condition{rule: "data_absent", labels: ls, annotations: ann, active: absent, forDur: forDur})
+			out = append(out, condition{rule: "data_absent", labels: ls, annotations: ann, active: absent, forDur: forDur, stale: b.Stale})
 		}
 	}
 	return out
@@ -420,6 +428,10 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 		fp := c.labels.Fingerprint()
 		seen[fp] = true
 		ra := e.active[fp]
+		if c.stale {
+			// No numbers this time: neither start nor end anything.
+			continue
+		}
 		if ra == nil {
 			ra = &ruleAlert{rule: c.rule, labels: c.labels, state: StateInactive}
 		}

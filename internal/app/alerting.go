@@ -1,0 +1,162 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/burnrate/burnrate/alerting"
+	"github.com/burnrate/burnrate/alerting/alertmanager"
+	"github.com/burnrate/burnrate/alerting/slack"
+	"github.com/burnrate/burnrate/alerting/webhook"
+	"github.com/burnrate/burnrate/sloengine"
+)
+
+// buildAlerting opens <data_dir>/alerting.db, builds the receivers the
+// configuration asks for (the log receiver always; Slack with a token;
+// webhooks and Alertmanagers with URLs) and serves Alertmanager's API v2
+// under /api/v2/, so Prometheus and amtool can point at Burnrate.
+func (a *App) buildAlerting() error {
+	cfg := a.opts.Alerting
+	if cfg.ExternalURL == "" {
+		cfg.ExternalURL = a.URL()
+	}
+	ctx := context.Background()
+	store, err := alerting.OpenStore(ctx, filepath.Join(a.opts.DataDir, "alerting.db"))
+	if err != nil {
+		return fmt.Errorf("alerting: %w", err)
+	}
+	a.addCloser("alerting store", store.Close)
+
+	receivers := map[string]alerting.Receiver{}
+	if cfg.Slack.Token != "" {
+		receivers[alerting.ReceiverSlack] = slack.New(cfg.Slack, store.ReceiverState(alerting.ReceiverSlack), nil)
+	}
+	if len(cfg.Webhook.URLs) > 0 {
+		receivers[alerting.ReceiverWebhook] = webhook.New(cfg.Webhook.URLs, nil)
+	}
+	if len(cfg.Alertmanager.URLs) > 0 {
+		receivers[alerting.ReceiverAlertmanager] = alertmanager.New(cfg.Alertmanager.URLs, nil)
+	}
+	var burns alerting.BurnSource
+	if a.slo != nil {
+		burns = sloBurns{engine: a.slo, baseURL: cfg.ExternalURL, tiers: cfg.Rules.Tiers}
+	}
+	logger := a.logger.With("component", "alerting")
+	m, err := alerting.New(ctx, alerting.Options{
+		Config:     cfg,
+		Store:      store,
+		Receivers:  receivers,
+		Burns:      burns,
+		Logger:     logger,
+		Registerer: a.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("alerting: %w", err)
+	}
+	a.alerting = m
+	a.mount("/api/v2/", m.Handler())
+	{
+		// Alerting flushes groups and delivers the outbox; it stops after
+		// the listener has drained, and its store closes after it returns.
+		a.addRunner("alerting", m.Run)
+	}
+	a.addStatic("alerting (restart to change alerting.*)")
+	a.addEndpoint("alerts", "/api/v2/alerts")
+	logger.Info("alerting ready", "default_receiver", cfg.DefaultReceiver(), "slo_rules", burns != nil)
+	return nil
+}
+
+// Alerting is the running alerting component (nil before New succeeds).
+func (a *App) Alerting() *alerting.Manager { return a.alerting }
+
+// sloBurns adapts the SLO engine's snapshot to the alert rules' input.
+type sloBurns struct {
+	engine  *sloengine.Engine
+	baseURL string
+	tiers   []alerting.TierConfig
+}
+
+func (s sloBurns) Burns() []alerting.SLOBurn {
+	slos := map[string]*sloengine.SLO{}
+	for _, o := range s.engine.SLOs() {
+		slos[o.ID] = o
+	}
+	snap := s.engine.Snapshot()
+	out := make([]alerting.SLOBurn, 0, len(snap))
+	for _, st := range snap {
+		b := alerting.SLOBurn{
+			ID: st.ID, Service: st.Service, Name: st.Name, Objective: st.Objective,
+			Windows:         map[time.Duration]alerting.WindowBurn{},
+			BudgetRemaining: float64(st.BudgetRemaining),
+			Stale:           st.Error != "",
+			DashboardURL:    strings.TrimSuffix(s.baseURL, "/") + "/api/v1/slos/" + st.ID,
+		}
+		if d, err := model.ParseDuration(st.Period); err == nil {
+			b.Period = time.Duration(d)
+		}
+		for _, w := range st.Windows {
+			d, err := model.ParseDuration(w.Window)
+			if err != nil {
+				continue
+			}
+			total := float64(w.TotalEvents)
+			if math.IsNaN(total) {
+				total = 0
+			}
+			b.Windows[time.Duration(d)] = alerting.WindowBurn{BurnRate: float64(w.BurnRate), Errors: float64(w.BadEvents), Total: total, Held: w.LowTraffic}
+			if time.Duration(d) == 5*time.Minute && total > 0 {
+				b.LastData = st.EvaluatedAt
+			}
+		}
+		if o := slos[st.ID]; o != nil {
+			b.Labels = o.Labels
+			if b.Period == 0 {
+				b.Period = o.Period
+			}
+			for _, k := range []string{"runbook_url", "runbook"} {
+				if v := o.AlertAnnotations[k]; v != "" {
+					b.RunbookURL = v
+					break
+				}
+			}
+			if v := o.AlertAnnotations["dashboard_url"]; v != "" {
+				b.DashboardURL = v
+			}
+			b.Tiers = s.ownTiers(o)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// ownTiers returns the SLO's tiers when its spec tunes them, or nil when
+// they are the defaults, so that alerting.rules (and per-SLO settings
+// there) govern.
+func (s sloBurns) ownTiers(o *sloengine.SLO) []alerting.Tier {
+	if len(o.Tiers) == 0 {
+		return nil
+	}
+	def := alerting.TiersFor(s.tiers, o.Period)
+	same := len(def) == len(o.Tiers)
+	for i := 0; same && i < len(def); i++ {
+		t := o.Tiers[i]
+		same = t.Severity == def[i].Severity && t.LongWindow == def[i].Long && t.ShortWindow == def[i].Short &&
+			math.Abs(t.Factor-def[i].Factor) < 1e-9
+	}
+	if same {
+		return nil
+	}
+	out := make([]alerting.Tier, 0, len(o.Tiers))
+	for _, t := range o.Tiers {
+		tier := alerting.Tier{Severity: t.Severity, Long: t.LongWindow, Short: t.ShortWindow, Factor: t.Factor}
+		tier.Name = t.Severity + "-" + tier.Window()
+		out = append(out, tier)
+	}
+	return out
+}
