@@ -375,7 +375,8 @@ func newTargeter(o Options) (vegeta.Targeter, error) {
 			}
 			n -= e.weight
 		}
-		t.Header = http.Header{"X-Client-ID": {"client-" + strconv.Itoa(client)}}
+		t.Header = http.Header{}
+		t.Header.Set("X-Client-ID", "client-"+strconv.Itoa(client))
 		t.Body = nil
 		switch name {
 		case "product":
