@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/testutil"
+)
+
+func TestSilenceCommandAddsQueriesAndExpires(t *testing.T) {
+	opts := app.DefaultOptions()
+	opts.Demo.Enabled = false
+	opts.APIToken = "cli-token"
+	r := testutil.StartApp(t, opts)
+	burnrate := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{"silence", "--url", r.URL}, args...), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+
+	code, _, stderr := burnrate("add", "alertname=DiskFull", "-c", "disk swap")
+	require.Equal(t, exitFailed, code)
+	require.Contains(t, stderr, "401 Unauthorized: missing or invalid bearer token")
+
+	t.Setenv("BURNRATE_API_TOKEN", "cli-token")
+	code, out, stderr := burnrate("add", `severity="ticket"`, "slo=~api-.*", "-c", "planned maintenance", "-a", "oncall", "-d", "2h")
+	require.Equal(t, exitOK, code, stderr)
+	id := strings.TrimSpace(out)
+	require.Regexp(t, `^[0-9a-f-]{36}$`, id)
+
+	code, out, _ = burnrate("query")
+	require.Equal(t, exitOK, code)
+	require.Contains(t, out, id)
+	require.Contains(t, out, `severity="ticket" slo=~"api-.*"`)
+	require.Contains(t, out, "oncall")
+	require.Contains(t, out, "planned maintenance")
+
+	code, out, _ = burnrate("query", "-q", `severity="page"`)
+	require.Equal(t, exitOK, code)
+	require.Empty(t, strings.TrimSpace(out), "the filter keeps only silences with that matcher")
+
+	code, _, stderr = burnrate("expire", id)
+	require.Equal(t, exitOK, code, stderr)
+	code, out, _ = burnrate("query", "-q")
+	require.Equal(t, exitOK, code)
+	require.Empty(t, strings.TrimSpace(out))
+	code, out, _ = burnrate("query", "-q", "--expired")
+	require.Equal(t, exitOK, code)
+	require.Equal(t, id, strings.TrimSpace(out))
+
+	code, _, stderr = burnrate("expire", "0d4fbb2c-7b39-4b6a-9d1e-2a0f1c3b4d5e")
+	require.Equal(t, exitFailed, code)
+	require.Contains(t, stderr, "404 Not Found: silence not found")
+
+	code, _, stderr = burnrate("add", "alertname=~(", "-c", "x")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "bad matcher")
+	code, _, stderr = burnrate("add", "alertname=X")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "--comment is required")
+}
+
+func TestSlackSecretsComeFromTheEnvironmentAndAreRedacted(t *testing.T) {
+	t.Setenv("BURNRATE_ALERTING_SLACK_TOKEN", "xoxb-secret-token")
+	t.Setenv("BURNRATE_ALERTING_SLACK_SIGNING_SECRET", "signing-secret")
+	file := filepath.Join(t.TempDir(), "burnrate.yml")
+	require.NoError(t, os.WriteFile(file, []byte("alerting:\n  slack:\n    channel: C0ALERTS\n  route:\n    group_wait: 10s\n"), 0o644))
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, exitOK, run([]string{"config", "print", "--config", file}, &stdout, &stderr), stderr.String())
+	out := stdout.String()
+	require.NotContains(t, out, "xoxb-secret-token")
+	require.NotContains(t, out, "signing-secret")
+	require.Contains(t, out, `token: "<redacted>"`)
+	require.Contains(t, out, "channel: C0ALERTS")
+	require.Contains(t, out, "group_wait: 10s")
+
+	cfg, err := loadConfig(file, nil)
+	require.NoError(t, err)
+	require.Equal(t, "xoxb-secret-token", cfg.Alerting.Slack.Token)
+	require.Equal(t, "slack", cfg.Alerting.DefaultReceiver())
+}
