@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 )
@@ -113,7 +114,7 @@ func TestEngineMatchesPrometheus(t *testing.T) {
 	at := start.Add(time.Duration(n)*time.Minute - 30*time.Second)
 	ctx := context.Background()
 
-	local, err := New(Options{SLOs: scenarioSLOs(t), Querier: LocalQuerier{Engine: NewPromQLEngine(), Queryable: db}})
+	local, err := New(Options{SLOs: scenarioSLOs(t), Querier: LocalQuerier{Engine: NewPromQLEngine(), Queryable: db}, Queryable: db})
 	require.NoError(t, err)
 	local.Evaluate(ctx, at)
 	remote, err := New(Options{SLOs: scenarioSLOs(t), Querier: RemoteQuerier{URL: promURL}})
@@ -138,6 +139,9 @@ func TestEngineMatchesPrometheus(t *testing.T) {
 		return v
 	}
 
+	for _, st := range local.states {
+		require.NotNil(t, st.plan, "%s takes the incremental path", st.slo.ID)
+	}
 	ls, rs := local.Snapshot(), remote.Snapshot()
 	require.Len(t, ls, len(scenarios))
 	require.Len(t, rs, len(scenarios))
@@ -193,7 +197,12 @@ func TestExportedRulesPassPromtoolCheck(t *testing.T) {
 	}
 	ex, err := Examples()
 	require.NoError(t, err)
-	files, err := RuleFiles(append(ex, scenarioSLOs(t)...), time.Minute)
+	l := NewLoader()
+	l.Add("web.openslo.yml", []byte(openSLOFile))
+	l.Add("sloth.yml", []byte(slothSpec))
+	more, err := l.Result()
+	require.NoError(t, err)
+	files, err := RuleFiles(append(append(ex, scenarioSLOs(t)...), more...), time.Minute)
 	require.NoError(t, err)
 	dir := t.TempDir()
 	for name, body := range files {
@@ -202,5 +211,68 @@ func TestExportedRulesPassPromtoolCheck(t *testing.T) {
 		out, err := exec.Command(promtool, "check", "rules", p).CombinedOutput()
 		require.NoError(t, err, "promtool check rules %s:\n%s", name, out)
 		require.Contains(t, string(out), "SUCCESS")
+	}
+}
+
+// TestIncrementalEvaluationMatchesPromQL steps an incremental engine and a
+// PromQL-only engine through the scenarios while samples keep arriving,
+// including late ones, and requires the same numbers at every cycle.
+func TestIncrementalEvaluationMatchesPromQL(t *testing.T) {
+	n := 4 * 24 * 60
+	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	all := buildScenarios(start, n)
+	cut := n - 90 // the last 90 minutes arrive while the engines run
+	head := make([]series, len(all))
+	for i, s := range all {
+		head[i] = series{labels: s.labels, ts: s.ts[:cut], vals: s.vals[:cut]}
+	}
+	db := openTSDB(t, head)
+	ctx := context.Background()
+	q := LocalQuerier{Engine: NewPromQLEngine(), Queryable: db}
+	inc, err := New(Options{SLOs: scenarioSLOs(t), Querier: q, Queryable: db})
+	require.NoError(t, err)
+	ref, err := New(Options{SLOs: scenarioSLOs(t), Querier: q})
+	require.NoError(t, err)
+
+	next := cut
+	for cycle := 0; cycle < 25; cycle++ {
+		at := start.Add(time.Duration(cut+cycle*3)*time.Minute + 20*time.Second)
+		// Append what has "arrived": samples up to at, except the newest
+		// minute of every other series, which comes one cycle late.
+		app := db.Appender(ctx)
+		upto := cut + cycle*3
+		for m := next; m <= upto && m < n; m++ {
+			for i, s := range all {
+				if i%2 == 1 && m == upto {
+					continue
+				}
+				_, err := app.Append(0, labels.FromMap(s.labels), s.ts[m], s.vals[m])
+				require.NoError(t, err)
+			}
+		}
+		require.NoError(t, app.Commit())
+		if cycle > 0 {
+			// The late samples of the previous cycle.
+			app = db.Appender(ctx)
+			for i, s := range all {
+				if i%2 == 1 && next-1 < n && next-1 >= cut {
+					_, _ = app.Append(0, labels.FromMap(s.labels), s.ts[next-1], s.vals[next-1])
+				}
+			}
+			require.NoError(t, app.Commit())
+		}
+		next = upto + 1
+
+		inc.Evaluate(ctx, at)
+		ref.Evaluate(ctx, at)
+		a, b := inc.Snapshot(), ref.Snapshot()
+		for i := range a {
+			require.Empty(t, a[i].Error)
+			for j, w := range a[i].Windows {
+				requireClose(t, float64(b[i].Windows[j].ErrorRatio), float64(w.ErrorRatio), "cycle %d %s %s", cycle, a[i].ID, w.Window)
+				requireClose(t, float64(b[i].Windows[j].TotalEvents), float64(w.TotalEvents), "cycle %d %s %s events", cycle, a[i].ID, w.Window)
+			}
+			requireClose(t, float64(b[i].BudgetRemaining), float64(a[i].BudgetRemaining), "cycle %d %s budget", cycle, a[i].ID)
+		}
 	}
 }

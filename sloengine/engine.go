@@ -169,6 +169,9 @@ type Options struct {
 	Querier Querier
 	// Appendable receives the slo:* series; nil disables write-back.
 	Appendable storage.Appendable
+	// Queryable, when set (the embedded TSDB), enables incremental
+	// evaluation of sum(rate(...)) SLIs from in-memory samples.
+	Queryable  storage.Queryable
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -180,6 +183,7 @@ type Engine struct {
 	logger *slog.Logger
 	states []*state
 	byID   map[string]*state
+	bufs   *buffers // nil without a Queryable
 
 	evalDuration prometheus.Histogram
 	evalErrors   prometheus.Counter
@@ -188,6 +192,7 @@ type Engine struct {
 type state struct {
 	slo  *SLO
 	ring *ring
+	plan *plan // nil: evaluated with PromQL
 	// checked is true once a latency SLI's bucket bound was checked against
 	// the data.
 	checked bool
@@ -229,8 +234,18 @@ func New(opts Options) (*Engine, error) {
 	if opts.Registerer != nil {
 		opts.Registerer.MustRegister(e.evalDuration, e.evalErrors)
 	}
+	if opts.Queryable != nil {
+		e.bufs = newBuffers(opts.Queryable, Windows[len(Windows)-1]+SliceWidth)
+	}
 	for _, s := range opts.SLOs {
 		st := &state{slo: s, ring: newRing(int(s.maxPeriod()/SliceWidth) + 2)}
+		if e.bufs != nil {
+			if st.plan = newPlan(s); st.plan != nil {
+				for _, sel := range st.plan.selectors() {
+					e.bufs.add(sel)
+				}
+			}
+		}
 		if s.SLI.Kind != KindLatency {
 			st.checked = true
 		}
@@ -275,6 +290,9 @@ func (e *Engine) Evaluate(ctx context.Context, at time.Time) {
 	var appMu sync.Mutex
 	if e.opts.Appendable != nil {
 		app = e.opts.Appendable.Appender(ctx)
+	}
+	if e.bufs != nil {
+		e.bufs.refresh(ctx, at, runtime.GOMAXPROCS(0))
 	}
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
@@ -340,7 +358,7 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time) Status {
 	}
 	q := e.opts.Querier
 	for _, w := range Windows {
-		ws, err := e.window(ctx, q, s, w, at)
+		ws, err := e.window(ctx, q, st, w, at)
 		if err != nil {
 			return fail(fmt.Errorf("window %s: %w", FormatWindow(w), err))
 		}
@@ -418,7 +436,8 @@ func periodName(s *SLO) string {
 
 // window evaluates the SLI over w with the same expressions the exported
 // recording rules use.
-func (e *Engine) window(ctx context.Context, q Querier, s *SLO, w time.Duration, at time.Time) (WindowStatus, error) {
+func (e *Engine) window(ctx context.Context, q Querier, st *state, w time.Duration, at time.Time) (WindowStatus, error) {
+	s := st.slo
 	eb := s.ErrorBudget()
 	ws := WindowStatus{Window: FormatWindow(w), Seconds: w.Seconds()}
 	nan := Value(math.NaN())
@@ -431,11 +450,7 @@ func (e *Engine) window(ctx context.Context, q Querier, s *SLO, w time.Duration,
 		ws.BadEvents, ws.GoodEvents, ws.TotalEvents = nan, nan, nan
 		return ws, nil
 	}
-	bad, _, err := scalar(ctx, q, s.SLI.errorExpr(w), at)
-	if err != nil {
-		return ws, err
-	}
-	all, _, err := scalar(ctx, q, s.SLI.totalExpr(w), at)
+	bad, all, err := e.badAll(ctx, q, st, w, at)
 	if err != nil {
 		return ws, err
 	}
@@ -452,6 +467,35 @@ func (e *Engine) window(ctx context.Context, q Querier, s *SLO, w time.Duration,
 	return ws, nil
 }
 
+// badAll returns the error and total values over w at at, NaN when the
+// query has no result: from memory on the fast path, else with PromQL.
+func (e *Engine) badAll(ctx context.Context, q Querier, st *state, w time.Duration, at time.Time) (float64, float64, error) {
+	if st.plan != nil {
+		ts := at.UnixMilli()
+		bad, ok1, err := e.bufs.eval(st.plan.bad[w], ts, w)
+		if err != nil {
+			return 0, 0, err
+		}
+		all, ok2, err := e.bufs.eval(st.plan.all[w], ts, w)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !ok1 {
+			bad = math.NaN()
+		}
+		if !ok2 {
+			all = math.NaN()
+		}
+		return bad, all, nil
+	}
+	bad, _, err := scalar(ctx, q, st.slo.SLI.errorExpr(w), at)
+	if err != nil {
+		return 0, 0, err
+	}
+	all, _, err := scalar(ctx, q, st.slo.SLI.totalExpr(w), at)
+	return bad, all, err
+}
+
 // fillSlices queries the 5-minute slices that ended since the last cycle
 // (the whole period on the first cycle) with one range query per
 // expression.
@@ -464,6 +508,26 @@ func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time) error 
 	}
 	if to <= from {
 		return nil
+	}
+	if st.plan != nil {
+		// Slices whose 5 minutes are in memory come from there; only older
+		// ones (the first cycle's fill) need a range query.
+		oldest := at.Add(-e.bufs.keep + SliceWidth)
+		for k := to; k > from; k-- {
+			end := time.UnixMilli(k * SliceWidth.Milliseconds())
+			if end.Before(oldest) {
+				break
+			}
+			b, a, err := e.badAll(ctx, e.opts.Querier, st, SliceWidth, end)
+			if err != nil {
+				return err
+			}
+			st.ring.put(k, b, a)
+			to = k - 1
+		}
+		if to <= from {
+			return nil
+		}
 	}
 	start := time.UnixMilli((from + 1) * SliceWidth.Milliseconds())
 	end := time.UnixMilli(to * SliceWidth.Milliseconds())

@@ -26,7 +26,7 @@ func loadSLOs(t testing.TB, spec string) []*SLO {
 func newTestEngine(t testing.TB, slos []*SLO, st storage.Storage) *Engine {
 	t.Helper()
 	e, err := New(Options{SLOs: slos, Querier: LocalQuerier{Engine: NewPromQLEngine(), Queryable: st}, Appendable: st,
-		Config: Config{Interval: time.Minute, History: 3}})
+		Queryable: st, Config: Config{Interval: time.Minute, History: 3}})
 	require.NoError(t, err)
 	return e
 }

@@ -35,14 +35,16 @@ func (a *App) buildSLOEngine() error {
 		return errors.New("slo engine: the collector (embedded TSDB) is not built")
 	}
 	var q sloengine.Querier = sloengine.LocalQuerier{Engine: a.collector.QueryEngine(), Queryable: a.collector.Storage()}
+	queryable := a.collector.Storage() // incremental evaluation from the TSDB
 	if a.opts.Metrics.Backend == "prometheus" {
-		q = sloengine.RemoteQuerier{URL: a.opts.Metrics.URL}
+		q, queryable = sloengine.RemoteQuerier{URL: a.opts.Metrics.URL}, nil
 	}
 	e, err := sloengine.New(sloengine.Options{
 		Config:     a.opts.SLO,
 		SLOs:       slos,
 		Querier:    q,
 		Appendable: a.collector.Storage(),
+		Queryable:  queryable,
 		Logger:     a.logger.With("component", "sloengine"),
 		Registerer: a.reg,
 	})
