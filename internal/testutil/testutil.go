@@ -29,17 +29,12 @@ type Running struct {
 	DataDir string
 }
 
-// StartApp builds opts (Listen and DataDir default to 127.0.0.1:0 and a fresh
-// temporary directory), runs the app and waits until /-/ready answers 200. The
+// StartApp builds opts (default ports become free ports and ./data a fresh
+// temporary directory, see isolate), runs the app and waits until /-/ready answers 200. The
 // app is stopped, and its error checked, when the test ends.
 func StartApp(t testing.TB, opts app.Options) *Running {
 	t.Helper()
-	if opts.Listen == "" {
-		opts.Listen = "127.0.0.1:0"
-	}
-	if opts.DataDir == "" {
-		opts.DataDir = t.TempDir()
-	}
+	isolate(t, &opts)
 	if opts.ShutdownTimeout == 0 {
 		opts.ShutdownTimeout = 2 * time.Second
 	}
@@ -65,6 +60,26 @@ func StartApp(t testing.TB, opts app.Options) *Running {
 	r := &Running{App: a, URL: a.URL(), DataDir: opts.DataDir}
 	WaitReady(t, r.URL, 60*time.Second)
 	return r
+}
+
+// isolate replaces the embedded defaults that would make tests collide, with
+// each other or with a `burnrate up` on the same machine: fixed ports become
+// port 0 (or off, for the optional OTLP listener) and ./data a temporary
+// directory. Values a test set on purpose are kept.
+func isolate(t testing.TB, opts *app.Options) {
+	def := app.DefaultOptions()
+	if opts.Listen == "" || opts.Listen == def.Listen {
+		opts.Listen = "127.0.0.1:0"
+	}
+	if opts.DataDir == "" || opts.DataDir == def.DataDir {
+		opts.DataDir = t.TempDir()
+	}
+	if opts.Collector.OTLPListen == def.Collector.OTLPListen {
+		opts.Collector.OTLPListen = ""
+	}
+	if opts.Demo.EdgeListen == def.Demo.EdgeListen {
+		opts.Demo.EdgeListen = "127.0.0.1:0"
+	}
 }
 
 // WaitReady polls base+"/-/ready" until it answers 200 or timeout passes.
