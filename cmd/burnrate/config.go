@@ -65,6 +65,7 @@ var flagKeys = map[string]string{
 	"log-level":   "log.level",
 	"log-format":  "log.format",
 	"otlp-listen": "collector.otlp_listen",
+	"slos":        "slos",
 	"edge-listen": "demo.edge_listen",
 }
 

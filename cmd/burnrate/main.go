@@ -86,6 +86,7 @@ Run everything on embedded defaults:  burnrate up`,
 		newLoadCmd(stdout, stderr),
 		newFaultCmd(stdout),
 		newGamedayCmd(stdout, stderr),
+		newSLOCmd(g, stdout, stderr),
 	)
 	return root
 }
@@ -129,6 +130,7 @@ func addServerFlags(cmd *cobra.Command) {
 	cmd.Flags().String("listen", def.Listen, "address of the HTTP listener (UI, APIs, /metrics)")
 	cmd.Flags().String("data-dir", def.DataDir, "directory holding every store (TSDB, SQLite, traces)")
 	cmd.Flags().String("otlp-listen", def.Collector.OTLPListen, "address of the separate OTLP/HTTP listener (/v1/metrics, /v1/traces); empty disables it")
+	cmd.Flags().StringSlice("slos", def.Slos, "SLO files or directories (Sloth prometheus/v1, burnrate/v1, OpenSLO v1)")
 }
 
 func newUpCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {

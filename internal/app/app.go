@@ -24,6 +24,7 @@ import (
 	"github.com/burnrate/burnrate/collector"
 	"github.com/burnrate/burnrate/demoapp"
 	"github.com/burnrate/burnrate/internal/httpserver"
+	"github.com/burnrate/burnrate/sloengine"
 )
 
 // Options is everything a Burnrate process is built from. The mapstructure
@@ -46,6 +47,15 @@ type Options struct {
 	// Demo configures the demo platform that `burnrate up` runs.
 	Demo demoapp.Config `mapstructure:"demo"`
 
+	// Slos lists SLO files or directories (Sloth prometheus/v1, burnrate/v1
+	// or OpenSLO v1). `up` adds the demo platform's embedded SLOs.
+	Slos []string `mapstructure:"slos"`
+	// Metrics selects where SLIs are queried: the embedded TSDB ("tsdb") or
+	// an external Prometheus-compatible API ("prometheus" at metrics.url).
+	Metrics sloengine.MetricsConfig `mapstructure:"metrics"`
+	// SLO configures the SLO engine (evaluation interval, history kept).
+	SLO sloengine.Config `mapstructure:"slo"`
+
 	// Logger and Registry are injected, never read from configuration.
 	Logger   *slog.Logger         `mapstructure:"-"`
 	Registry *prometheus.Registry `mapstructure:"-"`
@@ -59,6 +69,8 @@ func DefaultOptions() Options {
 		ShutdownTimeout: 4 * time.Second,
 		Collector:       collector.DefaultConfig(),
 		Demo:            demoapp.DefaultConfig(),
+		Metrics:         sloengine.MetricsConfig{Backend: "tsdb"},
+		SLO:             sloengine.DefaultConfig(),
 	}
 }
 
@@ -74,6 +86,12 @@ func (o Options) Validate() error {
 		return err
 	}
 	if err := o.Demo.Validate(); err != nil {
+		return err
+	}
+	if err := o.Metrics.Validate(); err != nil {
+		return err
+	}
+	if err := o.SLO.Validate(); err != nil {
 		return err
 	}
 	if o.ShutdownTimeout > 4500*time.Millisecond {
@@ -98,6 +116,8 @@ type App struct {
 	// collector is the TSDB, query engine and ingest; other components
 	// (the SLO engine) query and write through it.
 	collector *collector.Collector
+	// slo is the SLO engine; alerting and the deploy gate read its Snapshot.
+	slo *sloengine.Engine
 
 	// closers release storage in reverse order of opening, after every actor
 	// of the run group has returned.
@@ -174,6 +194,7 @@ func New(opts Options) (*App, error) {
 	for _, build := range []func() error{
 		a.buildCollector,
 		a.buildDemo,
+		a.buildSLOEngine,
 	} {
 		if err := build(); err != nil {
 			a.http.Close()
