@@ -83,6 +83,7 @@ type Platform struct {
 	providers []*telemetry.Providers
 	stressor  *faults.Stressor
 	edgeURL   string
+	ran       bool
 }
 
 type server struct {
@@ -106,9 +107,10 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		o.Faults = faults.New()
 	}
 	p = &Platform{opts: o, logger: o.Logger, faults: o.Faults, stressor: faults.NewStressor(o.Faults)}
+	built := p // p is nil when an error is returned
 	defer func() {
 		if err != nil {
-			p.Close()
+			built.Close()
 		}
 	}()
 	role := o.Role
@@ -323,6 +325,7 @@ func (p *Platform) Ready() error {
 // and sends the background load until ctx ends; then it stops them, edge
 // first so requests drain inward, and flushes telemetry.
 func (p *Platform) Run(ctx context.Context) error {
+	p.ran = true
 	errc := make(chan error, len(p.servers))
 	for _, s := range p.servers {
 		go func() {
@@ -401,6 +404,15 @@ func (p *Platform) shutdown() {
 func (p *Platform) Close() error {
 	for _, s := range p.servers {
 		_ = s.ln.Close()
+	}
+	if !p.ran {
+		// Exporters started in New; Run stops them, so a platform that never
+		// ran stops them here.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		for _, tp := range p.providers {
+			_ = tp.Shutdown(ctx)
+		}
+		cancel()
 	}
 	if p.store != nil {
 		return p.store.Close()

@@ -28,6 +28,7 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
@@ -43,7 +44,15 @@ type step struct {
 	P50      float64 `json:"p50_ms"`
 	P99      float64 `json:"p99_ms"`
 	Errors   float64 `json:"error_ratio"`
+	CPUus    float64 `json:"cpu_us_per_request"`
 	Pass     bool    `json:"pass"`
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type result struct {
@@ -163,6 +172,7 @@ func search(ctx context.Context, instrumented bool, start, inc, maxRate float64,
 		return res, err
 	}
 	for rate := start; rate <= maxRate && ctx.Err() == nil; rate += inc {
+		cpu0 := cpuTime()
 		rep, err := load.Run(ctx, load.Options{
 			Target: p.EdgeURL(), Rate: rate, Duration: stepDur, Shape: "constant",
 			Timeout: 2 * time.Second, Seed: int64(rate),
@@ -182,11 +192,12 @@ func search(ctx context.Context, instrumented bool, start, inc, maxRate float64,
 		s := step{Rate: rate, Achieved: rep.AchievedRPS, P50: rep.Latency.P50, P99: rep.Latency.P99}
 		if rep.Requests > 0 {
 			s.Errors = float64(bad) / float64(rep.Requests)
+			s.CPUus = float64((cpuTime() - cpu0).Microseconds()) / float64(rep.Requests)
 		}
 		s.Pass = s.P99 < float64(threshold.Milliseconds()) && s.Errors <= 0.01 && s.Achieved >= 0.95*rate
 		res.Steps = append(res.Steps, s)
-		fmt.Printf("instrumented=%-5v rate %6.0f achieved %7.1f p50 %6.2fms p99 %7.2fms errors %.4f pass=%v\n",
-			instrumented, rate, s.Achieved, s.P50, s.P99, s.Errors, s.Pass)
+		fmt.Printf("instrumented=%-5v rate %6.0f achieved %7.1f p50 %6.2fms p99 %7.2fms errors %.4f cpu/req %5.0fus pass=%v\n",
+			instrumented, rate, s.Achieved, s.P50, s.P99, s.Errors, s.CPUus, s.Pass)
 		if !s.Pass {
 			fmt.Printf("  status %v, %d distinct errors\n", rep.Status, len(rep.Errors))
 		}

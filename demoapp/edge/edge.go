@@ -22,6 +22,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -381,6 +382,8 @@ func (e *Edge) check(ctx context.Context, u string) bool {
 	if err != nil {
 		return false
 	}
+	// Drained so the connection is reused for the next check.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
 }
