@@ -48,6 +48,8 @@ var scenarios = []scenario{
 		return 500, 2
 	}},
 	{name: "counterreset", inc: func(m, n int) (float64, float64) { return 594, 6 }, resetAt: -40},
+	// No request has ever failed: the error series does not exist at all.
+	{name: "noerrors", inc: func(m, n int) (float64, float64) { return 600, 0 }},
 }
 
 // buildScenarios returns counter series for every scenario, sampled each
@@ -69,6 +71,10 @@ func buildScenarios(start time.Time, n int) []series {
 			ts := start.Add(time.Duration(m)*time.Minute + 7*time.Second).UnixMilli()
 			good.ts, good.vals = append(good.ts, ts), append(good.vals, g)
 			bad.ts, bad.vals = append(bad.ts, ts), append(bad.vals, b)
+		}
+		if sc.name == "noerrors" {
+			out = append(out, good)
+			continue
 		}
 		out = append(out, good, bad)
 	}
@@ -160,7 +166,7 @@ func TestEngineMatchesPrometheus(t *testing.T) {
 			// The period: the sum of the 5-minute slices that end in the last
 			// two days, exactly as a subquery over the 5m expressions computes it.
 			s := slos[i]
-			q := fmt.Sprintf("sum_over_time(%s[2d:5m]) / sum_over_time(%s[2d:5m])", s.SLI.errorExpr(SliceWidth), s.SLI.totalExpr(SliceWidth))
+			q := fmt.Sprintf("sum_over_time(%s[2d:5m]) / sum_over_time(%s[2d:5m])", s.SLI.badExpr(SliceWidth), s.SLI.totalExpr(SliceWidth))
 			want := promValue(q)
 			requireClose(t, want, float64(l.PeriodSLI.ErrorRatio), "period error ratio")
 			requireClose(t, want, float64(r.PeriodSLI.ErrorRatio), "period error ratio, prometheus backend")
@@ -180,6 +186,9 @@ func TestEngineMatchesPrometheus(t *testing.T) {
 	z, _ := byID["synth-zerotraffic"].Window("1h")
 	require.True(t, z.LowTraffic)
 	require.Equal(t, "null", mustJSON(t, z.ErrorRatio))
+	ne, _ := byID["synth-noerrors"].Window("1h")
+	require.Equal(t, Value(0), ne.ErrorRatio, "no error series means no errors, not an unknown SLI")
+	require.InDelta(t, 1, float64(byID["synth-noerrors"].BudgetRemaining), 0)
 	c, _ := byID["synth-counterreset"].Window("1h")
 	requireClose(t, 0.01, float64(c.ErrorRatio), "a counter reset does not distort the ratio")
 }

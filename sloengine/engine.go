@@ -482,13 +482,16 @@ func (e *Engine) badAll(ctx context.Context, q Querier, st *state, w time.Durati
 		}
 		if !ok1 {
 			bad = math.NaN()
+			if st.slo.SLI.Kind == KindEvents && st.slo.SLI.ErrorQuery != "" {
+				bad = 0 // as badExpr's "or on() vector(0)"
+			}
 		}
 		if !ok2 {
 			all = math.NaN()
 		}
 		return bad, all, nil
 	}
-	bad, _, err := scalar(ctx, q, st.slo.SLI.errorExpr(w), at)
+	bad, _, err := scalar(ctx, q, st.slo.SLI.badExpr(w), at)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -540,7 +543,7 @@ func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time) error 
 			all[k] = 1
 		}
 	} else {
-		if bad, err = e.rangeOrInstant(ctx, s.SLI.errorExpr(SliceWidth), start, end); err == nil {
+		if bad, err = e.rangeOrInstant(ctx, s.SLI.badExpr(SliceWidth), start, end); err == nil {
 			all, err = e.rangeOrInstant(ctx, s.SLI.totalExpr(SliceWidth), start, end)
 		}
 	}

@@ -104,7 +104,7 @@ func sliGroup(s *SLO, interval time.Duration) ruleGroup {
 		period = fmt.Sprintf("avg_over_time(slo:sli_error:ratio_rate5m%s[%s])\n", sel, p)
 	default:
 		g.Rules = append(g.Rules,
-			rule{Record: "slo:sli_bad_events:rate5m", Expr: s.SLI.errorExpr(SliceWidth) + "\n", Labels: recLabels(s, nil)},
+			rule{Record: "slo:sli_bad_events:rate5m", Expr: s.SLI.badExpr(SliceWidth) + "\n", Labels: recLabels(s, nil)},
 			rule{Record: "slo:sli_total_events:rate5m", Expr: s.SLI.totalExpr(SliceWidth) + "\n", Labels: recLabels(s, nil)})
 		period = fmt.Sprintf("sum_over_time(slo:sli_bad_events:rate5m%s[%s])\n/\nsum_over_time(slo:sli_total_events:rate5m%s[%s])\n", sel, p, sel, p)
 	}

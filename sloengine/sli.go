@@ -30,6 +30,16 @@ func (s *SLI) errorExpr(w time.Duration) string {
 	return ""
 }
 
+// badExpr is errorExpr as evaluated and exported: an events SLI whose error
+// query matches no series yet (no 5xx has ever happened) counts zero errors
+// rather than leaving the ratio undefined.
+func (s *SLI) badExpr(w time.Duration) string {
+	if s.Kind == KindEvents && s.ErrorQuery != "" {
+		return "(" + s.errorExpr(w) + " or on() vector(0))"
+	}
+	return s.errorExpr(w)
+}
+
 // totalExpr is the PromQL for all events over window w, in errorExpr's unit.
 func (s *SLI) totalExpr(w time.Duration) string {
 	win := FormatWindow(w)
@@ -52,7 +62,7 @@ func (s *SLI) ratioExpr(w time.Duration) string {
 	if s.Kind == KindRaw {
 		return "(" + expand(s.ErrorRatioQuery, w) + ")"
 	}
-	return s.errorExpr(w) + "\n/\n" + s.totalExpr(w)
+	return s.badExpr(w) + "\n/\n" + s.totalExpr(w)
 }
 
 // rateBased reports whether errorExpr/totalExpr are per-second rates (event

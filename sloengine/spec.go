@@ -153,8 +153,14 @@ var Windows = []time.Duration{
 // sequence of 5-minute slices ending inside it.
 const SliceWidth = 5 * time.Minute
 
-// FormatWindow writes a duration the way Prometheus does (5m, 1h, 3d, 30d).
-func FormatWindow(d time.Duration) string { return model.Duration(d).String() }
+// FormatWindow writes a duration as PromQL accepts it, whole days in days
+// (5m, 1h, 3d, 28d, 30d) as Sloth names its series.
+func FormatWindow(d time.Duration) string {
+	if d >= 24*time.Hour && d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return model.Duration(d).String()
+}
 
 // DefaultTiers are REFERENCE.md's tiers for a 30-day period, as budget
 // percentages so they scale with the period.
