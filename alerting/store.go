@@ -255,12 +255,15 @@ func (s *Store) loadNflog(ctx context.Context) (map[nflogKey]*nflogEntry, error)
 func (s *Store) enqueue(ctx context.Context, ns []*Notification, entries []*nflogEntry, now time.Time) error {
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for i, n := range ns {
-			res, err := tx.ExecContext(ctx, `INSERT INTO outbox(receiver, group_key, payload, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)`,
-				n.Receiver, n.GroupKey, mustJSON(n), ms(now), ms(now))
+			res, err := tx.ExecContext(ctx, `INSERT INTO outbox(receiver, group_key, next_attempt_at, created_at) VALUES (?, ?, ?, ?)`,
+				n.Receiver, n.GroupKey, ms(now), ms(now))
 			if err != nil {
 				return fmt.Errorf("enqueue: %w", err)
 			}
 			if n.ID, err = res.LastInsertId(); err != nil {
+				return fmt.Errorf("enqueue: %w", err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox_payloads(id, payload) VALUES (?, ?)`, n.ID, mustJSON(n)); err != nil {
 				return fmt.Errorf("enqueue: %w", err)
 			}
 			e := entries[i]
@@ -296,9 +299,12 @@ type outboxItem struct {
 // undelivered notification if it is due at now: notifications of one group
 // go out in order, so a resolve never overtakes its page.
 func (s *Store) due(ctx context.Context, now time.Time, limit int) ([]outboxItem, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT o.id, o.payload, o.state, o.attempts FROM outbox o
-		JOIN (SELECT MIN(id) AS id FROM outbox WHERE state IN ('pending','sending') GROUP BY receiver, group_key) f ON f.id = o.id
-		WHERE o.next_attempt_at <= ? ORDER BY o.id LIMIT ?`, ms(now), limit)
+	rows, err := s.db.QueryContext(ctx, `SELECT o.id, p.payload, o.state, o.attempts FROM outbox o
+		JOIN outbox_payloads p ON p.id = o.id
+		WHERE o.state IN ('pending','sending') AND o.next_attempt_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.state IN ('pending','sending')
+			AND e.receiver = o.receiver AND e.group_key = o.group_key AND e.id < o.id)
+		ORDER BY o.id LIMIT ?`, ms(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("outbox due: %w", err)
 	}
@@ -361,8 +367,13 @@ func (s *Store) OutboxCounts(ctx context.Context) (map[string]int, error) {
 
 // deleteSentBefore trims delivered notifications older than t.
 func (s *Store) deleteSentBefore(ctx context.Context, t time.Time) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM outbox WHERE state='sent' AND sent_at < ?`, ms(t))
-	return err
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM outbox_payloads WHERE id IN (SELECT id FROM outbox WHERE state='sent' AND sent_at < ?)`, ms(t)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE state='sent' AND sent_at < ?`, ms(t))
+		return err
+	})
 }
 
 // ReceiverState is durable key/value state for one receiver (for example
