@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +27,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/burnrate/burnrate/collector"
-	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 // testCollector is a Collector served by an httptest server on loopback.
@@ -45,7 +45,7 @@ func startCollector(t testing.TB, cfg collector.Config, dir string) *testCollect
 		dir = t.TempDir()
 	}
 	reg := prometheus.NewRegistry()
-	c, err := collector.Open(dir, cfg, testutil.Logger(t), reg, reg)
+	c, err := collector.Open(dir, cfg, testLogger(t), reg, reg)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	c.Mount(mux.Handle)
@@ -289,4 +289,18 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 func marshalMetricsJSON(md pmetric.Metrics) ([]byte, error) {
 	var m pmetric.JSONMarshaler
 	return m.MarshalMetrics(md)
+}
+
+// testLogger writes through t.Log, so output shows only for failing tests.
+// (internal/testutil has the same, but importing it would build the whole
+// app into this package's tests.)
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }

@@ -22,7 +22,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/burnrate/burnrate/collector/tracestore"
-	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 // gaugeMetrics builds an OTLP request with n series of one gauge.
@@ -95,7 +94,7 @@ func TestBadInputGetsTheRightStatus(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxRequestBytes = 64 << 10
 	br := startCollector(t, cfg, "")
-	ts, err := tracestore.Open(t.TempDir(), tracestore.DefaultConfig(), testutil.Logger(t), br.Reg)
+	ts, err := tracestore.Open(t.TempDir(), tracestore.DefaultConfig(), testLogger(t), br.Reg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ts.Close() })
 	br.SetSpanStore(ts, func(err error) bool { return errors.Is(err, tracestore.ErrOverloaded) })

@@ -18,7 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/collector"
-	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 const crashChildEnv = "BURNRATE_COLLECTOR_CRASH_CHILD_DIR"
@@ -78,7 +77,7 @@ func TestDataSurvivesACrash(t *testing.T) {
 
 func runCrashChild(t *testing.T, dir string) {
 	reg := prometheus.NewRegistry()
-	c, err := collector.Open(filepath.Join(dir, "tsdb"), testConfig(), testutil.Logger(t), reg, reg)
+	c, err := collector.Open(filepath.Join(dir, "tsdb"), testConfig(), testLogger(t), reg, reg)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	c.Mount(mux.Handle)
