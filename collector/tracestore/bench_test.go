@@ -143,7 +143,7 @@ func benchStore(b *testing.B, n int) (*Store, []pcommon.TraceID) {
 	require.NoError(b, err)
 	var next uint64
 	for i := 0; i < n; i += 512 {
-		_, err := s.Append(context.Background(), benchBatch(fmt.Sprintf("demo-%d", i%4), 512, 5, &next))
+		_, err := s.Append(context.Background(), benchBatch(fmt.Sprintf("demo-%d", (i/512)%4), 512, 5, &next))
 		require.NoError(b, err)
 	}
 	s.mu.RLock()

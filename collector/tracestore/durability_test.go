@@ -275,7 +275,7 @@ func TestDamagedChunkIsSkippedOnRead(t *testing.T) {
 	defer s.Close()
 	appendAll(t, s.Store, checkoutBatches()...)
 	s.mu.RLock()
-	c := s.traces[traceID(traceA)].chunks[0] // the edge span
+	c := s.entries[s.traces[traceID(traceA)]].chunks[0] // the edge span
 	s.mu.RUnlock()
 	f, err := os.OpenFile(c.seg.path, os.O_RDWR, 0)
 	require.NoError(t, err)
@@ -319,4 +319,18 @@ func TestKilledProcessLosesNoAcceptedBatch(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"demo-api/checkout", "demo-edge/GET /checkout", "demo-store/SELECT"}, spanNames(td))
 	require.Len(t, s.Search(Query{}), 2)
+}
+
+func TestOpenAppliesTheRetentionAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: t0}
+	s := openTest(t, dir, DefaultConfig(), Options{Now: c.Now})
+	appendAll(t, s.Store, checkoutBatches()...)
+	require.NoError(t, s.Close())
+
+	c.Advance(25 * time.Hour) // down for longer than the 24h retention
+	s = openTest(t, dir, DefaultConfig(), Options{Now: c.Now})
+	defer s.Close()
+	require.Equal(t, map[string]bool{traceA: false, traceB: false}, present(s.Store, traceA, traceB))
+	require.Len(t, segmentFiles(t, dir), 1, "only the new, empty segment is left")
 }

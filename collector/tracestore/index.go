@@ -30,6 +30,7 @@ type chunkRef struct {
 // traceEntry is the in-memory index entry of one trace: where its spans are
 // and the summary search filters on.
 type traceEntry struct {
+	id       pcommon.TraceID
 	chunks   []chunkRef
 	start    int64
 	end      int64
@@ -38,6 +39,9 @@ type traceEntry struct {
 	rootSvc  unique.Handle[string]
 	rootName unique.Handle[string]
 	services []unique.Handle[string]
+	// svc0 is services[0], inline: most traces of a search are rejected on
+	// it without a second memory access.
+	svc0 unique.Handle[string]
 }
 
 func (e *traceEntry) add(c chunkRef) {
@@ -61,10 +65,13 @@ func (e *traceEntry) merge(c *chunkRef, first bool) {
 		// Shared with the chunk until a second service shows up: cap == len,
 		// so appendUnique copies rather than writing into the chunk's slice.
 		e.services = c.services
-		return
+	} else {
+		for _, s := range c.services {
+			e.services = appendUnique(e.services, s)
+		}
 	}
-	for _, s := range c.services {
-		e.services = appendUnique(e.services, s)
+	if len(e.services) > 0 {
+		e.svc0 = e.services[0]
 	}
 }
 
@@ -72,7 +79,7 @@ func (e *traceEntry) merge(c *chunkRef, first bool) {
 // It reports whether any chunk is left.
 func (e *traceEntry) dropSegment(seg *segment) bool {
 	chunks := slices.DeleteFunc(e.chunks, func(c chunkRef) bool { return c.seg == seg })
-	*e = traceEntry{chunks: chunks}
+	*e = traceEntry{id: e.id, chunks: chunks}
 	for i := range chunks {
 		e.merge(&chunks[i], i == 0)
 	}
@@ -165,7 +172,7 @@ func (m *matcher) match(e *traceEntry) bool {
 	if m.q.Status != "" && e.status() != m.q.Status {
 		return false
 	}
-	if m.q.Service != "" && !slices.Contains(e.services, m.service) {
+	if m.q.Service != "" && e.svc0 != m.service && (len(e.services) < 2 || !slices.Contains(e.services[1:], m.service)) {
 		return false
 	}
 	return true
@@ -175,7 +182,7 @@ func (m *matcher) match(e *traceEntry) bool {
 // the oldest on top.
 type hit struct {
 	id    pcommon.TraceID
-	entry *traceEntry
+	entry *traceEntry // valid while the read lock is held
 }
 
 type hitHeap []hit
@@ -221,14 +228,15 @@ func summarize(id pcommon.TraceID, e *traceEntry) TraceSummary {
 
 // search returns the newest traces matching q. The caller holds the read
 // lock.
-func search(traces map[pcommon.TraceID]*traceEntry, q Query) []TraceSummary {
+func search(entries []traceEntry, q Query) []TraceSummary {
 	m := newMatcher(q)
 	h := make(hitHeap, 0, q.Limit+1)
-	for id, e := range traces {
+	for i := range entries {
+		e := &entries[i]
 		if !m.match(e) {
 			continue
 		}
-		c := hit{id: id, entry: e}
+		c := hit{id: e.id, entry: e}
 		if len(h) < q.Limit {
 			heap.Push(&h, c)
 		} else if newer(c, h[0]) {

@@ -101,10 +101,13 @@ type Store struct {
 
 	mu       sync.RWMutex
 	segments []*segment // oldest first; the last one is written
-	traces   map[pcommon.TraceID]*traceEntry
-	bytes    int64
-	dirty    bool // written since the last fsync
-	closed   bool
+	// traces maps a trace ID to its entry in entries. The entries are
+	// values in one slice, so that search scans contiguous memory.
+	traces  map[pcommon.TraceID]int32
+	entries []traceEntry
+	bytes   int64
+	dirty   bool // written since the last fsync
+	closed  bool
 }
 
 // Open opens (creating if needed) the store in dir and rebuilds the index
@@ -135,7 +138,7 @@ func OpenWithOptions(dir string, cfg Config, opts Options, logger *slog.Logger, 
 		opts:    opts,
 		logger:  logger,
 		pending: make(chan struct{}, opts.MaxPendingAppends),
-		traces:  make(map[pcommon.TraceID]*traceEntry),
+		traces:  make(map[pcommon.TraceID]int32),
 	}
 	if cfg.Forward.Enabled() {
 		fwd, err := newForwarder(cfg.Forward, opts, logger)
@@ -165,6 +168,10 @@ func OpenWithOptions(dir string, cfg Config, opts Options, logger *slog.Logger, 
 	}
 	s.segments = append(s.segments, seg)
 	s.bytes += seg.size
+	// A store that was down longer than the retention (or reopened with a
+	// smaller one) is trimmed now, not at the first tick of Run.
+	s.applyRetention(opts.Now())
+	s.enforceSize()
 	s.updateGauges()
 	logger.Info("trace store opened", "dir", dir, "segments", len(s.segments), "traces", len(s.traces),
 		"bytes", s.bytes, "duration", time.Since(start).Round(time.Millisecond))
@@ -239,12 +246,13 @@ func (s *Store) index(seg *segment, frameOff, received int64, chunks []chunkMeta
 	base := frameOff + frameHeader
 	for i := range chunks {
 		c := &chunks[i]
-		e := s.traces[c.traceID]
-		if e == nil {
-			e = &traceEntry{}
-			s.traces[c.traceID] = e
+		i, ok := s.traces[c.traceID]
+		if !ok {
+			i = int32(len(s.entries))
+			s.entries = append(s.entries, traceEntry{id: c.traceID})
+			s.traces[c.traceID] = i
 		}
-		e.add(chunkRef{
+		s.entries[i].add(chunkRef{
 			seg:      seg,
 			off:      base + int64(c.dataOff),
 			size:     uint32(c.dataLen),
@@ -490,8 +498,8 @@ func (s *Store) deleteOldest(reason string) {
 	seg := s.segments[0]
 	s.segments = slices.Delete(s.segments, 0, 1)
 	for _, id := range seg.traces {
-		if e := s.traces[id]; e != nil && !e.dropSegment(seg) {
-			delete(s.traces, id)
+		if i, ok := s.traces[id]; ok && !s.entries[i].dropSegment(seg) {
+			s.removeEntry(i)
 		}
 	}
 	s.bytes -= seg.size
@@ -501,6 +509,19 @@ func (s *Store) deleteOldest(reason string) {
 	}
 	s.m.deleted.WithLabelValues(reason).Inc()
 	s.logger.Debug("trace segment deleted", "file", seg.path, "reason", reason, "bytes", seg.size)
+}
+
+// removeEntry deletes a trace from the index by moving the last entry into
+// its place. The caller holds the write lock.
+func (s *Store) removeEntry(i int32) {
+	last := int32(len(s.entries) - 1)
+	delete(s.traces, s.entries[i].id)
+	if i != last {
+		s.entries[i] = s.entries[last]
+		s.traces[s.entries[i].id] = i
+	}
+	s.entries[last] = traceEntry{} // drop the references to chunks and segments
+	s.entries = s.entries[:last]
 }
 
 // sync fsyncs the active segment if it was written since the last sync.
@@ -601,10 +622,9 @@ func (s *Store) closeFiles() {
 // for an unknown ID. Damaged chunks are skipped and logged.
 func (s *Store) Trace(ctx context.Context, id pcommon.TraceID) (ptrace.Traces, error) {
 	s.mu.RLock()
-	e := s.traces[id]
 	var chunks []chunkRef
-	if e != nil {
-		chunks = slices.Clone(e.chunks)
+	if i, ok := s.traces[id]; ok {
+		chunks = slices.Clone(s.entries[i].chunks)
 	}
 	s.mu.RUnlock()
 	if len(chunks) == 0 {
@@ -662,7 +682,7 @@ func (s *Store) Search(q Query) []TraceSummary {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return search(s.traces, q)
+	return search(s.entries, q)
 }
 
 // Stats is a snapshot of the store's size.
