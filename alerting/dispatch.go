@@ -26,6 +26,8 @@ type aggrGroup struct {
 // into notifications in the outbox, deduplicated against the notification
 // log as Alertmanager does.
 type dispatcher struct {
+	// flushMu serialises ticks; mu guards groups and nflog.
+	flushMu     sync.Mutex
 	mu          sync.Mutex
 	route       *Route
 	groups      map[string]*aggrGroup
@@ -72,6 +74,10 @@ func (d *dispatcher) groupCount() int {
 // tick flushes every group due at now and writes the resulting
 // notifications to the outbox. It returns how many it wrote.
 func (d *dispatcher) tick(ctx context.Context, now time.Time) (int, error) {
+	// One flush at a time; d.mu is released while the outbox is written so
+	// that intake is not held up by SQLite.
+	d.flushMu.Lock()
+	defer d.flushMu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var due []*aggrGroup
@@ -100,7 +106,10 @@ func (d *dispatcher) tick(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	if len(ns) > 0 {
-		if err := d.store.enqueue(ctx, ns, entries, now); err != nil {
+		d.mu.Unlock()
+		err := d.store.enqueue(ctx, ns, entries, now)
+		d.mu.Lock()
+		if err != nil {
 			// Nothing changed in memory: the groups flush again at their
 			// next interval and the notifications are written then.
 			for _, g := range due {

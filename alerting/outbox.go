@@ -93,6 +93,13 @@ func (o *outbox) deliverDue(ctx context.Context) (int, error) {
 	if err != nil || len(items) == 0 {
 		return 0, err
 	}
+	ids := make([]int64, len(items))
+	for i, it := range items {
+		ids[i] = it.n.ID
+	}
+	if err := o.store.markSending(ctx, ids); err != nil {
+		return 0, err
+	}
 	sem := make(chan struct{}, o.workers)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -132,9 +139,6 @@ func (o *outbox) deliver(ctx context.Context, it outboxItem) error {
 				return o.markSent(ctx, n)
 			}
 		}
-	}
-	if err := o.store.markSending(ctx, n.ID); err != nil {
-		return err
 	}
 	err := rcv.Notify(ctx, n)
 	if err == nil {

@@ -326,9 +326,17 @@ func (s *Store) due(ctx context.Context, now time.Time, limit int) ([]outboxItem
 	return out, rows.Err()
 }
 
-func (s *Store) markSending(ctx context.Context, id int64) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE outbox SET state='sending', attempts=attempts+1 WHERE id = ?`, id)
-	return err
+// markSending records, in one transaction, that an attempt at each of ids
+// is starting: a crash from here on leaves them "sending", to reconcile.
+func (s *Store) markSending(ctx context.Context, ids []int64) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state='sending', attempts=attempts+1 WHERE id = ?`, id); err != nil {
+				return fmt.Errorf("mark sending: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 func (s *Store) markSent(ctx context.Context, id int64, now time.Time) error {

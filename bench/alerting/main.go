@@ -181,6 +181,10 @@ func main() {
 	n0, a0 := rcv.notifications.Load(), rcv.alerts.Load()
 	perTick := float64(*rate) / 600 // every 100ms; the fraction accumulates
 	var owed float64
+	// Batches are sent concurrently (at most 8 in flight), so a slow answer
+	// does not lower the offered rate (open model).
+	sem := make(chan struct{}, 8)
+	var inflight sync.WaitGroup
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	sample := time.NewTicker(*duration / 6)
@@ -200,12 +204,23 @@ loop:
 				b = append(b, alert(offset+sent%*pool, now))
 				sent++
 				if len(b) == *batch {
-					send(b)
+					full := b
+					inflight.Add(1)
+					sem <- struct{}{}
+					go func() {
+						defer func() { <-sem; inflight.Done() }()
+						send(full)
+					}()
 					b = nil
 				}
 			}
 			if len(b) > 0 {
-				send(b)
+				inflight.Add(1)
+				sem <- struct{}{}
+				go func() {
+					defer func() { <-sem; inflight.Done() }()
+					send(b)
+				}()
 			}
 		case <-sample.C:
 			counts, err := store.OutboxCounts(ctx)
@@ -220,6 +235,7 @@ loop:
 			break loop
 		}
 	}
+	inflight.Wait()
 	fmt.Printf("  POST p50 %s p99 %s; %d notifications carrying %d alerts delivered during the phase\n",
 		pct(lats, 50), pct(lats, 99), rcv.notifications.Load()-n0, rcv.alerts.Load()-a0)
 }
