@@ -254,3 +254,42 @@ func TestPerSLOTuningDisablesAndReplacesTiers(t *testing.T) {
 	require.NoError(t, f.m.Evaluate(context.Background()))
 	require.Empty(t, f.m.RuleStates(), "disabled tiers do not fire")
 }
+
+func TestLowTrafficWindowsAndFailedEvaluationsHoldAlerts(t *testing.T) {
+	src := &burns{}
+	f := &fixture{t: t, dir: t.TempDir(), cfg: testConfig(), clock: newClock(t0), rcv: &recorder{}, burns: src}
+	f.open()
+	ctx := context.Background()
+	firing := func() int {
+		n := 0
+		for _, st := range f.m.RuleStates() {
+			if st == alerting.StateFiring {
+				n++
+			}
+		}
+		return n
+	}
+
+	held := slo(20)
+	held.Windows[5*time.Minute] = alerting.WindowBurn{BurnRate: 1000, Errors: 1, Total: 1, Held: true}
+	src.set(held)
+	require.NoError(t, f.m.Evaluate(ctx))
+	for ls := range f.m.RuleStates() {
+		require.NotContains(t, ls, `tier="page-fast"`, "one failure among few requests does not page")
+	}
+
+	src.set(slo(20))
+	require.NoError(t, f.m.Evaluate(ctx))
+	require.Equal(t, 4, firing())
+
+	stale := slo(0)
+	stale.Stale = true
+	src.set(stale)
+	f.clock.Advance(time.Minute)
+	require.NoError(t, f.m.Evaluate(ctx))
+	require.Equal(t, 4, firing(), "a failed evaluation neither resolves nor starts anything")
+
+	src.set(slo(0))
+	require.NoError(t, f.m.Evaluate(ctx))
+	require.Equal(t, 0, firing(), "fresh numbers resolve")
+}
