@@ -87,6 +87,7 @@ Run everything on embedded defaults:  burnrate up`,
 		newFaultCmd(stdout),
 		newGamedayCmd(stdout, stderr),
 		newSLOCmd(g, stdout, stderr),
+		newSilenceCmd(stdout),
 	)
 	return root
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 
+	"github.com/burnrate/burnrate/alerting"
 	"github.com/burnrate/burnrate/collector"
 	"github.com/burnrate/burnrate/demoapp"
 	"github.com/burnrate/burnrate/internal/httpserver"
@@ -56,6 +57,10 @@ type Options struct {
 	// SLO configures the SLO engine (evaluation interval, history kept).
 	SLO sloengine.Config `mapstructure:"slo"`
 
+	// Alerting configures SLO alert rules, routing, silences, the outbox
+	// and the receivers (Slack, webhook, Alertmanager).
+	Alerting alerting.Config `mapstructure:"alerting"`
+
 	// Logger and Registry are injected, never read from configuration.
 	Logger   *slog.Logger         `mapstructure:"-"`
 	Registry *prometheus.Registry `mapstructure:"-"`
@@ -71,6 +76,7 @@ func DefaultOptions() Options {
 		Demo:            demoapp.DefaultConfig(),
 		Metrics:         sloengine.MetricsConfig{Backend: "tsdb"},
 		SLO:             sloengine.DefaultConfig(),
+		Alerting:        alerting.DefaultConfig(),
 	}
 }
 
@@ -92,6 +98,9 @@ func (o Options) Validate() error {
 		return err
 	}
 	if err := o.SLO.Validate(); err != nil {
+		return err
+	}
+	if err := o.Alerting.Validate(); err != nil {
 		return err
 	}
 	if o.ShutdownTimeout > 4500*time.Millisecond {
@@ -118,6 +127,8 @@ type App struct {
 	collector *collector.Collector
 	// slo is the SLO engine; alerting and the deploy gate read its Snapshot.
 	slo *sloengine.Engine
+	// alerting holds alerts, silences and the notification outbox.
+	alerting *alerting.Manager
 
 	// closers release storage in reverse order of opening, after every actor
 	// of the run group has returned.
@@ -195,6 +206,7 @@ func New(opts Options) (*App, error) {
 		a.buildCollector,
 		a.buildDemo,
 		a.buildSLOEngine,
+		a.buildAlerting,
 	} {
 		if err := build(); err != nil {
 			a.http.Close()
