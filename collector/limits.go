@@ -65,30 +65,26 @@ func (l *limiter) tracking() bool {
 	return l.cfg.MaxActiveSeries > 0 || l.cfg.MaxSeriesPerMetric > 0
 }
 
-// validate checks labels against the naming rules and the label limits.
+// validate checks the label limits. The naming rules (a metric name, valid
+// label names, no duplicates) are enforced before a sample gets here by
+// Prometheus's remote-write handler, its OTLP translator and its scrape
+// loop, so they are not checked twice on the hot path.
 func (l *limiter) validate(ls labels.Labels) (string, error) {
-	name := ls.Get(model.MetricNameLabel)
-	if name == "" {
-		return reasonInvalidLabels, fmt.Errorf("%w: series %s has no metric name", ErrInvalidLabels, ls.String())
-	}
-	if !ls.IsValid(model.UTF8Validation) {
-		return reasonInvalidLabels, fmt.Errorf("%w: series %s has an invalid label name or value", ErrInvalidLabels, ls.String())
-	}
-	if dup, ok := ls.HasDuplicateLabelNames(); ok {
-		return reasonInvalidLabels, fmt.Errorf("%w: series %s has label %q twice", ErrInvalidLabels, name, dup)
-	}
 	if m := l.cfg.MaxLabelsPerSeries; m > 0 && ls.Len() > m {
-		return reasonInvalidLabels, fmt.Errorf("%w: series of %s has %d labels, more than the limit of %d (collector.limits.max_labels_per_series)", ErrInvalidLabels, name, ls.Len(), m)
+		return reasonInvalidLabels, fmt.Errorf("%w: series of %s has %d labels, more than the limit of %d (collector.limits.max_labels_per_series)", ErrInvalidLabels, ls.Get(model.MetricNameLabel), ls.Len(), m)
 	}
 	if m := l.cfg.MaxLabelValueLength; m > 0 {
-		var err error
+		var (
+			bad   labels.Label
+			found bool
+		)
 		ls.Range(func(lb labels.Label) {
-			if err == nil && len(lb.Value) > m {
-				err = fmt.Errorf("%w: label %q of %s is %d bytes long, more than the limit of %d (collector.limits.max_label_value_length)", ErrInvalidLabels, lb.Name, name, len(lb.Value), m)
+			if !found && len(lb.Value) > m {
+				bad, found = lb, true
 			}
 		})
-		if err != nil {
-			return reasonInvalidLabels, err
+		if found {
+			return reasonInvalidLabels, fmt.Errorf("%w: label %q of %s is %d bytes long, more than the limit of %d (collector.limits.max_label_value_length)", ErrInvalidLabels, bad.Name, ls.Get(model.MetricNameLabel), len(bad.Value), m)
 		}
 	}
 	return "", nil
