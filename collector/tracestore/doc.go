@@ -55,17 +55,18 @@
 // # Limits
 //
 // The index is in memory: 270-290 bytes per trace of 5 spans from one
-// batch (BenchmarkIndexMemory, bench/tracestore), plus about 100 per further batch a trace
-// appears in and 16 per chunk for the segment's trace list. The default
-// 1 GiB of segments (about 2.4 million such spans at 445 bytes each on
-// disk) costs roughly 140 MiB of heap. Search is a scan of the summaries,
-// kept as values in one slice: 1-5 ms per 200k traces. A by-ID lookup is
-// one pread and one protobuf decode per chunk: p50 about 11 us, p99 0.1-0.4
-// ms with 1M spans stored. Append runs at 90-250k spans/s on the
-// 2-core machine (goal 50k); a CPU profile puts most of it in copying each
-// trace's spans out of the batch and in the garbage collection that
-// causes, then in protobuf encoding; the write(2) under the store's one
-// mutex is about 5%. See bench/README.md ("Trace store").
+// batch (BenchmarkIndexMemory, bench/tracestore), plus about 100 per
+// further batch a trace appears in and 16 per chunk for the segment's trace
+// list. The default 1 GiB of segments (about 2.4 million such spans at 445
+// bytes each on disk) costs roughly 140 MiB of heap. Search is a scan of
+// the summaries, kept as values in one slice: 1-5 ms per 200k traces. A
+// by-ID lookup is one pread and one protobuf decode per chunk: p50 about
+// 11 us, p99 0.1-0.4 ms with 1M spans stored. Append runs at 77k-250k
+// spans/s on the 2-core machine (goal 50k; the spread is the machine's
+// load). A CPU profile puts most of it in copying each trace's spans out of
+// the batch and in the garbage collection that causes, then in protobuf
+// encoding; the write(2) under the store's one mutex is about 5%. See
+// bench/README.md ("Trace store").
 //
 // The forward queue is in memory: spans waiting to be forwarded are lost on
 // restart (they are still in the local store).

@@ -305,7 +305,7 @@ func (s *Store) Append(ctx context.Context, td ptrace.Traces) (rejected int, err
 	}
 	s.m.accepted.Add(float64(written))
 	s.m.appendDuration.Observe(time.Since(begin).Seconds())
-	if s.fwd != nil {
+	if s.fwd != nil && written > 0 {
 		s.fwd.enqueue(td)
 	}
 	return invalid + tooLarge, nil
