@@ -506,8 +506,8 @@ func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time) error 
 	s := st.slo
 	to := sliceKey(at)
 	from := sliceKey(at.Add(-s.maxPeriod())) // oldest slice worth holding
-	if st.ring.last >= from {
-		from = st.ring.last
+	if last, ok := st.ring.newest(); ok && last >= from {
+		from = last
 	}
 	if to <= from {
 		return nil

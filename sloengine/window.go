@@ -1,7 +1,6 @@
 package sloengine
 
 import (
-	"math"
 	"time"
 )
 
@@ -62,32 +61,46 @@ func floorDiv(a, b int64) int64 {
 // ring keeps one entry per 5-minute slice: the error and total values of
 // the SLI's 5m expressions evaluated at the slice's end. A period is a sum
 // over the slices whose end lies inside it, so each cycle only queries the
-// slices that ended since the previous cycle.
+// slices that ended since the previous cycle. Keys are implied by position:
+// the engine writes every key between the oldest it needs and the newest,
+// so the ring holds keys [max(first, last-n+1), last].
 type ring struct {
-	keys     []int64
-	bad, all []float64
-	last     int64 // newest key filled; math.MinInt64 when empty
-}
-
-func (r *ring) index(k int64) int {
-	n := int64(len(r.keys))
-	return int(((k % n) + n) % n)
+	bad, all    []float64
+	first, last int64 // last < first while empty
 }
 
 func newRing(n int) *ring {
-	r := &ring{keys: make([]int64, n), bad: make([]float64, n), all: make([]float64, n), last: math.MinInt64}
-	for i := range r.keys {
-		r.keys[i] = math.MinInt64
-	}
-	return r
+	return &ring{bad: make([]float64, n), all: make([]float64, n), first: 0, last: -1}
+}
+
+func (r *ring) index(k int64) int {
+	n := int64(len(r.bad))
+	return int(((k % n) + n) % n)
+}
+
+func (r *ring) empty() bool { return r.last < r.first }
+
+// newest is the newest key held; ok is false while the ring is empty.
+func (r *ring) newest() (int64, bool) { return r.last, !r.empty() }
+
+func (r *ring) holds(k int64) bool {
+	return !r.empty() && k >= r.first && k <= r.last && r.last-k < int64(len(r.bad))
 }
 
 func (r *ring) put(k int64, bad, all float64) {
-	i := r.index(k)
-	r.keys[i], r.bad[i], r.all[i] = k, bad, all
-	if k > r.last {
-		r.last = k
+	if !r.empty() && r.last-k >= int64(len(r.bad)) {
+		return // older than the ring holds; it would overwrite a newer slice
 	}
+	switch {
+	case r.empty():
+		r.first, r.last = k, k
+	case k > r.last:
+		r.last = k
+	case k < r.first:
+		r.first = k
+	}
+	i := r.index(k)
+	r.bad[i], r.all[i] = bad, all
 }
 
 // periodAgg sums slices with keys in (from, to].
@@ -100,15 +113,11 @@ type periodAgg struct {
 
 func (r *ring) aggregate(from, to int64, sliceMaxRatio float64) periodAgg {
 	var a periodAgg
-	n := int64(len(r.keys))
-	if to-from > n {
-		from = to - n
-	}
 	for k := from + 1; k <= to; k++ {
-		i := r.index(k)
-		if r.keys[i] != k {
+		if !r.holds(k) {
 			continue
 		}
+		i := r.index(k)
 		b, t := r.bad[i], r.all[i]
 		if t != t || b != b || t <= 0 {
 			continue // no traffic in this slice
