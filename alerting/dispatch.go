@@ -51,9 +51,11 @@ func (d *dispatcher) process(alerts []*Alert, now time.Time) {
 			key := r.groupKey(gl)
 			g, ok := d.groups[key]
 			if !ok {
-				if a.Resolved(now) {
+				if a.Resolved(now) && !d.announced(key, r.Receiver, a.Fingerprint()) {
 					// Alertmanager does not open a group for an alert that
 					// is already over: there is nothing to tell anyone.
+					// One announced as firing (it resolved while the
+					// process was down) still needs its resolution sent.
 					continue
 				}
 				g = &aggrGroup{key: key, route: r, labels: gl, alerts: map[model.Fingerprint]*Alert{}, next: now.Add(r.GroupWait)}
@@ -62,6 +64,13 @@ func (d *dispatcher) process(alerts []*Alert, now time.Time) {
 			g.alerts[a.Fingerprint()] = a
 		}
 	}
+}
+
+// announced reports whether the last notification of a group told its
+// receiver that the alert fp was firing.
+func (d *dispatcher) announced(key, receiver string, fp model.Fingerprint) bool {
+	e := d.nflog[nflogKey{key, receiver}]
+	return e != nil && e.Firing[fp]
 }
 
 // groupCount returns the number of aggregation groups.

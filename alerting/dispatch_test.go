@@ -204,3 +204,15 @@ func TestOutboxRetriesWithBackoffAndHonoursRetryAfter(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]int{"sent": 1}, counts)
 }
+
+func TestAnAlertThatResolvedDuringARestartIsStillToldResolved(t *testing.T) {
+	f := newFixture(t, testConfig())
+	f.post(`[{"labels":{"alertname":"Brief"},"endsAt":"2026-03-02T10:02:00Z"}]`)
+	f.step(30 * time.Second)
+	require.Equal(t, []string{"firing:Brief"}, names(f.rcv.all()))
+	require.NoError(t, f.store.Close())
+	f.clock.Advance(10 * time.Minute) // down while the alert's end time passes
+	f.open()
+	f.step(30 * time.Second)
+	require.Equal(t, []string{"firing:Brief", "resolved:Brief(resolved)"}, names(f.rcv.all()))
+}

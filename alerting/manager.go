@@ -257,6 +257,14 @@ func (m *Manager) Run(ctx context.Context) error {
 	gc := time.NewTicker(time.Minute)
 	defer gc.Stop()
 	defer wg.Wait()
+	if m.rules.source != nil {
+		// Re-assert firing rule alerts before the first flush: their stored
+		// end times may have passed while the process was down, and a
+		// flush now would announce them resolved and page again later.
+		if err := m.Evaluate(ctx); err != nil && ctx.Err() == nil {
+			m.logger.Error("evaluate SLO alert rules", "err", err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():

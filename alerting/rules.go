@@ -222,7 +222,16 @@ type ruleAlert struct {
 	resolvedAt  time.Time
 	// forDur and keepFor are the rule's, remembered for the next evaluation.
 	forDur, keepFor time.Duration
+	// lastSeen is when the rule was last evaluated; an alert whose SLO has
+	// been gone for vanishAfter resolves.
+	lastSeen time.Time
 }
+
+// vanishAfter is how long an SLO may be missing from the burn source
+// before its alerts resolve. The grace keeps a restart (the SLO engine has
+// not evaluated yet) or a brief outage of the source from resolving, and
+// then re-paging, alerts that are still firing.
+const vanishAfter = 10 * time.Minute
 
 // ruleEvaluator evaluates SLO alert rules at fixed instants and keeps their
 // state in SQLite, so that a restart neither re-pends a firing alert nor
@@ -428,6 +437,9 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 		fp := c.labels.Fingerprint()
 		seen[fp] = true
 		ra := e.active[fp]
+		if ra != nil {
+			ra.lastSeen = now
+		}
 		if c.stale {
 			// No numbers this time: neither start nor end anything.
 			continue
@@ -450,9 +462,16 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 			changed[fp] = ra
 		}
 	}
-	// Rules that vanished (SLO deleted, tier disabled) resolve.
+	// Rules that vanished (SLO deleted, tier disabled) resolve once they
+	// have been gone for vanishAfter.
 	for fp, ra := range e.active {
 		if seen[fp] {
+			continue
+		}
+		if ra.lastSeen.IsZero() {
+			ra.lastSeen = now // loaded at start: the grace starts now
+		}
+		if now.Sub(ra.lastSeen) < vanishAfter {
 			continue
 		}
 		if ra.state == StateFiring {

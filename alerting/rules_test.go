@@ -293,3 +293,34 @@ func TestLowTrafficWindowsAndFailedEvaluationsHoldAlerts(t *testing.T) {
 	require.NoError(t, f.m.Evaluate(ctx))
 	require.Equal(t, 0, firing(), "fresh numbers resolve")
 }
+
+func TestARestartBeforeTheSLOEngineHasNumbersNeitherResolvesNorRepages(t *testing.T) {
+	src := &burns{}
+	src.set(slo(20))
+	cfg := testConfig()
+	cfg.Route.GroupBy = []string{"alertname", "slo", "severity"}
+	cfg.Rules.Tiers = cfg.Rules.Tiers[:1] // page-fast only
+	f := &fixture{t: t, dir: t.TempDir(), cfg: cfg, clock: newClock(t0), rcv: &recorder{}, burns: src}
+	f.open()
+	ctx := context.Background()
+	for range 6 {
+		require.NoError(t, f.m.Evaluate(ctx))
+		f.step(5 * time.Second)
+	}
+	require.Len(t, f.rcv.all(), 1, "paged once")
+
+	require.NoError(t, f.store.Close())
+	f.clock.Advance(2 * time.Minute) // down longer than the alerts' end time
+	src.set()                        // after a restart the SLO engine has no numbers yet
+	f.open()
+	for range 12 {
+		require.NoError(t, f.m.Evaluate(ctx))
+		f.step(5 * time.Second)
+	}
+	src.set(slo(20))
+	for range 12 {
+		require.NoError(t, f.m.Evaluate(ctx))
+		f.step(5 * time.Second)
+	}
+	require.Equal(t, []string{"firing:SLOErrorBudgetBurn"}, names(f.rcv.all()), "no resolve and no second page")
+}
