@@ -7,8 +7,8 @@
 //   - Stampede protection: concurrent misses of one key share one store read
 //     (golang.org/x/sync/singleflight), so a popular key expiring does not
 //     send a burst to its shard.
-//   - Graceful degradation: entries that expire or are evicted move to a
-//     larger "stale" LRU. When the owning shard cannot answer (down, slow past
+//   - Graceful degradation: every value read or written is also kept in a
+//     larger "stale" LRU without TTL. When the owning shard cannot answer (down, slow past
 //     its timeout, breaker open), a read is served from there with
 //     X-Cache: stale instead of failing: a slightly old product page beats an
 //     error page.
@@ -80,7 +80,7 @@ func New(cfg Config, st *store.Client, set *faults.Set, tel *telemetry.Providers
 	if err != nil {
 		return nil, err
 	}
-	c.fresh = expirable.NewLRU(cfg.Size, func(k string, v []byte) { c.stale.Add(k, v) }, cfg.TTL)
+	c.fresh = expirable.NewLRU[string, []byte](cfg.Size, nil, cfg.TTL)
 
 	meter := tel.Meter.Meter("github.com/burnrate/burnrate/demoapp/cache")
 	if c.requests, err = meter.Int64Counter("demo.cache.requests",
@@ -156,7 +156,7 @@ func (c *Cache) Get(ctx context.Context, key string, h http.Header) ([]byte, str
 	if err == nil {
 		c.count(ctx, Miss)
 		b := v.([]byte)
-		c.fresh.Add(key, b)
+		c.fill(key, b)
 		return b, Miss, nil
 	}
 	if errors.Is(err, store.ErrUnavailable) {
@@ -164,13 +164,17 @@ func (c *Cache) Get(ctx context.Context, key string, h http.Header) ([]byte, str
 			c.count(ctx, Stale)
 			return old, Stale, nil
 		}
-		if old, ok := c.fresh.Peek(key); ok { // leaky mode skipped a good entry
-			c.count(ctx, Stale)
-			return old, Stale, nil
-		}
 	}
 	c.count(ctx, Miss)
 	return nil, Miss, err
+}
+
+// fill stores a value read from (or written to) the store: fresh for TTL,
+// and as the latest known copy in the larger stale LRU, which outlives the
+// TTL so that it can stand in while the owning shard is unavailable.
+func (c *Cache) fill(key string, v []byte) {
+	c.fresh.Add(key, v)
+	c.stale.Add(key, v)
 }
 
 func (c *Cache) serveGet(w http.ResponseWriter, r *http.Request) {
@@ -207,7 +211,7 @@ func (c *Cache) servePut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c.faults.State().CacheMode != faults.CacheOff {
-		c.fresh.Add(key, body)
+		c.fill(key, body)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
