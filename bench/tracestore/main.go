@@ -52,7 +52,7 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		defer os.RemoveAll(d)
+		defer func() { _ = os.RemoveAll(d) }()
 		*dir = d
 	}
 	cfg := tracestore.DefaultConfig()
@@ -171,7 +171,7 @@ func main() {
 			log.Fatal(err)
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		lat = append(lat, time.Since(t))
 		if resp.StatusCode != http.StatusOK {
 			log.Fatalf("GET trace: %s", resp.Status)

@@ -81,7 +81,7 @@ func BenchmarkAppend(b *testing.B) {
 			b.Run(fmt.Sprintf("batch=%d/parallel=%v", size, parallel), func(b *testing.B) {
 				s, err := Open(b.TempDir(), DefaultConfig(), nil, nil)
 				require.NoError(b, err)
-				defer s.Close()
+				defer func() { _ = s.Close() }()
 				var first uint64
 				batches := make([]ptrace.Traces, 64)
 				for i := range batches {
@@ -162,7 +162,7 @@ func BenchmarkTraceByID(b *testing.B) {
 		b.Skip("fills a store with 1M spans")
 	}
 	s, ids := benchStore(b, 1_000_000)
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	var lat []time.Duration
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -185,7 +185,7 @@ func BenchmarkSearch(b *testing.B) {
 		b.Skip("fills a store with 1M spans")
 	}
 	s, _ := benchStore(b, 1_000_000)
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	b.ResetTimer()
 	for b.Loop() {
 		if got := s.Search(Query{Service: "demo-1", Status: StatusError, Limit: 20}); len(got) == 0 {

@@ -45,7 +45,7 @@ func copyDir(t *testing.T, src string) string {
 		require.NoError(t, err)
 		_, err = io.Copy(out, in)
 		require.NoError(t, err)
-		in.Close()
+		_ = in.Close()
 		require.NoError(t, out.Close())
 	}
 	return dst
@@ -66,7 +66,7 @@ func TestRetentionByAgeDeletesWholeOldSegments(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Retention = time.Hour
 	s := openTest(t, dir, cfg, Options{Now: c.Now, SegmentDuration: 10 * time.Minute})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 
 	b := checkoutBatches()
 	appendAll(t, s.Store, b[0]) // traceA's edge span at t0
@@ -126,7 +126,7 @@ func TestRetentionBySizeKeepsTheFilesUnderMaxBytes(t *testing.T) {
 	require.NoError(t, s.Close())
 
 	s = openTest(t, dir, cfg, Options{})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	require.Equal(t, kept, s.Stats().Traces)
 	require.Equal(t, map[string]bool{first: false, last: true}, present(s.Store, first, last))
 }
@@ -162,12 +162,12 @@ func TestRunAppliesRetentionAndSyncs(t *testing.T) {
 func TestCrashLosesNoAcceptedBatch(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, DefaultConfig(), Options{})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	appendAll(t, s.Store, checkoutBatches()...)
 
 	// The store is still open: no Close, no fsync.
 	crashed := openTest(t, copyDir(t, dir), DefaultConfig(), Options{})
-	defer crashed.Close()
+	defer func() { _ = crashed.Close() }()
 	td, err := crashed.Trace(context.Background(), traceID(traceA))
 	require.NoError(t, err)
 	require.Equal(t, []string{"demo-api/checkout", "demo-edge/GET /checkout", "demo-store/SELECT"}, spanNames(td))
@@ -177,7 +177,7 @@ func TestCrashLosesNoAcceptedBatch(t *testing.T) {
 func TestTornTailIsSkippedNotFatal(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, DefaultConfig(), Options{})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	b := checkoutBatches()
 	appendAll(t, s.Store, b[0], b[1])
 	sizeBefore := s.Stats().Bytes
@@ -203,7 +203,7 @@ func TestTornTailIsSkippedNotFatal(t *testing.T) {
 			appendAll(t, r.Store, b[2])
 			require.NoError(t, r.Close())
 			r = openTest(t, cp, DefaultConfig(), Options{})
-			defer r.Close()
+			defer func() { _ = r.Close() }()
 			td, err = r.Trace(context.Background(), traceID(traceA))
 			require.NoError(t, err)
 			require.Equal(t, []string{"demo-api/checkout", "demo-edge/GET /checkout", "demo-store/SELECT"}, spanNames(td))
@@ -253,7 +253,7 @@ func TestDamagedSegmentsDoNotStopOpen(t *testing.T) {
 			d := t.TempDir()
 			tc.damage(t, d)
 			r := openTest(t, d, DefaultConfig(), Options{})
-			defer r.Close()
+			defer func() { _ = r.Close() }()
 			var ids []string
 			for id := range tc.want {
 				ids = append(ids, id)
@@ -272,7 +272,7 @@ func le32(b []byte) uint32 {
 func TestDamagedChunkIsSkippedOnRead(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, DefaultConfig(), Options{})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	appendAll(t, s.Store, checkoutBatches()...)
 	s.mu.RLock()
 	c := s.entries[s.traces[traceID(traceA)]].chunks[0] // the edge span
@@ -314,7 +314,7 @@ func TestKilledProcessLosesNoAcceptedBatch(t *testing.T) {
 	require.Equal(t, "signal: killed", exitErr.Error())
 
 	s := openTest(t, dir, DefaultConfig(), Options{})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	td, err := s.Trace(context.Background(), traceID(traceA))
 	require.NoError(t, err)
 	require.Equal(t, []string{"demo-api/checkout", "demo-edge/GET /checkout", "demo-store/SELECT"}, spanNames(td))
@@ -330,7 +330,7 @@ func TestOpenAppliesTheRetentionAtOnce(t *testing.T) {
 
 	c.Advance(25 * time.Hour) // down for longer than the 24h retention
 	s = openTest(t, dir, DefaultConfig(), Options{Now: c.Now})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	require.Equal(t, map[string]bool{traceA: false, traceB: false}, present(s.Store, traceA, traceB))
 	require.Len(t, segmentFiles(t, dir), 1, "only the new, empty segment is left")
 }

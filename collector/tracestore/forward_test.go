@@ -90,7 +90,7 @@ func runStore(t *testing.T, s *testStore) {
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
-		s.Close()
+		_ = s.Close()
 	})
 }
 

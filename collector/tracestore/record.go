@@ -67,14 +67,13 @@ type chunkMeta struct {
 
 // traceGroup collects one trace's spans of a batch while it is split.
 type traceGroup struct {
-	meta    chunkMeta
-	td      ptrace.Traces
-	lastRS  int
-	lastSS  int
-	data    []byte
-	dstRS   ptrace.ResourceSpans
-	dstSS   ptrace.ScopeSpans
-	service unique.Handle[string]
+	meta   chunkMeta
+	td     ptrace.Traces
+	lastRS int
+	lastSS int
+	data   []byte
+	dstRS  ptrace.ResourceSpans
+	dstSS  ptrace.ScopeSpans
 }
 
 // splitByTrace groups a batch's spans by trace ID, keeping each span's

@@ -86,7 +86,7 @@ func TestOpenTelemetrySDKTraceAcrossTwoServicesComesBackWhole(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := openTest(t, t.TempDir(), DefaultConfig(), Options{})
-			defer s.Close()
+			defer func() { _ = s.Close() }()
 			otlp := receiver(t, s.Store)
 			ctx := context.Background()
 			prop := propagation.TraceContext{}
@@ -113,7 +113,7 @@ func TestOpenTelemetrySDKTraceAcrossTwoServicesComesBackWhole(t *testing.T) {
 			prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
 			resp, err := http.DefaultClient.Do(req)
 			require.NoError(t, err)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			root.End()
 
 			require.NoError(t, apiTP.Shutdown(context.Background()))

@@ -20,7 +20,7 @@ const (
 // durations and start times (see each comment).
 func searchFixture(t *testing.T) *testStore {
 	s := openTest(t, t.TempDir(), DefaultConfig(), Options{})
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { _ = s.Close() })
 	// traceA: edge -> api -> store, 250ms at t0, the store span failed.
 	// traceB: api only, 5ms at t0+1s, status unset.
 	appendAll(t, s.Store, checkoutBatches()...)

@@ -73,13 +73,13 @@ func createSegment(dir string, seq uint64) (*segment, error) {
 	hdr = append(hdr, segmentMagic...)
 	hdr = binary.LittleEndian.AppendUint32(hdr, segmentVersion)
 	if _, err := f.Write(hdr); err != nil {
-		f.Close()
-		os.Remove(path)
+		_ = f.Close()
+		_ = os.Remove(path)
 		return nil, err
 	}
 	if err := syncDir(dir); err != nil {
-		f.Close()
-		os.Remove(path)
+		_ = f.Close()
+		_ = os.Remove(path)
 		return nil, err
 	}
 	return &segment{seq: seq, path: path, f: f, size: segmentHeader}, nil
@@ -90,7 +90,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	return d.Sync()
 }
 

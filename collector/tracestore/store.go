@@ -193,7 +193,7 @@ func (s *Store) load() error {
 		}
 		fi, err := f.Stat()
 		if err != nil {
-			f.Close()
+			_ = f.Close()
 			return err
 		}
 		seg := &segment{seq: seq, path: path, f: f, size: fi.Size()}
@@ -206,7 +206,7 @@ func (s *Store) load() error {
 				"file", path, "offset", res.valid, "skipped_bytes", fi.Size()-res.valid, "err", res.corrupt)
 		}
 		if seg.records == 0 {
-			f.Close()
+			_ = f.Close()
 			if res.corrupt != nil && fi.Size() > segmentHeader {
 				// Not a segment this version can read (or damaged from its
 				// first frame): keep it for inspection, out of the way.
@@ -503,7 +503,7 @@ func (s *Store) deleteOldest(reason string) {
 		}
 	}
 	s.bytes -= seg.size
-	seg.f.Close()
+	_ = seg.f.Close()
 	if err := os.Remove(seg.path); err != nil {
 		s.logger.Error("trace store: cannot delete segment", "file", seg.path, "err", err)
 	}
@@ -594,7 +594,7 @@ func (s *Store) Close() error {
 		seg := s.active()
 		err = seg.f.Sync()
 		if seg.records == 0 {
-			seg.f.Close()
+			_ = seg.f.Close()
 			s.segments = s.segments[:len(s.segments)-1]
 			if rerr := os.Remove(seg.path); rerr != nil && err == nil {
 				err = rerr
@@ -613,7 +613,7 @@ func (s *Store) Close() error {
 
 func (s *Store) closeFiles() {
 	for _, seg := range s.segments {
-		seg.f.Close()
+		_ = seg.f.Close()
 	}
 }
 

@@ -40,7 +40,7 @@ func appendAll(t testing.TB, s *Store, batches ...ptrace.Traces) {
 
 func TestAppendFromSeveralServicesReturnsTheWholeTrace(t *testing.T) {
 	s := openTest(t, t.TempDir(), DefaultConfig(), Options{})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	appendAll(t, s.Store, checkoutBatches()...)
 
 	td, err := s.Trace(context.Background(), traceID(traceA))
@@ -65,7 +65,7 @@ func TestAppendFromSeveralServicesReturnsTheWholeTrace(t *testing.T) {
 
 func TestAppendRejectsSpansWithoutIDs(t *testing.T) {
 	s := openTest(t, t.TempDir(), DefaultConfig(), Options{})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	td := batch(
 		span{service: "demo-api", name: "ok", trace: traceA, id: "00f067aa0ba902b7"},
 		span{service: "demo-api", name: "no trace ID", trace: "00000000000000000000000000000000", id: "00f067aa0ba902b7"},
@@ -88,7 +88,7 @@ func TestDataAppendedBeforeCloseIsThereAfterOpen(t *testing.T) {
 	require.NoError(t, s.Close())
 
 	s = openTest(t, dir, DefaultConfig(), Options{})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	td, err := s.Trace(context.Background(), traceID(traceA))
 	require.NoError(t, err)
 	require.Equal(t, []string{"demo-api/checkout", "demo-edge/GET /checkout", "demo-store/SELECT"}, spanNames(td))
@@ -97,7 +97,7 @@ func TestDataAppendedBeforeCloseIsThereAfterOpen(t *testing.T) {
 
 func TestAppendPushesBackWhenTooManyBatchesWait(t *testing.T) {
 	s := openTest(t, t.TempDir(), DefaultConfig(), Options{MaxPendingAppends: 2, AppendWait: 20 * time.Millisecond})
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	// Two batches are being written (the write lock is held, as a slow disk
 	// would hold it).
 	s.mu.Lock()
@@ -192,6 +192,6 @@ func TestIndexStaysConsistentAsSegmentsGo(t *testing.T) {
 	require.NoError(t, s.Close())
 
 	r := openTest(t, dir, cfg, Options{SegmentBytes: 32 << 10})
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	require.Equal(t, live, r.Search(Query{Limit: maxLimit}), "the index after deletions equals one rebuilt from the files")
 }
