@@ -108,9 +108,9 @@ func TestForwardRetriesUntilTheReceiverTakesTheSpans(t *testing.T) {
 	require.Eventually(t, func() bool { return len(rcv.received()) == 4 }, 10*time.Second, 10*time.Millisecond)
 	require.ElementsMatch(t, []string{"demo-edge/GET /checkout", "demo-api/checkout", "demo-api/GET /items", "demo-store/SELECT"}, rcv.received())
 	require.Equal(t, "Bearer s3cret", rcv.header.Get("Authorization"))
+	// The sender counts after the receiver answered.
+	require.Eventually(t, func() bool { return counter(t, s.m.fwdSent) == 4 && s.fwd.queued() == 0 }, 5*time.Second, 10*time.Millisecond)
 	require.InDelta(t, 2, counter(t, s.m.fwdRetries), 0)
-	require.InDelta(t, 4, counter(t, s.m.fwdSent), 0)
-	require.Eventually(t, func() bool { return s.fwd.queued() == 0 }, 5*time.Second, 10*time.Millisecond)
 }
 
 func TestForwardDropsWhatTheReceiverRejects(t *testing.T) {
@@ -167,4 +167,47 @@ func TestForwardEndpointWithoutPathGetsTheOTLPPath(t *testing.T) {
 	runStore(t, s)
 	appendAll(t, s.Store, batch(span{service: "demo-api", name: "x", trace: traceC, id: "cccccccccccccccc", status: ptrace.StatusCodeOk}))
 	require.Eventually(t, func() bool { return len(rcv.received()) == 1 }, 10*time.Second, 10*time.Millisecond)
+}
+
+func TestSelfMetricsAreOnTheInjectedRegistry(t *testing.T) {
+	srv, rcv := newOTLPReceiver(t, func(int) int { return http.StatusOK })
+	s := openTest(t, t.TempDir(), forwardConfig(srv.URL), Options{})
+	runStore(t, s)
+	appendAll(t, s.Store, checkoutBatches()...)
+	require.Eventually(t, func() bool { return len(rcv.received()) == 4 }, 10*time.Second, 10*time.Millisecond)
+	// The sender counts after the receiver answered.
+	require.Eventually(t, func() bool { return counter(t, s.m.fwdSent) == 4 && s.fwd.queued() == 0 }, 10*time.Second, 10*time.Millisecond)
+
+	mfs, err := s.reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "{" + l.GetName() + "=" + l.GetValue() + "}"
+			}
+			switch {
+			case m.GetCounter() != nil:
+				got[name] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				got[name] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	for name, want := range map[string]float64{
+		"burnrate_collector_spans_accepted_total":                                 4,
+		"burnrate_collector_spans_rejected_total{reason=invalid_id}":              0,
+		"burnrate_collector_spans_rejected_total{reason=overloaded}":              0,
+		"burnrate_collector_trace_store_traces":                                   2,
+		"burnrate_collector_trace_store_segments":                                 1,
+		"burnrate_collector_trace_forward_sent_spans_total":                       4,
+		"burnrate_collector_trace_forward_dropped_spans_total{reason=queue_full}": 0,
+		"burnrate_collector_trace_forward_queue_spans":                            0,
+		"burnrate_collector_trace_forward_queue_capacity_spans":                   100_000,
+	} {
+		require.Contains(t, got, name)
+		require.InDelta(t, want, got[name], 0, name)
+	}
+	require.Equal(t, float64(s.Stats().Bytes), got["burnrate_collector_trace_store_bytes"])
 }
