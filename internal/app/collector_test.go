@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/burnrate/burnrate/internal/app"
 	"github.com/burnrate/burnrate/internal/testutil"
@@ -32,15 +34,37 @@ func TestCollectorIsWiredIntoTheApp(t *testing.T) {
 	rm.Resource().Attributes().PutStr("service.name", "demo-api")
 	g := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
 	g.SetName("wiring.check")
-	dp := g.SetEmptyGauge().DataPoints().AppendEmpty()
+	sum := g.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	dp := sum.DataPoints().AppendEmpty()
 	now := time.Now()
 	dp.SetTimestamp(pcommon.NewTimestampFromTime(now))
 	dp.SetDoubleValue(7)
+	// The sample carries an exemplar of a trace sent to /v1/traces.
+	traceID := pcommon.TraceID{0xab, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	ex := dp.Exemplars().AppendEmpty()
+	ex.SetTraceID(traceID)
+	ex.SetSpanID(pcommon.SpanID{1, 2, 3, 4, 5, 6, 7, 8})
+	ex.SetTimestamp(pcommon.NewTimestampFromTime(now))
+	ex.SetDoubleValue(7)
 	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
 	require.NoError(t, err)
 
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "demo-api")
+	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID(traceID)
+	sp.SetSpanID(pcommon.SpanID{1, 2, 3, 4, 5, 6, 7, 8})
+	sp.SetName("GET /items")
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now.Add(-time.Second)))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+	traceBody, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalJSON()
+	require.NoError(t, err)
+
 	query := func(base string) string {
-		_, out := testutil.HTTPGet(t, base+"/api/v1/query?query=wiring_check&time="+now.Add(time.Second).Format(time.RFC3339Nano))
+		_, out := testutil.HTTPGet(t, base+"/api/v1/query?query=wiring_check_total&time="+now.Add(time.Second).Format(time.RFC3339Nano))
 		return out
 	}
 
@@ -65,8 +89,20 @@ func TestCollectorIsWiredIntoTheApp(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		require.Contains(t, query(a.URL()), `"job":"demo-api"`)
 
-		code, out := testutil.HTTPGet(t, a.URL()+"/api/v1/traces?limit=5")
+		resp, err = http.Post(strings.Replace(otlpURL, "/v1/metrics", "/v1/traces", 1), "application/json", bytes.NewReader(traceBody))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+
+		// A metric exemplar leads to its trace: the exemplar's trace_id
+		// opens the whole trace on the trace API.
+		code, out := testutil.HTTPGet(t, a.URL()+"/api/v1/query_exemplars?query=wiring_check_total&start="+
+			now.Add(-time.Minute).Format(time.RFC3339)+"&end="+now.Add(time.Minute).Format(time.RFC3339))
 		require.Equal(t, http.StatusOK, code, out)
+		require.Contains(t, out, `"trace_id":"`+traceID.String()+`"`)
+		code, out = testutil.HTTPGet(t, a.URL()+"/api/v1/traces/"+traceID.String())
+		require.Equal(t, http.StatusOK, code, out)
+		require.Contains(t, out, "GET /items")
 		cancel()
 		require.NoError(t, <-done)
 	}
