@@ -114,18 +114,27 @@ func (d *dispatcher) tick(ctx context.Context, now time.Time) (int, error) {
 			keys = append(keys, nflogKey{g.key, g.route.Receiver})
 		}
 	}
-	if len(ns) > 0 {
+	// The outbox is written in chunks, each its own transaction, so that
+	// intake (which needs SQLite's one writer too) gets in between.
+	const chunk = 64
+	written := 0
+	for written < len(ns) {
+		end := min(written+chunk, len(ns))
 		d.mu.Unlock()
-		err := d.store.enqueue(ctx, ns, entries, now)
+		err := d.store.enqueue(ctx, ns[written:end], entries[written:end], now)
 		d.mu.Lock()
 		if err != nil {
-			// Nothing changed in memory: the groups flush again at their
-			// next interval and the notifications are written then.
+			// The unwritten groups flush again at their next interval and
+			// their notifications are written then.
+			for i := range written {
+				d.nflog[keys[i]] = entries[i]
+			}
 			for _, g := range due {
 				g.next = now.Add(g.route.GroupInterval)
 			}
-			return 0, err
+			return written, err
 		}
+		written = end
 	}
 	for i, k := range keys {
 		d.nflog[k] = entries[i]

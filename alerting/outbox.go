@@ -104,29 +104,41 @@ func (o *outbox) deliverDue(ctx context.Context) (int, error) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
+	var sent []*Notification
 	for _, it := range items {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := o.deliver(ctx, it); err != nil {
-				mu.Lock()
+			ok, err := o.deliver(ctx, it)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
 				errs = append(errs, err)
-				mu.Unlock()
+			}
+			if ok {
+				sent = append(sent, it.n)
 			}
 		}()
 	}
 	wg.Wait()
+	// One transaction records every delivery of the round. A crash before
+	// it leaves them "sending": reconciled (Slack) or sent again (at least
+	// once) on start.
+	if err := o.markSent(ctx, sent); err != nil {
+		errs = append(errs, err)
+	}
 	return len(items), errors.Join(errs...)
 }
 
-// deliver makes one attempt. Errors returned are storage errors; delivery
-// errors are recorded on the row and retried.
-func (o *outbox) deliver(ctx context.Context, it outboxItem) error {
+// deliver makes one attempt and reports whether the notification arrived.
+// Errors returned are storage errors; delivery errors are recorded on the
+// row and retried.
+func (o *outbox) deliver(ctx context.Context, it outboxItem) (bool, error) {
 	n := it.n
 	rcv, ok := o.receivers[n.Receiver]
 	if !ok {
-		return o.store.markFailed(ctx, n.ID, fmt.Errorf("no receiver named %q is configured", n.Receiver))
+		return false, o.store.markFailed(ctx, n.ID, fmt.Errorf("no receiver named %q is configured", n.Receiver))
 	}
 	if it.state == outboxSending || it.attempts > 0 {
 		// A previous attempt was cut short (crash, stop) or failed in a way
@@ -136,22 +148,22 @@ func (o *outbox) deliver(ctx context.Context, it outboxItem) error {
 			done, err := rec.Delivered(ctx, n)
 			if err == nil && done {
 				o.logger.Info("notification was delivered before the interruption; not sending it again", "receiver", n.Receiver, "id", n.ID)
-				return o.markSent(ctx, n)
+				return true, nil
 			}
 		}
 	}
 	err := rcv.Notify(ctx, n)
 	if err == nil {
-		return o.markSent(ctx, n)
+		return true, nil
 	}
 	if ctx.Err() != nil {
 		// Stopping: the row stays "sending" and is reconciled on start.
-		return nil
+		return false, nil
 	}
 	o.failures.WithLabelValues(n.Receiver).Inc()
 	if errors.Is(err, ErrPermanent) {
 		o.logger.Error("notification rejected; not retrying", "receiver", n.Receiver, "id", n.ID, "err", err)
-		return o.store.markFailed(ctx, n.ID, err)
+		return false, o.store.markFailed(ctx, n.ID, err)
 	}
 	delay := o.backoff(it.attempts + 1)
 	var ra *RetryAfterError
@@ -159,18 +171,27 @@ func (o *outbox) deliver(ctx context.Context, it outboxItem) error {
 		delay = ra.After
 	}
 	o.logger.Warn("notification failed; will retry", "receiver", n.Receiver, "id", n.ID, "attempt", it.attempts+1, "retry_in", delay, "err", err)
-	return o.store.retryAt(ctx, n.ID, o.now().Add(delay), err)
+	return false, o.store.retryAt(ctx, n.ID, o.now().Add(delay), err)
 }
 
-func (o *outbox) markSent(ctx context.Context, n *Notification) error {
+func (o *outbox) markSent(ctx context.Context, ns []*Notification) error {
+	if len(ns) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(ns))
+	for i, n := range ns {
+		ids[i] = n.ID
+	}
 	// The context may be cancelled by a stop right after a successful send:
 	// recording it must not be skipped, or the notification goes out twice.
-	if err := o.store.markSent(context.WithoutCancel(ctx), n.ID, o.now()); err != nil {
+	if err := o.store.markSent(context.WithoutCancel(ctx), ids, o.now()); err != nil {
 		return err
 	}
-	o.sent.WithLabelValues(n.Receiver).Inc()
-	if !n.CreatedAt.IsZero() {
-		o.latency.Observe(o.now().Sub(n.CreatedAt).Seconds())
+	for _, n := range ns {
+		o.sent.WithLabelValues(n.Receiver).Inc()
+		if !n.CreatedAt.IsZero() {
+			o.latency.Observe(o.now().Sub(n.CreatedAt).Seconds())
+		}
 	}
 	return nil
 }

@@ -253,6 +253,11 @@ func (s *Store) loadNflog(ctx context.Context) (map[nflogKey]*nflogEntry, error)
 // notification log in one transaction: either both happen or neither, so a
 // crash can neither lose a notification nor make it look unsent.
 func (s *Store) enqueue(ctx context.Context, ns []*Notification, entries []*nflogEntry, now time.Time) error {
+	// Encode before taking the writer lock.
+	payloads := make([]string, len(ns))
+	for i, n := range ns {
+		payloads[i] = mustJSON(n)
+	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for i, n := range ns {
 			res, err := tx.ExecContext(ctx, `INSERT INTO outbox(receiver, group_key, next_attempt_at, created_at) VALUES (?, ?, ?, ?)`,
@@ -263,7 +268,7 @@ func (s *Store) enqueue(ctx context.Context, ns []*Notification, entries []*nflo
 			if n.ID, err = res.LastInsertId(); err != nil {
 				return fmt.Errorf("enqueue: %w", err)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox_payloads(id, payload) VALUES (?, ?)`, n.ID, mustJSON(n)); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox_payloads(id, payload) VALUES (?, ?)`, n.ID, payloads[i]); err != nil {
 				return fmt.Errorf("enqueue: %w", err)
 			}
 			e := entries[i]
@@ -339,9 +344,16 @@ func (s *Store) markSending(ctx context.Context, ids []int64) error {
 	})
 }
 
-func (s *Store) markSent(ctx context.Context, id int64, now time.Time) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE outbox SET state='sent', sent_at=?, last_error='' WHERE id = ?`, ms(now), id)
-	return err
+// markSent records deliveries, in one transaction.
+func (s *Store) markSent(ctx context.Context, ids []int64, now time.Time) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state='sent', sent_at=?, last_error='' WHERE id = ?`, ms(now), id); err != nil {
+				return fmt.Errorf("mark sent: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 func (s *Store) markFailed(ctx context.Context, id int64, cause error) error {
