@@ -62,6 +62,17 @@ func fakeBurnrate(t *testing.T, delay time.Duration) (*httptest.Server, *faults.
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/demo/", set.Handler())
+	mux.HandleFunc("/api/v2/alerts", func(w http.ResponseWriter, _ *http.Request) {
+		// A latency page that started long ago is not this drill's page; the
+		// availability page starts with the burn signal.
+		alerts := []map[string]any{{"labels": map[string]string{"severity": "page", "slo": "demo-edge-latency"},
+			"startsAt": "2020-01-01T00:00:00Z", "status": map[string]any{"state": "active"}}}
+		if since := downSince.Load(); since != 0 && time.Since(time.Unix(0, since)) >= delay {
+			alerts = append(alerts, map[string]any{"labels": map[string]string{"severity": "page", "slo": "demo-edge-availability", "alertname": "SLOErrorBudgetBurn"},
+				"startsAt": time.Now().UTC(), "status": map[string]any{"state": "active"}})
+		}
+		_ = json.NewEncoder(w).Encode(alerts)
+	})
 	mux.HandleFunc("/api/v1/query", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query().Get("query")
 		result := []any{}
@@ -98,8 +109,11 @@ timeline:
       - name: burn late
         query: slo:current_burn_rate:ratio{sloth_id="demo-edge-availability"} > 2
         within: 150ms
+      - name: page arrives
+        page: demo-edge-availability
+        within: 1s
       - name: page never arrives
-        page: DemoEdgeAvailability
+        page: demo-edge-latency
         within: 200ms
       - name: nothing is shed
         query: demo_edge_rejected_total{reason="shed"} > 0
@@ -121,6 +135,8 @@ timeline:
 	require.True(t, late.Detected)
 	require.Less(t, late.Score, 60.0, "twice as late as expected scores about half")
 	require.Greater(t, late.Score, 0.0)
+	require.True(t, byName["page arrives"].Detected)
+	require.InDelta(t, 100, byName["page arrives"].Score, 0)
 	require.False(t, byName["page never arrives"].Detected)
 	require.Zero(t, byName["page never arrives"].Score)
 	require.InDelta(t, 100, byName["nothing is shed"].Score, 0)

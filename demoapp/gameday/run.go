@@ -34,12 +34,62 @@ type Options struct {
 }
 
 // Pager tells when an alert first paged. It is the hook alerting plugs
-// into: the default asks the query API for the ALERTS series that
-// Prometheus-style rule evaluation writes; a pager backed by the alerting
-// package's notification log can replace it without changing scenarios.
+// into. The default, AlertsPager, reads Burnrate's Alertmanager-compatible
+// GET /api/v2/alerts (so it works against a real Alertmanager too);
+// QueryPager reads the ALERTS series of a Prometheus ruler instead. When
+// the incident tracker lands, a pager that also reports acknowledgement and
+// resolution instants fills the report's remaining columns.
 type Pager interface {
-	// Paged reports whether alert has fired (paged) at or after since.
-	Paged(ctx context.Context, alert string, since time.Time) (bool, error)
+	// Paged reports whether a page for name (an SLO id or an alert name)
+	// started at or after since.
+	Paged(ctx context.Context, name string, since time.Time) (bool, error)
+}
+
+// AlertsPager reads GET /api/v2/alerts: a page is an alert with
+// severity="page" whose slo or alertname label is the name, not silenced,
+// that started at or after the fault.
+type AlertsPager struct {
+	Base string
+	HTTP *http.Client
+}
+
+// Paged implements Pager.
+func (p AlertsPager) Paged(ctx context.Context, name string, since time.Time) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.Base+"/api/v2/alerts", nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := p.HTTP.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("GET /api/v2/alerts: %s", resp.Status)
+	}
+	var alerts []struct {
+		Labels   map[string]string `json:"labels"`
+		StartsAt time.Time         `json:"startsAt"`
+		Status   struct {
+			State      string   `json:"state"`
+			SilencedBy []string `json:"silencedBy"`
+		} `json:"status"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&alerts); err != nil {
+		return false, fmt.Errorf("GET /api/v2/alerts: %w", err)
+	}
+	for _, a := range alerts {
+		if a.Labels["severity"] != "page" || (a.Labels["slo"] != name && a.Labels["alertname"] != name) {
+			continue
+		}
+		// Inhibited (suppressed) pages still count: a longer-window page of
+		// the same SLO is what inhibits them. Silenced ones do not page.
+		if len(a.Status.SilencedBy) > 0 || a.StartsAt.Before(since.Add(-time.Second)) {
+			continue
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // QueryPager reads ALERTS{alertname=..., alertstate="firing"} through the
@@ -118,7 +168,7 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	}
 	q := &Querier{Base: strings.TrimSuffix(o.URL, "/"), HTTP: &http.Client{Timeout: 10 * time.Second}}
 	if o.Pager == nil {
-		o.Pager = QueryPager{Q: q}
+		o.Pager = AlertsPager{Base: q.Base, HTTP: q.HTTP}
 	}
 	fc := &faultClient{base: strings.TrimSuffix(o.URL, "/"), token: o.Token, http: &http.Client{Timeout: 10 * time.Second}}
 	// The drill starts from a clean platform.

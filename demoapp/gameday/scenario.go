@@ -20,7 +20,7 @@
 //	        query: slo:current_burn_rate:ratio{sloth_id="demo-edge-availability"} > 2
 //	        within: 2m
 //	      - name: on-call is paged
-//	        page: DemoEdgeAvailability
+//	        page: demo-edge-availability
 //	        within: 5m
 //	  - at: 4m
 //	    clear: [store.shard_down]
@@ -94,7 +94,7 @@ type Expectation struct {
 	Name string `yaml:"name"`
 	// Query is PromQL; the signal is there when it returns a non-empty vector.
 	Query string `yaml:"query"`
-	// Page names an alert; the signal is the alert firing (see Pager).
+	// Page names an SLO (or an alert); the signal is a page for it (see Pager).
 	Page string `yaml:"page"`
 	// Within is the workbook's expected time from the step to the signal.
 	Within time.Duration `yaml:"within"`
