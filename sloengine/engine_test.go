@@ -141,8 +141,9 @@ func getJSON(t testing.TB, url string, code int, v any) {
 }
 
 // TestLowTrafficHoldsBackAlerts: at 10 requests an hour one failure is a
-// burn rate of 100 on a 99.9% SLO (1000 at one request in 1000 allowed per
-// event); min_events keeps such windows from paging.
+// burn rate of 100 over the 1h window of a 99.9% SLO (and 1000 over a 5m
+// window holding a single request); min_events keeps such windows from
+// paging.
 func TestLowTrafficHoldsBackAlerts(t *testing.T) {
 	st := promqltest.LoadedStorage(t, `
 load 6m
