@@ -80,7 +80,7 @@ func post(t testing.TB, url string, header map[string]string, body []byte) (int,
 	}
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return resp.StatusCode, resp.Header, string(b)
@@ -131,7 +131,7 @@ func apiCall(t testing.TB, base, path string, vals url.Values, usePost bool) (in
 		resp, err = http.Get(base + path + "?" + vals.Encode())
 	}
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	var r apiResponse
@@ -235,7 +235,7 @@ func startPrometheus(t testing.TB) string {
 		for time.Now().Before(deadline) {
 			resp, err := http.Get(rp.url + "/-/ready")
 			if err == nil {
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
 					return
 				}
@@ -270,7 +270,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -281,8 +281,6 @@ func labelsOf(kv ...string) []prompb.Label {
 	}
 	return out
 }
-
-func trimLines(s string) string { return strings.TrimSpace(s) }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 

@@ -149,7 +149,7 @@ func TestBadInputGetsTheRightStatus(t *testing.T) {
 			}
 			resp, err := http.DefaultClient.Do(req)
 			require.NoError(t, err)
-			defer resp.Body.Close()
+			defer func() { _ = resp.Body.Close() }()
 			var body bytes.Buffer
 			_, _ = body.ReadFrom(resp.Body)
 			require.Equal(t, tc.code, resp.StatusCode, body.String())

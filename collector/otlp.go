@@ -59,7 +59,7 @@ func readBody(r *http.Request, w http.ResponseWriter, limit int64, decode bool) 
 			}
 			return nil, &httpError{code: http.StatusBadRequest, msg: "malformed gzip body: " + err.Error()}
 		}
-		defer gz.Close()
+		defer func() { _ = gz.Close() }()
 		// Bound the decompressed size too: a small gzip bomb must not
 		// become gigabytes in memory.
 		rd = io.LimitReader(gz, limit+1)

@@ -92,12 +92,12 @@ func runCrashChild(t *testing.T, dir string) {
 func TestScrapesStaticTargets(t *testing.T) {
 	text := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		fmt.Fprint(w, "# HELP jobs_processed_total Jobs.\n# TYPE jobs_processed_total counter\njobs_processed_total{queue=\"mail\"} 42\n")
+		_, _ = fmt.Fprint(w, "# HELP jobs_processed_total Jobs.\n# TYPE jobs_processed_total counter\njobs_processed_total{queue=\"mail\"} 42\n")
 	}))
 	defer text.Close()
 	om := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
-		fmt.Fprint(w, "# TYPE queue_latency_seconds histogram\n# UNIT queue_latency_seconds seconds\n"+
+		_, _ = fmt.Fprint(w, "# TYPE queue_latency_seconds histogram\n# UNIT queue_latency_seconds seconds\n"+
 			"queue_latency_seconds_bucket{le=\"0.1\"} 3\nqueue_latency_seconds_bucket{le=\"+Inf\"} 5\n"+
 			"queue_latency_seconds_sum 1.5\nqueue_latency_seconds_count 5\n# EOF\n")
 	}))

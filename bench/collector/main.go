@@ -56,7 +56,7 @@ func main() {
 	log.SetFlags(0)
 	tmp, err := os.MkdirTemp("", "burnrate-bench-")
 	check(err)
-	defer os.RemoveAll(tmp)
+	defer func() { _ = os.RemoveAll(tmp) }()
 	bin := *burnrate
 	if bin == "" {
 		bin = filepath.Join(tmp, "burnrate")
@@ -104,7 +104,7 @@ func (p *proc) stop() {
 func freeAddr() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	check(err)
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().String()
 }
 
@@ -121,7 +121,7 @@ func waitReady(p *proc) {
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(p.url + "/-/ready")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return
 			}
@@ -212,7 +212,7 @@ func benchRemoteWrite(tmp, bin string) {
 						resp, err := http.DefaultClient.Do(req)
 						check(err)
 						b, _ := io.ReadAll(resp.Body)
-						resp.Body.Close()
+						_ = resp.Body.Close()
 						if resp.StatusCode/100 != 2 {
 							log.Fatalf("%s: %d %s", p.name, resp.StatusCode, b)
 						}
@@ -289,7 +289,7 @@ func send(u string, bodies [][][]byte) time.Duration {
 				resp, err := http.Post(u, "application/x-protobuf", bytes.NewReader(b))
 				check(err)
 				out, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
+				_ = resp.Body.Close()
 				if resp.StatusCode != 200 || bytes.Contains(out, []byte("rejected")) {
 					log.Fatalf("%s: %d %s", u, resp.StatusCode, out)
 				}
@@ -444,7 +444,7 @@ func benchQuery(tmp, bin string) {
 				} `json:"data"`
 			}
 			check(json.NewDecoder(resp.Body).Decode(&r))
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			d := time.Since(began).Seconds() * 1000
 			if r.Status != "success" || len(r.Data.Result) != 3 {
 				log.Fatalf("%s: unexpected answer %+v", p.name, r)

@@ -85,13 +85,13 @@ func TestCollectorIsWiredIntoTheApp(t *testing.T) {
 
 		resp, err := http.Post(otlpURL, "application/x-protobuf", bytes.NewReader(body))
 		require.NoError(t, err)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		require.Contains(t, query(a.URL()), `"job":"demo-api"`)
 
 		resp, err = http.Post(strings.Replace(otlpURL, "/v1/metrics", "/v1/traces", 1), "application/json", bytes.NewReader(traceBody))
 		require.NoError(t, err)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 
 		// A metric exemplar leads to its trace: the exemplar's trace_id
