@@ -30,6 +30,10 @@ const (
 	mediaJSON     = "application/json"
 )
 
+// errStorage marks a failure of the TSDB itself (a WAL write failed at
+// commit): nothing of the request was kept and the sender should retry.
+var errStorage = errors.New("storage failure")
+
 // errBodyTooLarge is returned by readBody when the (decompressed) body is
 // over collector.max_request_bytes.
 var errBodyTooLarge = errors.New("request body too large")
@@ -228,7 +232,7 @@ func (c *Collector) serveOTLPMetrics(w http.ResponseWriter, r *http.Request) (in
 	}
 	counts, err := c.AppendOTLPMetrics(r.Context(), md)
 	if err != nil {
-		return 0, &httpError{code: http.StatusInternalServerError, msg: err.Error()}
+		return 0, &httpError{code: http.StatusServiceUnavailable, retryAfter: 5 * time.Second, msg: err.Error()}
 	}
 	resp := pmetricotlp.NewExportResponse()
 	if n := counts.rejectedTotal(); n > 0 {
@@ -252,7 +256,7 @@ func (c *Collector) AppendOTLPMetrics(ctx context.Context, md pmetric.Metrics) (
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, errStorage) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return st.counts, err
 		}
 		// Translation errors (an invalid temporality, an empty metric) drop
@@ -279,7 +283,7 @@ func (c *Collector) convertOTLP(ctx context.Context, md pmetric.Metrics) error {
 		LabelNamePreserveMultipleUnderscores: otlpCfg.LabelNamePreserveMultipleUnderscores,
 	})
 	if cerr := app.Commit(); cerr != nil {
-		return errors.Join(err, fmt.Errorf("commit: %w", cerr))
+		return errors.Join(err, fmt.Errorf("%w: commit: %w", errStorage, cerr))
 	}
 	return err
 }
