@@ -89,7 +89,8 @@ func TestGrafanaDataSourceRequests(t *testing.T) {
 	t.Run("the exemplar probe answers success", func(t *testing.T) {
 		code, body := raw("POST", "/api/v1/query_exemplars", "", "query=test&start="+strconv.FormatInt(now.Add(-time.Hour).Unix(), 10)+"&end="+end)
 		require.Equal(t, 200, code, body)
-		require.JSONEq(t, `{"status":"success","data":[]}`, body) // Grafana's probe sends milliseconds; Prometheus reads them as
+		require.JSONEq(t, `{"status":"success","data":[]}`, body)
+		// Grafana's probe sends milliseconds; Prometheus reads them as
 		// seconds far in the future and answers success, and so must we.
 		code, body = raw("GET", "/api/v1/query_exemplars", "query=test&start="+strconv.FormatInt(now.Add(-time.Hour).UnixMilli(), 10)+"&end="+strconv.FormatInt(now.UnixMilli(), 10), "")
 		require.Equal(t, 200, code, body)
