@@ -183,7 +183,7 @@ func main() {
 	// Phase 2: steady rate, re-sending a pool of firing alerts.
 	lats = nil
 	n0, a0 := rcv.notifications.Load(), rcv.alerts.Load()
-	perTick := float64(*rate) / 600 // every 100ms; the fraction accumulates
+	perTick := float64(*rate) / 600 // on average, every 100ms
 	var owed float64
 	// Batches are sent concurrently (at most 8 in flight), so a slow answer
 	// does not lower the offered rate (open model).
@@ -194,6 +194,7 @@ func main() {
 	sample := time.NewTicker(10 * time.Second)
 	defer sample.Stop()
 	stop := time.After(*duration)
+	phaseStart := time.Now()
 	offset, sent := *burst, 0
 	fmt.Printf("steady: %d alerts/min (%.1f every 100ms) over a pool of %d for %s\n", *rate, perTick, *pool, *duration)
 	fmt.Printf("  %8s %10s %8s %14s %10s\n", "t", "sent", "groups", "outbox unsent", "heap MiB")
@@ -203,7 +204,9 @@ loop:
 		case <-tick.C:
 			now := time.Now()
 			var b []postable
-			owed += perTick
+			// What is owed follows the wall clock, so ticks dropped while
+			// the machine is busy are made up for.
+			owed = float64(*rate)*time.Since(phaseStart).Minutes() - float64(sent)
 			for ; owed >= 1; owed-- {
 				b = append(b, alert(offset+sent%*pool, now))
 				sent++
