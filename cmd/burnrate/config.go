@@ -167,14 +167,59 @@ func walkNode(file string, n *yaml.Node, t reflect.Type, prefix string, lines ma
 			*errs = append(*errs, errors.New(msg))
 			continue
 		}
-		if f.Kind() == reflect.Struct && f != reflect.TypeFor[time.Time]() {
-			walkNode(file, val, f, key+".", lines, errs)
-			continue
-		}
-		if err := checkScalar(val, f); err != nil {
-			*errs = append(*errs, fmt.Errorf("config file %s:%d: %s: %w", file, val.Line, key, err))
-		}
+		walkValue(file, val, f, key, lines, errs)
 	}
+}
+
+// walkValue checks one value against its Go type: sections and list items
+// that are structs are walked key by key, maps of structs value by value.
+func walkValue(file string, n *yaml.Node, t reflect.Type, key string, lines map[string]int, errs *[]error) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!null":
+		return // an empty value keeps the default
+	case isSection(t):
+		walkNode(file, n, t, key+".", lines, errs)
+		return
+	case t.Kind() == reflect.Slice && isSection(elem(t)):
+		if n.Kind != yaml.SequenceNode {
+			*errs = append(*errs, fmt.Errorf("config file %s:%d: %s: want a list, got %s", file, n.Line, key, kindName(n)))
+			return
+		}
+		for i, item := range n.Content {
+			walkValue(file, item, t.Elem(), fmt.Sprintf("%s[%d]", key, i), lines, errs)
+		}
+		return
+	case t.Kind() == reflect.Map && isSection(elem(t)):
+		if n.Kind != yaml.MappingNode {
+			*errs = append(*errs, fmt.Errorf("config file %s:%d: %s: want a mapping, got %s", file, n.Line, key, kindName(n)))
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			sub := key + "." + n.Content[i].Value
+			lines[sub] = n.Content[i].Line
+			walkValue(file, n.Content[i+1], t.Elem(), sub, lines, errs)
+		}
+		return
+	}
+	if err := checkScalar(n, t); err != nil {
+		*errs = append(*errs, fmt.Errorf("config file %s:%d: %s: %w", file, n.Line, key, err))
+	}
+}
+
+func elem(t reflect.Type) reflect.Type {
+	t = t.Elem()
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
+// isSection tells whether a type is a group of keys (a struct other than time).
+func isSection(t reflect.Type) bool {
+	return t.Kind() == reflect.Struct && t != reflect.TypeFor[time.Time]()
 }
 
 func orRoot(prefix string) string {
@@ -223,6 +268,15 @@ func checkScalar(n *yaml.Node, t reflect.Type) error {
 	case reflect.Float64, reflect.Float32:
 		if _, err := strconv.ParseFloat(n.Value, 64); n.Kind != yaml.ScalarNode || err != nil {
 			return fmt.Errorf("want a number, got %s", kindName(n))
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return fmt.Errorf("want a mapping, got %s", kindName(n))
+		}
+		for i := 1; i < len(n.Content); i += 2 {
+			if err := checkScalar(n.Content[i], t.Elem()); err != nil {
+				return fmt.Errorf("%s: %w", n.Content[i-1].Value, err)
+			}
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
@@ -331,7 +385,7 @@ func editDistance(a, b string) int {
 // printConfig writes the effective configuration as YAML, in struct order,
 // with every field tagged secret:"true" redacted when set.
 func printConfig(cfg config) ([]byte, error) {
-	node := toNode(reflect.ValueOf(cfg))
+	node := toNode(reflect.ValueOf(cfg), false)
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -341,13 +395,15 @@ func printConfig(cfg config) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-func toNode(v reflect.Value) *yaml.Node {
+// toNode renders a section. Top-level sections list every key, so that users
+// see what can be set; items of lists and maps list only the keys they set.
+func toNode(v reflect.Value, omitEmpty bool) *yaml.Node {
 	m := &yaml.Node{Kind: yaml.MappingNode}
-	appendFields(m, v)
+	appendFields(m, v, omitEmpty)
 	return m
 }
 
-func appendFields(m *yaml.Node, v reflect.Value) {
+func appendFields(m *yaml.Node, v reflect.Value, omitEmpty bool) {
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -356,32 +412,76 @@ func appendFields(m *yaml.Node, v reflect.Value) {
 			continue
 		}
 		if opts == "squash" {
-			appendFields(m, v.Field(i))
+			appendFields(m, v.Field(i), omitEmpty)
 			continue
 		}
-		if name == "" {
+		if name == "" || (omitEmpty && isEmpty(v.Field(i))) {
 			continue
 		}
 		key := &yaml.Node{Kind: yaml.ScalarNode, Value: name}
-		fv := v.Field(i)
 		var val *yaml.Node
-		switch {
-		case f.Tag.Get("secret") == "true":
+		if f.Tag.Get("secret") == "true" {
 			s := ""
-			if !fv.IsZero() {
+			if !isEmpty(v.Field(i)) {
 				s = "<redacted>"
 			}
 			val = &yaml.Node{Kind: yaml.ScalarNode, Value: s, Style: yaml.DoubleQuotedStyle}
-		case f.Type == reflect.TypeFor[time.Duration]():
-			val = &yaml.Node{Kind: yaml.ScalarNode, Value: fv.Interface().(time.Duration).String()}
-		case f.Type.Kind() == reflect.Struct:
-			val = toNode(fv)
-		default:
-			val = &yaml.Node{}
-			if err := val.Encode(fv.Interface()); err != nil {
-				val = &yaml.Node{Kind: yaml.ScalarNode, Value: fmt.Sprint(fv.Interface())}
-			}
+		} else {
+			val = valueNode(v.Field(i), omitEmpty)
 		}
 		m.Content = append(m.Content, key, val)
 	}
+}
+
+func isEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.String, reflect.Map, reflect.Slice:
+		return v.Len() == 0
+	}
+	return v.IsZero()
+}
+
+// valueNode renders any configuration value by its mapstructure keys, so
+// that what is printed can be pasted back into a file.
+func valueNode(v reflect.Value, omitEmpty bool) *yaml.Node {
+	for v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}
+		}
+		v = v.Elem()
+	}
+	switch {
+	case v.Type() == reflect.TypeFor[time.Duration]():
+		return &yaml.Node{Kind: yaml.ScalarNode, Value: v.Interface().(time.Duration).String()}
+	case isSection(v.Type()):
+		return toNode(v, omitEmpty)
+	case (v.Kind() == reflect.Slice || v.Kind() == reflect.Map) && v.IsNil():
+		// Unset, as opposed to set to empty: an unset group_by inherits.
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: ""}
+	case v.Kind() == reflect.Slice:
+		seq := &yaml.Node{Kind: yaml.SequenceNode}
+		if v.Len() == 0 {
+			seq.Style = yaml.FlowStyle
+		}
+		for i := range v.Len() {
+			seq.Content = append(seq.Content, valueNode(v.Index(i), true))
+		}
+		return seq
+	case v.Kind() == reflect.Map:
+		m := &yaml.Node{Kind: yaml.MappingNode}
+		if v.Len() == 0 {
+			m.Style = yaml.FlowStyle
+		}
+		keys := v.MapKeys()
+		sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
+		for _, k := range keys {
+			m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: fmt.Sprint(k.Interface())}, valueNode(v.MapIndex(k), true))
+		}
+		return m
+	}
+	n := &yaml.Node{}
+	if err := n.Encode(v.Interface()); err != nil {
+		return &yaml.Node{Kind: yaml.ScalarNode, Value: fmt.Sprint(v.Interface())}
+	}
+	return n
 }

@@ -122,7 +122,7 @@ func TestServeReloadsOnSIGHUP(t *testing.T) {
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "burnrate.yml")
 	require.NoError(t, os.WriteFile(cfgFile, []byte("listen: 127.0.0.1:0\nlog:\n  level: info\n"), 0o600))
-	p := startBinary(t, "serve", "--config", cfgFile, "--data-dir", filepath.Join(dir, "data"))
+	p := startBinary(t, "serve", "--config", cfgFile, "--data-dir", filepath.Join(dir, "data"), "--otlp-listen", "")
 	testutil.WaitReady(t, p.url(t), 60*time.Second)
 
 	require.NoError(t, os.WriteFile(cfgFile, []byte("listen: 127.0.0.1:0\nlog:\n  level: debug\n"), 0o600))
@@ -190,6 +190,16 @@ func TestInvalidConfigFailsAtStart(t *testing.T) {
 			want: []string{"yaml: line"},
 		},
 		{
+			name: "a misspelt key inside a list of sections is found, with its path",
+			file: "alerting:\n  route:\n    routes:\n      - receiver: x\n        group_wiat: 1s\n",
+			want: []string{":5: unknown key \"alerting.route.routes[0].group_wiat\" (did you mean \"alerting.route.routes[0].group_wait\"?)"},
+		},
+		{
+			name: "a bad duration inside a list of sections is found",
+			file: "alerting:\n  route:\n    routes:\n      - group_wait: soon\n",
+			want: []string{":4: alerting.route.routes[0].group_wait: want a duration"},
+		},
+		{
 			name: "every error in the file is reported, not only the first",
 			file: "a: 1\nb: 2\n",
 			want: []string{":1: unknown key \"a\"", ":2: unknown key \"b\""},
@@ -247,7 +257,8 @@ func TestConfigPrint(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		require.Equal(t, exitOK, run([]string{"config", "print", "--config", file}, &stdout, &stderr))
 		require.Contains(t, stdout.String(), `api_token: "<redacted>"`)
-		require.NotContains(t, stdout.String()+stderr.String(), "secret")
+		require.NotContains(t, stdout.String()+stderr.String(), "env-secret")
+		require.NotContains(t, stdout.String()+stderr.String(), "file-secret")
 	})
 
 	t.Run("the defaults need no file", func(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 )
 
 func TestAppStartsAndServesItsOwnMetrics(t *testing.T) {
-	r := testutil.StartApp(t, app.Options{})
+	r := testutil.StartApp(t, app.DefaultOptions())
 
 	code, body := testutil.HTTPGet(t, r.URL+"/metrics")
 	require.Equal(t, 200, code)
@@ -46,7 +46,7 @@ func TestOptionsValidate(t *testing.T) {
 }
 
 func TestNewFailsWhenTheAddressIsTaken(t *testing.T) {
-	r := testutil.StartApp(t, app.Options{})
+	r := testutil.StartApp(t, app.DefaultOptions())
 	o := app.DefaultOptions()
 	o.Listen = r.App.URL()[len("http://"):]
 	o.DataDir = t.TempDir()
