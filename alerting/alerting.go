@@ -91,59 +91,62 @@ type OutboxConfig struct {
 // RouteConfig is one node of the routing tree, as in Alertmanager. Zero
 // durations and a nil GroupBy are inherited from the parent.
 type RouteConfig struct {
-	Receiver string `mapstructure:"receiver"`
+	Receiver string `mapstructure:"receiver" yaml:"receiver,omitempty"`
 	// Matchers select the alerts of this route, Alertmanager syntax:
 	// `severity="page"`, `service=~"api|edge"`.
-	Matchers       []string      `mapstructure:"matchers"`
-	GroupBy        []string      `mapstructure:"group_by"`
-	GroupWait      time.Duration `mapstructure:"group_wait"`
-	GroupInterval  time.Duration `mapstructure:"group_interval"`
-	RepeatInterval time.Duration `mapstructure:"repeat_interval"`
+	Matchers       []string      `mapstructure:"matchers" yaml:"matchers,omitempty"`
+	GroupBy        []string      `mapstructure:"group_by" yaml:"group_by,omitempty"`
+	GroupWait      time.Duration `mapstructure:"group_wait" yaml:"group_wait,omitempty"`
+	GroupInterval  time.Duration `mapstructure:"group_interval" yaml:"group_interval,omitempty"`
+	RepeatInterval time.Duration `mapstructure:"repeat_interval" yaml:"repeat_interval,omitempty"`
 	// Continue lets matching go on with the next sibling after a match.
-	Continue bool `mapstructure:"continue"`
+	Continue bool `mapstructure:"continue" yaml:"continue,omitempty"`
 	// MuteTimeIntervals name TimeIntervals during which this route sends
 	// nothing; ActiveTimeIntervals name the only ones it sends in.
-	MuteTimeIntervals   []string      `mapstructure:"mute_time_intervals"`
-	ActiveTimeIntervals []string      `mapstructure:"active_time_intervals"`
-	Routes              []RouteConfig `mapstructure:"routes"`
+	MuteTimeIntervals   []string      `mapstructure:"mute_time_intervals" yaml:"mute_time_intervals,omitempty"`
+	ActiveTimeIntervals []string      `mapstructure:"active_time_intervals" yaml:"active_time_intervals,omitempty"`
+	Routes              []RouteConfig `mapstructure:"routes" yaml:"routes,omitempty"`
 }
 
 // InhibitRuleConfig mutes alerts matching TargetMatchers while an alert
 // matching SourceMatchers fires with the same values of the Equal labels.
 type InhibitRuleConfig struct {
-	SourceMatchers []string `mapstructure:"source_matchers"`
-	TargetMatchers []string `mapstructure:"target_matchers"`
-	Equal          []string `mapstructure:"equal"`
+	SourceMatchers []string `mapstructure:"source_matchers" yaml:"source_matchers,omitempty"`
+	TargetMatchers []string `mapstructure:"target_matchers" yaml:"target_matchers,omitempty"`
+	Equal          []string `mapstructure:"equal" yaml:"equal,omitempty"`
 }
 
 // TimeIntervalConfig is a named recurring window in Alertmanager's syntax.
 type TimeIntervalConfig struct {
-	Name          string               `mapstructure:"name"`
-	TimeIntervals []TimeIntervalPeriod `mapstructure:"time_intervals"`
+	Name          string               `mapstructure:"name" yaml:"name,omitempty"`
+	TimeIntervals []TimeIntervalPeriod `mapstructure:"time_intervals" yaml:"time_intervals,omitempty"`
 }
 
 // TimeIntervalPeriod is one recurring period: every field restricts it.
 type TimeIntervalPeriod struct {
 	// Times are "HH:MM" ranges, start inclusive, end exclusive.
-	Times       []TimeRangeConfig `mapstructure:"times" json:"times,omitempty"`
-	Weekdays    []string          `mapstructure:"weekdays" json:"weekdays,omitempty"`
-	DaysOfMonth []string          `mapstructure:"days_of_month" json:"days_of_month,omitempty"`
-	Months      []string          `mapstructure:"months" json:"months,omitempty"`
-	Years       []string          `mapstructure:"years" json:"years,omitempty"`
+	Times       []TimeRangeConfig `mapstructure:"times" json:"times,omitempty" yaml:"times,omitempty"`
+	Weekdays    []string          `mapstructure:"weekdays" json:"weekdays,omitempty" yaml:"weekdays,omitempty"`
+	DaysOfMonth []string          `mapstructure:"days_of_month" json:"days_of_month,omitempty" yaml:"days_of_month,omitempty"`
+	Months      []string          `mapstructure:"months" json:"months,omitempty" yaml:"months,omitempty"`
+	Years       []string          `mapstructure:"years" json:"years,omitempty" yaml:"years,omitempty"`
 	// Location is an IANA zone name; the period is computed in it.
-	Location string `mapstructure:"location" json:"location,omitempty"`
+	Location string `mapstructure:"location" json:"location,omitempty" yaml:"location,omitempty"`
 }
 
 // TimeRangeConfig is a time-of-day range.
 type TimeRangeConfig struct {
-	StartTime string `mapstructure:"start_time" json:"start_time"`
-	EndTime   string `mapstructure:"end_time" json:"end_time"`
+	StartTime string `mapstructure:"start_time" json:"start_time" yaml:"start_time,omitempty"`
+	EndTime   string `mapstructure:"end_time" json:"end_time" yaml:"end_time,omitempty"`
 }
 
-// DefaultConfig returns Alertmanager's defaults plus Burnrate's choices:
-// alerts are grouped per SLO and severity, pages skip most of the group wait
-// (a page already waited for its burn-rate windows), and a firing page mutes
-// the tickets of the same SLO.
+// DefaultConfig returns Alertmanager's defaults plus Burnrate's choices.
+// Its lists (child routes, inhibit rules, rule tiers) are empty: WithDefaults
+// fills empty lists with DefaultRoutes, DefaultInhibitRules and the default
+// tiers, so a configuration that gives its own replaces them. Keeping them
+// out of the defaults matters to the config loader, which decodes a file
+// over the defaults and would otherwise merge a user's first route into
+// the default one.
 func DefaultConfig() Config {
 	return Config{
 		ResolveTimeout:     5 * time.Minute,
@@ -153,17 +156,8 @@ func DefaultConfig() Config {
 			GroupWait:      30 * time.Second,
 			GroupInterval:  5 * time.Minute,
 			RepeatInterval: 4 * time.Hour,
-			Routes: []RouteConfig{{
-				Matchers:  []string{`severity="page"`},
-				GroupWait: time.Second,
-			}},
 		},
-		InhibitRules: []InhibitRuleConfig{{
-			SourceMatchers: []string{`severity="page"`, `slo=~".+"`},
-			TargetMatchers: []string{`severity="ticket"`},
-			Equal:          []string{"slo"},
-		}},
-		Rules: DefaultRulesConfig(),
+		Rules: RulesConfig{BudgetExhausted: true, DataAbsentFor: 10 * time.Minute},
 		Outbox: OutboxConfig{
 			InitialInterval: 500 * time.Millisecond,
 			MaxInterval:     2 * time.Minute,
@@ -172,8 +166,29 @@ func DefaultConfig() Config {
 	}
 }
 
-// WithDefaults fills the zero fields of c from DefaultConfig, so that a
-// partial configuration (or none) behaves as Alertmanager's defaults do.
+// DefaultRoutes are the root route's children when none are configured:
+// pages skip most of the group wait, because a page has already waited for
+// its burn-rate windows.
+func DefaultRoutes() []RouteConfig {
+	return []RouteConfig{{Matchers: []string{`severity="page"`}, GroupWait: time.Second}}
+}
+
+// DefaultInhibitRules apply when none are configured: a firing page for an
+// SLO mutes the tickets of the same SLO.
+func DefaultInhibitRules() []InhibitRuleConfig {
+	return []InhibitRuleConfig{{
+		SourceMatchers: []string{`severity="page"`, `slo=~".+"`},
+		TargetMatchers: []string{`severity="ticket"`},
+		Equal:          []string{"slo"},
+	}}
+}
+
+// WithDefaults fills the zero fields and empty lists of c from the
+// defaults, so that a partial configuration (or none) behaves as
+// documented. (An empty list is a default, not "none": the config loader
+// cannot tell a list left out from one printed as []. To route nothing
+// specially, give one child route that inherits everything; to inhibit
+// nothing, one rule whose source matches nothing.)
 func (c Config) WithDefaults() Config {
 	d := DefaultConfig()
 	if c.ResolveTimeout == 0 {
@@ -194,6 +209,12 @@ func (c Config) WithDefaults() Config {
 	if c.Route.GroupBy == nil {
 		c.Route.GroupBy = d.Route.GroupBy
 	}
+	if len(c.Route.Routes) == 0 {
+		c.Route.Routes = DefaultRoutes()
+	}
+	if len(c.InhibitRules) == 0 {
+		c.InhibitRules = DefaultInhibitRules()
+	}
 	if c.Outbox.InitialInterval == 0 {
 		c.Outbox.InitialInterval = d.Outbox.InitialInterval
 	}
@@ -203,8 +224,8 @@ func (c Config) WithDefaults() Config {
 	if c.Outbox.PollInterval == 0 {
 		c.Outbox.PollInterval = d.Outbox.PollInterval
 	}
-	if c.Rules.Tiers == nil {
-		c.Rules.Tiers = d.Rules.Tiers
+	if len(c.Rules.Tiers) == 0 {
+		c.Rules.Tiers = DefaultRulesConfig().Tiers
 	}
 	return c
 }

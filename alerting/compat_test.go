@@ -116,7 +116,7 @@ func TestPrometheusSendsItsAlertsToBurnrate(t *testing.T) {
 	needBinary(t, "/usr/bin/prometheus")
 	cfg := alerting.DefaultConfig()
 	cfg.Route.GroupWait = 200 * time.Millisecond
-	cfg.Route.Routes = nil
+	cfg.Route.Routes = []alerting.RouteConfig{{Matchers: []string{`severity="page"`}}} // pages inherit every timer
 	f := &fixture{t: t, dir: t.TempDir(), cfg: cfg, rcv: &recorder{}}
 	f.openWith(time.Now)
 

@@ -14,7 +14,7 @@ import (
 // that the Alertmanager timers under test apply to every alert.
 func testConfig() alerting.Config {
 	cfg := alerting.DefaultConfig()
-	cfg.Route.Routes = nil
+	cfg.Route.Routes = []alerting.RouteConfig{{Matchers: []string{`severity="page"`}}} // pages inherit every timer
 	cfg.Route.GroupBy = []string{"alertname"}
 	return cfg
 }

@@ -91,23 +91,23 @@ func promDuration(d time.Duration) string { return model.Duration(d).String() }
 // TierConfig configures a tier. Factor, when zero, is derived from
 // BudgetPercent and the SLO period: Factor = percent/100 * period / long.
 type TierConfig struct {
-	Name          string        `mapstructure:"name"`
-	Severity      string        `mapstructure:"severity"`
-	Long          time.Duration `mapstructure:"long_window"`
-	Short         time.Duration `mapstructure:"short_window"`
-	BudgetPercent float64       `mapstructure:"budget_percent"`
-	Factor        float64       `mapstructure:"factor"`
-	For           time.Duration `mapstructure:"for"`
-	KeepFiringFor time.Duration `mapstructure:"keep_firing_for"`
-	Disabled      bool          `mapstructure:"disabled"`
+	Name          string        `mapstructure:"name" yaml:"name,omitempty"`
+	Severity      string        `mapstructure:"severity" yaml:"severity,omitempty"`
+	Long          time.Duration `mapstructure:"long_window" yaml:"long_window,omitempty"`
+	Short         time.Duration `mapstructure:"short_window" yaml:"short_window,omitempty"`
+	BudgetPercent float64       `mapstructure:"budget_percent" yaml:"budget_percent,omitempty"`
+	Factor        float64       `mapstructure:"factor" yaml:"factor,omitempty"`
+	For           time.Duration `mapstructure:"for" yaml:"for,omitempty"`
+	KeepFiringFor time.Duration `mapstructure:"keep_firing_for" yaml:"keep_firing_for,omitempty"`
+	Disabled      bool          `mapstructure:"disabled" yaml:"disabled,omitempty"`
 }
 
 // SLORulesConfig tunes the rules of one SLO.
 type SLORulesConfig struct {
 	// Disable names tiers (or "budget_exhausted", "data_absent") to drop.
-	Disable []string `mapstructure:"disable"`
+	Disable []string `mapstructure:"disable" yaml:"disable,omitempty"`
 	// Tiers, when set, replace the default tiers.
-	Tiers []TierConfig `mapstructure:"tiers"`
+	Tiers []TierConfig `mapstructure:"tiers" yaml:"tiers,omitempty"`
 }
 
 // RulesConfig configures the alerts generated from SLOs.

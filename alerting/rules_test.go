@@ -299,7 +299,7 @@ func TestARestartBeforeTheSLOEngineHasNumbersNeitherResolvesNorRepages(t *testin
 	src.set(slo(20))
 	cfg := testConfig()
 	cfg.Route.GroupBy = []string{"alertname", "slo", "severity"}
-	cfg.Rules.Tiers = cfg.Rules.Tiers[:1] // page-fast only
+	cfg.Rules.Tiers = alerting.DefaultRulesConfig().Tiers[:1] // page-fast only
 	f := &fixture{t: t, dir: t.TempDir(), cfg: cfg, clock: newClock(t0), rcv: &recorder{}, burns: src}
 	f.open()
 	ctx := context.Background()

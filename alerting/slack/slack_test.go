@@ -148,7 +148,7 @@ func (e *env) open() {
 	require.NoError(e.t, err)
 	cfg := alerting.DefaultConfig()
 	cfg.Slack = alerting.SlackConfig{Token: "xoxb-test", Channel: "C0ALERTS", APIURL: e.slack.GetAPIURL()}
-	cfg.Route.Routes = nil
+	cfg.Route.Routes = []alerting.RouteConfig{{Matchers: []string{`severity="page"`}}} // pages inherit every timer
 	m, err := alerting.New(context.Background(), alerting.Options{
 		Config: cfg, Store: store, Now: e.clock.Now, Logger: testutil.Logger(e.t), Registerer: prometheus.NewRegistry(),
 		Receivers: map[string]alerting.Receiver{alerting.ReceiverSlack: slack.New(cfg.Slack, store.ReceiverState("slack"), nil)},

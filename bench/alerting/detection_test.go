@@ -72,7 +72,7 @@ func firstPage(t testing.TB, p pipeline, offset time.Duration) time.Duration {
 	defer store.Close()
 	cfg := alerting.DefaultConfig()
 	cfg.EvaluationInterval = p.ruleEvery
-	cfg.Route.Routes[0].GroupWait = p.groupWait
+	cfg.Route.Routes = []alerting.RouteConfig{{Matchers: []string{`severity="page"`}, GroupWait: p.groupWait}}
 	m, err := alerting.New(context.Background(), alerting.Options{Config: cfg, Store: store, Burns: src, Now: clock,
 		Receivers: map[string]alerting.Receiver{alerting.ReceiverLog: rcv},
 		Logger:    slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry()})

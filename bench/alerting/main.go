@@ -111,7 +111,7 @@ func main() {
 	cfg.Route.GroupBy = []string{"alertname", "service"}
 	cfg.Route.GroupWait = time.Second
 	cfg.Route.GroupInterval = *groupInterval
-	cfg.Route.Routes = nil
+	cfg.Route.Routes = []alerting.RouteConfig{{Matchers: []string{`severity="page"`}}} // pages inherit every timer
 	cfg.Outbox.PollInterval = 100 * time.Millisecond
 	rcv := &counter{}
 	reg := prometheus.NewRegistry()

@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
+	"github.com/burnrate/burnrate/alerting"
 	"github.com/burnrate/burnrate/internal/app"
 	"github.com/burnrate/burnrate/internal/testutil"
 )
@@ -84,4 +86,44 @@ func TestSlackSecretsComeFromTheEnvironmentAndAreRedacted(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "xoxb-secret-token", cfg.Alerting.Slack.Token)
 	require.Equal(t, "slack", cfg.Alerting.DefaultReceiver())
+}
+
+func TestPrintedAlertingConfigurationLoadsBackUnchanged(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "burnrate.yml")
+	require.NoError(t, os.WriteFile(file, []byte(`alerting:
+  route:
+    group_by: [alertname]
+    routes:
+      - matchers: ['team="db"']
+        receiver: log
+        continue: true
+      - matchers: ['severity="page"']
+        group_wait: 2s
+        mute_time_intervals: [nights]
+  time_intervals:
+    - name: nights
+      time_intervals:
+        - times: [{start_time: "00:00", end_time: "06:00"}]
+          location: Europe/Berlin
+  rules:
+    slos:
+      demo-edge-availability: {disable: [ticket-slow]}
+`), 0o644))
+	first, err := loadConfig(file, nil)
+	require.NoError(t, err)
+	printed, err := printConfig(first)
+	require.NoError(t, err)
+	// Only the alerting section is under test here.
+	var all map[string]any
+	require.NoError(t, yaml.Unmarshal(printed, &all))
+	section, err := yaml.Marshal(map[string]any{"alerting": all["alerting"]})
+	require.NoError(t, err)
+	again := filepath.Join(t.TempDir(), "printed.yml")
+	require.NoError(t, os.WriteFile(again, section, 0o644))
+	second, err := loadConfig(again, nil)
+	require.NoError(t, err, "config print output is a valid configuration:\n%s", section)
+	require.Equal(t, first.Alerting.WithDefaults(), second.Alerting.WithDefaults())
+	require.Nil(t, second.Alerting.Route.Routes[1].GroupBy, "an unset group_by still inherits")
+	require.Zero(t, second.Alerting.Route.Routes[0].GroupWait, "the file's first route is not merged into a default one")
+	require.Equal(t, alerting.DefaultInhibitRules(), second.Alerting.WithDefaults().InhibitRules)
 }

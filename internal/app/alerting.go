@@ -22,7 +22,7 @@ import (
 // webhooks and Alertmanagers with URLs) and serves Alertmanager's API v2
 // under /api/v2/, so Prometheus and amtool can point at Burnrate.
 func (a *App) buildAlerting() error {
-	cfg := a.opts.Alerting
+	cfg := a.opts.Alerting.WithDefaults()
 	if cfg.ExternalURL == "" {
 		cfg.ExternalURL = a.URL()
 	}

@@ -62,7 +62,9 @@ func TestAlertingOptionsValidate(t *testing.T) {
 			`alerting.route: receiver "slack" is not configured`},
 		{"a Slack token without a channel is refused", func(o *app.Options) { o.Alerting.Slack.Token = "xoxb-1" },
 			"alerting.slack.channel: required"},
-		{"a bad matcher is refused", func(o *app.Options) { o.Alerting.InhibitRules[0].SourceMatchers = []string{`severity=~"("`} },
+		{"a bad matcher is refused", func(o *app.Options) {
+			o.Alerting.InhibitRules = []alerting.InhibitRuleConfig{{SourceMatchers: []string{`severity=~"("`}, TargetMatchers: []string{`a="b"`}}}
+		},
 			"alerting.inhibit_rules:"},
 		{"an unknown time zone is refused", func(o *app.Options) {
 			o.Alerting.TimeIntervals = []alerting.TimeIntervalConfig{{Name: "x", TimeIntervals: []alerting.TimeIntervalPeriod{{Location: "Mars/Olympus"}}}}
