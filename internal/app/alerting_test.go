@@ -2,9 +2,13 @@ package app_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -76,5 +80,71 @@ func TestAlertingOptionsValidate(t *testing.T) {
 			tc.mut(&o)
 			require.ErrorContains(t, o.Validate(), tc.want)
 		})
+	}
+}
+
+// TestAnOutageOnTheDemoPagesThroughTheWholeStack runs `burnrate up` (demo
+// platform, load, collector, SLO engine, alerting), fails every request at
+// the edge, and waits for the page of the edge's availability SLO, with
+// that SLO's tickets inhibited by it.
+func TestAnOutageOnTheDemoPagesThroughTheWholeStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test waits for several SLO evaluations")
+	}
+	opts := app.DefaultOptions()
+	opts.Collector.OTLPListen = ""
+	opts.Demo.EdgeListen = "127.0.0.1:0"
+	opts.Demo.MetricInterval = 300 * time.Millisecond
+	opts.Demo.Load.Shape = "constant"
+	opts.Demo.Load.Rate = 30
+	opts.Demo.Load.Period = 5 * time.Second
+	opts.SLO.Interval = time.Second
+	opts.Alerting.EvaluationInterval = time.Second
+	opts.APIToken = "t"
+	r := testutil.StartApp(t, opts)
+
+	// Some good traffic first, so the SLO engine has numbers.
+	require.Eventually(t, func() bool {
+		_, body := testutil.HTTPGet(t, r.URL+"/api/v1/slos")
+		return strings.Contains(body, `"demo-edge-availability"`) && strings.Contains(body, `"total_events"`)
+	}, 30*time.Second, 200*time.Millisecond)
+	code, body := testutil.HTTPGet(t, r.URL+"/api/v2/alerts?filter="+url.QueryEscape(`alertname="SLOErrorBudgetBurn"`))
+	require.Equal(t, 200, code)
+	require.JSONEq(t, `[]`, body, "no page before the fault")
+
+	req, err := http.NewRequest(http.MethodPut, r.URL+"/api/v1/demo/faults/edge.error_fraction", strings.NewReader(`{"value":"1"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer t")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Less(t, resp.StatusCode, 300, string(b))
+
+	type alert struct {
+		Labels map[string]string `json:"labels"`
+		Status struct {
+			State string `json:"state"`
+		} `json:"status"`
+	}
+	var alerts []alert
+	require.Eventually(t, func() bool {
+		_, body := testutil.HTTPGet(t, r.URL+"/api/v2/alerts?filter="+url.QueryEscape(`slo="demo-edge-availability"`))
+		alerts = nil
+		if json.Unmarshal([]byte(body), &alerts) != nil {
+			return false
+		}
+		for _, a := range alerts {
+			if a.Labels["severity"] == "page" && a.Labels["tier"] == "page-fast" && a.Status.State == "active" {
+				return true
+			}
+		}
+		return false
+	}, 60*time.Second, 250*time.Millisecond, "no page for demo-edge-availability")
+	for _, a := range alerts {
+		if a.Labels["severity"] == "ticket" && a.Labels["alertname"] == "SLOErrorBudgetBurn" {
+			require.Equal(t, "suppressed", a.Status.State, "the page inhibits the SLO's tickets")
+		}
 	}
 }
