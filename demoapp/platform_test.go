@@ -136,6 +136,25 @@ func (r *running) metric(t *testing.T, service, name string, want map[string]str
 	return total
 }
 
+// names lists the metrics with data of service.
+func (r *running) names(t *testing.T, service string) []string {
+	t.Helper()
+	r.mu.Lock()
+	readers := r.readers[service]
+	r.mu.Unlock()
+	var out []string
+	for _, rd := range readers {
+		var rm metricdata.ResourceMetrics
+		require.NoError(t, rd.Collect(context.Background(), &rm))
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				out = append(out, m.Name)
+			}
+		}
+	}
+	return out
+}
+
 func TestOneTraceSpansEdgeAPICacheAndStore(t *testing.T) {
 	r := start(t, nil)
 	resp, body := r.do(t, http.MethodGet, "/api/products/7", "")
@@ -181,6 +200,10 @@ func TestTheEdgeRecordsSemanticConventionHTTPMetrics(t *testing.T) {
 	}
 	require.InDelta(t, 3, r.metric(t, "demo-edge", "http.server.request.duration",
 		map[string]string{"http.response.status_code": "200", "http.request.method": "GET"}), 0)
+	names := r.names(t, "demo-edge")
+	require.Contains(t, names, "http.server.request.duration")
+	require.Contains(t, names, "http.client.request.duration")
+	require.NotContains(t, names, "http.server.response.body.size", "body sizes are dropped by a view")
 	require.InDelta(t, 1, r.metric(t, "demo-cache", "demo.cache.requests", map[string]string{"result": "miss"}), 0)
 	require.GreaterOrEqual(t, r.metric(t, "demo-cache", "demo.cache.requests", map[string]string{"result": "hit"}), 2.0)
 	require.InDelta(t, 1, r.metric(t, "demo-store", "demo.store.operations", map[string]string{"op": "get", "result": "ok"}), 0)
