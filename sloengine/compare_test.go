@@ -2,7 +2,10 @@ package sloengine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,7 +115,9 @@ func TestEngineMatchesPrometheus(t *testing.T) {
 	start := time.Now().Add(-time.Duration(n+90) * time.Minute).Truncate(time.Hour)
 	ss := buildScenarios(start, n)
 	slos := scenarioSLOs(t)
-	rules, err := RuleFiles(slos, time.Minute)
+	// Prometheus runs the exported rules every 5s, so that its own
+	// recordings can be compared below without a long wait.
+	rules, err := RuleFiles(slos, 5*time.Second)
 	require.NoError(t, err)
 	promURL := startPrometheus(t, openMetrics("http_requests", ss), rules)
 
@@ -174,6 +179,43 @@ func TestEngineMatchesPrometheus(t *testing.T) {
 			requireClose(t, float64(l.BudgetRemaining), float64(r.BudgetRemaining), "budget remaining, prometheus backend")
 		})
 	}
+
+	// Prometheus evaluating the exported rules itself: its recorded
+	// slo:sli_error:ratio_rate<w> samples (at its own evaluation instants,
+	// now, where the windows of 6h and more still hold the data) equal the
+	// engine's values at the same instants.
+	var recorded []Sample
+	require.Eventually(t, func() bool {
+		recorded, err = prom.Query(ctx, `{__name__=~"slo:sli_error:ratio_rate(6h|1d|3d)", sloth_service="synth"}`, time.Now())
+		return err == nil && len(recorded) == 3*len(scenarios)
+	}, 30*time.Second, 200*time.Millisecond, "prometheus never recorded the exported rules")
+	ruleTS := map[string]time.Time{}
+	for _, r := range recorded {
+		raw, err := prom.do(ctx, "/api/v1/query", url.Values{"query": {fmt.Sprintf("timestamp(%s{sloth_id=%q})", r.Labels["__name__"], r.Labels["sloth_id"])}, "time": {formatTS(time.Now())}})
+		require.NoError(t, err)
+		var vec []struct {
+			Value [2]any `json:"value"`
+		}
+		require.NoError(t, json.Unmarshal(raw.Data.Result, &vec))
+		require.Len(t, vec, 1)
+		_, sec, err := parseValue(vec[0].Value)
+		require.NoError(t, err)
+		ts := time.UnixMilli(int64(math.Round(sec * 1000)))
+		// The recorded value as of its own evaluation instant.
+		v, ok, err := scalar(ctx, prom, fmt.Sprintf("%s{sloth_id=%q}", r.Labels["__name__"], r.Labels["sloth_id"]), ts)
+		require.NoError(t, err)
+		require.True(t, ok)
+		local.Evaluate(ctx, ts)
+		got := map[string]Status{}
+		for _, s := range local.Snapshot() {
+			got[s.ID] = s
+		}
+		w, ok := got[r.Labels["sloth_id"]].Window(r.Labels["sloth_window"])
+		require.True(t, ok)
+		requireClose(t, v, float64(w.ErrorRatio), "%s %s recorded by prometheus at %s", r.Labels["sloth_id"], r.Labels["sloth_window"], ts)
+		ruleTS[r.Labels["sloth_id"]] = ts
+	}
+	require.Len(t, ruleTS, len(scenarios))
 
 	// Sanity of the scenarios themselves, so the comparison is not vacuous.
 	byID := map[string]Status{}
