@@ -293,3 +293,43 @@ func toLS(m map[string]string) model.LabelSet {
 	}
 	return ls
 }
+
+// TestBlocksGolden pins the whole Block Kit message of a firing page and of
+// its resolution; rewrite with `go test ./alerting/slack -update`.
+func TestBlocksGolden(t *testing.T) {
+	n := &alerting.Notification{
+		ID: 1, Receiver: "slack", Status: alerting.StatusFiring, GroupKey: `0.0:{alertname="SLOErrorBudgetBurn",severity="page",slo="api-availability"}`,
+		CommonLabels: map[string]string{"alertname": "SLOErrorBudgetBurn", "slo": "api-availability", "severity": "page", "service": "api"},
+	}
+	for _, tier := range []struct{ name, window, long, short, r1, r2 string }{
+		{"page-fast", "1h/5m", "1h", "5m", "15.00x", "16.20x"},
+		{"page-slow", "6h/30m", "6h", "30m", "7.10x", "9.80x"},
+	} {
+		labels := map[string]string{}
+		for k, v := range pageLabels {
+			labels[k] = v
+		}
+		labels["tier"], labels["window"] = tier.name, tier.window
+		ann := map[string]string{}
+		for k, v := range pageAnnotations {
+			ann[k] = v
+		}
+		delete(ann, "burn_rate_1h")
+		delete(ann, "burn_rate_5m")
+		ann["burn_rate_"+tier.long], ann["burn_rate_"+tier.short] = tier.r1, tier.r2
+		ann["summary"] = fmt.Sprintf("SLO api-availability (99.9%% of 30d) is burning its error budget %s too fast (page, %s)", tier.r1, tier.window)
+		n.Alerts = append(n.Alerts, alerting.NotifiedAlert{Status: alerting.StatusFiring, Labels: labels, Annotations: ann,
+			StartsAt: time.Date(2026, 3, 2, 9, 59, 0, 0, time.UTC), Fingerprint: "0123456789abcdef"})
+	}
+	firing, err := json.MarshalIndent(slack.Blocks(n), "", "  ")
+	require.NoError(t, err)
+	testutil.Golden(t, "blocks_firing.golden.json", append(firing, '\n'))
+
+	n.Status = alerting.StatusResolved
+	for i := range n.Alerts {
+		n.Alerts[i].Status = alerting.StatusResolved
+	}
+	resolved, err := json.MarshalIndent(slack.Blocks(n), "", "  ")
+	require.NoError(t, err)
+	testutil.Golden(t, "blocks_resolved.golden.json", append(resolved, '\n'))
+}
