@@ -396,3 +396,31 @@ func attrGetter(set attribute.Set) func(string) (string, bool) {
 		return v.Emit(), true
 	}
 }
+
+func TestBadRequestsGetAClearErrorAndTheRightStatus(t *testing.T) {
+	r := start(t, nil)
+	cases := []struct {
+		name, method, path, body string
+		want                     int
+	}{
+		{"a product id that is not a number is a bad request", http.MethodGet, "/api/products/abc", "", http.StatusBadRequest},
+		{"a product that does not exist is not found", http.MethodGet, "/api/products/999999", "", http.StatusNotFound},
+		{"a negative quantity is a bad request", http.MethodPut, "/api/carts/ann/items/1", `{"qty":-1}`, http.StatusBadRequest},
+		{"a body that is not JSON is a bad request", http.MethodPut, "/api/carts/ann/items/1", `qty=1`, http.StatusBadRequest},
+		{"an order without a user is a bad request", http.MethodPost, "/api/orders", `{}`, http.StatusBadRequest},
+		{"an order from an empty cart cannot be processed", http.MethodPost, "/api/orders", `{"user":"nobody"}`, http.StatusUnprocessableEntity},
+		{"an unknown order is not found", http.MethodGet, "/api/orders/0123456789abcdef", "", http.StatusNotFound},
+		{"a method the API does not serve is refused", http.MethodDelete, "/api/products/1", "", http.StatusMethodNotAllowed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := r.do(t, tc.method, tc.path, tc.body)
+			require.Equal(t, tc.want, resp.StatusCode, body)
+			if tc.want != http.StatusMethodNotAllowed {
+				require.Contains(t, body, `"error"`)
+			}
+		})
+	}
+	resp, _ := r.do(t, http.MethodGet, "/api/products/1", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "bad requests do not trip the breakers")
+}
