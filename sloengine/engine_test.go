@@ -229,3 +229,24 @@ slos:
 	require.InDelta(t, 120, float64(w.TotalEvents), 1e-9)
 	require.False(t, math.IsNaN(float64(snap[1].BudgetRemaining)))
 }
+
+// TestBackendErrorsAreReportedPerSLO: a backend that rejects queries marks
+// each SLO's status with the reason; the engine keeps evaluating.
+func TestBackendErrorsAreReportedPerSLO(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"status":"error","errorType":"bad_data","error":"parse error: unexpected end of input"}`))
+	}))
+	defer srv.Close()
+	e, err := New(Options{SLOs: loadSLOs(t, onePercentSpec), Querier: RemoteQuerier{URL: srv.URL}})
+	require.NoError(t, err)
+	e.Evaluate(context.Background(), time.Unix(1e9, 0))
+	s := e.Snapshot()[0]
+	require.Contains(t, s.Error, "bad_data: parse error: unexpected end of input")
+	require.True(t, math.IsNaN(float64(s.BudgetRemaining)))
+
+	srv.Close()
+	e.Evaluate(context.Background(), time.Unix(1e9+60, 0))
+	require.Contains(t, e.Snapshot()[0].Error, "connection refused")
+}

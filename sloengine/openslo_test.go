@@ -1,6 +1,9 @@
 package sloengine
 
 import (
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,4 +179,24 @@ func replaceOnce(s, old, new string) string {
 		return s
 	}
 	return s[:i] + new + s[i+len(old):]
+}
+
+func TestOpenSLOInlineAlertPolicyBecomesATier(t *testing.T) {
+	raw, err := os.ReadFile("testdata/fuzz/FuzzLoad/openslo-inline-policy")
+	require.NoError(t, err)
+	// The corpus file holds the document as a Go string literal.
+	body := strings.TrimSuffix(strings.TrimPrefix(strings.SplitN(string(raw), "\n", 2)[1], "[]byte("), ")\n")
+	doc, err := strconv.Unquote(body)
+	require.NoError(t, err)
+	l := NewLoader()
+	l.Add("inline.yml", []byte(doc))
+	slos, err := l.Result()
+	require.NoError(t, err)
+	require.Len(t, slos, 1)
+	require.Equal(t, "a-s", slos[0].ID)
+	require.Equal(t, `(sum(rate(e[5m])))`, slos[0].SLI.errorExpr(5*time.Minute), "a counter selector becomes sum(rate(...))")
+	require.Len(t, slos[0].Tiers, 1)
+	require.Equal(t, "page", slos[0].Tiers[0].Severity)
+	require.InDelta(t, 14.4, slos[0].Tiers[0].Factor, 0)
+	require.InDelta(t, 2, slos[0].Tiers[0].BudgetPercent, 1e-9)
 }
