@@ -86,6 +86,13 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// Thousands of requests in flight need thousands of sockets: raise the
+	// soft limit on open files to the hard one, as a server would.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *budget)
 	defer cancel()
 
