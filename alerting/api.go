@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/alertmanager/pkg/labels"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/version"
+	"go.yaml.in/yaml/v3"
 )
 
 // maxBodyBytes bounds request bodies of the API.
@@ -424,12 +425,7 @@ func (m *Manager) getStatus(w http.ResponseWriter, _ *http.Request) {
 	disabled := models.ClusterStatusStatusDisabled
 	goVersion := runtime.Version()
 	v, rev, br, user, date := version.Version, version.Revision, version.Branch, version.BuildUser, version.BuildDate
-	// The configuration is summarised without receivers' settings, which
-	// hold secrets.
-	raw, _ := json.MarshalIndent(map[string]any{
-		"route": m.cfg.Route, "inhibit_rules": m.cfg.InhibitRules, "time_intervals": m.cfg.TimeIntervals,
-	}, "", "  ")
-	original := string(raw)
+	original := m.originalConfig()
 	writeJSON(w, http.StatusOK, &models.AlertmanagerStatus{
 		Uptime:      &uptime,
 		VersionInfo: &models.VersionInfo{Version: &v, Revision: &rev, Branch: &br, BuildUser: &user, BuildDate: &date, GoVersion: &goVersion},
@@ -449,4 +445,30 @@ func (m *Manager) getReceivers(w http.ResponseWriter, _ *http.Request) {
 		}
 	})
 	writeJSON(w, http.StatusOK, res)
+}
+
+// originalConfig renders the routing configuration as an Alertmanager
+// configuration file, which `amtool config routes` parses. Receivers are
+// listed by name only: their settings hold secrets.
+func (m *Manager) originalConfig() string {
+	var receivers []map[string]string
+	m.disp.route.Walk(func(r *Route) {
+		for _, x := range receivers {
+			if x["name"] == r.Receiver {
+				return
+			}
+		}
+		receivers = append(receivers, map[string]string{"name": r.Receiver})
+	})
+	root := m.cfg.Route
+	root.Receiver = m.disp.route.Receiver
+	doc := map[string]any{"route": root, "receivers": receivers, "inhibit_rules": m.cfg.InhibitRules}
+	if len(m.cfg.TimeIntervals) > 0 {
+		doc["time_intervals"] = m.cfg.TimeIntervals
+	}
+	raw, err := yaml.Marshal(doc)
+	if err != nil {
+		return ""
+	}
+	return string(raw)
 }

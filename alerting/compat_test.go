@@ -101,6 +101,14 @@ func TestAmtoolQueriesAlertsAndManagesSilences(t *testing.T) {
 	require.NoError(t, err, out)
 	require.Equal(t, id, strings.TrimSpace(out))
 
+	// amtool parses the routing configuration from /api/v2/status.
+	out, err = amtool(t, srv.URL, "config", "routes", "test", "severity=page", "slo=api")
+	require.NoError(t, err, out)
+	require.Equal(t, "log", strings.TrimSpace(out))
+	out, err = amtool(t, srv.URL, "config", "routes", "show")
+	require.NoError(t, err, out)
+	require.Contains(t, out, `{severity="page"}`)
+
 	out, err = amtool(t, srv.URL, "silence", "expire", "0d4fbb2c-7b39-4b6a-9d1e-2a0f1c3b4d5e")
 	require.Error(t, err, "expiring an unknown silence fails")
 	require.Contains(t, out, "404")
