@@ -5,10 +5,15 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/burnrate/burnrate/alerting"
 	"github.com/burnrate/burnrate/alerting/alertmanager"
@@ -45,7 +50,11 @@ func (a *App) buildAlerting() error {
 	}
 	var burns alerting.BurnSource
 	if a.slo != nil {
-		burns = sloBurns{engine: a.slo, baseURL: cfg.ExternalURL, tiers: cfg.Rules.Tiers}
+		sb := sloBurns{engine: a.slo, baseURL: cfg.ExternalURL, tiers: cfg.Rules.Tiers}
+		if a.collector != nil {
+			sb.exemplars = a.collector.DB()
+		}
+		burns = sb
 	}
 	logger := a.logger.With("component", "alerting")
 	m, err := alerting.New(ctx, alerting.Options{
@@ -80,6 +89,8 @@ type sloBurns struct {
 	engine  *sloengine.Engine
 	baseURL string
 	tiers   []alerting.TierConfig
+	// exemplars, when set, supplies trace IDs of failing requests.
+	exemplars storage.ExemplarQueryable
 }
 
 func (s sloBurns) Burns() []alerting.SLOBurn {
@@ -129,6 +140,9 @@ func (s sloBurns) Burns() []alerting.SLOBurn {
 				b.DashboardURL = v
 			}
 			b.Tiers = s.ownTiers(o)
+			if w, ok := b.Windows[5*time.Minute]; ok && w.BurnRate > 1 {
+				b.ExampleTraceIDs = s.traceIDs(o, st.EvaluatedAt)
+			}
 		}
 		out = append(out, b)
 	}
@@ -157,6 +171,63 @@ func (s sloBurns) ownTiers(o *sloengine.SLO) []alerting.Tier {
 		tier := alerting.Tier{Severity: t.Severity, Long: t.LongWindow, Short: t.ShortWindow, Factor: t.Factor}
 		tier.Name = t.Severity + "-" + tier.Window()
 		out = append(out, tier)
+	}
+	return out
+}
+
+var windowTmpl = regexp.MustCompile(`\{\{\s*\.window\s*\}\}`)
+
+// traceIDs returns up to five trace IDs from exemplars of the SLO's error
+// series in the last 15 minutes, newest first. otelhttp's exemplars sit on
+// the histogram's _bucket series, so a _count selector is tried as _bucket
+// too.
+func (s sloBurns) traceIDs(o *sloengine.SLO, at time.Time) []string {
+	if s.exemplars == nil || o.SLI.ErrorQuery == "" {
+		return nil
+	}
+	expr, err := parser.NewParser(parser.Options{}).ParseExpr(windowTmpl.ReplaceAllString(o.SLI.ErrorQuery, "5m"))
+	if err != nil {
+		return nil
+	}
+	var sets [][]*labels.Matcher
+	for _, sel := range parser.ExtractSelectors(expr) {
+		sets = append(sets, sel)
+		for i, m := range sel {
+			if m.Name == labels.MetricName && m.Type == labels.MatchEqual && strings.HasSuffix(m.Value, "_count") {
+				bucket := append([]*labels.Matcher(nil), sel...)
+				bucket[i] = labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, strings.TrimSuffix(m.Value, "_count")+"_bucket")
+				sets = append(sets, bucket)
+			}
+		}
+	}
+	q, err := s.exemplars.ExemplarQuerier(context.Background())
+	if err != nil {
+		return nil
+	}
+	res, err := q.Select(at.Add(-15*time.Minute).UnixMilli(), at.UnixMilli(), sets...)
+	if err != nil {
+		return nil
+	}
+	type ex struct {
+		id string
+		ts int64
+	}
+	var all []ex
+	for _, r := range res {
+		for _, e := range r.Exemplars {
+			if id := e.Labels.Get("trace_id"); id != "" {
+				all = append(all, ex{id, e.Ts})
+			}
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].ts > all[j].ts })
+	var out []string
+	seen := map[string]bool{}
+	for _, e := range all {
+		if !seen[e.id] && len(out) < 5 {
+			seen[e.id] = true
+			out = append(out, e.id)
+		}
 	}
 	return out
 }

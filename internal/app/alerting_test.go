@@ -123,8 +123,9 @@ func TestAnOutageOnTheDemoPagesThroughTheWholeStack(t *testing.T) {
 	require.Less(t, resp.StatusCode, 300, string(b))
 
 	type alert struct {
-		Labels map[string]string `json:"labels"`
-		Status struct {
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+		Status      struct {
 			State string `json:"state"`
 		} `json:"status"`
 	}
@@ -145,6 +146,10 @@ func TestAnOutageOnTheDemoPagesThroughTheWholeStack(t *testing.T) {
 	for _, a := range alerts {
 		if a.Labels["severity"] == "ticket" && a.Labels["alertname"] == "SLOErrorBudgetBurn" {
 			require.Equal(t, "suppressed", a.Status.State, "the page inhibits the SLO's tickets")
+		}
+		if a.Labels["tier"] == "page-fast" {
+			require.Regexp(t, `^[0-9a-f]{32}(,[0-9a-f]{32})*$`, a.Annotations["trace_ids"], "failing requests' trace IDs come from exemplars")
+			require.Contains(t, a.Annotations["dashboard_url"], "/api/v1/slos/demo-edge-availability")
 		}
 	}
 }
