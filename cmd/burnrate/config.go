@@ -106,7 +106,10 @@ func loadConfig(file string, flags *pflag.FlagSet) (config, error) {
 		}
 	}
 
-	cfg := def
+	// Decode into a zero value: every default is already in v, and decoding
+	// over a filled struct would merge a file's list items into the default
+	// items instead of replacing the list.
+	var cfg config
 	if err := v.UnmarshalExact(&cfg); err != nil {
 		return config{}, fmt.Errorf("configuration: %w", err)
 	}
@@ -421,16 +424,36 @@ func appendFields(m *yaml.Node, v reflect.Value, omitEmpty bool) {
 		key := &yaml.Node{Kind: yaml.ScalarNode, Value: name}
 		var val *yaml.Node
 		if f.Tag.Get("secret") == "true" {
-			s := ""
-			if !isEmpty(v.Field(i)) {
-				s = "<redacted>"
-			}
-			val = &yaml.Node{Kind: yaml.ScalarNode, Value: s, Style: yaml.DoubleQuotedStyle}
+			val = redacted(v.Field(i))
 		} else {
 			val = valueNode(v.Field(i), omitEmpty)
 		}
 		m.Content = append(m.Content, key, val)
 	}
+}
+
+// redacted hides a secret's value but keeps its shape, so the printed file
+// still loads: a secret map keeps its keys (header names), not its values.
+func redacted(v reflect.Value) *yaml.Node {
+	if v.Kind() == reflect.Map && v.IsNil() {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: ""}
+	}
+	if v.Kind() == reflect.Map {
+		m := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
+		keys := v.MapKeys()
+		sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
+		for _, k := range keys {
+			m.Content = append(m.Content,
+				&yaml.Node{Kind: yaml.ScalarNode, Value: fmt.Sprint(k.Interface())},
+				&yaml.Node{Kind: yaml.ScalarNode, Value: "<redacted>", Style: yaml.DoubleQuotedStyle})
+		}
+		return m
+	}
+	s := ""
+	if !isEmpty(v) {
+		s = "<redacted>"
+	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Value: s, Style: yaml.DoubleQuotedStyle}
 }
 
 func isEmpty(v reflect.Value) bool {

@@ -261,6 +261,44 @@ func TestConfigPrint(t *testing.T) {
 		require.NotContains(t, stdout.String()+stderr.String(), "file-secret")
 	})
 
+	t.Run("a secret map keeps its keys and hides its values", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "h.yml")
+		require.NoError(t, os.WriteFile(f, []byte("collector:\n  traces:\n    forward:\n      headers:\n        Authorization: Bearer hush\n"), 0o600))
+		var stdout, stderr bytes.Buffer
+		require.Equal(t, exitOK, run([]string{"config", "print", "--config", f}, &stdout, &stderr), stderr.String())
+		// Keys are case-insensitive in the configuration, as header names are.
+		require.Contains(t, stdout.String(), `headers: {authorization: "<redacted>"}`)
+		require.NotContains(t, stdout.String(), "hush")
+	})
+
+	t.Run("the printed configuration loads back as the same configuration", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		require.Equal(t, exitOK, run([]string{"config", "print"}, &stdout, &stderr), stderr.String())
+		again := filepath.Join(t.TempDir(), "printed.yml")
+		require.NoError(t, os.WriteFile(again, stdout.Bytes(), 0o600))
+		first, err := loadConfig("", nil)
+		require.NoError(t, err)
+		second, err := loadConfig(again, nil)
+		require.NoError(t, err, "config print output must be a valid file:\n%s", stdout.String())
+		require.Equal(t, first, second)
+	})
+
+	t.Run("a list in the file replaces the default list instead of merging into it", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "l.yml")
+		require.NoError(t, os.WriteFile(f, []byte("alerting:\n  inhibit_rules:\n    - target_matchers: ['severity=\"info\"']\n      source_matchers: ['severity=\"page\"']\n"), 0o600))
+		cfg, err := loadConfig(f, nil)
+		require.NoError(t, err)
+		require.Len(t, cfg.Alerting.InhibitRules, 1)
+		require.Equal(t, []string{`severity="info"`}, cfg.Alerting.InhibitRules[0].TargetMatchers)
+		require.Empty(t, cfg.Alerting.InhibitRules[0].Equal, "nothing of a default rule leaks into the user's")
+
+		f2 := filepath.Join(t.TempDir(), "g.yml")
+		require.NoError(t, os.WriteFile(f2, []byte("alerting:\n  route:\n    group_by: [service]\n"), 0o600))
+		cfg, err = loadConfig(f2, nil)
+		require.NoError(t, err)
+		require.Equal(t, []string{"service"}, cfg.Alerting.Route.GroupBy, "the default [alertname slo severity] is replaced, not merged")
+	})
+
 	t.Run("the defaults need no file", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		require.Equal(t, exitOK, run([]string{"config", "print"}, &stdout, &stderr))
