@@ -135,6 +135,7 @@ type App struct {
 	closers   []closer
 	closeOnce sync.Once
 	actors    []actor
+	clients   []client
 	endpoints []Endpoint
 	reloaders []reloader
 	static    []string // components that cannot reload
@@ -223,6 +224,24 @@ func (a *App) addActor(name string, execute func() error, interrupt func(error))
 	a.actors = append(a.actors, actor{name: name, execute: execute, interrupt: interrupt})
 }
 
+// client is a component that sends to this process's own listener (the demo
+// platform exports its telemetry over OTLP/HTTP to it). It must stop, and
+// flush, before the listener drains.
+type client struct {
+	name string
+	run  func(context.Context) error
+}
+
+// addClient adds a long-running component that talks to the main listener.
+// On stop it is cancelled and awaited (at most clientStopTimeout) before the
+// listener starts draining, so its last requests are still answered.
+func (a *App) addClient(name string, run func(context.Context) error) {
+	a.clients = append(a.clients, client{name: name, run: run})
+}
+
+// clientStopTimeout bounds the wait for clients inside the 5 s stop budget.
+const clientStopTimeout = 1500 * time.Millisecond
+
 // addRunner adds a component whose Run(ctx) returns when ctx is cancelled.
 func (a *App) addRunner(name string, run func(context.Context) error) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -287,10 +306,36 @@ func (a *App) Run(ctx context.Context) error {
 			cancel()
 		})
 	}
+	var stopClients []func()
+	for _, c := range a.clients {
+		// Clients of the listener run beside it; the listener's interrupt
+		// stops them first.
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		g.Add(func() error {
+			defer close(done)
+			if err := c.run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			return nil
+		}, func(error) { cancel() })
+		stopClients = append(stopClients, func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(clientStopTimeout):
+				a.logger.Warn("component did not stop in time; the listener drains without it", "component", c.name)
+			}
+		})
+	}
 	{
-		// The HTTP listener comes first: on stop it drains in-flight requests
-		// before the components behind them go away.
+		// The HTTP listener: on stop it first lets its own clients finish,
+		// then drains in-flight requests before the components behind them
+		// go away.
 		g.Add(a.http.Run, func(error) {
+			for _, stop := range stopClients {
+				stop()
+			}
 			a.http.Shutdown()
 		})
 	}

@@ -39,9 +39,10 @@ func (a *App) buildDemo() error {
 	a.addCloser("demo store shards", p.Close)
 	a.mount("/api/v1/demo/", set.Handler())
 	{
-		// The platform serves its tiers and the background load; it stops
-		// after the main listener has drained, flushing telemetry last.
-		a.addRunner("demo", p.Run)
+		// The platform serves its tiers and the background load, and exports
+		// its telemetry to this process's listener: it stops and flushes
+		// before the listener drains, so its last export is still received.
+		a.addClient("demo", p.Run)
 	}
 	a.addReady("demo", p.Ready)
 	a.addStatic("demo (restart to change demo.*)")

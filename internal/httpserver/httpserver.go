@@ -61,6 +61,12 @@ type Server struct {
 
 	mu     sync.Mutex
 	checks []namedCheck
+
+	// fresh holds connections accepted but not yet carrying a request.
+	// http.Server.Shutdown waits up to 5 s for those as if they were busy;
+	// they carry nothing, so Shutdown closes them at once.
+	connMu sync.Mutex
+	fresh  map[net.Conn]struct{}
 }
 
 type namedCheck struct {
@@ -82,7 +88,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer pr
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	s := &Server{cfg: cfg, logger: logger, ln: ln, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, logger: logger, ln: ln, mux: http.NewServeMux(), fresh: map[net.Conn]struct{}{}}
 
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "burnrate_http_requests_total",
@@ -124,6 +130,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer pr
 	s.srv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		ConnState:         s.trackConn,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
@@ -182,9 +189,34 @@ func (s *Server) Run() error {
 func (s *Server) Shutdown() {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := s.srv.Shutdown(ctx); err != nil {
+	done := make(chan error, 1)
+	go func() { done <- s.srv.Shutdown(ctx) }()
+	// Shutdown has stopped accepting by the time it polls; close what was
+	// accepted but never sent a request, so it does not hold the drain.
+	time.Sleep(10 * time.Millisecond)
+	s.closeFresh()
+	if err := <-done; err != nil {
 		s.logger.Warn("http drain timed out; closing remaining connections", "err", err)
 		_ = s.srv.Close()
+	}
+}
+
+func (s *Server) trackConn(c net.Conn, state http.ConnState) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if state == http.StateNew {
+		s.fresh[c] = struct{}{}
+	} else {
+		delete(s.fresh, c)
+	}
+}
+
+func (s *Server) closeFresh() {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	for c := range s.fresh {
+		_ = c.Close()
+		delete(s.fresh, c)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -148,4 +149,28 @@ func TestConfigValidate(t *testing.T) {
 	require.ErrorContains(t, httpserver.Config{Listen: "8080"}.Validate(), "is not host:port")
 	_, err := httpserver.New(httpserver.Config{Listen: "256.0.0.1:1"}, slog.New(slog.DiscardHandler), nil, nil)
 	require.Error(t, err)
+}
+
+func TestShutdownDoesNotWaitForConnectionsThatSentNothing(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := httpserver.New(httpserver.Config{Listen: "127.0.0.1:0", ShutdownTimeout: 4 * time.Second},
+		slog.New(slog.DiscardHandler), reg, reg)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- s.Run() }()
+
+	// A client that dialled but never sent a request, as an HTTP transport
+	// does when the request that wanted the connection is cancelled.
+	conn, err := net.Dial("tcp", s.Addr())
+	require.NoError(t, err)
+	defer conn.Close()
+	require.Eventually(t, func() bool {
+		code, _ := do(t, "GET", s.URL()+"/-/healthy", "")
+		return code == 200
+	}, time.Second, 10*time.Millisecond)
+
+	start := time.Now()
+	s.Shutdown()
+	require.NoError(t, <-done)
+	require.Less(t, time.Since(start), 2*time.Second, "an unused connection must not hold the drain for the full timeout")
 }
