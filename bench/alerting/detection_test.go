@@ -134,8 +134,8 @@ func TestDetectionLatencyModel(t *testing.T) {
 		t.Skip("a 30s model run; set BURNRATE_BENCH=1 to run it")
 	}
 	pipelines := []pipeline{
-		{"Burnrate defaults (5s OTLP export, slo.interval 30s, rules 5s, page group_wait 1s)", 5 * time.Second, 30 * time.Second, 5 * time.Second, time.Second},
-		{"Burnrate with slo.interval 5s", 5 * time.Second, 5 * time.Second, 5 * time.Second, time.Second},
+		{"Burnrate with the former slo.interval 30s (5s OTLP export, rules 5s, page group_wait 1s)", 5 * time.Second, 30 * time.Second, 5 * time.Second, time.Second},
+		{"Burnrate defaults (5s OTLP export, slo.interval 5s, rules 5s, page group_wait 1s)", 5 * time.Second, 5 * time.Second, 5 * time.Second, time.Second},
 		{"Burnrate with slo.interval 5s, alerting.evaluation_interval 1s", 5 * time.Second, 5 * time.Second, time.Second, time.Second},
 		{"Prometheus + Alertmanager defaults (1m scrape, 1m evaluation, group_wait 30s)", time.Minute, time.Minute, time.Minute, 30 * time.Second},
 	}
