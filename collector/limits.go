@@ -296,7 +296,7 @@ func (g *guardedStorage) flush(st *requestState, protocol string, c ingestCounts
 // that the Prometheus handlers answer as Prometheus does.
 func (g *guardedStorage) Appender(ctx context.Context) storage.Appender {
 	st, p := g.state(ctx)
-	return &guardedAppender{Appender: g.db.Appender(ctx), g: g, st: st, protocol: p, now: g.now().Unix()}
+	return &guardedAppender{Appender: g.db.Appender(ctx), tally: tally{g: g, st: st, protocol: p, now: g.now().Unix()}}
 }
 
 // AppenderV2 returns a V2 appender (OTLP). Every per-sample error is
@@ -304,16 +304,46 @@ func (g *guardedStorage) Appender(ctx context.Context) storage.Appender {
 // of the metric, and the sender learns the counts as partial success.
 func (g *guardedStorage) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	st, p := g.state(ctx)
-	return &guardedAppenderV2{AppenderV2: g.db.AppenderV2(ctx), g: g, st: st, protocol: p, now: g.now().Unix()}
+	return &guardedAppenderV2{AppenderV2: g.db.AppenderV2(ctx), tally: tally{g: g, st: st, protocol: p, now: g.now().Unix()}}
 }
 
-type guardedAppender struct {
-	storage.Appender
+// tally is the per-request accounting both appender versions share: what
+// was admitted, what was rejected and why, flushed once per request.
+type tally struct {
 	g        *guardedStorage
 	st       *requestState
 	protocol string
 	now      int64
 	pending  ingestCounts
+}
+
+// committed records the outcome of Commit: on failure every sample admitted
+// so far counts as rolled back.
+func (t *tally) committed(err error) error {
+	c := t.pending
+	if err != nil {
+		c.reject(reasonRolledBack, c.accepted, err)
+		c.accepted = 0
+	}
+	t.g.flush(t.st, t.protocol, c)
+	t.pending = ingestCounts{}
+	return err
+}
+
+// rolledBack records a Rollback: every sample admitted so far is rejected.
+func (t *tally) rolledBack() {
+	c := t.pending
+	if c.accepted > 0 {
+		c.reject(reasonRolledBack, c.accepted, errors.New("the request was rolled back"))
+		c.accepted = 0
+	}
+	t.g.flush(t.st, t.protocol, c)
+	t.pending = ingestCounts{}
+}
+
+type guardedAppender struct {
+	storage.Appender
+	tally
 }
 
 func (a *guardedAppender) admit(ls labels.Labels) bool {
@@ -351,36 +381,16 @@ func (a *guardedAppender) AppendExemplar(ref storage.SeriesRef, ls labels.Labels
 	return a.Appender.AppendExemplar(ref, ls, e)
 }
 
-func (a *guardedAppender) Commit() error {
-	err := a.Appender.Commit()
-	c := a.pending
-	if err != nil {
-		c.reject(reasonRolledBack, c.accepted, err)
-		c.accepted = 0
-	}
-	a.g.flush(a.st, a.protocol, c)
-	a.pending = ingestCounts{}
-	return err
-}
+func (a *guardedAppender) Commit() error { return a.committed(a.Appender.Commit()) }
 
 func (a *guardedAppender) Rollback() error {
-	c := a.pending
-	if c.accepted > 0 {
-		c.reject(reasonRolledBack, c.accepted, errors.New("the request was rolled back"))
-		c.accepted = 0
-	}
-	a.g.flush(a.st, a.protocol, c)
-	a.pending = ingestCounts{}
+	a.rolledBack()
 	return a.Appender.Rollback()
 }
 
 type guardedAppenderV2 struct {
 	storage.AppenderV2
-	g        *guardedStorage
-	st       *requestState
-	protocol string
-	now      int64
-	pending  ingestCounts
+	tally
 }
 
 func (a *guardedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
@@ -403,25 +413,9 @@ func (a *guardedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, 
 	return ref, nil
 }
 
-func (a *guardedAppenderV2) Commit() error {
-	err := a.AppenderV2.Commit()
-	c := a.pending
-	if err != nil {
-		c.reject(reasonRolledBack, c.accepted, err)
-		c.accepted = 0
-	}
-	a.g.flush(a.st, a.protocol, c)
-	a.pending = ingestCounts{}
-	return err
-}
+func (a *guardedAppenderV2) Commit() error { return a.committed(a.AppenderV2.Commit()) }
 
 func (a *guardedAppenderV2) Rollback() error {
-	c := a.pending
-	if c.accepted > 0 {
-		c.reject(reasonRolledBack, c.accepted, errors.New("the request was rolled back"))
-		c.accepted = 0
-	}
-	a.g.flush(a.st, a.protocol, c)
-	a.pending = ingestCounts{}
+	a.rolledBack()
 	return a.AppenderV2.Rollback()
 }
