@@ -202,9 +202,14 @@ func writeOTLPResponse(w http.ResponseWriter, mt string, m interface {
 	return http.StatusOK, nil
 }
 
-// DecodeOTLPMetrics decodes an OTLP/HTTP metrics request body.
-func DecodeOTLPMetrics(body []byte, mediaType string) (pmetric.Metrics, error) {
-	req := pmetricotlp.NewExportRequest()
+// otlpRequest is what pmetricotlp and ptraceotlp export requests share.
+type otlpRequest interface {
+	UnmarshalJSON([]byte) error
+	UnmarshalProto([]byte) error
+}
+
+// unmarshalOTLP decodes body into req by its media type (JSON or protobuf).
+func unmarshalOTLP(req otlpRequest, body []byte, mediaType, signal string) error {
 	var err error
 	if mediaType == mediaJSON {
 		err = req.UnmarshalJSON(body)
@@ -212,17 +217,33 @@ func DecodeOTLPMetrics(body []byte, mediaType string) (pmetric.Metrics, error) {
 		err = req.UnmarshalProto(body)
 	}
 	if err != nil {
-		return pmetric.Metrics{}, fmt.Errorf("malformed OTLP metrics request (%s): %w", mediaType, err)
+		return fmt.Errorf("malformed OTLP %s request (%s): %w", signal, mediaType, err)
+	}
+	return nil
+}
+
+// readOTLP checks the media type and reads the (decompressed, bounded) body
+// of an OTLP/HTTP request.
+func (c *Collector) readOTLP(w http.ResponseWriter, r *http.Request) ([]byte, string, *httpError) {
+	mt, herr := otlpMediaType(r)
+	if herr != nil {
+		return nil, "", herr
+	}
+	body, herr := readBody(r, w, c.cfg.MaxRequestBytes, true)
+	return body, mt, herr
+}
+
+// DecodeOTLPMetrics decodes an OTLP/HTTP metrics request body.
+func DecodeOTLPMetrics(body []byte, mediaType string) (pmetric.Metrics, error) {
+	req := pmetricotlp.NewExportRequest()
+	if err := unmarshalOTLP(req, body, mediaType, "metrics"); err != nil {
+		return pmetric.Metrics{}, err
 	}
 	return req.Metrics(), nil
 }
 
 func (c *Collector) serveOTLPMetrics(w http.ResponseWriter, r *http.Request) (int, *httpError) {
-	mt, herr := otlpMediaType(r)
-	if herr != nil {
-		return 0, herr
-	}
-	body, herr := readBody(r, w, c.cfg.MaxRequestBytes, true)
+	body, mt, herr := c.readOTLP(w, r)
 	if herr != nil {
 		return 0, herr
 	}
@@ -317,24 +338,11 @@ func hasDelta(md pmetric.Metrics) bool {
 // DecodeOTLPTraces decodes an OTLP/HTTP traces request body.
 func DecodeOTLPTraces(body []byte, mediaType string) (ptraceotlp.ExportRequest, error) {
 	req := ptraceotlp.NewExportRequest()
-	var err error
-	if mediaType == mediaJSON {
-		err = req.UnmarshalJSON(body)
-	} else {
-		err = req.UnmarshalProto(body)
-	}
-	if err != nil {
-		return req, fmt.Errorf("malformed OTLP traces request (%s): %w", mediaType, err)
-	}
-	return req, nil
+	return req, unmarshalOTLP(req, body, mediaType, "traces")
 }
 
 func (c *Collector) serveOTLPTraces(w http.ResponseWriter, r *http.Request) (int, *httpError) {
-	mt, herr := otlpMediaType(r)
-	if herr != nil {
-		return 0, herr
-	}
-	body, herr := readBody(r, w, c.cfg.MaxRequestBytes, true)
+	body, mt, herr := c.readOTLP(w, r)
 	if herr != nil {
 		return 0, herr
 	}
