@@ -1,12 +1,15 @@
 package alerting
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -103,6 +106,32 @@ func HTTPError(resp *http.Response, what string) error {
 		return fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
 	return err
+}
+
+// PostJSON posts body as JSON to url, one attempt, and classifies the answer
+// as HTTPError does, adding the start of the answer's body to the error.
+// what names the endpoint in errors ("webhook http://...").
+func PostJSON(ctx context.Context, client *http.Client, url string, body []byte, what string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrPermanent, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "Burnrate")
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<12))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16)) // lets the connection be reused
+	if err := HTTPError(resp, what); err != nil {
+		if m := strings.TrimSpace(string(msg)); m != "" {
+			return fmt.Errorf("%w: %s", err, m)
+		}
+		return err
+	}
+	return nil
 }
 
 // ParseRetryAfter reads a Retry-After header: seconds or an HTTP date.

@@ -4,12 +4,10 @@
 package alertmanager
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -63,21 +61,8 @@ func (f *Forwarder) Notify(ctx context.Context, n *alerting.Notification) error 
 	var errs []error
 	for _, u := range f.urls {
 		target := strings.TrimSuffix(u, "/") + "/api/v2/alerts"
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%w: %w", alerting.ErrPermanent, err))
-			continue
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := f.client.Do(req)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("alertmanager %s: %w", u, err))
-			continue
-		}
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<12))
-		resp.Body.Close()
-		if err := alerting.HTTPError(resp, "alertmanager "+u); err != nil {
-			errs = append(errs, fmt.Errorf("%w: %s", err, strings.TrimSpace(string(msg))))
+		if err := alerting.PostJSON(ctx, f.client, target, body, "alertmanager "+u); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -4,12 +4,10 @@
 package webhook
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -45,21 +43,7 @@ func (r *Receiver) Notify(ctx context.Context, n *alerting.Notification) error {
 	}
 	var errs []error
 	for _, u := range r.urls {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%w: %w", alerting.ErrPermanent, err))
-			continue
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("User-Agent", "Burnrate")
-		resp, err := r.client.Do(req)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("webhook %s: %w", u, err))
-			continue
-		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		resp.Body.Close()
-		if err := alerting.HTTPError(resp, "webhook "+u); err != nil {
+		if err := alerting.PostJSON(ctx, r.client, u, body, "webhook "+u); err != nil {
 			errs = append(errs, err)
 		}
 	}
