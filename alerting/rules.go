@@ -45,9 +45,14 @@ type SLOBurn struct {
 	// BudgetRemaining is the fraction of the period's budget left (1 = all,
 	// negative = overspent); NaN when unknown.
 	BudgetRemaining float64
-	// LastData is the time of the newest SLI sample; zero when there has
-	// never been one.
+	// LastData is the time of the newest SLI sample, for sources that know
+	// it; zero otherwise, and then the shortest window's NoData says whether
+	// the SLI's series are absent.
 	LastData time.Time
+	// HadTraffic reports whether the SLI had traffic at some point of its
+	// period. An SLO that never had any (a fresh install, a service not yet
+	// deployed) is new rather than broken: its data is not "absent".
+	HadTraffic bool
 	// RunbookURL and DashboardURL become alert annotations.
 	RunbookURL, DashboardURL string
 	// ExampleTraceIDs are failing requests' trace IDs (from exemplars).
@@ -61,11 +66,26 @@ type SLOBurn struct {
 
 // WindowBurn is one window of one SLO.
 type WindowBurn struct {
-	BurnRate      float64
+	BurnRate float64
+	// Errors and Total count the window's events; NaN when the SLI does not
+	// count events (a raw error-ratio SLI), 0 when there was no traffic.
 	Errors, Total float64
 	// Held marks a window with too few events for its burn rate to page on
 	// (low traffic): tiers using it do not fire.
 	Held bool
+	// NoData marks a window over which the SLI's series do not exist (the
+	// metric is gone), as opposed to existing without traffic.
+	NoData bool
+}
+
+// measured reports whether the window has a burn rate worth alerting on:
+// its series exist and it saw events (or, for a raw ratio SLI whose events
+// are not counted, the ratio is known).
+func (w WindowBurn) measured() bool {
+	if w.NoData || math.IsNaN(w.BurnRate) {
+		return false
+	}
+	return w.Total > 0 || math.IsNaN(w.Total)
 }
 
 // Tier is one multi-window burn-rate alert: it fires when both the long and
@@ -319,7 +339,7 @@ func (e *ruleEvaluator) conditions(burns []SLOBurn, now time.Time) []condition {
 			ann["burn_rate_"+model.LabelName(promDuration(t.Long))] = model.LabelValue(fmtRate(long.BurnRate))
 			ann["burn_rate_"+model.LabelName(promDuration(t.Short))] = model.LabelValue(fmtRate(short.BurnRate))
 			ann["burn_rate_threshold"] = model.LabelValue(fmtRate(t.Factor))
-			active := long.Total > 0 && short.Total > 0 && !long.Held && !short.Held &&
+			active := long.measured() && short.measured() && !long.Held && !short.Held &&
 				long.BurnRate > t.Factor && short.BurnRate > t.Factor
 			out = append(out, condition{rule: t.Name, labels: ls, annotations: ann, active: active, forDur: t.For, keepFor: t.KeepFiringFor, stale: b.Stale})
 		}
@@ -339,11 +359,13 @@ func (e *ruleEvaluator) conditions(burns []SLOBurn, now time.Time) []condition {
 			ann := sloAnnotations(b)
 			ann["summary"] = model.LabelValue(fmt.Sprintf("%s has had no SLI data for %s: its alerts cannot fire", sloTitle(b), promDuration(e.cfg.DataAbsentFor)))
 			// With a sample time, absent means none for DataAbsentFor; without
-			// one, no events in the shortest window, held for DataAbsentFor.
+			// one, no series in the shortest window, held for DataAbsentFor.
+			// Either way only for an SLI that has had traffic: no traffic
+			// (an idle night, a fresh install) is not absent data.
 			var absent bool
 			var forDur time.Duration
 			if b.LastData.IsZero() {
-				absent, forDur = noEvents(b), e.cfg.DataAbsentFor
+				absent, forDur = b.HadTraffic && seriesAbsent(b), e.cfg.DataAbsentFor
 			} else {
 				absent = now.Sub(b.LastData) >= e.cfg.DataAbsentFor
 			}
@@ -353,7 +375,9 @@ func (e *ruleEvaluator) conditions(burns []SLOBurn, now time.Time) []condition {
 	return out
 }
 
-func noEvents(b SLOBurn) bool {
+// seriesAbsent reports whether the SLI's series are missing from the
+// shortest window.
+func seriesAbsent(b SLOBurn) bool {
 	if len(b.Windows) == 0 {
 		return true
 	}
@@ -363,7 +387,7 @@ func noEvents(b SLOBurn) bool {
 			shortest = w
 		}
 	}
-	return b.Windows[shortest].Total == 0
+	return b.Windows[shortest].NoData
 }
 
 func sloTitle(b SLOBurn) string {

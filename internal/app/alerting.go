@@ -111,20 +111,20 @@ func (s sloBurns) Burns() []alerting.SLOBurn {
 		if d, err := model.ParseDuration(st.Period); err == nil {
 			b.Period = time.Duration(d)
 		}
+		// Event counts stay NaN where the SLI has none (raw error ratios):
+		// the rules tell "not counted" from "no traffic" (0) and from "no
+		// series" (NoData).
 		for _, w := range st.Windows {
 			d, err := model.ParseDuration(w.Window)
 			if err != nil {
 				continue
 			}
-			total := float64(w.TotalEvents)
-			if math.IsNaN(total) {
-				total = 0
-			}
-			b.Windows[time.Duration(d)] = alerting.WindowBurn{BurnRate: float64(w.BurnRate), Errors: float64(w.BadEvents), Total: total, Held: w.LowTraffic}
-			if time.Duration(d) == 5*time.Minute && total > 0 {
-				b.LastData = st.EvaluatedAt
-			}
+			b.Windows[time.Duration(d)] = alerting.WindowBurn{BurnRate: float64(w.BurnRate), Errors: float64(w.BadEvents),
+				Total: float64(w.TotalEvents), Held: w.LowTraffic, NoData: w.NoData}
 		}
+		// The period's error ratio is known once one of its slices had
+		// traffic.
+		b.HadTraffic = st.Error == "" && !math.IsNaN(float64(st.PeriodSLI.ErrorRatio))
 		if o := slos[st.ID]; o != nil {
 			b.Labels = o.Labels
 			if b.Period == 0 {
