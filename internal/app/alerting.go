@@ -40,7 +40,8 @@ func (a *App) buildAlerting() error {
 
 	receivers := map[string]alerting.Receiver{}
 	if cfg.Slack.Token != "" {
-		receivers[alerting.ReceiverSlack] = slack.New(cfg.Slack, store.ReceiverState(alerting.ReceiverSlack), nil)
+		receivers[alerting.ReceiverSlack] = slack.New(cfg.Slack, store.ReceiverState(alerting.ReceiverSlack), nil).
+			WithLogger(a.logger.With("component", "alerting", "receiver", alerting.ReceiverSlack))
 	}
 	if len(cfg.Webhook.URLs) > 0 {
 		receivers[alerting.ReceiverWebhook] = webhook.New(cfg.Webhook.URLs, nil)
