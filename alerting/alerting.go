@@ -54,9 +54,18 @@ type Config struct {
 	// Outbox configures delivery retries.
 	Outbox OutboxConfig `mapstructure:"outbox"`
 
-	Slack        SlackConfig   `mapstructure:"slack"`
-	Webhook      WebhookConfig `mapstructure:"webhook"`
-	Alertmanager WebhookConfig `mapstructure:"alertmanager"`
+	Slack        SlackConfig        `mapstructure:"slack"`
+	Webhook      WebhookConfig      `mapstructure:"webhook"`
+	Alertmanager AlertmanagerConfig `mapstructure:"alertmanager"`
+}
+
+// AlertmanagerConfig lists the Alertmanagers alerts are forwarded to.
+type AlertmanagerConfig struct {
+	URLs []string `mapstructure:"urls"`
+	// ResendDelay is how often firing alerts are sent again, each time
+	// with an end time 4 × max(resend_delay, evaluation_interval) ahead, so
+	// that Alertmanager keeps them active (Prometheus's resend-delay, 1m).
+	ResendDelay time.Duration `mapstructure:"resend_delay"`
 }
 
 // SlackConfig configures the Slack receiver.
@@ -157,7 +166,8 @@ func DefaultConfig() Config {
 			GroupInterval:  5 * time.Minute,
 			RepeatInterval: 4 * time.Hour,
 		},
-		Rules: RulesConfig{BudgetExhausted: true, DataAbsentFor: 10 * time.Minute},
+		Rules:        RulesConfig{BudgetExhausted: true, DataAbsentFor: 10 * time.Minute},
+		Alertmanager: AlertmanagerConfig{ResendDelay: time.Minute},
 		Outbox: OutboxConfig{
 			InitialInterval: 500 * time.Millisecond,
 			MaxInterval:     2 * time.Minute,
@@ -226,6 +236,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if len(c.Rules.Tiers) == 0 {
 		c.Rules.Tiers = DefaultRulesConfig().Tiers
+	}
+	if c.Alertmanager.ResendDelay == 0 {
+		c.Alertmanager.ResendDelay = d.Alertmanager.ResendDelay
 	}
 	return c
 }
@@ -299,6 +312,9 @@ func (c Config) validate(checkReceivers bool) error {
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			return bad("alerting webhook/alertmanager url %q: want an absolute http(s) URL", u)
 		}
+	}
+	if c.Alertmanager.ResendDelay < 0 {
+		return bad("alerting.alertmanager.resend_delay: must be positive")
 	}
 	if c.Slack.Token != "" && c.Slack.Channel == "" {
 		return bad("alerting.slack.channel: required when alerting.slack.token is set")

@@ -47,7 +47,15 @@ func (a *App) buildAlerting() error {
 		receivers[alerting.ReceiverWebhook] = webhook.New(cfg.Webhook.URLs, nil)
 	}
 	if len(cfg.Alertmanager.URLs) > 0 {
-		receivers[alerting.ReceiverAlertmanager] = alertmanager.New(cfg.Alertmanager.URLs, nil)
+		fwd, err := alertmanager.New(alertmanager.Options{
+			URLs: cfg.Alertmanager.URLs, ResendDelay: cfg.Alertmanager.ResendDelay, EvaluationInterval: cfg.EvaluationInterval,
+			ForgetAfter: 2 * longestRepeat(cfg.Route), State: store.ReceiverState(alerting.ReceiverAlertmanager),
+			Logger: a.logger.With("component", "alerting", "receiver", alerting.ReceiverAlertmanager),
+		})
+		if err != nil {
+			return fmt.Errorf("alerting: %w", err)
+		}
+		receivers[alerting.ReceiverAlertmanager] = fwd
 	}
 	var burns alerting.BurnSource
 	if a.slo != nil {
@@ -80,6 +88,16 @@ func (a *App) buildAlerting() error {
 	a.addEndpoint("alerts", "/api/v2/alerts")
 	logger.Info("alerting ready", "default_receiver", cfg.DefaultReceiver(), "slo_rules", burns != nil)
 	return nil
+}
+
+// longestRepeat is the longest repeat_interval of the routing tree: a
+// firing group is notified again at least that often.
+func longestRepeat(r alerting.RouteConfig) time.Duration {
+	d := r.RepeatInterval
+	for _, c := range r.Routes {
+		d = max(d, longestRepeat(c))
+	}
+	return d
 }
 
 // Alerting is the running alerting component (nil before New succeeds).
