@@ -228,11 +228,10 @@ func (m *Manager) Deliver(ctx context.Context) (int, error) { return m.outbox.de
 // Evaluate evaluates the SLO rules once at the current time and puts the
 // resulting alerts.
 func (m *Manager) Evaluate(ctx context.Context) error {
+	// A failed save of rule state still puts the alerts: the state is kept
+	// in memory and saved with the next evaluation.
 	alerts, err := m.rules.evaluate(ctx, m.now())
-	if err != nil {
-		return err
-	}
-	return m.Put(ctx, alerts...)
+	return errors.Join(err, m.Put(ctx, alerts...))
 }
 
 // gc forgets alerts resolved long ago and expired silences.

@@ -125,6 +125,7 @@ func (s sloBurns) Burns() []alerting.SLOBurn {
 			Windows:         map[time.Duration]alerting.WindowBurn{},
 			BudgetRemaining: float64(st.BudgetRemaining),
 			Stale:           st.Error != "",
+			Error:           st.Error,
 			DashboardURL:    strings.TrimSuffix(s.baseURL, "/") + "/api/v1/slos/" + st.ID,
 		}
 		if d, err := model.ParseDuration(st.Period); err == nil {
