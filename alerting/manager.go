@@ -255,14 +255,13 @@ func (m *Manager) gc(ctx context.Context) error {
 }
 
 // Run flushes groups, delivers the outbox, evaluates SLO rules and
-// collects garbage until ctx is cancelled.
+// collects garbage until ctx is cancelled. Each runs in its own goroutine,
+// so that a slow flush or a receiver that hangs never delays the
+// evaluation of the rules (nor the reverse).
 func (m *Manager) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = m.outbox.run(ctx)
-	}()
+	defer wg.Wait()
+	wg.Go(func() { _ = m.outbox.run(ctx) })
 	for name, r := range m.runners {
 		wg.Go(func() {
 			if err := r.Run(ctx); err != nil && ctx.Err() == nil {
@@ -270,40 +269,45 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 		})
 	}
-	flush := time.NewTicker(100 * time.Millisecond)
-	defer flush.Stop()
-	eval := time.NewTicker(m.cfg.EvaluationInterval)
-	defer eval.Stop()
-	gc := time.NewTicker(time.Minute)
-	defer gc.Stop()
-	defer wg.Wait()
 	if m.rules.source != nil {
 		// Re-assert firing rule alerts before the first flush: their stored
 		// end times may have passed while the process was down, and a
 		// flush now would announce them resolved and page again later.
-		if err := m.Evaluate(ctx); err != nil && ctx.Err() == nil {
-			m.logger.Error("evaluate SLO alert rules", "err", err)
-		}
+		m.evaluateAndLog(ctx)
+		wg.Go(func() { every(ctx, m.cfg.EvaluationInterval, m.evaluateAndLog) })
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-flush.C:
-			if _, err := m.Tick(ctx); err != nil && ctx.Err() == nil {
-				m.logger.Error("flush alert groups", "err", err)
-			}
-		case <-eval.C:
-			if m.rules.source == nil {
-				continue
-			}
-			if err := m.Evaluate(ctx); err != nil && ctx.Err() == nil {
-				m.logger.Error("evaluate SLO alert rules", "err", err)
-			}
-		case <-gc.C:
+	wg.Go(func() {
+		every(ctx, time.Minute, func(ctx context.Context) {
 			if err := m.gc(ctx); err != nil && ctx.Err() == nil {
 				m.logger.Error("alerting garbage collection", "err", err)
 			}
+		})
+	})
+	every(ctx, 100*time.Millisecond, func(ctx context.Context) {
+		if _, err := m.Tick(ctx); err != nil && ctx.Err() == nil {
+			m.logger.Error("flush alert groups", "err", err)
+		}
+	})
+	return nil
+}
+
+func (m *Manager) evaluateAndLog(ctx context.Context) {
+	if err := m.Evaluate(ctx); err != nil && ctx.Err() == nil {
+		m.logger.Error("evaluate SLO alert rules", "err", err)
+	}
+}
+
+// every calls fn every d until ctx is cancelled. A call that takes longer
+// than d delays the next one rather than piling calls up.
+func every(ctx context.Context, d time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn(ctx)
 		}
 	}
 }
