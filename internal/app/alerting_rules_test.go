@@ -145,6 +145,15 @@ func TestSLORulesOnARealEngine(t *testing.T) {
 			want: map[string]string{"SLODataAbsent/": alerting.StateFiring},
 		},
 		{
+			name: "an SLI whose query fails raises SLOEvaluationFailing after evaluation_failing_for",
+			// Two series where the engine expects one: every evaluation fails.
+			spec: slothSpec(`      raw:
+        error_ratio_query: sum by (job) (rate(checkout_errors_total[{{.window}}])) / sum by (job) (rate(checkout_requests_total[{{.window}}])) or vector(0.5)
+`),
+			tr:   steady(10, 0.02),
+			want: map[string]string{"SLOEvaluationFailing/": alerting.StateFiring},
+		},
+		{
 			name: "an events SLI whose series vanished raises SLODataAbsent after data_absent_for",
 			spec: eventsSpec,
 			tr:   vanished,
