@@ -202,6 +202,11 @@ func joinedAlerts(th *thread, n *alerting.Notification) ([]alerting.NotifiedAler
 		joined = append(joined, a)
 		pages = pages || a.Labels["severity"] == "page"
 	}
+	if len(th.Firing) == 0 && th.Status == alerting.StatusFiring {
+		// State written before fingerprints were kept: what joined is
+		// unknown, so nothing is broadcast.
+		return joined, false
+	}
 	return joined, pages
 }
 

@@ -259,7 +259,7 @@ func TestTenAlertsWithLongSummariesStayWithinSlacksLimits(t *testing.T) {
 	}
 	require.Contains(t, posts[0].Get("blocks"), slack.ButtonValue(n.GroupKey))
 	require.LessOrEqual(t, len(slack.ButtonValue(n.GroupKey)), 2000)
-	require.Equal(t, slack.ButtonValue("short"), "short", "a short group key is the value itself")
+	require.Equal(t, "short", slack.ButtonValue("short"), "a short group key is the value itself")
 
 	// Eleven and more are summarised.
 	n.ID = 2
