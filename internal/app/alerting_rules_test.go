@@ -161,52 +161,62 @@ func TestSLORulesOnARealEngine(t *testing.T) {
 		},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
-			opts := tsdb.DefaultOptions()
-			opts.RetentionDuration = 0
-			db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
-			require.NoError(t, err)
-			t.Cleanup(func() { require.NoError(t, db.Close()) })
-			if tc.tr != nil {
-				writeCounters(t, db, t1.Add(-3*time.Hour), t2, tc.tr)
+		for _, incremental := range []bool{false, true} {
+			name := tc.name
+			if incremental {
+				name += " (incremental evaluation from the TSDB)"
 			}
+			t.Run(name, func(t *testing.T) {
+				ctx := context.Background()
+				opts := tsdb.DefaultOptions()
+				opts.RetentionDuration = 0
+				db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
+				require.NoError(t, err)
+				t.Cleanup(func() { require.NoError(t, db.Close()) })
+				if tc.tr != nil {
+					writeCounters(t, db, t1.Add(-3*time.Hour), t2, tc.tr)
+				}
 
-			l := sloengine.NewLoader()
-			l.Add("checkout.yml", []byte(tc.spec))
-			slos, err := l.Result()
-			require.NoError(t, err)
-			clk := &pinned{t: t1}
-			eng, err := sloengine.New(sloengine.Options{
-				SLOs:    slos,
-				Querier: sloengine.LocalQuerier{Engine: sloengine.NewPromQLEngine(), Queryable: db},
-				Now:     clk.now,
+				l := sloengine.NewLoader()
+				l.Add("checkout.yml", []byte(tc.spec))
+				slos, err := l.Result()
+				require.NoError(t, err)
+				clk := &pinned{t: t1}
+				eopts := sloengine.Options{
+					SLOs:    slos,
+					Querier: sloengine.LocalQuerier{Engine: sloengine.NewPromQLEngine(), Queryable: db},
+					Now:     clk.now,
+				}
+				if incremental {
+					eopts.Queryable = db // as the app runs it on the embedded TSDB
+				}
+				eng, err := sloengine.New(eopts)
+				require.NoError(t, err)
+
+				cfg := alerting.DefaultConfig().WithDefaults()
+				cfg.Route.Receiver = alerting.ReceiverLog
+				store, err := alerting.OpenStore(ctx, filepath.Join(t.TempDir(), "alerting.db"))
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = store.Close() })
+				m, err := alerting.New(ctx, alerting.Options{
+					Config: cfg, Store: store, Now: clk.now,
+					Burns:  sloBurns{engine: eng, baseURL: "http://127.0.0.1:8080", tiers: cfg.Rules.Tiers},
+					Logger: slog.New(slog.DiscardHandler),
+				})
+				require.NoError(t, err)
+
+				for _, at := range []time.Time{t1, t2} {
+					clk.set(at)
+					eng.Evaluate(ctx, at)
+					require.NoError(t, m.Evaluate(ctx))
+				}
+				got := map[string]string{}
+				for ls, st := range m.RuleStates() {
+					got[labelOf(ls, "alertname")+"/"+labelOf(ls, "tier")] = st
+				}
+				require.Equal(t, tc.want, got)
 			})
-			require.NoError(t, err)
-
-			cfg := alerting.DefaultConfig().WithDefaults()
-			cfg.Route.Receiver = alerting.ReceiverLog
-			store, err := alerting.OpenStore(ctx, filepath.Join(t.TempDir(), "alerting.db"))
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = store.Close() })
-			m, err := alerting.New(ctx, alerting.Options{
-				Config: cfg, Store: store, Now: clk.now,
-				Burns:  sloBurns{engine: eng, baseURL: "http://127.0.0.1:8080", tiers: cfg.Rules.Tiers},
-				Logger: slog.New(slog.DiscardHandler),
-			})
-			require.NoError(t, err)
-
-			for _, at := range []time.Time{t1, t2} {
-				clk.set(at)
-				eng.Evaluate(ctx, at)
-				require.NoError(t, m.Evaluate(ctx))
-			}
-			got := map[string]string{}
-			for ls, st := range m.RuleStates() {
-				got[labelOf(ls, "alertname")+"/"+labelOf(ls, "tier")] = st
-			}
-			require.Equal(t, tc.want, got)
-		})
+		}
 	}
 }
 
