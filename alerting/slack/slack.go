@@ -212,7 +212,7 @@ func joinedAlerts(th *thread, n *alerting.Notification) ([]alerting.NotifiedAler
 
 // Delivered reports whether n reached Slack before an interruption: its ID
 // is recorded in the group's state, or a message carrying it in its
-// metadata is in the channel.
+// metadata is in the channel (then it becomes the group's message).
 func (r *Receiver) Delivered(ctx context.Context, n *alerting.Notification) (bool, error) {
 	th, err := r.load(ctx, n.GroupKey)
 	if err != nil {
@@ -221,10 +221,9 @@ func (r *Receiver) Delivered(ctx context.Context, n *alerting.Notification) (boo
 	if th != nil && th.LastID == n.ID {
 		return true, nil
 	}
-	if th != nil && !(th.Status == alerting.StatusResolved && n.Status == alerting.StatusFiring) {
-		// An update: re-applying it is harmless.
-		return false, nil
-	}
+	// Every notification may have posted a new message (the group's first,
+	// a re-fire, or the replacement of a message that could no longer be
+	// updated); re-applying a mere update is harmless.
 	params := &slack.GetConversationHistoryParameters{ChannelID: r.channel, IncludeAllMetadata: true, Limit: 200}
 	if !n.CreatedAt.IsZero() {
 		params.Oldest = strconv.FormatInt(n.CreatedAt.Add(-time.Minute).Unix(), 10)

@@ -35,6 +35,9 @@ type webAPI struct {
 	refuseUpdate map[string]string
 	// refusePost answers chat.postMessage to these channels with one.
 	refusePost map[string]string
+	// loseAnswer makes the next post be taken but answered with a 500, as
+	// when the connection drops after Slack took the message.
+	loseAnswer bool
 	n          int
 }
 
@@ -43,6 +46,7 @@ func newWebAPI(t *testing.T) *webAPI {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/chat.postMessage", w.handle(false))
 	mux.HandleFunc("/chat.update", w.handle(true))
+	mux.HandleFunc("/conversations.history", w.history)
 	w.Server = httptest.NewServer(mux)
 	t.Cleanup(w.Close)
 	return w
@@ -77,8 +81,41 @@ func (w *webAPI) handle(update bool) http.HandlerFunc {
 			w.n++
 			v.Set("ts", fmt.Sprintf("1772445600.%06d", w.n))
 			w.posts = append(w.posts, v)
+			if w.loseAnswer {
+				w.loseAnswer = false
+				rw.WriteHeader(http.StatusInternalServerError)
+				return
+			}
 		}
 		answer(rw, map[string]any{"ok": true, "channel": v.Get("channel"), "ts": v.Get("ts")})
+	}
+}
+
+// history lists the channel's messages with their metadata, newest first.
+func (w *webAPI) history(rw http.ResponseWriter, _ *http.Request) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	msgs := []map[string]any{}
+	for i := len(w.posts) - 1; i >= 0; i-- {
+		p := w.posts[i]
+		m := map[string]any{"type": "message", "ts": p.Get("ts"), "text": p.Get("text")}
+		var md any
+		if json.Unmarshal([]byte(p.Get("metadata")), &md) == nil {
+			m["metadata"] = md
+		}
+		msgs = append(msgs, m)
+	}
+	answer(rw, map[string]any{"ok": true, "messages": msgs})
+}
+
+// refuse makes updates of the group's first message fail with code, and
+// changes anything else under the lock.
+func (w *webAPI) refuse(code string, more func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.refuseUpdate[w.posts[0].Get("ts")] = code
+	if more != nil {
+		more()
 	}
 }
 
@@ -185,10 +222,7 @@ func TestAMessageThatCanNoLongerBeUpdatedDoesNotJamItsGroup(t *testing.T) {
 			require.NoError(t, receiverOn(t, api, dir, old).Notify(ctx, groupNotification(1, alerting.StatusFiring, ticket)))
 			posts, _ := api.snapshot()
 			require.Len(t, posts, 1)
-			first := posts[0].Get("ts")
-			api.mu.Lock()
-			api.refuseUpdate[first] = code
-			api.mu.Unlock()
+			api.refuse(code, nil)
 
 			r := receiverOn(t, api, dir, "C0ALERTS")
 			// A page joins the group: it goes out as a new message.
@@ -225,11 +259,7 @@ func openTicket(t *testing.T) (*webAPI, *slack.Receiver, alerting.NotifiedAlert)
 func TestAReplacementMessageThatCannotBePostedFailsPermanently(t *testing.T) {
 	ctx := context.Background()
 	api, r, ticket := openTicket(t)
-	posts, _ := api.snapshot()
-	api.mu.Lock()
-	api.refuseUpdate[posts[0].Get("ts")] = "is_archived"
-	api.refusePost["C0ALERTS"] = "is_archived"
-	api.mu.Unlock()
+	api.refuse("is_archived", func() { api.refusePost["C0ALERTS"] = "is_archived" })
 
 	err := r.Notify(ctx, groupNotification(2, alerting.StatusFiring, ticket, notifiedAlert("page", "page-fast", "burning 15x")))
 	require.ErrorIs(t, err, alerting.ErrPermanent, "retrying cannot post to an archived channel")
@@ -307,4 +337,25 @@ func TestAPageJoiningAnOpenGroupIsAnnouncedInTheChannel(t *testing.T) {
 	require.NoError(t, r.Notify(ctx, groupNotification(4, alerting.StatusFiring, ticket, ticket2, page)))
 	posts, _ = api.snapshot()
 	require.NotEqual(t, "true", posts[3].Get("reply_broadcast"))
+}
+
+func TestAReplacementMessageCutShortIsFoundRatherThanPostedTwice(t *testing.T) {
+	ctx := context.Background()
+	api, r, ticket := openTicket(t)
+	api.refuse("message_not_found", func() { api.loseAnswer = true })
+	n := groupNotification(2, alerting.StatusFiring, ticket, notifiedAlert("page", "page-fast", "burning 15x"))
+	require.Error(t, r.Notify(ctx, n), "Slack took the replacement, the answer was lost")
+
+	// The outbox asks before trying again.
+	done, err := r.Delivered(ctx, n)
+	require.NoError(t, err)
+	require.True(t, done, "the replacement is found in the channel")
+	posts, _ := api.snapshot()
+	require.Len(t, posts, 2)
+
+	// And it is the group's message from now on.
+	require.NoError(t, r.Notify(ctx, groupNotification(3, alerting.StatusFiring, ticket)))
+	_, updates := api.snapshot()
+	require.Len(t, updates, 1)
+	require.Equal(t, posts[1].Get("ts"), updates[0].Get("ts"))
 }
