@@ -121,7 +121,9 @@ func (r *Receiver) save(ctx context.Context, key string, th *thread) error {
 
 // Notify posts a new message for a group that has none (or whose last
 // message was resolved and fires again), and otherwise updates the group's
-// message and replies in its thread.
+// message and replies in its thread; a page joining the group is also
+// broadcast to the channel. A message that can no longer be updated
+// (lostMessage) is replaced by a new one, so that the group is not stuck.
 func (r *Receiver) Notify(ctx context.Context, n *alerting.Notification) error {
 	th, err := r.load(ctx, n.GroupKey)
 	if err != nil {
