@@ -54,9 +54,18 @@ type Config struct {
 	// Outbox configures delivery retries.
 	Outbox OutboxConfig `mapstructure:"outbox"`
 
-	Slack        SlackConfig   `mapstructure:"slack"`
-	Webhook      WebhookConfig `mapstructure:"webhook"`
-	Alertmanager WebhookConfig `mapstructure:"alertmanager"`
+	Slack        SlackConfig        `mapstructure:"slack"`
+	Webhook      WebhookConfig      `mapstructure:"webhook"`
+	Alertmanager AlertmanagerConfig `mapstructure:"alertmanager"`
+}
+
+// AlertmanagerConfig lists the Alertmanagers alerts are forwarded to.
+type AlertmanagerConfig struct {
+	URLs []string `mapstructure:"urls"`
+	// ResendDelay is how often firing alerts are sent again, each time
+	// with an end time 4 × max(resend_delay, evaluation_interval) ahead, so
+	// that Alertmanager keeps them active (Prometheus's resend-delay, 1m).
+	ResendDelay time.Duration `mapstructure:"resend_delay"`
 }
 
 // SlackConfig configures the Slack receiver.
@@ -157,7 +166,9 @@ func DefaultConfig() Config {
 			GroupInterval:  5 * time.Minute,
 			RepeatInterval: 4 * time.Hour,
 		},
-		Rules: RulesConfig{BudgetExhausted: true, DataAbsentFor: 10 * time.Minute},
+		Rules: RulesConfig{BudgetExhausted: true, DataAbsentFor: 10 * time.Minute, EvaluationFailingFor: 10 * time.Minute,
+			ForGracePeriod: 10 * time.Minute, ForOutageTolerance: time.Hour},
+		Alertmanager: AlertmanagerConfig{ResendDelay: time.Minute},
 		Outbox: OutboxConfig{
 			InitialInterval: 500 * time.Millisecond,
 			MaxInterval:     2 * time.Minute,
@@ -191,21 +202,11 @@ func DefaultInhibitRules() []InhibitRuleConfig {
 // nothing, one rule whose source matches nothing.)
 func (c Config) WithDefaults() Config {
 	d := DefaultConfig()
-	if c.ResolveTimeout == 0 {
-		c.ResolveTimeout = d.ResolveTimeout
-	}
-	if c.EvaluationInterval == 0 {
-		c.EvaluationInterval = d.EvaluationInterval
-	}
-	if c.Route.GroupWait == 0 {
-		c.Route.GroupWait = d.Route.GroupWait
-	}
-	if c.Route.GroupInterval == 0 {
-		c.Route.GroupInterval = d.Route.GroupInterval
-	}
-	if c.Route.RepeatInterval == 0 {
-		c.Route.RepeatInterval = d.Route.RepeatInterval
-	}
+	orDefault(&c.ResolveTimeout, d.ResolveTimeout)
+	orDefault(&c.EvaluationInterval, d.EvaluationInterval)
+	orDefault(&c.Route.GroupWait, d.Route.GroupWait)
+	orDefault(&c.Route.GroupInterval, d.Route.GroupInterval)
+	orDefault(&c.Route.RepeatInterval, d.Route.RepeatInterval)
 	if c.Route.GroupBy == nil {
 		c.Route.GroupBy = d.Route.GroupBy
 	}
@@ -215,18 +216,14 @@ func (c Config) WithDefaults() Config {
 	if len(c.InhibitRules) == 0 {
 		c.InhibitRules = DefaultInhibitRules()
 	}
-	if c.Outbox.InitialInterval == 0 {
-		c.Outbox.InitialInterval = d.Outbox.InitialInterval
-	}
-	if c.Outbox.MaxInterval == 0 {
-		c.Outbox.MaxInterval = d.Outbox.MaxInterval
-	}
-	if c.Outbox.PollInterval == 0 {
-		c.Outbox.PollInterval = d.Outbox.PollInterval
-	}
+	orDefault(&c.Outbox.InitialInterval, d.Outbox.InitialInterval)
+	orDefault(&c.Outbox.MaxInterval, d.Outbox.MaxInterval)
+	orDefault(&c.Outbox.PollInterval, d.Outbox.PollInterval)
 	if len(c.Rules.Tiers) == 0 {
 		c.Rules.Tiers = DefaultRulesConfig().Tiers
 	}
+	c.Rules = c.Rules.withDefaults()
+	orDefault(&c.Alertmanager.ResendDelay, d.Alertmanager.ResendDelay)
 	return c
 }
 
@@ -299,6 +296,9 @@ func (c Config) validate(checkReceivers bool) error {
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			return bad("alerting webhook/alertmanager url %q: want an absolute http(s) URL", u)
 		}
+	}
+	if c.Alertmanager.ResendDelay < 0 {
+		return bad("alerting.alertmanager.resend_delay: must be positive")
 	}
 	if c.Slack.Token != "" && c.Slack.Channel == "" {
 		return bad("alerting.slack.channel: required when alerting.slack.token is set")

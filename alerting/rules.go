@@ -45,9 +45,14 @@ type SLOBurn struct {
 	// BudgetRemaining is the fraction of the period's budget left (1 = all,
 	// negative = overspent); NaN when unknown.
 	BudgetRemaining float64
-	// LastData is the time of the newest SLI sample; zero when there has
-	// never been one.
+	// LastData is the time of the newest SLI sample, for sources that know
+	// it; zero otherwise, and then the shortest window's NoData says whether
+	// the SLI's series are absent.
 	LastData time.Time
+	// HadTraffic reports whether the SLI had traffic at some point of its
+	// period. An SLO that never had any (a fresh install, a service not yet
+	// deployed) is new rather than broken: its data is not "absent".
+	HadTraffic bool
 	// RunbookURL and DashboardURL become alert annotations.
 	RunbookURL, DashboardURL string
 	// ExampleTraceIDs are failing requests' trace IDs (from exemplars).
@@ -55,17 +60,34 @@ type SLOBurn struct {
 	// Tiers, when not nil, replace the configured tiers for this SLO.
 	Tiers []Tier
 	// Stale marks an SLO whose evaluation failed: its alerts keep their
-	// state rather than resolving for lack of numbers.
+	// state rather than resolving for lack of numbers, for at most
+	// RulesConfig.EvaluationFailingFor. Error says why it failed.
 	Stale bool
+	Error string
 }
 
 // WindowBurn is one window of one SLO.
 type WindowBurn struct {
-	BurnRate      float64
+	BurnRate float64
+	// Errors and Total count the window's events; NaN when the SLI does not
+	// count events (a raw error-ratio SLI), 0 when there was no traffic.
 	Errors, Total float64
 	// Held marks a window with too few events for its burn rate to page on
 	// (low traffic): tiers using it do not fire.
 	Held bool
+	// NoData marks a window over which the SLI's series do not exist (the
+	// metric is gone), as opposed to existing without traffic.
+	NoData bool
+}
+
+// measured reports whether the window has a burn rate worth alerting on:
+// its series exist and it saw events (or, for a raw ratio SLI whose events
+// are not counted, the ratio is known).
+func (w WindowBurn) measured() bool {
+	if w.NoData || math.IsNaN(w.BurnRate) {
+		return false
+	}
+	return w.Total > 0 || math.IsNaN(w.Total)
 }
 
 // Tier is one multi-window burn-rate alert: it fires when both the long and
@@ -116,9 +138,22 @@ type RulesConfig struct {
 	Tiers []TierConfig `mapstructure:"tiers"`
 	// BudgetExhausted adds an alert when the period's budget is spent.
 	BudgetExhausted bool `mapstructure:"budget_exhausted"`
-	// DataAbsentFor raises "SLI data absent" after this long without SLI
-	// data; 0 disables it.
+	// DataAbsentFor raises "SLI data absent" after the SLI's series have
+	// been missing this long (an SLI that never had traffic is not absent);
+	// 0 disables it.
 	DataAbsentFor time.Duration `mapstructure:"data_absent_for"`
+	// EvaluationFailingFor raises SLOEvaluationFailing once an SLO's
+	// evaluation has failed this long; its other alerts, which keep their
+	// state while it fails, then resolve, as a Prometheus rule whose query
+	// fails stops re-sending its alerts.
+	EvaluationFailingFor time.Duration `mapstructure:"evaluation_failing_for"`
+	// ForGracePeriod and ForOutageTolerance restore pending alerts after a
+	// restart as Prometheus does: the time spent down does not count
+	// towards `for`, an alert due to fire gets at least ForGracePeriod
+	// before it fires, and after a stop longer than ForOutageTolerance the
+	// pending time starts over.
+	ForGracePeriod     time.Duration `mapstructure:"for_grace_period"`
+	ForOutageTolerance time.Duration `mapstructure:"for_outage_tolerance"`
 	// SLOs tunes individual SLOs by ID.
 	SLOs map[string]SLORulesConfig `mapstructure:"slos"`
 }
@@ -134,8 +169,28 @@ func DefaultRulesConfig() RulesConfig {
 			{Name: "ticket-fast", Severity: "ticket", Long: 24 * time.Hour, Short: 2 * time.Hour, BudgetPercent: 10},
 			{Name: "ticket-slow", Severity: "ticket", Long: 3 * 24 * time.Hour, Short: 6 * time.Hour, BudgetPercent: 10},
 		},
-		BudgetExhausted: true,
-		DataAbsentFor:   10 * time.Minute,
+		BudgetExhausted:      true,
+		DataAbsentFor:        10 * time.Minute,
+		EvaluationFailingFor: 10 * time.Minute,
+		ForGracePeriod:       10 * time.Minute,
+		ForOutageTolerance:   time.Hour,
+	}
+}
+
+// withDefaults fills the zero durations that have a default.
+func (c RulesConfig) withDefaults() RulesConfig {
+	d := DefaultRulesConfig()
+	orDefault(&c.EvaluationFailingFor, d.EvaluationFailingFor)
+	orDefault(&c.ForGracePeriod, d.ForGracePeriod)
+	orDefault(&c.ForOutageTolerance, d.ForOutageTolerance)
+	return c
+}
+
+// orDefault sets *v to d when it is the zero value.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
 	}
 }
 
@@ -174,6 +229,9 @@ func (c RulesConfig) Validate() error {
 	if c.DataAbsentFor < 0 {
 		return errors.New("data_absent_for must not be negative")
 	}
+	if c.EvaluationFailingFor < 0 || c.ForGracePeriod < 0 || c.ForOutageTolerance < 0 {
+		return errors.New("evaluation_failing_for, for_grace_period and for_outage_tolerance must not be negative")
+	}
 	return nil
 }
 
@@ -200,7 +258,17 @@ const (
 	AlertBurnRate        = "SLOErrorBudgetBurn"
 	AlertBudgetExhausted = "SLOErrorBudgetExhausted"
 	AlertDataAbsent      = "SLODataAbsent"
+	AlertEvaluationFails = "SLOEvaluationFailing"
 )
+
+// ruleEvaluationFailing is the rule behind AlertEvaluationFails.
+const ruleEvaluationFailing = "evaluation_failing"
+
+// RuleResendDelay is Prometheus's resend delay: a firing rule alert's end
+// time is 4 × max(RuleResendDelay, evaluation interval) ahead, so that it
+// outlives a few missed evaluations (a slow cycle, a restart) rather than
+// resolving, and re-paging, at the first.
+const RuleResendDelay = time.Minute
 
 // Rule alert states, as Prometheus names them.
 const (
@@ -225,6 +293,9 @@ type ruleAlert struct {
 	// lastSeen is when the rule was last evaluated; an alert whose SLO has
 	// been gone for vanishAfter resolves.
 	lastSeen time.Time
+	// restore marks an alert loaded at start whose pending time is still
+	// to be adjusted for the downtime (restoreFor).
+	restore bool
 }
 
 // vanishAfter is how long an SLO may be missing from the burn source
@@ -245,10 +316,14 @@ type ruleEvaluator struct {
 
 	mu     sync.Mutex
 	active map[model.Fingerprint]*ruleAlert
+	// dirty holds alerts whose last change could not be saved: they are
+	// saved with the next evaluation's changes.
+	dirty map[model.Fingerprint]bool
 }
 
 func newRuleEvaluator(ctx context.Context, cfg RulesConfig, src BurnSource, store *Store, logger *slog.Logger, interval time.Duration) (*ruleEvaluator, error) {
-	e := &ruleEvaluator{cfg: cfg, source: src, store: store, logger: logger, interval: interval, active: map[model.Fingerprint]*ruleAlert{}}
+	e := &ruleEvaluator{cfg: cfg.withDefaults(), source: src, store: store, logger: logger, interval: interval,
+		active: map[model.Fingerprint]*ruleAlert{}, dirty: map[model.Fingerprint]bool{}}
 	rows, err := store.db.QueryContext(ctx, `SELECT rule, labels, state, active_at, fired_at, last_true_at, resolved_at FROM rule_alerts`)
 	if err != nil {
 		return nil, fmt.Errorf("load rule state: %w", err)
@@ -265,6 +340,7 @@ func newRuleEvaluator(ctx context.Context, cfg RulesConfig, src BurnSource, stor
 			return nil, fmt.Errorf("load rule state: %w", err)
 		}
 		ra.activeAt, ra.firedAt, ra.lastTrueAt, ra.resolvedAt = fromMS(a), fromMS(f), fromMS(l), fromMS(r)
+		ra.restore = ra.state == StatePending
 		e.active[ra.labels.Fingerprint()] = ra
 	}
 	return e, rows.Err()
@@ -272,6 +348,7 @@ func newRuleEvaluator(ctx context.Context, cfg RulesConfig, src BurnSource, stor
 
 // condition is one rule instance evaluated at one instant.
 type condition struct {
+	slo         string
 	rule        string
 	labels      model.LabelSet
 	annotations model.LabelSet
@@ -319,9 +396,9 @@ func (e *ruleEvaluator) conditions(burns []SLOBurn, now time.Time) []condition {
 			ann["burn_rate_"+model.LabelName(promDuration(t.Long))] = model.LabelValue(fmtRate(long.BurnRate))
 			ann["burn_rate_"+model.LabelName(promDuration(t.Short))] = model.LabelValue(fmtRate(short.BurnRate))
 			ann["burn_rate_threshold"] = model.LabelValue(fmtRate(t.Factor))
-			active := long.Total > 0 && short.Total > 0 && !long.Held && !short.Held &&
+			active := long.measured() && short.measured() && !long.Held && !short.Held &&
 				long.BurnRate > t.Factor && short.BurnRate > t.Factor
-			out = append(out, condition{rule: t.Name, labels: ls, annotations: ann, active: active, forDur: t.For, keepFor: t.KeepFiringFor, stale: b.Stale})
+			out = append(out, condition{slo: b.ID, rule: t.Name, labels: ls, annotations: ann, active: active, forDur: t.For, keepFor: t.KeepFiringFor, stale: b.Stale})
 		}
 		if e.cfg.BudgetExhausted && !disabled["budget_exhausted"] {
 			ls := base.Clone()
@@ -329,7 +406,7 @@ func (e *ruleEvaluator) conditions(burns []SLOBurn, now time.Time) []condition {
 			ls["severity"], ls["sloth_severity"] = "ticket", "ticket"
 			ann := sloAnnotations(b)
 			ann["summary"] = model.LabelValue(fmt.Sprintf("%s has spent its error budget for the last %s", sloTitle(b), promDuration(b.Period)))
-			out = append(out, condition{rule: "budget_exhausted", labels: ls, annotations: ann,
+			out = append(out, condition{slo: b.ID, rule: "budget_exhausted", labels: ls, annotations: ann,
 				active: !math.IsNaN(b.BudgetRemaining) && b.BudgetRemaining <= 0, stale: b.Stale})
 		}
 		if e.cfg.DataAbsentFor > 0 && !disabled["data_absent"] {
@@ -339,21 +416,37 @@ func (e *ruleEvaluator) conditions(burns []SLOBurn, now time.Time) []condition {
 			ann := sloAnnotations(b)
 			ann["summary"] = model.LabelValue(fmt.Sprintf("%s has had no SLI data for %s: its alerts cannot fire", sloTitle(b), promDuration(e.cfg.DataAbsentFor)))
 			// With a sample time, absent means none for DataAbsentFor; without
-			// one, no events in the shortest window, held for DataAbsentFor.
+			// one, no series in the shortest window, held for DataAbsentFor.
+			// Either way only for an SLI that has had traffic: no traffic
+			// (an idle night, a fresh install) is not absent data.
 			var absent bool
 			var forDur time.Duration
 			if b.LastData.IsZero() {
-				absent, forDur = noEvents(b), e.cfg.DataAbsentFor
+				absent, forDur = b.HadTraffic && seriesAbsent(b), e.cfg.DataAbsentFor
 			} else {
 				absent = now.Sub(b.LastData) >= e.cfg.DataAbsentFor
 			}
-			out = append(out, condition{rule: "data_absent", labels: ls, annotations: ann, active: absent, forDur: forDur, stale: b.Stale})
+			out = append(out, condition{slo: b.ID, rule: "data_absent", labels: ls, annotations: ann, active: absent, forDur: forDur, stale: b.Stale})
+		}
+		if !disabled[ruleEvaluationFailing] {
+			ls := base.Clone()
+			ls[model.AlertNameLabel] = AlertEvaluationFails
+			ls["severity"], ls["sloth_severity"] = "ticket", "ticket"
+			ann := sloAnnotations(b)
+			ann["summary"] = model.LabelValue(fmt.Sprintf("%s cannot be evaluated: its alerts cannot fire", sloTitle(b)))
+			if b.Error != "" {
+				ann["description"] = model.LabelValue(b.Error)
+			}
+			out = append(out, condition{slo: b.ID, rule: ruleEvaluationFailing, labels: ls, annotations: ann,
+				active: b.Stale, forDur: e.cfg.EvaluationFailingFor})
 		}
 	}
 	return out
 }
 
-func noEvents(b SLOBurn) bool {
+// seriesAbsent reports whether the SLI's series are missing from the
+// shortest window.
+func seriesAbsent(b SLOBurn) bool {
 	if len(b.Windows) == 0 {
 		return true
 	}
@@ -363,7 +456,7 @@ func noEvents(b SLOBurn) bool {
 			shortest = w
 		}
 	}
-	return b.Windows[shortest].Total == 0
+	return b.Windows[shortest].NoData
 }
 
 func sloTitle(b SLOBurn) string {
@@ -421,24 +514,36 @@ func fmtPercent(v float64) string {
 }
 
 // evaluate runs every rule at now, advances each alert's lifecycle, saves
-// the changes and returns the alerts to put: firing ones with an end time a
-// few intervals ahead (re-sent each evaluation, as Prometheus does) and
-// resolved ones for 15 minutes after they resolved.
+// the changes and returns the alerts to put: firing ones with an end time
+// 4 × max(RuleResendDelay, interval) ahead (re-sent each evaluation, as
+// Prometheus does) and resolved ones for 15 minutes after they resolved.
+// A failed save is returned, but the advanced state is kept, returned and
+// saved again with the next evaluation.
 func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, error) {
 	if e.source == nil {
 		return nil, nil
 	}
 	conds := e.conditions(e.source.Burns(), now)
+	// Evaluation failures first: once an SLO's fires, its other alerts no
+	// longer wait for numbers.
+	sort.SliceStable(conds, func(i, j int) bool {
+		return conds[i].rule == ruleEvaluationFailing && conds[j].rule != ruleEvaluationFailing
+	})
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	seen := map[model.Fingerprint]bool{}
 	changed := map[model.Fingerprint]*ruleAlert{}
+	failing := map[string]bool{}
 	for _, c := range conds {
 		fp := c.labels.Fingerprint()
 		seen[fp] = true
 		ra := e.active[fp]
 		if ra != nil {
 			ra.lastSeen = now
+		}
+		if c.stale && failing[c.slo] {
+			// Failing for EvaluationFailingFor: stop holding the alert.
+			c.stale, c.active = false, false
 		}
 		if c.stale {
 			// No numbers this time: neither start nor end anything.
@@ -449,7 +554,14 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 		}
 		ra.annotations, ra.forDur, ra.keepFor = c.annotations, c.forDur, c.keepFor
 		before := *ra
+		if ra.restore {
+			ra.restore = false
+			e.restoreFor(ra, now)
+		}
 		advance(ra, c.active, now)
+		if c.rule == ruleEvaluationFailing && ra.state == StateFiring {
+			failing[c.slo] = true
+		}
 		if ra.state == StateInactive {
 			if e.active[fp] != nil {
 				delete(e.active, fp)
@@ -458,7 +570,7 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 			continue
 		}
 		e.active[fp] = ra
-		if before.state != ra.state || !before.lastTrueAt.Equal(ra.lastTrueAt) {
+		if before.state != ra.state || !before.lastTrueAt.Equal(ra.lastTrueAt) || !before.activeAt.Equal(ra.activeAt) {
 			changed[fp] = ra
 		}
 	}
@@ -482,28 +594,76 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 		}
 		changed[fp] = ra
 	}
-	if err := e.save(ctx, changed); err != nil {
-		return nil, err
-	}
 	var out []*Alert
-	for _, ra := range e.active {
+	for fp, ra := range e.active {
 		switch ra.state {
 		case StateFiring:
 			out = append(out, &Alert{Labels: ra.labels, Annotations: ra.annotations, StartsAt: ra.activeAt,
-				EndsAt: now.Add(4 * e.interval), UpdatedAt: now})
+				EndsAt: now.Add(4 * max(RuleResendDelay, e.interval)), UpdatedAt: now})
 		case StateResolved:
 			out = append(out, &Alert{Labels: ra.labels, Annotations: ra.annotations, StartsAt: ra.activeAt,
 				EndsAt: ra.resolvedAt, UpdatedAt: now})
 			if now.Sub(ra.resolvedAt) > 15*time.Minute {
-				delete(e.active, ra.labels.Fingerprint())
-				if err := e.save(ctx, map[model.Fingerprint]*ruleAlert{ra.labels.Fingerprint(): {state: StateInactive}}); err != nil {
-					return nil, err
-				}
+				delete(e.active, fp)
+				changed[fp] = &ruleAlert{state: StateInactive}
 			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Fingerprint() < out[j].Fingerprint() })
-	return out, nil
+	return out, e.saveChanges(ctx, changed)
+}
+
+// saveChanges saves this evaluation's changes and those a failed save left
+// over. On failure every one of them is kept for the next evaluation.
+func (e *ruleEvaluator) saveChanges(ctx context.Context, changed map[model.Fingerprint]*ruleAlert) error {
+	for fp := range e.dirty {
+		if _, ok := changed[fp]; ok {
+			continue
+		}
+		if ra := e.active[fp]; ra != nil {
+			changed[fp] = ra
+		} else {
+			changed[fp] = &ruleAlert{state: StateInactive}
+		}
+	}
+	if err := e.save(ctx, changed); err != nil {
+		for fp := range changed {
+			e.dirty[fp] = true
+		}
+		return fmt.Errorf("%w (%d rule alerts kept in memory, saved with the next evaluation)", err, len(changed))
+	}
+	clear(e.dirty)
+	return nil
+}
+
+// restoreFor adjusts the pending time of an alert loaded at start, as
+// Prometheus's RestoreForState does: the time the process was down does
+// not count towards `for`, and an alert whose `for` was about to elapse
+// waits ForGracePeriod, so that a restart neither fires alerts early nor
+// at once. Rules whose `for` is shorter than the grace period, and alerts
+// down longer than ForOutageTolerance, start their pending time over.
+func (e *ruleEvaluator) restoreFor(ra *ruleAlert, now time.Time) {
+	if ra.state != StatePending {
+		return
+	}
+	downAt := ra.lastTrueAt // pending alerts are true at every evaluation
+	if downAt.IsZero() || downAt.Before(ra.activeAt) {
+		downAt = ra.activeAt
+	}
+	grace := e.cfg.ForGracePeriod
+	if ra.forDur < grace || now.Sub(downAt) > e.cfg.ForOutageTolerance {
+		ra.activeAt = now
+		return
+	}
+	remaining := ra.forDur - downAt.Sub(ra.activeAt)
+	switch {
+	case remaining <= 0:
+		// It was due to fire before the stop.
+	case remaining < grace:
+		ra.activeAt = now.Add(grace - ra.forDur)
+	default:
+		ra.activeAt = ra.activeAt.Add(now.Sub(downAt))
+	}
 }
 
 // advance moves one alert through inactive -> pending -> firing ->

@@ -53,6 +53,10 @@ type WindowStatus struct {
 	TotalEvents Value   `json:"total_events"`
 	LowTraffic  bool    `json:"low_traffic"`
 	Seconds     float64 `json:"-"`
+
+	// NoData is true when the SLI's series do not exist over the window
+	// (the query had no result), as opposed to existing without traffic.
+	NoData bool `json:"no_data,omitempty"`
 }
 
 // TierStatus is one alert tier with its current condition.
@@ -447,12 +451,13 @@ func (e *Engine) window(ctx context.Context, q Querier, st *state, w time.Durati
 	ws := WindowStatus{Window: FormatWindow(w), Seconds: w.Seconds()}
 	nan := Value(math.NaN())
 	if s.SLI.Kind == KindRaw {
-		r, _, err := scalar(ctx, q, s.SLI.ratioExpr(w), at)
+		r, ok, err := scalar(ctx, q, s.SLI.ratioExpr(w), at)
 		if err != nil {
 			return ws, err
 		}
 		ws.ErrorRatio, ws.SLI, ws.BurnRate = Value(r), Value(1-r), Value(r/eb)
 		ws.BadEvents, ws.GoodEvents, ws.TotalEvents = nan, nan, nan
+		ws.NoData = !ok
 		return ws, nil
 	}
 	bad, all, err := e.badAll(ctx, q, st, w, at)
@@ -469,6 +474,7 @@ func (e *Engine) window(ctx context.Context, q Querier, st *state, w time.Durati
 	ws.GoodEvents = ws.TotalEvents - ws.BadEvents
 	// Without traffic (NaN) or below min_events the burn rate is noise.
 	ws.LowTraffic = !(float64(ws.TotalEvents) > 0) || float64(ws.TotalEvents) < s.MinEvents
+	ws.NoData = math.IsNaN(all) // the total query had no result
 	return ws, nil
 }
 

@@ -22,14 +22,14 @@ import (
 const binary = "/usr/bin/prometheus-alertmanager"
 
 // startAlertmanager runs the real Alertmanager on a free loopback port with
-// clustering disabled and returns its URL.
-func startAlertmanager(t *testing.T) string {
+// clustering disabled and the given resolve_timeout, and returns its URL.
+func startAlertmanager(t *testing.T, resolveTimeout time.Duration) string {
 	t.Helper()
 	if _, err := os.Stat(binary); err != nil {
 		t.Skipf("%s is not installed (Debian package prometheus-alertmanager; CI installs it via .ci/run)", binary)
 	}
 	dir := t.TempDir()
-	conf := "route:\n  receiver: blackhole\nreceivers:\n- name: blackhole\n"
+	conf := fmt.Sprintf("global:\n  resolve_timeout: %s\nroute:\n  receiver: blackhole\nreceivers:\n- name: blackhole\n", resolveTimeout)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "am.yml"), []byte(conf), 0o644))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -64,8 +64,9 @@ func amAlerts(t *testing.T, url string) []map[string]any {
 }
 
 func TestForwardingReachesARealAlertmanager(t *testing.T) {
-	url := startAlertmanager(t)
-	fwd := alertmanager.New([]string{url}, nil)
+	url := startAlertmanager(t, 5*time.Minute)
+	fwd, err := alertmanager.New(alertmanager.Options{URLs: []string{url}})
+	require.NoError(t, err)
 	start := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
 	n := &alerting.Notification{Receiver: "alertmanager", Status: "firing", Alerts: []alerting.NotifiedAlert{{
 		Status: "firing", Labels: map[string]string{"alertname": "SLOErrorBudgetBurn", "slo": "api-availability", "severity": "page"},
@@ -85,7 +86,7 @@ func TestForwardingReachesARealAlertmanager(t *testing.T) {
 
 	// Alertmanager's own validation errors come back as permanent failures.
 	bad := &alerting.Notification{Alerts: []alerting.NotifiedAlert{{Status: "firing", Labels: map[string]string{}, StartsAt: start}}}
-	err := fwd.Notify(context.Background(), bad)
+	err = fwd.Notify(context.Background(), bad)
 	require.ErrorIs(t, err, alerting.ErrPermanent)
 	require.Contains(t, err.Error(), fmt.Sprint(400))
 }

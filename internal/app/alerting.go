@@ -40,13 +40,22 @@ func (a *App) buildAlerting() error {
 
 	receivers := map[string]alerting.Receiver{}
 	if cfg.Slack.Token != "" {
-		receivers[alerting.ReceiverSlack] = slack.New(cfg.Slack, store.ReceiverState(alerting.ReceiverSlack), nil)
+		receivers[alerting.ReceiverSlack] = slack.New(cfg.Slack, store.ReceiverState(alerting.ReceiverSlack), nil).
+			WithLogger(a.logger.With("component", "alerting", "receiver", alerting.ReceiverSlack))
 	}
 	if len(cfg.Webhook.URLs) > 0 {
 		receivers[alerting.ReceiverWebhook] = webhook.New(cfg.Webhook.URLs, nil)
 	}
 	if len(cfg.Alertmanager.URLs) > 0 {
-		receivers[alerting.ReceiverAlertmanager] = alertmanager.New(cfg.Alertmanager.URLs, nil)
+		fwd, err := alertmanager.New(alertmanager.Options{
+			URLs: cfg.Alertmanager.URLs, ResendDelay: cfg.Alertmanager.ResendDelay, EvaluationInterval: cfg.EvaluationInterval,
+			ForgetAfter: 2 * longestRepeat(cfg.Route), State: store.ReceiverState(alerting.ReceiverAlertmanager),
+			Logger: a.logger.With("component", "alerting", "receiver", alerting.ReceiverAlertmanager),
+		})
+		if err != nil {
+			return fmt.Errorf("alerting: %w", err)
+		}
+		receivers[alerting.ReceiverAlertmanager] = fwd
 	}
 	var burns alerting.BurnSource
 	if a.slo != nil {
@@ -81,6 +90,16 @@ func (a *App) buildAlerting() error {
 	return nil
 }
 
+// longestRepeat is the longest repeat_interval of the routing tree: a
+// firing group is notified again at least that often.
+func longestRepeat(r alerting.RouteConfig) time.Duration {
+	d := r.RepeatInterval
+	for _, c := range r.Routes {
+		d = max(d, longestRepeat(c))
+	}
+	return d
+}
+
 // Alerting is the running alerting component (nil before New succeeds).
 func (a *App) Alerting() *alerting.Manager { return a.alerting }
 
@@ -106,25 +125,26 @@ func (s sloBurns) Burns() []alerting.SLOBurn {
 			Windows:         map[time.Duration]alerting.WindowBurn{},
 			BudgetRemaining: float64(st.BudgetRemaining),
 			Stale:           st.Error != "",
+			Error:           st.Error,
 			DashboardURL:    strings.TrimSuffix(s.baseURL, "/") + "/api/v1/slos/" + st.ID,
 		}
 		if d, err := model.ParseDuration(st.Period); err == nil {
 			b.Period = time.Duration(d)
 		}
+		// Event counts stay NaN where the SLI has none (raw error ratios):
+		// the rules tell "not counted" from "no traffic" (0) and from "no
+		// series" (NoData).
 		for _, w := range st.Windows {
 			d, err := model.ParseDuration(w.Window)
 			if err != nil {
 				continue
 			}
-			total := float64(w.TotalEvents)
-			if math.IsNaN(total) {
-				total = 0
-			}
-			b.Windows[time.Duration(d)] = alerting.WindowBurn{BurnRate: float64(w.BurnRate), Errors: float64(w.BadEvents), Total: total, Held: w.LowTraffic}
-			if time.Duration(d) == 5*time.Minute && total > 0 {
-				b.LastData = st.EvaluatedAt
-			}
+			b.Windows[time.Duration(d)] = alerting.WindowBurn{BurnRate: float64(w.BurnRate), Errors: float64(w.BadEvents),
+				Total: float64(w.TotalEvents), Held: w.LowTraffic, NoData: w.NoData}
 		}
+		// The period's error ratio is known once one of its slices had
+		// traffic.
+		b.HadTraffic = st.Error == "" && !math.IsNaN(float64(st.PeriodSLI.ErrorRatio))
 		if o := slos[st.ID]; o != nil {
 			b.Labels = o.Labels
 			if b.Period == 0 {
