@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 )
 
 // Options build a Gate.
@@ -30,9 +32,13 @@ type Options struct {
 	// ExceptionTTL is how long a recorded exception lets its version
 	// through. Default 24h.
 	ExceptionTTL time.Duration
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer
-	Now          func() time.Time
+	// Appendable, when set, receives one burnrate_deploy_info sample per
+	// recorded deploy at its start, so Grafana can show deploys as
+	// annotations from the Prometheus data source.
+	Appendable storage.Appendable
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
 }
 
 // Validate reports what is missing.
@@ -416,7 +422,28 @@ func (g *Gate) RecordDeploy(ctx context.Context, req deployRequest) (Deploy, err
 		return d, err
 	}
 	g.logger.Info("deploy recorded", "id", d.ID, "service", d.Service, "version", d.Version)
+	if err := g.annotate(ctx, d); err != nil {
+		// The deploy is recorded; only its marker in the TSDB is missing.
+		g.logger.Warn("deploy marker not written to the TSDB", "id", d.ID, "err", err)
+	}
 	return d, nil
+}
+
+// DeployInfoMetric is the series that marks deploys in the TSDB.
+const DeployInfoMetric = "burnrate_deploy_info"
+
+func (g *Gate) annotate(ctx context.Context, d Deploy) error {
+	if g.opts.Appendable == nil {
+		return nil
+	}
+	app := g.opts.Appendable.Appender(ctx)
+	ls := labels.FromStrings(labels.MetricName, DeployInfoMetric, "deploy_id", d.ID, "service", d.Service,
+		"version", d.Version, "commit", d.Commit, "author", d.Author)
+	if _, err := app.Append(0, ls, d.StartedAt.UnixMilli(), 1); err != nil {
+		_ = app.Rollback()
+		return err
+	}
+	return app.Commit()
 }
 
 func (g *Gate) listDeploys(w http.ResponseWriter, r *http.Request) {

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/util/teststorage"
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/deploy"
@@ -40,6 +43,7 @@ func (s *source) set(service string, slos ...deploy.SLOState) {
 }
 
 type gateFixture struct {
+	tsdb  *teststorage.TestStorage
 	src   *source
 	store *deploy.Store
 	srv   *httptest.Server
@@ -52,11 +56,11 @@ func newGate(t *testing.T, token string, policies ...deploy.Policy) *gateFixture
 	st, err := deploy.OpenStore(context.Background(), filepath.Join(t.TempDir(), "deploy.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
-	f := &gateFixture{src: &source{snaps: map[string]deploy.Snapshot{}}, store: st, now: t0, token: token}
+	f := &gateFixture{src: &source{snaps: map[string]deploy.Snapshot{}}, store: st, now: t0, token: token, tsdb: teststorage.New(t)}
 	f.src.set("checkout", healthy("checkout-availability"))
 	f.src.set("search", healthy("search-latency"))
 	g, err := deploy.New(deploy.Options{Policies: deploy.NewPolicies(policies...), Source: f.src, Store: st,
-		Token: token, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return f.now }})
+		Token: token, Appendable: f.tsdb, Registerer: prometheus.NewRegistry(), Now: func() time.Time { return f.now }})
 	require.NoError(t, err)
 	f.srv = httptest.NewServer(g.Handler())
 	t.Cleanup(f.srv.Close)
@@ -231,4 +235,17 @@ func TestDeploysAreRecordedAndVerifiedAgainstTheBurnBefore(t *testing.T) {
 	list := decode[struct{ Data []deploy.Deploy }](t, body).Data
 	require.Len(t, list, 1)
 	require.Equal(t, "abc123", list[0].Commit)
+
+	// The deploy is marked in the TSDB at its start, for Grafana annotations.
+	q, err := f.tsdb.Querier(t0.Add(-time.Minute).UnixMilli(), t0.Add(time.Minute).UnixMilli())
+	require.NoError(t, err)
+	defer q.Close()
+	ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, deploy.DeployInfoMetric))
+	require.True(t, ss.Next(), "no %s series", deploy.DeployInfoMetric)
+	require.Equal(t, `{__name__="burnrate_deploy_info", author="ana", commit="abc123", deploy_id="1", service="checkout", version="v2"}`, ss.At().Labels().String())
+	it := ss.At().Iterator(nil)
+	require.NotEqual(t, chunkenc.ValNone, it.Next())
+	ts, val := it.At()
+	require.Equal(t, t0.UnixMilli(), ts)
+	require.InDelta(t, 1.0, val, 0)
 }

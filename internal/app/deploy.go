@@ -57,6 +57,7 @@ func (a *App) buildDeploy() error {
 		Store:        store,
 		Token:        a.opts.APIToken,
 		ExceptionTTL: a.opts.Deploy.ExceptionTTL,
+		Appendable:   a.collector.Storage(),
 		Logger:       a.logger.With("component", "deploy"),
 		Registerer:   a.reg,
 	})
