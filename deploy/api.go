@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,12 @@ type Gate struct {
 	opts      Options
 	logger    *slog.Logger
 	decisions *prometheus.CounterVec
+
+	// exceptions holds the unexpired exceptions by service and version,
+	// loaded at start and kept with each one recorded, so a decision reads
+	// memory only.
+	mu         sync.RWMutex
+	exceptions map[[2]string]Exception
 }
 
 // New builds a Gate.
@@ -87,7 +94,33 @@ func New(opts Options) (*Gate, error) {
 			return nil, fmt.Errorf("deploy gate metrics: %w", err)
 		}
 	}
+	es, err := opts.Store.ActiveExceptions(context.Background(), opts.Now())
+	if err != nil {
+		return nil, err
+	}
+	g.exceptions = map[[2]string]Exception{}
+	for _, e := range es {
+		g.keep(e)
+	}
 	return g, nil
+}
+
+// keep remembers e unless a newer exception for its version is known.
+func (g *Gate) keep(e Exception) {
+	k := [2]string{e.Service, e.Version}
+	if cur, ok := g.exceptions[k]; !ok || cur.ExpiresAt.Before(e.ExpiresAt) {
+		g.exceptions[k] = e
+	}
+}
+
+func (g *Gate) activeException(service, version string, now time.Time) *Exception {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	e, ok := g.exceptions[[2]string{service, version}]
+	if !ok || !e.ExpiresAt.After(now) {
+		return nil
+	}
+	return &e
 }
 
 // ErrUnknownService is returned when a service has no SLO.
@@ -95,7 +128,7 @@ var ErrUnknownService = errors.New("unknown service")
 
 // Decide answers for service at version, applying an active exception for
 // that version.
-func (g *Gate) Decide(ctx context.Context, service, version string) (Decision, error) {
+func (g *Gate) Decide(service, version string) (Decision, error) {
 	snap, ok := g.opts.Source.Snapshot(service)
 	if !ok {
 		known := g.opts.Source.Services()
@@ -105,11 +138,7 @@ func (g *Gate) Decide(ctx context.Context, service, version string) (Decision, e
 	d := Decide(g.opts.Policies.For(service), snap, now)
 	d.Version = version
 	if version != "" {
-		e, err := g.opts.Store.ActiveException(ctx, service, version, now)
-		if err != nil {
-			return Decision{}, err
-		}
-		if e != nil {
+		if e := g.activeException(service, version, now); e != nil {
 			d.applyException(e)
 		}
 	}
@@ -231,7 +260,7 @@ func (g *Gate) serveGate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("mode: %q is not one of decision, status, rollback", mode))
 		return
 	}
-	d, err := g.Decide(r.Context(), service, version)
+	d, err := g.Decide(service, version)
 	switch {
 	case errors.Is(err, ErrUnknownService):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
@@ -348,6 +377,9 @@ func (g *Gate) RecordException(ctx context.Context, req exceptionRequest) (Excep
 	if err != nil {
 		return e, err
 	}
+	g.mu.Lock()
+	g.keep(e)
+	g.mu.Unlock()
 	g.logger.Warn("deploy gate exception recorded", "service", e.Service, "version", e.Version, "kind", e.Kind, "author", e.Author, "reason", e.Reason)
 	return e, nil
 }

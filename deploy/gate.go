@@ -127,6 +127,7 @@ func Decide(p Policy, s Snapshot, now time.Time) Decision {
 
 	// Data first: a decision on stale or failing data is no decision.
 	budget, coverage := math.Inf(1), math.Inf(1)
+	burns := map[time.Duration]float64{}
 	var oldest time.Time
 	stale := false
 	for _, slo := range s.SLOs {
@@ -150,11 +151,13 @@ func Decide(p Policy, s Snapshot, now time.Time) Decision {
 			coverage = math.Min(coverage, slo.Coverage)
 		}
 		for w, b := range slo.BurnRates {
-			k := model.Duration(w).String()
-			if cur, ok := d.BurnRates[k]; !ok || b > cur {
-				d.BurnRates[k] = b
+			if cur, ok := burns[w]; !ok || b > cur {
+				burns[w] = b
 			}
 		}
+	}
+	for w, b := range burns {
+		d.BurnRates[model.Duration(w).String()] = b
 	}
 	if !oldest.IsZero() {
 		d.EvaluatedAt = oldest.UTC()

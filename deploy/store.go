@@ -84,14 +84,9 @@ func (s *Store) AddException(ctx context.Context, e Exception) (Exception, error
 	return e, nil
 }
 
-// ActiveException returns the newest unexpired exception for the service
-// and version.
-func (s *Store) ActiveException(ctx context.Context, service, version string, now time.Time) (*Exception, error) {
-	es, err := s.exceptions(ctx, `WHERE service = ? AND version = ? AND expires_at > ? ORDER BY id DESC LIMIT 1`, service, version, ms(now))
-	if err != nil || len(es) == 0 {
-		return nil, err
-	}
-	return &es[0], nil
+// ActiveExceptions returns the exceptions that have not expired at now.
+func (s *Store) ActiveExceptions(ctx context.Context, now time.Time) ([]Exception, error) {
+	return s.exceptions(ctx, `WHERE expires_at > ? ORDER BY id`, ms(now))
 }
 
 // Exceptions lists the exceptions of a service ("" for all), newest first.
