@@ -96,6 +96,7 @@ Run everything on embedded defaults:  burnrate up`,
 		newSilenceCmd(stdout),
 		newGateCmd(stdout, stderr),
 		newDeployCmd(stdout),
+		newDashboardsCmd(g, stdout, stderr),
 	)
 	return root
 }
