@@ -157,10 +157,11 @@ func detail(s *sloengine.SLO) *dashboard.DashboardBuilder {
 			Thresholds(thresholds(step(nil, "green"), step(cog.ToPtr(1.0), "orange"), step(cog.ToPtr(tierFactor(s, "page")), "red"))).
 			WithTarget(instant("A", "slo:current_burn_rate:ratio"+id, ""))).
 		WithPanel(stat.NewPanelBuilder().Datasource(dsRef()).
-			Title("Time to exhaustion (1h burn)").
-			Description("How long the remaining budget lasts at the 1-hour burn rate; empty when the budget is not being spent.").
-			Unit("s").Height(5).Span(6).
-			WithTarget(instant("A", fmt.Sprintf(`slo:error_budget_exhaustion:seconds{sloth_id=%q, sloth_window="1h"}`, s.ID), ""))).
+			Title("Budget consumed").
+			Description("Share of the period's error budget spent so far: bad events over the budget of the whole period.").
+			Unit("percentunit").Height(5).Span(6).
+			Thresholds(thresholds(step(nil, "green"), step(cog.ToPtr(0.75), "orange"), step(cog.ToPtr(1.0), "red"))).
+			WithTarget(instant("A", "slo:period_error_budget_consumed:ratio"+id, ""))).
 		WithPanel(timeseries.NewPanelBuilder().Datasource(dsRef()).
 			Title("Budget burn-down").
 			Description("Error budget remaining over the period: 1 is untouched, 0 is spent.").

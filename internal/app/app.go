@@ -48,6 +48,9 @@ type Options struct {
 
 	// Demo configures the demo platform that `burnrate up` runs.
 	Demo demoapp.Config `mapstructure:"demo"`
+	// SelfScrape scrapes Burnrate's own /metrics into its TSDB (job
+	// "burnrate") at collector.scrape.interval.
+	SelfScrape bool `mapstructure:"self_scrape"`
 
 	// Slos lists SLO files or directories (Sloth prometheus/v1, burnrate/v1
 	// or OpenSLO v1). `up` adds the demo platform's embedded SLOs.
@@ -78,6 +81,7 @@ func DefaultOptions() Options {
 		ShutdownTimeout: 4 * time.Second,
 		Collector:       collector.DefaultConfig(),
 		Demo:            demoapp.DefaultConfig(),
+		SelfScrape:      true,
 		Metrics:         sloengine.MetricsConfig{Backend: "tsdb"},
 		SLO:             sloengine.DefaultConfig(),
 		Alerting:        alerting.DefaultConfig(),
