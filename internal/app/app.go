@@ -222,6 +222,7 @@ func New(opts Options) (*App, error) {
 		a.buildSLOEngine,
 		a.buildAlerting,
 		a.buildDeploy,
+		a.buildUI,
 	} {
 		if err := build(); err != nil {
 			a.http.Close()
