@@ -98,6 +98,10 @@ type ScrapeConfig struct {
 	MetricsPath string        `mapstructure:"metrics_path"`
 	Interval    time.Duration `mapstructure:"interval"`
 	Timeout     time.Duration `mapstructure:"timeout"`
+	// Self is Burnrate's own listener, scraped as job "burnrate" at the
+	// same interval so its /metrics land in its own TSDB (as Prometheus
+	// scrapes itself). Set by the app, not by configuration.
+	Self string `mapstructure:"-"`
 }
 
 // RemoteWriteConfig sends every sample the TSDB accepts on to a

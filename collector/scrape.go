@@ -25,6 +25,14 @@ func (c *Collector) openScrape() error {
 			"scrape_timeout":  sc.Timeout.String(),
 		})
 	}
+	if sc.Self != "" {
+		jobs = append(jobs, map[string]any{
+			"job_name":        selfJob,
+			"metrics_path":    "/metrics",
+			"scrape_interval": sc.Interval.String(),
+			"scrape_timeout":  sc.Timeout.String(),
+		})
+	}
 	raw, err := yaml.Marshal(map[string]any{"scrape_configs": jobs})
 	if err != nil {
 		return fmt.Errorf("collector.scrape: %w", err)
@@ -47,16 +55,27 @@ func (c *Collector) openScrape() error {
 
 func (c *Collector) scrapeManager() *scrape.Manager { return c.scrape }
 
-// runScrape feeds the static targets to the scrape manager (in place of
-// Prometheus's discovery manager) and runs it until Stop.
+// selfJob is the job name of Burnrate's scrape of its own /metrics.
+const selfJob = "burnrate"
+
+// runScrape feeds the static targets and Burnrate's own listener to the
+// scrape manager (in place of Prometheus's discovery manager) and runs it
+// until Stop.
 func (c *Collector) runScrape(ctx context.Context) error {
-	tsets := make(chan map[string][]*targetgroup.Group, 1)
+	groups := map[string][]*targetgroup.Group{}
 	if ts := c.cfg.Scrape.Targets; len(ts) > 0 {
 		g := &targetgroup.Group{Source: "static"}
 		for _, t := range ts {
 			g.Targets = append(g.Targets, model.LabelSet{model.AddressLabel: model.LabelValue(t)})
 		}
-		tsets <- map[string][]*targetgroup.Group{c.cfg.Scrape.JobName: {g}}
+		groups[c.cfg.Scrape.JobName] = []*targetgroup.Group{g}
+	}
+	if self := c.cfg.Scrape.Self; self != "" {
+		groups[selfJob] = []*targetgroup.Group{{Source: "self", Targets: []model.LabelSet{{model.AddressLabel: model.LabelValue(self)}}}}
+	}
+	tsets := make(chan map[string][]*targetgroup.Group, 1)
+	if len(groups) > 0 {
+		tsets <- groups
 	}
 	_ = ctx
 	if err := c.scrape.Run(tsets); err != nil {

@@ -45,6 +45,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
+	if ee, ok := asExitError(err); ok {
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "burnrate:", ee.err)
+		}
+		return ee.code
+	}
 	fmt.Fprintln(stderr, "burnrate:", err)
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -88,6 +94,9 @@ Run everything on embedded defaults:  burnrate up`,
 		newGamedayCmd(stdout, stderr),
 		newSLOCmd(g, stdout, stderr),
 		newSilenceCmd(stdout),
+		newGateCmd(stdout, stderr),
+		newDeployCmd(stdout),
+		newDashboardsCmd(g, stdout, stderr),
 	)
 	return root
 }

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"os/user"
 	"strings"
 	"text/tabwriter"
@@ -22,80 +19,8 @@ import (
 	"github.com/burnrate/burnrate/alerting"
 )
 
-// silenceClient talks to a running Burnrate's Alertmanager-compatible API.
-type silenceClient struct {
-	url    string
-	token  string
-	client *http.Client
-}
-
-func addSilenceAPIFlags(cmd *cobra.Command, c *silenceClient) {
-	cmd.PersistentFlags().StringVar(&c.url, "url", "http://127.0.0.1:8080", "Burnrate's URL")
-	cmd.PersistentFlags().StringVar(&c.token, "token", "", "API token (default: $BURNRATE_API_TOKEN)")
-}
-
-func (c *silenceClient) do(ctx context.Context, method, path string, body any, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.url, "/")+path, rd)
-	if err != nil {
-		return usageError{fmt.Errorf("--url: %w", err)}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	token := c.token
-	if token == "" {
-		token = os.Getenv("BURNRATE_API_TOKEN")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if c.client == nil {
-		c.client = &http.Client{Timeout: 30 * time.Second}
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, silenceAPIMessage(raw))
-	}
-	if out != nil {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
-}
-
-// apiMessage extracts the message of an error body: a JSON string, a
-// {"message"} or {"error"} object, or the raw text.
-func silenceAPIMessage(raw []byte) string {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	var m map[string]any
-	if json.Unmarshal(raw, &m) == nil {
-		for _, k := range []string{"message", "error"} {
-			if v, ok := m[k].(string); ok {
-				return v
-			}
-		}
-	}
-	return strings.TrimSpace(string(raw))
-}
-
 func newSilenceCmd(stdout io.Writer) *cobra.Command {
-	c := &silenceClient{}
+	c := &restClient{}
 	cmd := &cobra.Command{
 		Use:   "silence",
 		Short: "Add, list and expire silences on a running Burnrate (as amtool does)",
@@ -103,7 +28,7 @@ func newSilenceCmd(stdout io.Writer) *cobra.Command {
 Matchers use Alertmanager's syntax: alertname=HighErrorRate, severity="page",
 slo=~"api-.*", team!=db.`,
 	}
-	addSilenceAPIFlags(cmd, c)
+	addRESTFlags(cmd, c)
 
 	var (
 		duration     time.Duration

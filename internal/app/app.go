@@ -24,6 +24,7 @@ import (
 	"github.com/burnrate/burnrate/alerting"
 	"github.com/burnrate/burnrate/collector"
 	"github.com/burnrate/burnrate/demoapp"
+	"github.com/burnrate/burnrate/deploy"
 	"github.com/burnrate/burnrate/internal/httpserver"
 	"github.com/burnrate/burnrate/sloengine"
 )
@@ -47,6 +48,9 @@ type Options struct {
 
 	// Demo configures the demo platform that `burnrate up` runs.
 	Demo demoapp.Config `mapstructure:"demo"`
+	// SelfScrape scrapes Burnrate's own /metrics into its TSDB (job
+	// "burnrate") at collector.scrape.interval.
+	SelfScrape bool `mapstructure:"self_scrape"`
 
 	// Slos lists SLO files or directories (Sloth prometheus/v1, burnrate/v1
 	// or OpenSLO v1). `up` adds the demo platform's embedded SLOs.
@@ -61,6 +65,9 @@ type Options struct {
 	// and the receivers (Slack, webhook, Alertmanager).
 	Alerting alerting.Config `mapstructure:"alerting"`
 
+	// Deploy configures the deploy gate's error-budget policies.
+	Deploy DeployConfig `mapstructure:"deploy"`
+
 	// Logger and Registry are injected, never read from configuration.
 	Logger   *slog.Logger         `mapstructure:"-"`
 	Registry *prometheus.Registry `mapstructure:"-"`
@@ -74,6 +81,7 @@ func DefaultOptions() Options {
 		ShutdownTimeout: 4 * time.Second,
 		Collector:       collector.DefaultConfig(),
 		Demo:            demoapp.DefaultConfig(),
+		SelfScrape:      true,
 		Metrics:         sloengine.MetricsConfig{Backend: "tsdb"},
 		SLO:             sloengine.DefaultConfig(),
 		Alerting:        alerting.DefaultConfig(),
@@ -103,6 +111,9 @@ func (o Options) Validate() error {
 	if err := o.Alerting.Validate(); err != nil {
 		return err
 	}
+	if err := o.Deploy.Validate(); err != nil {
+		return err
+	}
 	if o.ShutdownTimeout > 4500*time.Millisecond {
 		return fmt.Errorf("shutdown_timeout: %s is too long: the whole process must stop within 5s", o.ShutdownTimeout)
 	}
@@ -129,6 +140,8 @@ type App struct {
 	slo *sloengine.Engine
 	// alerting holds alerts, silences and the notification outbox.
 	alerting *alerting.Manager
+	// gate answers deploy pipelines from the SLO engine's snapshot.
+	gate *deploy.Gate
 
 	// closers release storage in reverse order of opening, after every actor
 	// of the run group has returned.
@@ -208,6 +221,8 @@ func New(opts Options) (*App, error) {
 		a.buildDemo,
 		a.buildSLOEngine,
 		a.buildAlerting,
+		a.buildDeploy,
+		a.buildUI,
 	} {
 		if err := build(); err != nil {
 			a.http.Close()

@@ -15,6 +15,11 @@ import (
 // closer so that it outlives every actor that reads or writes it.
 func (a *App) buildCollector() error {
 	cfg := a.opts.Collector.WithDefaults()
+	if a.opts.SelfScrape {
+		// Burnrate keeps its own /metrics in its TSDB, as Prometheus
+		// does, so its own dashboard has data with nothing else running.
+		cfg.Scrape.Self = a.http.Addr()
+	}
 	logger := a.logger.With("component", "collector")
 	c, err := collector.Open(filepath.Join(a.opts.DataDir, "tsdb"), cfg, logger, a.reg, a.reg)
 	if err != nil {

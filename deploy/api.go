@@ -1,0 +1,541 @@
+package deploy
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// Options build a Gate.
+type Options struct {
+	Policies *Policies
+	Source   Source
+	Store    *Store
+	// Token, when set, is required as a bearer token on every gate and
+	// deploy endpoint, reads included: pipelines hold it as a secret.
+	Token string
+	// ExceptionTTL is how long a recorded exception lets its version
+	// through. Default 24h.
+	ExceptionTTL time.Duration
+	// Appendable, when set, receives one burnrate_deploy_info sample per
+	// recorded deploy at its start, so Grafana can show deploys as
+	// annotations from the Prometheus data source.
+	Appendable storage.Appendable
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+// Validate reports what is missing.
+func (o Options) Validate() error {
+	switch {
+	case o.Policies == nil:
+		return errors.New("deploy gate: no policies")
+	case o.Source == nil:
+		return errors.New("deploy gate: no SLO source")
+	case o.Store == nil:
+		return errors.New("deploy gate: no store")
+	case o.ExceptionTTL < 0:
+		return errors.New("deploy gate: exception_ttl must not be negative")
+	}
+	return nil
+}
+
+// Gate answers pipelines.
+type Gate struct {
+	opts      Options
+	logger    *slog.Logger
+	decisions *prometheus.CounterVec
+
+	// exceptions holds the unexpired exceptions by service and version,
+	// loaded at start and kept with each one recorded, so a decision reads
+	// memory only.
+	mu         sync.RWMutex
+	exceptions map[[2]string]Exception
+}
+
+// New builds a Gate.
+func New(opts Options) (*Gate, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ExceptionTTL == 0 {
+		opts.ExceptionTTL = 24 * time.Hour
+	}
+	g := &Gate{opts: opts, logger: opts.Logger,
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "burnrate_gate_decisions_total",
+			Help: "Deploy gate decisions by service and outcome.",
+		}, []string{"service", "decision"})}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(g.decisions); err != nil {
+			return nil, fmt.Errorf("deploy gate metrics: %w", err)
+		}
+	}
+	es, err := opts.Store.ActiveExceptions(context.Background(), opts.Now())
+	if err != nil {
+		return nil, err
+	}
+	g.exceptions = map[[2]string]Exception{}
+	for _, e := range es {
+		g.keep(e)
+	}
+	return g, nil
+}
+
+// keep remembers e unless a newer exception for its version is known.
+func (g *Gate) keep(e Exception) {
+	k := [2]string{e.Service, e.Version}
+	if cur, ok := g.exceptions[k]; !ok || cur.ExpiresAt.Before(e.ExpiresAt) {
+		g.exceptions[k] = e
+	}
+}
+
+func (g *Gate) activeException(service, version string, now time.Time) *Exception {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	e, ok := g.exceptions[[2]string{service, version}]
+	if !ok || !e.ExpiresAt.After(now) {
+		return nil
+	}
+	return &e
+}
+
+// ErrUnknownService is returned when a service has no SLO.
+var ErrUnknownService = errors.New("unknown service")
+
+// Decide answers for service at version, applying an active exception for
+// that version.
+func (g *Gate) Decide(service, version string) (Decision, error) {
+	snap, ok := g.opts.Source.Snapshot(service)
+	if !ok {
+		known := g.opts.Source.Services()
+		return Decision{}, fmt.Errorf("%w %q: services with SLOs are %s", ErrUnknownService, service, strings.Join(known, ", "))
+	}
+	now := g.opts.Now()
+	d := Decide(g.opts.Policies.For(service), snap, now)
+	d.Version = version
+	if version != "" {
+		if e := g.activeException(service, version, now); e != nil {
+			d.applyException(e)
+		}
+	}
+	g.decisions.WithLabelValues(service, string(d.Decision)).Inc()
+	return d, nil
+}
+
+// Handler serves the gate, exceptions and deploy events under /api/v1.
+func (g *Gate) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/gate", g.serveGate)
+	mux.HandleFunc("POST /api/v1/gate", g.serveGate)
+	mux.HandleFunc("GET /api/v1/gate/exceptions", g.listExceptions)
+	mux.HandleFunc("POST /api/v1/gate/exceptions", g.postException)
+	mux.HandleFunc("GET /api/v1/deploys", g.listDeploys)
+	mux.HandleFunc("POST /api/v1/deploys", g.postDeploy)
+	mux.HandleFunc("GET /api/v1/deploys/{id}", g.getDeploy)
+	mux.HandleFunc("GET /api/v1/deploys/{id}/verify", g.verifyDeploy)
+	return g.requireToken(mux)
+}
+
+func (g *Gate) requireToken(next http.Handler) http.Handler {
+	if g.opts.Token == "" {
+		return next
+	}
+	want := []byte("Bearer " + g.opts.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="burnrate"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, errType, msg string) {
+	writeJSON(w, code, map[string]string{"status": "error", "errorType": errType, "error": msg})
+}
+
+// FlaggerPayload is what Flagger posts to a webhook.
+type FlaggerPayload struct {
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace"`
+	Phase     string            `json:"phase"`
+	Checksum  string            `json:"checksum"`
+	Metadata  map[string]string `json:"metadata"`
+	// Service and Version may be posted directly by other callers.
+	Service string `json:"service"`
+	Version string `json:"version"`
+}
+
+const maxBody = 1 << 20
+
+// readJSON decodes an optional JSON body into v; an empty body is fine.
+func readJSON(r *http.Request, v any) error {
+	if r.Body == nil {
+		return nil
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return fmt.Errorf("reading the body: %w", err)
+	}
+	if len(raw) > maxBody {
+		return fmt.Errorf("the body is larger than %d bytes", maxBody)
+	}
+	if strings.TrimSpace(string(raw)) == "" {
+		return nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("the body is not valid JSON: %w", err)
+	}
+	return nil
+}
+
+// Gate modes: the default always answers 200 with the decision (Argo
+// Rollouts' web metric treats any other status as an error, not a
+// failure); status answers 200 to pass and 403 to fail (Flagger's
+// confirm and pre-rollout hooks); rollback is inverted for Flagger's
+// rollback hook: 200 exactly when the canary must roll back.
+const (
+	modeDecision = "decision"
+	modeStatus   = "status"
+	modeRollback = "rollback"
+)
+
+func (g *Gate) serveGate(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var p FlaggerPayload
+	if r.Method == http.MethodPost {
+		if err := readJSON(r, &p); err != nil {
+			writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+			return
+		}
+	}
+	service := first(q.Get("service"), p.Service, p.Metadata["service"], p.Name)
+	version := first(q.Get("version"), p.Version, p.Metadata["version"], p.Checksum)
+	mode := first(q.Get("mode"), modeDecision)
+	if service == "" {
+		writeError(w, http.StatusBadRequest, "bad_data", "service: required (?service=NAME, or a Flagger payload's name or metadata.service)")
+		return
+	}
+	strict, err := boolParam(q, "strict")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		return
+	}
+	switch mode {
+	case modeDecision, modeStatus, modeRollback:
+	default:
+		writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("mode: %q is not one of decision, status, rollback", mode))
+		return
+	}
+	d, err := g.Decide(service, version)
+	switch {
+	case errors.Is(err, ErrUnknownService):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	blocked := d.Decision == Fail || (strict && d.Decision == Warn)
+	code := http.StatusOK
+	switch {
+	case mode == modeStatus && blocked:
+		code = http.StatusForbidden
+	case mode == modeRollback && !blocked:
+		code = http.StatusForbidden
+	}
+	if p.Phase != "" {
+		g.logger.Info("flagger webhook", "service", service, "canary", p.Namespace+"/"+p.Name, "phase", p.Phase, "mode", mode, "decision", d.Decision)
+	}
+	writeJSON(w, code, d)
+}
+
+func first(vs ...string) string {
+	for _, v := range vs {
+		if v = strings.TrimSpace(v); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func boolParam(q url.Values, name string) (bool, error) {
+	v := q.Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s: %q is not true or false", name, v)
+	}
+	return b, nil
+}
+
+type exceptionRequest struct {
+	Service string `json:"service"`
+	Version string `json:"version"`
+	Kind    string `json:"kind"`
+	Reason  string `json:"reason"`
+	Author  string `json:"author"`
+	// TTL is a duration ("24h"); default the gate's exception_ttl.
+	TTL string `json:"ttl"`
+}
+
+func (g *Gate) postException(w http.ResponseWriter, r *http.Request) {
+	var req exceptionRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		return
+	}
+	e, err := g.RecordException(r.Context(), req)
+	switch {
+	case errors.Is(err, ErrUnknownService), errors.Is(err, errBadException):
+		code := http.StatusBadRequest
+		if errors.Is(err, ErrUnknownService) {
+			code = http.StatusNotFound
+		}
+		writeError(w, code, "bad_data", err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, e)
+}
+
+var errBadException = errors.New("invalid exception")
+
+// RecordException validates and stores an exception.
+func (g *Gate) RecordException(ctx context.Context, req exceptionRequest) (Exception, error) {
+	bad := func(format string, args ...any) (Exception, error) {
+		return Exception{}, fmt.Errorf("%w: %s", errBadException, fmt.Sprintf(format, args...))
+	}
+	req.Kind = strings.ToLower(strings.TrimSpace(req.Kind))
+	switch {
+	case strings.TrimSpace(req.Service) == "":
+		return bad("service: required")
+	case strings.TrimSpace(req.Version) == "":
+		return bad("version: required: an exception lets one version through")
+	case req.Kind == "":
+		return bad("kind: required (for example p0 or security)")
+	case strings.TrimSpace(req.Reason) == "":
+		return bad("reason: required: say why this deploy may go while the policy says no")
+	case strings.TrimSpace(req.Author) == "":
+		return bad("author: required: who records the exception")
+	}
+	if _, ok := g.opts.Source.Snapshot(req.Service); !ok {
+		return Exception{}, fmt.Errorf("%w %q", ErrUnknownService, req.Service)
+	}
+	p := g.opts.Policies.For(req.Service)
+	if !p.Allows(req.Kind) {
+		return bad("kind: %q is not an exception the policy of %s allows (allowed: %s)", req.Kind, req.Service, strings.Join(p.Exceptions, ", "))
+	}
+	ttl := g.opts.ExceptionTTL
+	if req.TTL != "" {
+		d, err := model.ParseDuration(req.TTL)
+		if err != nil || d <= 0 {
+			return bad("ttl: %q is not a positive duration", req.TTL)
+		}
+		ttl = time.Duration(d)
+	}
+	now := g.opts.Now().UTC()
+	e, err := g.opts.Store.AddException(ctx, Exception{Service: req.Service, Version: req.Version, Kind: req.Kind,
+		Reason: strings.TrimSpace(req.Reason), Author: strings.TrimSpace(req.Author), CreatedAt: now, ExpiresAt: now.Add(ttl)})
+	if err != nil {
+		return e, err
+	}
+	g.mu.Lock()
+	g.keep(e)
+	g.mu.Unlock()
+	g.logger.Warn("deploy gate exception recorded", "service", e.Service, "version", e.Version, "kind", e.Kind, "author", e.Author, "reason", e.Reason)
+	return e, nil
+}
+
+func (g *Gate) listExceptions(w http.ResponseWriter, r *http.Request) {
+	es, err := g.opts.Store.Exceptions(r.Context(), r.URL.Query().Get("service"), 500)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": es})
+}
+
+type deployRequest struct {
+	Service    string    `json:"service"`
+	Version    string    `json:"version"`
+	Commit     string    `json:"commit"`
+	Author     string    `json:"author"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+}
+
+func (g *Gate) postDeploy(w http.ResponseWriter, r *http.Request) {
+	var req deployRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		return
+	}
+	d, err := g.RecordDeploy(r.Context(), req)
+	switch {
+	case errors.Is(err, errBadDeploy):
+		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusCreated, d)
+}
+
+var errBadDeploy = errors.New("invalid deploy")
+
+// RecordDeploy validates and stores a deploy event, with the service's
+// burn rates at that moment as the watch's baseline.
+func (g *Gate) RecordDeploy(ctx context.Context, req deployRequest) (Deploy, error) {
+	bad := func(format string, args ...any) (Deploy, error) {
+		return Deploy{}, fmt.Errorf("%w: %s", errBadDeploy, fmt.Sprintf(format, args...))
+	}
+	now := g.opts.Now().UTC()
+	switch {
+	case strings.TrimSpace(req.Service) == "":
+		return bad("service: required")
+	case strings.TrimSpace(req.Version) == "":
+		return bad("version: required")
+	}
+	if req.StartedAt.IsZero() {
+		req.StartedAt = now
+	}
+	if !req.FinishedAt.IsZero() && req.FinishedAt.Before(req.StartedAt) {
+		return bad("finished_at: %s is before started_at %s", req.FinishedAt.Format(time.RFC3339), req.StartedAt.Format(time.RFC3339))
+	}
+	if req.StartedAt.After(now.Add(time.Minute)) {
+		return bad("started_at: %s is in the future", req.StartedAt.Format(time.RFC3339))
+	}
+	before := map[string]float64{}
+	if snap, ok := g.opts.Source.Snapshot(req.Service); ok {
+		before = Decide(g.opts.Policies.For(req.Service), snap, now).BurnRates
+	}
+	d, err := g.opts.Store.AddDeploy(ctx, Deploy{Service: req.Service, Version: req.Version, Commit: req.Commit,
+		Author: req.Author, StartedAt: req.StartedAt.UTC(), FinishedAt: req.FinishedAt.UTC(), BeforeBurn: before})
+	if err != nil {
+		return d, err
+	}
+	g.logger.Info("deploy recorded", "id", d.ID, "service", d.Service, "version", d.Version)
+	if err := g.annotate(ctx, d); err != nil {
+		// The deploy is recorded; only its marker in the TSDB is missing.
+		g.logger.Warn("deploy marker not written to the TSDB", "id", d.ID, "err", err)
+	}
+	return d, nil
+}
+
+// DeployInfoMetric is the series that marks deploys in the TSDB.
+const DeployInfoMetric = "burnrate_deploy_info"
+
+func (g *Gate) annotate(ctx context.Context, d Deploy) error {
+	if g.opts.Appendable == nil {
+		return nil
+	}
+	app := g.opts.Appendable.Appender(ctx)
+	ls := labels.FromStrings(labels.MetricName, DeployInfoMetric, "deploy_id", d.ID, "service", d.Service,
+		"version", d.Version, "commit", d.Commit, "author", d.Author)
+	if _, err := app.Append(0, ls, d.StartedAt.UnixMilli(), 1); err != nil {
+		_ = app.Rollback()
+		return err
+	}
+	return app.Commit()
+}
+
+func (g *Gate) listDeploys(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	since := time.Time{}
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("since: %q is not an RFC 3339 time", v))
+			return
+		}
+		since = t
+	}
+	ds, err := g.opts.Store.Deploys(r.Context(), q.Get("service"), since, 500)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": ds})
+}
+
+func (g *Gate) getDeploy(w http.ResponseWriter, r *http.Request) {
+	d, err := g.opts.Store.Deploy(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": d})
+}
+
+func writeStoreError(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+		return
+	}
+	writeError(w, http.StatusInternalServerError, "internal", err.Error())
+}
+
+func (g *Gate) verifyDeploy(w http.ResponseWriter, r *http.Request) {
+	d, err := g.opts.Store.Deploy(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	v, err := g.Verify(d)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// sortedWindows returns the windows of m, shortest first.
+func sortedWindows(m map[string]float64) []time.Duration {
+	out := make([]time.Duration, 0, len(m))
+	for k := range m {
+		if d, err := model.ParseDuration(k); err == nil {
+			out = append(out, time.Duration(d))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

@@ -1,0 +1,260 @@
+package deploy_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/expr-lang/expr"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+	"k8s.io/client-go/util/jsonpath"
+
+	"github.com/burnrate/burnrate/deploy"
+)
+
+// analysisTemplate is the part of Argo Rollouts' AnalysisTemplate that the
+// web metric provider reads.
+type analysisTemplate struct {
+	Kind string `yaml:"kind"`
+	Spec struct {
+		Metrics []struct {
+			Name             string `yaml:"name"`
+			SuccessCondition string `yaml:"successCondition"`
+			FailureCondition string `yaml:"failureCondition"`
+			Provider         struct {
+				Web struct {
+					URL      string `yaml:"url"`
+					JSONPath string `yaml:"jsonPath"`
+					Method   string `yaml:"method"`
+					Headers  []struct {
+						Key   string `yaml:"key"`
+						Value string `yaml:"value"`
+					} `yaml:"headers"`
+				} `yaml:"web"`
+			} `yaml:"provider"`
+		} `yaml:"metrics"`
+	} `yaml:"spec"`
+}
+
+// Argo Rollouts' analysis phases.
+const (
+	phaseSuccessful   = "Successful"
+	phaseFailed       = "Failed"
+	phaseInconclusive = "Inconclusive"
+	phaseError        = "Error"
+)
+
+// argoMeasure follows Argo Rollouts' web metric provider and its condition
+// evaluation: a non-2xx answer is an Error; the body is decoded as JSON
+// (numbers as float64); the first jsonPath match is the result, none is an
+// Error; then successCondition and failureCondition are expr-lang
+// expressions over result, combined as Argo combines them.
+func argoMeasure(t *testing.T, resp *http.Response, jsonPath, success, failure string) (string, any) {
+	t.Helper()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		return phaseError, nil
+	}
+	var data any
+	if err := json.Unmarshal(body, &data); err != nil {
+		return phaseError, nil
+	}
+	if jsonPath == "" {
+		jsonPath = "{$}"
+	}
+	jp := jsonpath.New("metrics")
+	require.NoError(t, jp.Parse(jsonPath))
+	results, err := jp.FindResults(data)
+	if err != nil || len(results) == 0 || len(results[0]) == 0 {
+		return phaseError, nil
+	}
+	result := results[0][0].Interface()
+	eval := func(cond string) (bool, error) {
+		env := map[string]any{
+			"result": result,
+			"asInt": func(in string) int64 {
+				v, err := strconv.ParseInt(in, 10, 64)
+				if err != nil {
+					panic(err)
+				}
+				return v
+			},
+			"asFloat": func(in string) float64 {
+				v, err := strconv.ParseFloat(in, 64)
+				if err != nil {
+					panic(err)
+				}
+				return v
+			},
+		}
+		prog, err := expr.Compile(cond, expr.Env(env), expr.AsBool())
+		if err != nil {
+			return false, err
+		}
+		out, err := expr.Run(prog, env)
+		if err != nil {
+			return false, err
+		}
+		return out.(bool), nil
+	}
+	var ok, bad bool
+	if success != "" {
+		if ok, err = eval(success); err != nil {
+			return phaseError, result
+		}
+	}
+	if failure != "" {
+		if bad, err = eval(failure); err != nil {
+			return phaseError, result
+		}
+	}
+	switch {
+	case success == "" && failure == "":
+		return phaseSuccessful, result
+	case failure == "":
+		bad = !ok
+	case success == "":
+		ok = !bad
+	}
+	switch {
+	case bad:
+		return phaseFailed, result
+	case !ok:
+		return phaseInconclusive, result
+	}
+	return phaseSuccessful, result
+}
+
+func TestArgoRolloutsTemplateReadsTheGateDecision(t *testing.T) {
+	raw, err := os.ReadFile("../docs/examples/argo-analysistemplate.yaml")
+	require.NoError(t, err)
+	var tmpl analysisTemplate
+	require.NoError(t, yaml.Unmarshal(raw, &tmpl))
+	require.Equal(t, "AnalysisTemplate", tmpl.Kind)
+	require.Len(t, tmpl.Spec.Metrics, 1)
+	m := tmpl.Spec.Metrics[0]
+	require.Contains(t, m.Provider.Web.URL, "/api/v1/gate?service={{args.service}}")
+
+	warnAt := deploy.DefaultPolicy()
+	warnAt.WarnBudgetRemaining = 0.1
+	f := newGate(t, "tok", warnAt)
+	url := strings.NewReplacer("http://burnrate.monitoring.svc:8080", f.srv.URL,
+		"{{args.service}}", "checkout", "{{args.version}}", "v3").Replace(m.Provider.Web.URL)
+	cases := []struct {
+		name   string
+		state  func(*deploy.SLOState)
+		phase  string
+		result string
+	}{
+		{"a pass is Successful", func(*deploy.SLOState) {}, phaseSuccessful, "pass"},
+		{"a warn is Successful", func(s *deploy.SLOState) { s.BudgetRemaining = 0.05 }, phaseSuccessful, "warn"},
+		{"a fail is Failed, not an Error", func(s *deploy.SLOState) { s.BudgetRemaining = -1 }, phaseFailed, "fail"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := healthy("checkout-availability")
+			tc.state(&s)
+			f.src.set("checkout", s)
+			req, err := http.NewRequest(http.MethodGet, url, nil)
+			require.NoError(t, err)
+			for _, h := range m.Provider.Web.Headers {
+				req.Header.Set(h.Key, strings.ReplaceAll(h.Value, "{{args.burnrate-token}}", "tok"))
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			phase, result := argoMeasure(t, resp, m.Provider.Web.JSONPath, m.SuccessCondition, m.FailureCondition)
+			require.Equal(t, tc.phase, phase)
+			require.Equal(t, tc.result, result)
+		})
+	}
+	// Without the token the measurement is an Error, which Argo retries
+	// (consecutiveErrorLimit) instead of failing the rollout.
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	phase, _ := argoMeasure(t, resp, m.Provider.Web.JSONPath, m.SuccessCondition, m.FailureCondition)
+	require.Equal(t, phaseError, phase)
+}
+
+// flaggerWebhook is one webhook of the example canary.
+type flaggerWebhook struct {
+	Name     string            `yaml:"name"`
+	Type     string            `yaml:"type"`
+	URL      string            `yaml:"url"`
+	Metadata map[string]string `yaml:"metadata"`
+}
+
+// flaggerCall posts Flagger's webhook payload and applies Flagger's rule:
+// only 200-202 passes.
+func flaggerCall(t *testing.T, srv string, h flaggerWebhook) bool {
+	t.Helper()
+	payload, err := json.Marshal(map[string]any{
+		"name": "checkout", "namespace": "shop", "phase": "Progressing",
+		"checksum": "6d4b9c", "metadata": h.Metadata,
+	})
+	require.NoError(t, err)
+	url := strings.Replace(h.URL, "http://burnrate.monitoring.svc:8080", srv, 1)
+	resp, err := http.Post(url, "application/json", bytes.NewReader(payload))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode >= 200 && resp.StatusCode <= 202
+}
+
+func TestFlaggerHooksFollowFlaggersContract(t *testing.T) {
+	raw, err := os.ReadFile("../docs/examples/flagger-canary.yaml")
+	require.NoError(t, err)
+	var canary struct {
+		Kind string `yaml:"kind"`
+		Spec struct {
+			Analysis struct {
+				Webhooks []flaggerWebhook `yaml:"webhooks"`
+			} `yaml:"analysis"`
+		} `yaml:"spec"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &canary))
+	require.Equal(t, "Canary", canary.Kind)
+	hooks := map[string]flaggerWebhook{}
+	for _, h := range canary.Spec.Analysis.Webhooks {
+		hooks[h.Type] = h
+	}
+	require.ElementsMatch(t, []string{"confirm-rollout", "pre-rollout", "confirm-promotion", "rollback"}, keys(hooks))
+
+	f := newGate(t, "")
+	for _, tc := range []struct {
+		budget float64
+		// Flagger's reading of each hook: whether it passed. For
+		// confirm-* a failure halts (waits); for pre-rollout it counts
+		// toward the threshold; for rollback a pass TRIGGERS the rollback.
+		want map[string]bool
+	}{
+		{budget: 0.8, want: map[string]bool{"confirm-rollout": true, "pre-rollout": true, "confirm-promotion": true, "rollback": false}},
+		{budget: -0.2, want: map[string]bool{"confirm-rollout": false, "pre-rollout": false, "confirm-promotion": false, "rollback": true}},
+	} {
+		t.Run(fmt.Sprintf("budget %g", tc.budget), func(t *testing.T) {
+			s := healthy("checkout-availability")
+			s.BudgetRemaining = tc.budget
+			f.src.set("checkout", s)
+			for typ, want := range tc.want {
+				require.Equal(t, want, flaggerCall(t, f.srv.URL, hooks[typ]), typ)
+			}
+		})
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

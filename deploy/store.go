@@ -1,0 +1,186 @@
+package deploy
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"time"
+
+	"github.com/burnrate/burnrate/internal/sqlite"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// ErrNotFound is returned for an unknown deploy ID.
+var ErrNotFound = errors.New("not found")
+
+// Exception is a recorded override of the policy for one version.
+type Exception struct {
+	ID        string    `json:"id"`
+	Service   string    `json:"service"`
+	Version   string    `json:"version"`
+	Kind      string    `json:"kind"`
+	Reason    string    `json:"reason"`
+	Author    string    `json:"author"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Deploy is one recorded deploy.
+type Deploy struct {
+	ID         string    `json:"id"`
+	Service    string    `json:"service"`
+	Version    string    `json:"version"`
+	Commit     string    `json:"commit,omitempty"`
+	Author     string    `json:"author,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// BeforeBurn holds the service's burn rates by window when the deploy
+	// was recorded: the baseline of the post-deploy watch.
+	BeforeBurn map[string]float64 `json:"before_burn_rates"`
+}
+
+// Store keeps exceptions and deploy events in SQLite.
+type Store struct {
+	db *sqlite.DB
+}
+
+// OpenStore opens (creating and migrating) the database at file.
+func OpenStore(ctx context.Context, file string) (*Store, error) {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqlite.Open(ctx, file, sqlite.Options{Migrations: sub})
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1)
+	return &Store{db: db}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// AddException records e and returns it with its ID.
+func (s *Store) AddException(ctx context.Context, e Exception) (Exception, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO exceptions (service, version, kind, reason, author, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, e.Service, e.Version, e.Kind, e.Reason, e.Author, ms(e.CreatedAt), ms(e.ExpiresAt))
+	if err != nil {
+		return e, fmt.Errorf("record exception: %w", err)
+	}
+	id, _ := res.LastInsertId()
+	e.ID = strconv.FormatInt(id, 10)
+	return e, nil
+}
+
+// ActiveExceptions returns the exceptions that have not expired at now.
+func (s *Store) ActiveExceptions(ctx context.Context, now time.Time) ([]Exception, error) {
+	return s.exceptions(ctx, `WHERE expires_at > ? ORDER BY id`, ms(now))
+}
+
+// Exceptions lists the exceptions of a service ("" for all), newest first.
+func (s *Store) Exceptions(ctx context.Context, service string, limit int) ([]Exception, error) {
+	if service == "" {
+		return s.exceptions(ctx, `ORDER BY id DESC LIMIT ?`, limit)
+	}
+	return s.exceptions(ctx, `WHERE service = ? ORDER BY id DESC LIMIT ?`, service, limit)
+}
+
+func (s *Store) exceptions(ctx context.Context, where string, args ...any) ([]Exception, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, service, version, kind, reason, author, created_at, expires_at FROM exceptions `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list exceptions: %w", err)
+	}
+	defer rows.Close()
+	out := []Exception{}
+	for rows.Next() {
+		var e Exception
+		var id, created, expires int64
+		if err := rows.Scan(&id, &e.Service, &e.Version, &e.Kind, &e.Reason, &e.Author, &created, &expires); err != nil {
+			return nil, err
+		}
+		e.ID, e.CreatedAt, e.ExpiresAt = strconv.FormatInt(id, 10), fromMS(created), fromMS(expires)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// AddDeploy records d and returns it with its ID.
+func (s *Store) AddDeploy(ctx context.Context, d Deploy) (Deploy, error) {
+	before, _ := json.Marshal(d.BeforeBurn)
+	var finished sql.NullInt64
+	if !d.FinishedAt.IsZero() {
+		finished = sql.NullInt64{Int64: ms(d.FinishedAt), Valid: true}
+	}
+	res, err := s.db.ExecContext(ctx, `INSERT INTO deploys (service, version, commit_sha, author, started_at, finished_at, before_burn)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, d.Service, d.Version, d.Commit, d.Author, ms(d.StartedAt), finished, string(before))
+	if err != nil {
+		return d, fmt.Errorf("record deploy: %w", err)
+	}
+	id, _ := res.LastInsertId()
+	d.ID = strconv.FormatInt(id, 10)
+	return d, nil
+}
+
+// Deploy returns the deploy with id.
+func (s *Store) Deploy(ctx context.Context, id string) (Deploy, error) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return Deploy{}, fmt.Errorf("deploy %q: %w", id, ErrNotFound)
+	}
+	ds, err := s.deploys(ctx, `WHERE id = ?`, n)
+	if err != nil {
+		return Deploy{}, err
+	}
+	if len(ds) == 0 {
+		return Deploy{}, fmt.Errorf("deploy %q: %w", id, ErrNotFound)
+	}
+	return ds[0], nil
+}
+
+// Deploys lists deploys started at or after since, of one service ("" for
+// all), newest first.
+func (s *Store) Deploys(ctx context.Context, service string, since time.Time, limit int) ([]Deploy, error) {
+	if service == "" {
+		return s.deploys(ctx, `WHERE started_at >= ? ORDER BY started_at DESC, id DESC LIMIT ?`, ms(since), limit)
+	}
+	return s.deploys(ctx, `WHERE service = ? AND started_at >= ? ORDER BY started_at DESC, id DESC LIMIT ?`, service, ms(since), limit)
+}
+
+func (s *Store) deploys(ctx context.Context, where string, args ...any) ([]Deploy, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, service, version, commit_sha, author, started_at, finished_at, before_burn FROM deploys `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list deploys: %w", err)
+	}
+	defer rows.Close()
+	out := []Deploy{}
+	for rows.Next() {
+		var d Deploy
+		var id, started int64
+		var finished sql.NullInt64
+		var before string
+		if err := rows.Scan(&id, &d.Service, &d.Version, &d.Commit, &d.Author, &started, &finished, &before); err != nil {
+			return nil, err
+		}
+		d.ID, d.StartedAt = strconv.FormatInt(id, 10), fromMS(started)
+		if finished.Valid {
+			d.FinishedAt = fromMS(finished.Int64)
+		}
+		if err := json.Unmarshal([]byte(before), &d.BeforeBurn); err != nil {
+			return nil, fmt.Errorf("deploy %d: before_burn: %w", id, err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}

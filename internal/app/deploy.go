@@ -1,0 +1,186 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/burnrate/burnrate/alerting"
+	"github.com/burnrate/burnrate/deploy"
+	"github.com/burnrate/burnrate/sloengine"
+)
+
+// DeployConfig is the `deploy` section: the gate's error-budget policies.
+type DeployConfig struct {
+	// Policies lists policy files or directories; services without a
+	// policy get the built-in default (budget left, no page firing, fresh
+	// data).
+	Policies []string `mapstructure:"policies"`
+	// ExceptionTTL is how long a recorded exception lets its version pass.
+	ExceptionTTL time.Duration `mapstructure:"exception_ttl"`
+}
+
+// Validate checks the section.
+func (c DeployConfig) Validate() error {
+	if c.ExceptionTTL < 0 {
+		return errors.New("deploy.exception_ttl: must not be negative")
+	}
+	return nil
+}
+
+// buildDeploy opens <data_dir>/deploy.db and serves the deploy gate,
+// exceptions and deploy events under /api/v1/gate and /api/v1/deploys.
+func (a *App) buildDeploy() error {
+	if a.slo == nil {
+		return nil
+	}
+	ps, err := deploy.LoadPolicies(a.opts.Deploy.Policies)
+	if err != nil {
+		return fmt.Errorf("deploy.policies: %w", err)
+	}
+	store, err := deploy.OpenStore(context.Background(), filepath.Join(a.opts.DataDir, "deploy.db"))
+	if err != nil {
+		return fmt.Errorf("deploy: %w", err)
+	}
+	a.addCloser("deploy store", store.Close)
+	g, err := deploy.New(deploy.Options{
+		Policies:     deploy.NewPolicies(ps...),
+		Source:       newGateSource(a.slo, a.alerting),
+		Store:        store,
+		Token:        a.opts.APIToken,
+		ExceptionTTL: a.opts.Deploy.ExceptionTTL,
+		Appendable:   a.collector.Storage(),
+		Logger:       a.logger.With("component", "deploy"),
+		Registerer:   a.reg,
+	})
+	if err != nil {
+		return err
+	}
+	a.gate = g
+	h := g.Handler()
+	for _, p := range []string{"/api/v1/gate", "/api/v1/gate/", "/api/v1/deploys", "/api/v1/deploys/"} {
+		a.mount(p, h)
+	}
+	a.addStatic("deploy gate (restart to change deploy.*)")
+	a.addEndpoint("gate", "/api/v1/gate?service=SERVICE")
+	a.logger.Info("deploy gate ready", "policies", len(ps))
+	return nil
+}
+
+// Gate is the deploy gate (nil when no SLO engine runs).
+func (a *App) Gate() *deploy.Gate { return a.gate }
+
+// gateSource indexes the SLO engine's snapshot by service for the gate. The
+// index is rebuilt at most once a second, so a pipeline polling the gate at
+// thousands of requests a second costs one rebuild a second, and no query.
+type gateSource struct {
+	engine *sloengine.Engine
+	alerts *alerting.Manager
+
+	mu       sync.Mutex
+	built    time.Time
+	services []string
+	bySvc    map[string]deploy.Snapshot
+}
+
+const gateSourceTTL = time.Second
+
+func newGateSource(e *sloengine.Engine, m *alerting.Manager) *gateSource {
+	return &gateSource{engine: e, alerts: m}
+}
+
+func (s *gateSource) Snapshot(service string) (deploy.Snapshot, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refresh()
+	v, ok := s.bySvc[service]
+	return v, ok
+}
+
+func (s *gateSource) Services() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refresh()
+	return s.services
+}
+
+func (s *gateSource) refresh() {
+	now := time.Now()
+	if s.bySvc != nil && now.Sub(s.built) < gateSourceTTL {
+		return
+	}
+	pages := s.firingPages()
+	latest := map[string]sloengine.Status{}
+	for _, st := range s.engine.Snapshot() {
+		latest[st.ID] = st
+	}
+	by := map[string]deploy.Snapshot{}
+	for _, slo := range s.engine.SLOs() {
+		svc := slo.Service
+		if svc == "" {
+			svc = slo.ID
+		}
+		state := deploy.SLOState{ID: slo.ID, BudgetRemaining: math.NaN(), Coverage: math.NaN(), PageFiring: pages[slo.ID]}
+		if st, ok := latest[slo.ID]; ok {
+			state = gateState(st, pages[slo.ID])
+		}
+		snap := by[svc]
+		snap.Service = svc
+		snap.SLOs = append(snap.SLOs, state)
+		by[svc] = snap
+	}
+	s.services = s.services[:0]
+	for svc := range by {
+		s.services = append(s.services, svc)
+	}
+	sort.Strings(s.services)
+	s.bySvc, s.built = by, now
+}
+
+// gateState is what the gate reads of one SLO status: windows with too few
+// events to trust are left out of the burn rates.
+func gateState(st sloengine.Status, pages []string) deploy.SLOState {
+	out := deploy.SLOState{ID: st.ID, BudgetRemaining: float64(st.BudgetRemaining), Coverage: math.NaN(),
+		EvaluatedAt: st.EvaluatedAt, Error: st.Error, PageFiring: pages, BurnRates: map[time.Duration]float64{}}
+	for _, w := range st.Windows {
+		d, err := model.ParseDuration(w.Window)
+		b := float64(w.BurnRate)
+		if err != nil || w.LowTraffic || math.IsNaN(b) {
+			continue
+		}
+		out.BurnRates[time.Duration(d)] = b
+	}
+	return out
+}
+
+// firingPages maps SLO IDs to the names of their firing page alerts.
+func (s *gateSource) firingPages() map[string][]string {
+	out := map[string][]string{}
+	if s.alerts == nil {
+		return out
+	}
+	for key, state := range s.alerts.RuleStates() {
+		if state != alerting.StateFiring {
+			continue
+		}
+		ls, err := metricParser.ParseMetric(key)
+		if err != nil || ls.Get("sloth_severity") != "page" {
+			continue
+		}
+		id := ls.Get("slo")
+		out[id] = append(out[id], ls.Get(model.AlertNameLabel))
+	}
+	return out
+}
+
+// metricParser reads the label sets that alerting.Manager.RuleStates keys
+// its states by.
+var metricParser = parser.NewParser(parser.Options{})
