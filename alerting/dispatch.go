@@ -192,6 +192,14 @@ func (d *dispatcher) flush(g *aggrGroup, inh *inhibitions, now time.Time) (*Noti
 	} else {
 		resolved = nil
 	}
+	if len(firing) == 0 && len(resolved) == 0 {
+		// Everything left is muted (or resolved without ever having been
+		// announced): as in Alertmanager, the pipeline stops here. Nothing
+		// is sent and the log keeps what the receiver was last told, so
+		// the alerts are not news again when the silence or inhibition
+		// lifts.
+		return nil, nil
+	}
 	n := d.notification(g, firing, resolved, now)
 	return n, &nflogEntry{Firing: firingFPs, Resolved: resolvedFPs, SentAt: now}
 }

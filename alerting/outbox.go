@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -134,17 +135,35 @@ func (o *outbox) deliverDue(ctx context.Context) (int, error) {
 // deliver makes one attempt and reports whether the notification arrived.
 // Errors returned are storage errors; delivery errors are recorded on the
 // row and retried.
-func (o *outbox) deliver(ctx context.Context, it outboxItem) (bool, error) {
+func (o *outbox) deliver(ctx context.Context, it outboxItem) (ok bool, err error) {
 	n := it.n
-	rcv, ok := o.receivers[n.Receiver]
-	if !ok {
+	defer func() {
+		// A receiver that panics (a bug rendering one notification) fails
+		// that notification, not the process: a restart would find the row
+		// again and die the same way.
+		if p := recover(); p != nil {
+			o.failures.WithLabelValues(n.Receiver).Inc()
+			cause := fmt.Errorf("%w: receiver panicked: %v", ErrPermanent, p)
+			o.logger.Error("notification delivery panicked; marking it failed", "receiver", n.Receiver, "id", n.ID,
+				"group", n.GroupKey, "err", cause, "stack", string(debug.Stack()))
+			ok, err = false, o.store.markFailed(context.WithoutCancel(ctx), n.ID, cause)
+		}
+	}()
+	rcv, found := o.receivers[n.Receiver]
+	if !found {
 		return false, o.store.markFailed(ctx, n.ID, fmt.Errorf("no receiver named %q is configured", n.Receiver))
+	}
+	if len(n.Alerts) == 0 {
+		// Written by an older version that notified muted groups: there is
+		// nothing to tell.
+		o.logger.Error("notification without alerts; marking it failed", "receiver", n.Receiver, "id", n.ID, "group", n.GroupKey)
+		return false, o.store.markFailed(ctx, n.ID, fmt.Errorf("%w: notification without alerts", ErrPermanent))
 	}
 	if it.state == outboxSending || it.attempts > 0 {
 		// A previous attempt was cut short (crash, stop) or failed in a way
 		// that may hide a success (a timeout after the message was posted):
 		// ask the receiver whether it arrived before trying again.
-		if rec, ok := rcv.(Reconciler); ok {
+		if rec, isRec := rcv.(Reconciler); isRec {
 			done, err := rec.Delivered(ctx, n)
 			if err == nil && done {
 				o.logger.Info("notification was delivered before the interruption; not sending it again", "receiver", n.Receiver, "id", n.ID)
@@ -152,7 +171,7 @@ func (o *outbox) deliver(ctx context.Context, it outboxItem) (bool, error) {
 			}
 		}
 	}
-	err := rcv.Notify(ctx, n)
+	err = rcv.Notify(ctx, n)
 	if err == nil {
 		return true, nil
 	}
