@@ -255,6 +255,22 @@ func describedAt(it outboxItem) time.Time {
 	return it.n.CreatedAt
 }
 
+// untold returns the alerts held by groups. The resolved ones among them
+// still have to be told to a receiver (prune drops the others), so the
+// alert store keeps them, through a long outage and across a restart,
+// until their resolution is delivered.
+func (d *dispatcher) untold() map[model.Fingerprint]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[model.Fingerprint]bool{}
+	for _, g := range d.groups {
+		for fp := range g.alerts {
+			out[fp] = true
+		}
+	}
+	return out
+}
+
 // groupCount returns the number of aggregation groups.
 func (d *dispatcher) groupCount() int {
 	d.mu.Lock()

@@ -225,10 +225,11 @@ func (m *Manager) Evaluate(ctx context.Context) error {
 func (m *Manager) gc(ctx context.Context) error {
 	now := m.now()
 	cut := now.Add(-15 * time.Minute)
+	untold := m.disp.untold()
 	m.mu.Lock()
 	var drop []model.Fingerprint
 	for fp, a := range m.alerts {
-		if a.Resolved(cut) {
+		if a.Resolved(cut) && !untold[fp] {
 			drop = append(drop, fp)
 			delete(m.alerts, fp)
 		}

@@ -308,3 +308,76 @@ func TestANewGroupWhoseAlertIsOlderThanGroupWaitFlushesAtOnce(t *testing.T) {
 	f.step(29 * time.Second)
 	require.Len(t, f.rcv.all(), 1, "a fresh alert still waits group_wait")
 }
+
+func TestAHangingWebhookDoesNotDelayOtherReceivers(t *testing.T) {
+	started := make(chan struct{}, 16)
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hang.Close)
+	t.Cleanup(func() { close(release) })
+	cfg := testConfig()
+	cfg.Route.Routes = []alerting.RouteConfig{{Matchers: []string{`team="hooks"`}, Receiver: alerting.ReceiverWebhook}}
+	f := &fixture{t: t, dir: t.TempDir(), cfg: cfg, clock: newClock(t0), rcv: &recorder{},
+		extra: map[string]alerting.Receiver{alerting.ReceiverWebhook: webhook.New([]string{hang.URL}, &http.Client{})}}
+	f.open()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	f.post(`[{"labels":{"alertname":"Hook","team":"hooks"},"endsAt":"2026-03-03T00:00:00Z"}]`)
+	f.clock.Advance(30 * time.Second)
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the webhook was never called")
+	}
+	// The webhook now hangs (no client timeout). A page fires.
+	f.post(`[{"labels":{"alertname":"Page","severity":"page"},"endsAt":"2026-03-03T00:00:00Z"}]`)
+	f.clock.Advance(30 * time.Second)
+	require.Eventually(t, func() bool { return len(f.rcv.all()) == 1 }, 30*time.Second, 10*time.Millisecond,
+		"the page is delivered while the webhook still hangs")
+	require.Equal(t, []string{"firing:Page"}, names(f.rcv.all()))
+}
+
+// throttled answers its first call with a Retry-After, then records.
+type throttled struct {
+	recorder
+	calls int
+	after time.Duration
+}
+
+func (r *throttled) Notify(ctx context.Context, n *alerting.Notification) error {
+	r.mu.Lock()
+	r.calls++
+	first := r.calls == 1
+	r.mu.Unlock()
+	if first {
+		return &alerting.RetryAfterError{After: r.after, Err: errors.New("slack: ratelimited")}
+	}
+	return r.recorder.Notify(ctx, n)
+}
+
+func TestRetryAfterPausesOnlyTheReceiverThatSentIt(t *testing.T) {
+	cfg := testConfig()
+	cfg.Route.Routes = []alerting.RouteConfig{{Matchers: []string{`team="hooks"`}, Receiver: "hook"}}
+	slack, hook := &throttled{after: time.Minute}, &recorder{}
+	f := &fixture{t: t, dir: t.TempDir(), cfg: cfg, clock: newClock(t0), rcv: &recorder{},
+		extra: map[string]alerting.Receiver{"log": slack, "hook": hook}}
+	f.open()
+	f.post(`[{"labels":{"alertname":"A"},"endsAt":"2026-03-03T00:00:00Z"}]`)
+	f.step(30 * time.Second) // A is rate limited for a minute
+	f.post(`[{"labels":{"alertname":"B"},"endsAt":"2026-03-03T00:00:00Z"},
+	         {"labels":{"alertname":"C","team":"hooks"},"endsAt":"2026-03-03T00:00:00Z"}]`)
+	f.step(30 * time.Second)
+	require.Equal(t, 1, slack.calls, "B is not sent into Slack's rate limit")
+	require.Equal(t, []string{"firing:C"}, names(hook.all()), "another receiver is not held back")
+	f.step(30 * time.Second)
+	require.ElementsMatch(t, []string{"firing:A", "firing:B"}, names(slack.all()), "both go once the Retry-After has passed")
+}
