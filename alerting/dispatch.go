@@ -316,9 +316,10 @@ func (d *dispatcher) tick(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	for i, n := range ns {
-		// Marked before the lock is released: a delivery report cannot
-		// come before the row exists, and the next tick waits for this one.
-		d.inflight[nflogKey{n.GroupKey, n.Integration}] = inflight{id: 1<<63 - 1, entry: entries[i]}
+		// Marked before the lock is released, with no row ID yet (0): the
+		// outbox may deliver a chunk and report it before the ID is
+		// filled in below, and that report must clear the mark.
+		d.inflight[nflogKey{n.GroupKey, n.Integration}] = inflight{entry: entries[i]}
 	}
 	// The outbox is written in chunks, each its own transaction, so that
 	// intake (which needs SQLite's one writer too) gets in between.
@@ -337,8 +338,12 @@ func (d *dispatcher) tick(ctx context.Context, now time.Time) (int, error) {
 			}
 			return written, err
 		}
-		for i, n := range ns[written:end] {
-			d.inflight[nflogKey{n.GroupKey, n.Integration}] = inflight{id: n.ID, entry: entries[written+i]}
+		for _, n := range ns[written:end] {
+			k := nflogKey{n.GroupKey, n.Integration}
+			if in, ok := d.inflight[k]; ok && in.id == 0 { // not reported yet
+				in.id = n.ID
+				d.inflight[k] = in
+			}
 		}
 		written = end
 	}
