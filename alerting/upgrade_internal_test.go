@@ -42,3 +42,36 @@ func TestGroupKeysOfOlderVersionsAreRenamedOnStart(t *testing.T) {
 	require.True(t, found, "the Slack thread moved to the new key, so later updates find their message")
 	require.Contains(t, th, `"ts":"1.000001"`)
 }
+
+// indexing is a receiver that, as the Slack renderer did, reads the first
+// alert of every notification.
+type indexing struct{ calls int }
+
+func (r *indexing) Notify(_ context.Context, n *Notification) error {
+	r.calls++
+	_ = n.Alerts[0]
+	return nil
+}
+
+func TestAnEmptyNotificationLeftSendingByACrashIsFailedOnStart(t *testing.T) {
+	ctx := context.Background()
+	store, err := OpenStore(ctx, filepath.Join(t.TempDir(), "alerting.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	// What a crashed older version left: an empty "resolved" notification
+	// in the middle of its delivery.
+	n := &Notification{Receiver: ReceiverLog, Status: StatusResolved, GroupKey: `0:{alertname="A"}`, CreatedAt: now}
+	require.NoError(t, store.enqueue(ctx, []*Notification{n}, []*nflogEntry{nil}, now))
+	require.NoError(t, store.markSending(ctx, []int64{n.ID}))
+
+	rcv := &indexing{}
+	m, err := New(ctx, Options{Config: DefaultConfig(), Store: store, Receivers: map[string]Receiver{ReceiverLog: rcv}, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	_, err = m.Deliver(ctx)
+	require.NoError(t, err)
+	require.Zero(t, rcv.calls, "the receiver is not handed a notification without alerts")
+	counts, err := store.OutboxCounts(ctx)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{outboxFailed: 1}, counts)
+}
