@@ -69,6 +69,7 @@ type fixture struct {
 	extra map[string]alerting.Receiver
 	store *alerting.Store
 	m     *alerting.Manager
+	reg   *prometheus.Registry
 }
 
 // t0 is a Monday, 10:00 UTC.
@@ -88,13 +89,14 @@ func (f *fixture) openWith(now func() time.Time) {
 	t := f.t
 	store, err := alerting.OpenStore(context.Background(), filepath.Join(f.dir, "alerting.db"))
 	require.NoError(t, err)
+	f.reg = prometheus.NewRegistry()
 	m, err := alerting.New(context.Background(), alerting.Options{
 		Config:     f.cfg,
 		Store:      store,
 		Receivers:  f.receivers(),
 		Burns:      f.burns,
 		Logger:     testutil.Logger(t),
-		Registerer: prometheus.NewRegistry(),
+		Registerer: f.reg,
 		Now:        now,
 	})
 	require.NoError(t, err)

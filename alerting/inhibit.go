@@ -48,7 +48,14 @@ func newInhibitor(cfgs []InhibitRuleConfig) (*Inhibitor, error) {
 // per flush keeps the check of each alert O(rules) instead of O(alerts).
 type inhibitions struct {
 	rules   []inhibitRule
-	sources []map[string][]model.Fingerprint
+	sources []map[string][]inhibitSource
+}
+
+// inhibitSource is a firing alert matching a rule's source side.
+type inhibitSource struct {
+	fp model.Fingerprint
+	// alsoTarget is set when the alert matches the target side too.
+	alsoTarget bool
 }
 
 func equalKey(ls model.LabelSet, names []model.LabelName) string {
@@ -62,15 +69,15 @@ func equalKey(ls model.LabelSet, names []model.LabelName) string {
 
 // snapshot indexes the alerts firing at now.
 func (in *Inhibitor) snapshot(alerts []*Alert, now time.Time) *inhibitions {
-	s := &inhibitions{rules: in.rules, sources: make([]map[string][]model.Fingerprint, len(in.rules))}
+	s := &inhibitions{rules: in.rules, sources: make([]map[string][]inhibitSource, len(in.rules))}
 	for i, r := range in.rules {
-		m := map[string][]model.Fingerprint{}
+		m := map[string][]inhibitSource{}
 		for _, a := range alerts {
 			if a.Resolved(now) || !r.source.Matches(a.Labels) {
 				continue
 			}
 			k := equalKey(a.Labels, r.equal)
-			m[k] = append(m[k], a.Fingerprint())
+			m[k] = append(m[k], inhibitSource{fp: a.Fingerprint(), alsoTarget: r.target.Matches(a.Labels)})
 		}
 		s.sources[i] = m
 	}
@@ -78,7 +85,9 @@ func (in *Inhibitor) snapshot(alerts []*Alert, now time.Time) *inhibitions {
 }
 
 // inhibitedBy returns the fingerprints of the firing alerts that mute a.
-// An alert never inhibits itself (one matching both sides of a rule).
+// As in Alertmanager, when a matches both sides of a rule, alerts that
+// match both sides too are not its sources: two alerts of the same kind
+// (NodeDown for two jobs of one instance) do not mute each other.
 func (s *inhibitions) inhibitedBy(a *Alert) []string {
 	if s == nil {
 		return nil
@@ -89,10 +98,12 @@ func (s *inhibitions) inhibitedBy(a *Alert) []string {
 		if !r.target.Matches(a.Labels) {
 			continue
 		}
+		twoSided := r.source.Matches(a.Labels)
 		for _, src := range s.sources[i][equalKey(a.Labels, r.equal)] {
-			if src != fp {
-				out = append(out, src.String())
+			if src.fp == fp || (twoSided && src.alsoTarget) {
+				continue
 			}
+			out = append(out, src.fp.String())
 		}
 	}
 	return out

@@ -134,15 +134,15 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	if m.silences, err = newSilences(ctx, opts.Store, opts.Now); err != nil {
 		return nil, err
 	}
-	nflog, err := opts.Store.loadNflog(ctx)
-	if err != nil {
-		return nil, err
-	}
-	m.disp = &dispatcher{route: route, groups: map[string]*aggrGroup{}, nflog: nflog, store: opts.Store,
-		silences: m.silences, inhibitor: inhibitor, intervener: intervener, externalURL: cfg.ExternalURL, alerts: m.snapshot}
 	if m.outbox, err = newOutbox(opts.Store, receivers, cfg.Outbox, opts.Logger, opts.Now, opts.Registerer); err != nil {
 		return nil, err
 	}
+	if m.disp, err = newDispatcher(ctx, dispatcherOptions{Route: route, Store: opts.Store, Silences: m.silences,
+		Inhibitor: inhibitor, Intervener: intervener, ExternalURL: cfg.ExternalURL, Alerts: m.snapshot,
+		Targets: m.outbox.targets, Registerer: opts.Registerer}); err != nil {
+		return nil, err
+	}
+	m.outbox.settled = m.disp.settled
 	if m.rules, err = newRuleEvaluator(ctx, cfg.Rules, opts.Burns, opts.Store, opts.Logger, cfg.EvaluationInterval); err != nil {
 		return nil, err
 	}
@@ -238,10 +238,11 @@ func (m *Manager) Evaluate(ctx context.Context) error {
 func (m *Manager) gc(ctx context.Context) error {
 	now := m.now()
 	cut := now.Add(-15 * time.Minute)
+	untold := m.disp.untold()
 	m.mu.Lock()
 	var drop []model.Fingerprint
 	for fp, a := range m.alerts {
-		if a.Resolved(cut) {
+		if a.Resolved(cut) && !untold[fp] {
 			drop = append(drop, fp)
 			delete(m.alerts, fp)
 		}

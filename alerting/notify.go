@@ -17,7 +17,11 @@ import (
 // JSON form is the body of Alertmanager's webhook, version 4.
 type Notification struct {
 	// ID is the outbox row; receivers use it to recognise a re-delivery.
-	ID                int64             `json:"-"`
+	ID int64 `json:"-"`
+	// Integration names the destination of this delivery: the receiver's
+	// name, or "<receiver>/<name>" for one of the Integrations of a
+	// receiver that has several.
+	Integration       string            `json:"-"`
 	Receiver          string            `json:"receiver"`
 	Status            string            `json:"status"`
 	Alerts            []NotifiedAlert   `json:"alerts"`
@@ -65,6 +69,32 @@ type Receiver interface {
 	Notify(ctx context.Context, n *Notification) error
 }
 
+// integration is the destination of n, its receiver when not set.
+func (n *Notification) integration() string {
+	if n.Integration != "" {
+		return n.Integration
+	}
+	return n.Receiver
+}
+
+// Integration is one destination of a receiver.
+type Integration struct {
+	// Name tells the destination apart from the receiver's others and must
+	// stay the same across restarts and configuration edits (a hash of a
+	// URL, not its position in a list): the notification log is kept by it.
+	Name     string
+	Receiver Receiver
+}
+
+// Fanout is implemented by receivers made of independent destinations, such
+// as the URLs of the webhook receiver. Each destination then gets its own
+// outbox row, retries and notification log entry, as each integration of an
+// Alertmanager receiver does: a failing URL never makes a healthy one
+// receive the notification twice.
+type Fanout interface {
+	Integrations() []Integration
+}
+
 // Reconciler is implemented by receivers that can tell whether a delivery
 // interrupted by a crash arrived, so that the outbox neither loses nor
 // duplicates it. Receivers without one get the notification again (at
@@ -87,7 +117,9 @@ func (e *RetryAfterError) Error() string {
 func (e *RetryAfterError) Unwrap() error { return e.Err }
 
 // ErrPermanent marks a failure retrying cannot fix (the receiver rejected
-// the request as malformed). The notification is kept, marked failed.
+// the request as malformed). The notification is kept, marked failed, and
+// not taken as sent: the group's next flush, a group_interval later, builds
+// it again.
 var ErrPermanent = errors.New("permanent delivery failure")
 
 // HTTPError classifies an HTTP answer of a receiver endpoint: nil for 2xx,

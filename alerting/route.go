@@ -15,9 +15,16 @@ import (
 // are inherited from its parent, as in Alertmanager.
 type Route struct {
 	parent *Route
-	// ID is the node's position in the tree ("0", "0.1", ...); group keys
-	// carry it so that the same alert routed twice forms two groups.
-	ID                  string
+	// ID is the node's position in the tree ("0", "0.1", ...), used in
+	// error messages.
+	ID string
+	// Key names the node by its matcher path, as Alertmanager's route key
+	// does: "{}" for the root, then "/{matchers}" for each level down. Group
+	// keys carry it, so that the same alert routed twice forms two groups
+	// and a key survives edits elsewhere in the tree (a sibling inserted
+	// before it). A sibling with the same matchers as an earlier one gets
+	// "/n", the number of such earlier siblings.
+	Key                 string
 	Receiver            string
 	Matchers            Matchers
 	GroupBy             []model.LabelName
@@ -51,6 +58,20 @@ func newRoute(cfg RouteConfig, parent *Route, intervals map[string]bool) (*Route
 		return nil, fmt.Errorf("route %s: %w", r.ID, err)
 	}
 	r.Matchers = ms
+	r.Key = "{}"
+	if parent != nil {
+		base := parent.Key + "/" + ms.String()
+		r.Key = base
+		same := 0
+		for _, sib := range parent.Routes {
+			if sib.parent.Key+"/"+sib.Matchers.String() == base {
+				same++
+			}
+		}
+		if same > 0 {
+			r.Key = fmt.Sprintf("%s/%d", base, same)
+		}
+	}
 	if cfg.GroupBy != nil {
 		r.GroupBy, r.GroupByAll = nil, false
 		for _, l := range cfg.GroupBy {
@@ -141,17 +162,22 @@ func (r *Route) groupLabels(ls model.LabelSet) model.LabelSet {
 	return out
 }
 
-// groupKey identifies an aggregation group: the route and the group labels,
-// in a stable, human-readable form (Alertmanager's style).
-func (r *Route) groupKey(gl model.LabelSet) string {
+// groupKey identifies an aggregation group: the route's key and the group
+// labels, in a stable, human-readable form (Alertmanager's style).
+func (r *Route) groupKey(gl model.LabelSet) string { return r.Key + ":" + labelString(gl) }
+
+// legacyGroupKey is the key older versions gave the group: the route's
+// position instead of its matcher path.
+func (r *Route) legacyGroupKey(gl model.LabelSet) string { return r.ID + ":" + labelString(gl) }
+
+func labelString(gl model.LabelSet) string {
 	names := make([]string, 0, len(gl))
 	for n := range gl {
 		names = append(names, string(n))
 	}
 	sort.Strings(names)
 	var b strings.Builder
-	b.WriteString(r.ID)
-	b.WriteString(":{")
+	b.WriteString("{")
 	for i, n := range names {
 		if i > 0 {
 			b.WriteByte(',')

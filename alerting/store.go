@@ -249,19 +249,60 @@ func (s *Store) loadNflog(ctx context.Context) (map[nflogKey]*nflogEntry, error)
 	return out, rows.Err()
 }
 
-// enqueue writes notifications to the outbox and records them in the
-// notification log in one transaction: either both happen or neither, so a
-// crash can neither lose a notification nor make it look unsent.
+// nflogJSON is the stored form of a notification log entry.
+type nflogJSON struct {
+	Firing   []string `json:"firing"`
+	Resolved []string `json:"resolved"`
+	SentAt   int64    `json:"sent_at"`
+}
+
+func encodeEntry(e *nflogEntry) string {
+	if e == nil {
+		return ""
+	}
+	return mustJSON(nflogJSON{Firing: fpList(e.Firing), Resolved: fpList(e.Resolved), SentAt: ms(e.SentAt)})
+}
+
+func decodeEntry(raw string) (*nflogEntry, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	var j nflogJSON
+	if err := json.Unmarshal([]byte(raw), &j); err != nil {
+		return nil, err
+	}
+	e := &nflogEntry{Firing: map[model.Fingerprint]bool{}, Resolved: map[model.Fingerprint]bool{}, SentAt: fromMS(j.SentAt)}
+	for _, l := range []struct {
+		in  []string
+		out map[model.Fingerprint]bool
+	}{{j.Firing, e.Firing}, {j.Resolved, e.Resolved}} {
+		for _, s := range l.in {
+			fp, err := model.ParseFingerprint(s)
+			if err != nil {
+				return nil, err
+			}
+			l.out[fp] = true
+		}
+	}
+	return e, nil
+}
+
+// enqueue writes notifications to the outbox in one transaction, each with
+// the notification log entry it makes true. The log itself is written only
+// when the notification is delivered (markSent): a notification that never
+// arrives is not taken as sent.
 func (s *Store) enqueue(ctx context.Context, ns []*Notification, entries []*nflogEntry, now time.Time) error {
 	// Encode before taking the writer lock.
 	payloads := make([]string, len(ns))
+	logs := make([]string, len(ns))
 	for i, n := range ns {
 		payloads[i] = mustJSON(n)
+		logs[i] = encodeEntry(entries[i])
 	}
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for i, n := range ns {
-			res, err := tx.ExecContext(ctx, `INSERT INTO outbox(receiver, group_key, next_attempt_at, created_at) VALUES (?, ?, ?, ?)`,
-				n.Receiver, n.GroupKey, ms(now), ms(now))
+			res, err := tx.ExecContext(ctx, `INSERT INTO outbox(receiver, group_key, next_attempt_at, created_at, nflog) VALUES (?, ?, ?, ?, ?)`,
+				n.integration(), n.GroupKey, ms(now), ms(now), logs[i])
 			if err != nil {
 				return fmt.Errorf("enqueue: %w", err)
 			}
@@ -271,14 +312,52 @@ func (s *Store) enqueue(ctx context.Context, ns []*Notification, entries []*nflo
 			if _, err := tx.ExecContext(ctx, `INSERT INTO outbox_payloads(id, payload) VALUES (?, ?)`, n.ID, payloads[i]); err != nil {
 				return fmt.Errorf("enqueue: %w", err)
 			}
-			e := entries[i]
-			if e == nil {
-				continue
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO nflog(group_key, receiver, firing, resolved, sent_at) VALUES (?, ?, ?, ?, ?)
-				ON CONFLICT(group_key, receiver) DO UPDATE SET firing=excluded.firing, resolved=excluded.resolved, sent_at=excluded.sent_at`,
-				n.GroupKey, n.Receiver, mustJSON(fpList(e.Firing)), mustJSON(fpList(e.Resolved)), ms(e.SentAt)); err != nil {
-				return fmt.Errorf("record nflog: %w", err)
+		}
+		return nil
+	})
+}
+
+// undelivered returns the notifications written but neither delivered nor
+// failed, without their payloads: the dispatcher does not notify their
+// groups again while they are on their way.
+func (s *Store) undelivered(ctx context.Context) ([]outboxItem, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, receiver, group_key, nflog FROM outbox WHERE state IN ('pending','sending') ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("outbox undelivered: %w", err)
+	}
+	defer rows.Close()
+	var out []outboxItem
+	for rows.Next() {
+		var raw string
+		it := outboxItem{n: &Notification{}}
+		if err := rows.Scan(&it.n.ID, &it.n.Integration, &it.n.GroupKey, &raw); err != nil {
+			return nil, fmt.Errorf("outbox undelivered: %w", err)
+		}
+		if it.entry, err = decodeEntry(raw); err != nil {
+			return nil, fmt.Errorf("outbox %d: notification log entry: %w", it.n.ID, err)
+		}
+		out = append(out, it)
+	}
+	return out, rows.Err()
+}
+
+// renameGroupKeys moves the state kept under old group keys (the
+// notification log, receiver state such as Slack threads, undelivered
+// notifications) to new ones, in one transaction.
+func (s *Store) renameGroupKeys(ctx context.Context, renames map[string]string) error {
+	if len(renames) == 0 {
+		return nil
+	}
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		for old, nw := range renames {
+			for _, q := range []string{
+				`UPDATE OR REPLACE nflog SET group_key = ? WHERE group_key = ?`,
+				`UPDATE OR REPLACE receiver_state SET key = ? WHERE key = ?`,
+				`UPDATE outbox SET group_key = ? WHERE group_key = ?`,
+			} {
+				if _, err := tx.ExecContext(ctx, q, nw, old); err != nil {
+					return fmt.Errorf("rename group key %s: %w", old, err)
+				}
 			}
 		}
 		return nil
@@ -298,18 +377,21 @@ type outboxItem struct {
 	n        *Notification
 	state    string
 	attempts int
+	// entry is the notification log entry delivery makes true (nil for
+	// rows of older versions, whose entry was written when queued).
+	entry *nflogEntry
 }
 
-// due returns, for each group key with pending work, its oldest
-// undelivered notification if it is due at now: notifications of one group
-// go out in order, so a resolve never overtakes its page.
-func (s *Store) due(ctx context.Context, now time.Time, limit int) ([]outboxItem, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT o.id, p.payload, o.state, o.attempts FROM outbox o
+// due returns, for each group key with pending work for the integration,
+// its oldest undelivered notification if it is due at now: notifications of
+// one group go out in order, so a resolve never overtakes its page.
+func (s *Store) due(ctx context.Context, integration string, now time.Time, limit int) ([]outboxItem, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT o.id, o.group_key, o.nflog, p.payload, o.state, o.attempts FROM outbox o
 		JOIN outbox_payloads p ON p.id = o.id
-		WHERE o.state IN ('pending','sending') AND o.next_attempt_at <= ?
+		WHERE o.receiver = ? AND o.state IN ('pending','sending') AND o.next_attempt_at <= ?
 		AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.state IN ('pending','sending')
 			AND e.receiver = o.receiver AND e.group_key = o.group_key AND e.id < o.id)
-		ORDER BY o.id LIMIT ?`, ms(now), limit)
+		ORDER BY o.id LIMIT ?`, integration, ms(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("outbox due: %w", err)
 	}
@@ -317,15 +399,19 @@ func (s *Store) due(ctx context.Context, now time.Time, limit int) ([]outboxItem
 	var out []outboxItem
 	for rows.Next() {
 		var id int64
-		var payload string
+		var key, raw, payload string
 		it := outboxItem{n: &Notification{}}
-		if err := rows.Scan(&id, &payload, &it.state, &it.attempts); err != nil {
+		if err := rows.Scan(&id, &key, &raw, &payload, &it.state, &it.attempts); err != nil {
 			return nil, fmt.Errorf("outbox due: %w", err)
 		}
 		if err := json.Unmarshal([]byte(payload), it.n); err != nil {
 			return nil, fmt.Errorf("outbox %d: %w", id, err)
 		}
-		it.n.ID = id
+		if it.entry, err = decodeEntry(raw); err != nil {
+			return nil, fmt.Errorf("outbox %d: notification log entry: %w", id, err)
+		}
+		// The row's key wins over the payload's: renameGroupKeys moves rows.
+		it.n.ID, it.n.GroupKey, it.n.Integration = id, key, integration
 		out = append(out, it)
 	}
 	return out, rows.Err()
@@ -344,12 +430,37 @@ func (s *Store) markSending(ctx context.Context, ids []int64) error {
 	})
 }
 
-// markSent records deliveries, in one transaction.
-func (s *Store) markSent(ctx context.Context, ids []int64, now time.Time) error {
+// markSent records deliveries and the notification log entries they make
+// true, in one transaction. An entry never replaces a newer one.
+func (s *Store) markSent(ctx context.Context, items []outboxItem, now time.Time) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		for _, it := range items {
+			n := it.n
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state='sent', sent_at=?, last_error='' WHERE id = ?`, ms(now), n.ID); err != nil {
+				return fmt.Errorf("mark sent: %w", err)
+			}
+			e := it.entry
+			if e == nil {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO nflog(group_key, receiver, firing, resolved, sent_at) VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT(group_key, receiver) DO UPDATE SET firing=excluded.firing, resolved=excluded.resolved, sent_at=excluded.sent_at
+				WHERE excluded.sent_at >= nflog.sent_at`,
+				n.GroupKey, n.integration(), mustJSON(fpList(e.Firing)), mustJSON(fpList(e.Resolved)), ms(e.SentAt)); err != nil {
+				return fmt.Errorf("record nflog: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// release puts notifications marked sending back, untried, for an attempt
+// at or after at.
+func (s *Store) release(ctx context.Context, ids []int64, at time.Time) error {
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for _, id := range ids {
-			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state='sent', sent_at=?, last_error='' WHERE id = ?`, ms(now), id); err != nil {
-				return fmt.Errorf("mark sent: %w", err)
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state='pending', attempts=max(attempts-1, 0), next_attempt_at=? WHERE id = ?`, ms(at), id); err != nil {
+				return fmt.Errorf("release: %w", err)
 			}
 		}
 		return nil

@@ -80,3 +80,30 @@ func TestWebhookClassifiesFailures(t *testing.T) {
 		})
 	}
 }
+
+func TestEachURLIsAnIntegrationNamedIndependentlyOfItsPosition(t *testing.T) {
+	a, b := "http://127.0.0.1:1/hook?token=secret", "http://127.0.0.1:2/hook"
+	names := func(urls ...string) map[string]string {
+		out := map[string]string{}
+		for i, in := range webhook.New(urls, nil).Integrations() {
+			out[urls[i]] = in.Name
+		}
+		return out
+	}
+	first, swapped := names(a, b), names(b, a)
+	require.Len(t, first, 2)
+	require.NotEqual(t, first[a], first[b])
+	require.Equal(t, first, swapped, "reordering the URLs keeps each one's name, and with it its notification log")
+	require.NotContains(t, first[a], "secret")
+}
+
+func TestAFailingURLIsReportedWithoutItsQuery(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) }))
+	defer srv.Close()
+	ins := webhook.New([]string{srv.URL + "/hook?token=secret"}, nil).Integrations()
+	require.Len(t, ins, 1)
+	err := ins[0].Receiver.Notify(context.Background(), notification())
+	require.Error(t, err)
+	require.Contains(t, err.Error(), srv.URL+"/hook")
+	require.NotContains(t, err.Error(), "secret")
+}
