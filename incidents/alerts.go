@@ -39,7 +39,7 @@ func (s *Service) Notify(ctx context.Context, n *alerting.Notification) error {
 			}
 		}
 		now := s.now().UTC()
-		inc, err := openIncidentByGroup(ctx, tx, n.GroupKey)
+		inc, err := openIncidentByGroup(ctx, tx, DedupKey(n.GroupKey))
 		if err != nil {
 			return err
 		}
@@ -117,6 +117,18 @@ func (s *Service) Notify(ctx context.Context, n *alerting.Notification) error {
 	return nil
 }
 
+// DedupKey is the part of an alert group key that identifies the problem:
+// the group's labels without the route in front ("0.1:{slo=...}" becomes
+// "{slo=...}"). The same alert group reaches incidents and Slack through
+// different routes, and a Slack button must find the incident its group
+// opened.
+func DedupKey(groupKey string) string {
+	if i := strings.Index(groupKey, ":{"); i >= 0 {
+		return groupKey[i+1:]
+	}
+	return groupKey
+}
+
 // classify decides whether a notification concerns incidents: pages do,
 // tickets when Config.Tickets is "open". Only pages escalate.
 func (s *Service) classify(n *alerting.Notification) (Severity, bool, bool) {
@@ -165,7 +177,7 @@ func (s *Service) fromNotification(n *alerting.Notification, sev Severity) NewIn
 		}
 		return first.Labels[k]
 	}
-	ni := NewIncident{Service: get("service"), SLO: get("slo"), groupKey: n.GroupKey, source: "alert", By: "alertmanager"}
+	ni := NewIncident{Service: get("service"), SLO: get("slo"), groupKey: DedupKey(n.GroupKey), source: "alert", By: "alertmanager"}
 	ni.Title = first.Annotations["summary"]
 	if ni.Title == "" {
 		ni.Title = n.CommonAnnotations["summary"]

@@ -219,9 +219,10 @@ func (s *Service) Get(ctx context.Context, id int64) (*Incident, error) {
 	return getIncident(ctx, s.db, id)
 }
 
-// ByGroup returns the open incident of an alert group (ErrNotFound if none).
+// ByGroup returns the open incident of an alert group (ErrNotFound if
+// none), whichever route the group key came through.
 func (s *Service) ByGroup(ctx context.Context, key string) (*Incident, error) {
-	inc, err := openIncidentByGroup(ctx, s.db, key)
+	inc, err := openIncidentByGroup(ctx, s.db, DedupKey(key))
 	if err != nil {
 		return nil, err
 	}

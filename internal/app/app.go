@@ -24,6 +24,7 @@ import (
 	"github.com/burnrate/burnrate/alerting"
 	"github.com/burnrate/burnrate/collector"
 	"github.com/burnrate/burnrate/demoapp"
+	"github.com/burnrate/burnrate/incidents"
 	"github.com/burnrate/burnrate/internal/httpserver"
 	"github.com/burnrate/burnrate/sloengine"
 )
@@ -60,6 +61,10 @@ type Options struct {
 	// Alerting configures SLO alert rules, routing, silences, the outbox
 	// and the receivers (Slack, webhook, Alertmanager).
 	Alerting alerting.Config `mapstructure:"alerting"`
+
+	// Incidents configures incidents opened from alerts (tickets, what an
+	// alert's resolution does, the default escalation policy).
+	Incidents incidents.Config `mapstructure:"incidents"`
 
 	// Logger and Registry are injected, never read from configuration.
 	Logger   *slog.Logger         `mapstructure:"-"`
@@ -103,6 +108,9 @@ func (o Options) Validate() error {
 	if err := o.Alerting.Validate(); err != nil {
 		return err
 	}
+	if err := o.Incidents.Validate(); err != nil {
+		return err
+	}
 	if o.ShutdownTimeout > 4500*time.Millisecond {
 		return fmt.Errorf("shutdown_timeout: %s is too long: the whole process must stop within 5s", o.ShutdownTimeout)
 	}
@@ -129,6 +137,8 @@ type App struct {
 	slo *sloengine.Engine
 	// alerting holds alerts, silences and the notification outbox.
 	alerting *alerting.Manager
+	// incidents is alerting's "incidents" receiver, so it is built first.
+	incidents *incidents.Service
 
 	// closers release storage in reverse order of opening, after every actor
 	// of the run group has returned.
@@ -207,6 +217,7 @@ func New(opts Options) (*App, error) {
 		a.buildCollector,
 		a.buildDemo,
 		a.buildSLOEngine,
+		a.buildIncidents,
 		a.buildAlerting,
 	} {
 		if err := build(); err != nil {
