@@ -88,6 +88,8 @@ Run everything on embedded defaults:  burnrate up`,
 		newGamedayCmd(stdout, stderr),
 		newSLOCmd(g, stdout, stderr),
 		newSilenceCmd(stdout),
+		newIncidentCmd(stdout),
+		newOnCallCmd(stdout),
 	)
 	return root
 }
