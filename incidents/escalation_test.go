@@ -166,3 +166,28 @@ func TestEscalationResumesOnTimeAfterARestartAndRunsAnOverdueStepOnce(t *testing
 		require.Len(t, pages(t, r.svc, inc.ID, start), 2, "and never again: the policy is over")
 	})
 }
+
+func TestEscalationPagesWhoeverAnOverridePutsOnCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startService(t, filepath.Join(t.TempDir(), "incidents.db"))
+		seedEscalation(t, r.svc, 0)
+		now := time.Now().UTC()
+		_, err := r.svc.AddOverride(context.Background(), "primary", incidents.Override{
+			User: "ben", Replaces: "ann", Start: now.Add(-time.Minute), End: now.Add(time.Hour)})
+		require.NoError(t, err)
+		inc, err := r.svc.Declare(context.Background(), incidents.NewIncident{Title: "api down", Severity: "SEV1", EscalationPolicy: "p"})
+		require.NoError(t, err)
+		synctest.Wait()
+		tl, err := r.svc.Timeline(context.Background(), inc.ID)
+		require.NoError(t, err)
+		var notified []string
+		for _, e := range tl {
+			if e.Kind == incidents.EventNotified {
+				notified = append(notified, e.Text)
+			}
+		}
+		require.Len(t, notified, 1)
+		require.Contains(t, notified[0], "notified ben (on call for primary, log)")
+		require.NotContains(t, notified[0], "ann")
+	})
+}

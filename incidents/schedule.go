@@ -161,6 +161,9 @@ func (sc *Schedule) Prepare() error {
 		if err != nil {
 			return invalid(f+".start", "%q is not a date YYYY-MM-DD", l.Start)
 		}
+		if day.Year() < 1970 || day.Year() > 2200 {
+			return invalid(f+".start", "%q is outside the years 1970 to 2200", l.Start)
+		}
 		var handoff time.Duration
 		if l.Handoff != "" {
 			if handoff, err = parseClock(f+".handoff", l.Handoff); err != nil {

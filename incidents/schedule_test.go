@@ -276,6 +276,7 @@ func TestScheduleValidationNamesTheField(t *testing.T) {
 		{"an empty layer", func(s *incidents.Schedule) { s.Layers[0].Users = nil }, "layers[0].users"},
 		{"overlapping layers at one level", func(s *incidents.Schedule) { s.Layers = append(s.Layers, layer()) }, "layers[1].level"},
 		{"a bad start date", func(s *incidents.Schedule) { s.Layers[0].Start = "02/03/2026" }, "layers[0].start"},
+		{"a start in year one", func(s *incidents.Schedule) { s.Layers[0].Start = "0001-01-01" }, "layers[0].start"},
 		{"a bad handoff", func(s *incidents.Schedule) { s.Layers[0].Handoff = "25:00" }, "layers[0].handoff"},
 		{"a bad turn", func(s *incidents.Schedule) { s.Layers[0].Turn = "fortnightly" }, "layers[0].turn"},
 		{"a bad weekday", func(s *incidents.Schedule) {

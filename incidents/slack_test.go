@@ -298,6 +298,10 @@ func TestTheSlashCommandWorksIncidentsAndAnswersWhoIsOnCall(t *testing.T) {
 	}
 	require.Contains(t, run("list")["text"], "#1 SEV2 triggered")
 	require.Contains(t, run("oncall")["text"], "*primary*: <@UBEN>")
+	_, err := e.svc.AddOverride(context.Background(), "primary", incidents.Override{
+		User: "ann", Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	require.Contains(t, run("oncall")["text"], "*primary*: Ann · next ben from", "the slash command honours overrides")
 	out := run("ack 1")
 	require.Equal(t, "in_channel", out["response_type"])
 	require.Contains(t, out["text"], "acknowledged by ben")

@@ -82,6 +82,7 @@ func DefaultOptions() Options {
 		Metrics:         sloengine.MetricsConfig{Backend: "tsdb"},
 		SLO:             sloengine.DefaultConfig(),
 		Alerting:        alerting.DefaultConfig(),
+		Incidents:       incidents.Config{}.WithDefaults(),
 	}
 }
 
