@@ -46,6 +46,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/schedules/{id}/overrides", s.handleAddOverride)
 	mux.HandleFunc("DELETE /api/v1/schedules/{id}/overrides/{oid}", s.handleDeleteOverride)
 	mux.HandleFunc("POST /api/v1/schedules/{id}/swaps", s.handleSwap)
+	mux.HandleFunc("GET /api/v1/schedules/{id}/handoffs", s.handleHandoffs)
 
 	mux.HandleFunc("GET /api/v1/escalation-policies", s.handlePolicies)
 	mux.HandleFunc("POST /api/v1/escalation-policies", s.handlePutPolicy)
@@ -516,4 +517,13 @@ func (s *Service) handleDeletePolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Service) handleHandoffs(w http.ResponseWriter, r *http.Request) {
+	hs, err := s.Handoffs(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"handoffs": hs})
 }

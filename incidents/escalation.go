@@ -383,8 +383,10 @@ func (s *Service) resolveTargets(ctx context.Context, q querier, inc *Incident, 
 	return out, nil
 }
 
-// Run runs escalation steps as they fall due until ctx is cancelled. A step
-// that fell due while the process was down runs once, at start.
+// Run runs escalation steps as they fall due, and tells people coming on
+// call, until ctx is cancelled. A step that fell due while the process was
+// down runs once, at start; so does the handoff notification of a shift
+// that began at most 15 minutes ago.
 func (s *Service) Run(ctx context.Context) error {
 	for {
 		next, err := s.runDue(ctx)
@@ -394,6 +396,17 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 			s.logger.Error("escalation", "err", err)
 			next = s.now().Add(5 * time.Second)
+		}
+		handoff, err := s.runHandoffs(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.logger.Error("handoff notifications", "err", err)
+			handoff = s.now().Add(5 * time.Second)
+		}
+		if !handoff.IsZero() && (next.IsZero() || handoff.Before(next)) {
+			next = handoff
 		}
 		var timer *time.Timer
 		var fire <-chan time.Time

@@ -76,16 +76,8 @@ func (s *Service) deliver(ctx context.Context, p page) {
 		s.metrics.paged(p.user.ID)
 	}
 	target := p.channel
-	if target == "" && s.slack != nil {
-		target = p.user.SlackID
-		if target == "" && p.user.Email != "" {
-			if su, err := s.slack.api.GetUserByEmailContext(ctx, p.user.Email); err == nil {
-				target = su.ID
-				_, _ = s.db.ExecContext(ctx, `UPDATE users SET slack_id = ? WHERE id = ?`, su.ID, p.user.ID)
-			} else {
-				s.logger.Warn("escalation: Slack does not know this email; paging through the log", "user", p.user.ID, "err", err)
-			}
-		}
+	if target == "" {
+		target = s.slackTarget(ctx, p.user)
 	}
 	if s.slack == nil || target == "" {
 		who := p.channel
@@ -104,4 +96,28 @@ func (s *Service) deliver(ctx context.Context, p page) {
 		_ = addEvent(context.WithoutCancel(ctx), s.db, Event{IncidentID: p.incident.ID, At: s.now().UTC(), Kind: EventNotified,
 			Source: "escalation", Text: fmt.Sprintf("Slack message to %s failed: %v", p.describe(), err)})
 	}
+}
+
+// slackTarget is where a person's Slack messages go: their Slack ID, else
+// the member users.lookupByEmail finds for their email (remembered). It is
+// empty without a Slack token or when Slack does not know them.
+func (s *Service) slackTarget(ctx context.Context, u *User) string {
+	if s.slack == nil {
+		return ""
+	}
+	if u.SlackID != "" {
+		return u.SlackID
+	}
+	if u.Email == "" {
+		return ""
+	}
+	su, err := s.slack.api.GetUserByEmailContext(ctx, u.Email)
+	if err != nil {
+		s.logger.Warn("Slack does not know this email; using the log", "user", u.ID, "err", err)
+		return ""
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE users SET slack_id = ? WHERE id = ?`, su.ID, u.ID); err != nil {
+		s.logger.Warn("remember Slack ID", "user", u.ID, "err", err)
+	}
+	return su.ID
 }

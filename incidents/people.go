@@ -189,7 +189,7 @@ func (s *Service) PutSchedule(ctx context.Context, sc *Schedule) error {
 	if err := sc.Prepare(); err != nil {
 		return err
 	}
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for i, l := range sc.Layers {
 			for j, u := range l.Users {
 				if _, err := getUser(ctx, tx, u); err != nil {
@@ -202,6 +202,10 @@ func (s *Service) PutSchedule(ctx context.Context, sc *Schedule) error {
 			sc.ID, string(spec))
 		return err
 	})
+	if err == nil {
+		s.nudge() // the next handoff may have moved
+	}
+	return err
 }
 
 // AddOverride puts o.User on call over [o.Start, o.End).
@@ -217,6 +221,7 @@ func (s *Service) AddOverride(ctx context.Context, schedule string, o Override) 
 	if err != nil {
 		return nil, err
 	}
+	s.nudge()
 	o.Start, o.End = o.Start.UTC(), o.End.UTC()
 	return &o, nil
 }
@@ -250,6 +255,7 @@ func (s *Service) DeleteOverride(ctx context.Context, schedule string, id int64)
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("override %d of schedule %q: %w", id, schedule, ErrNotFound)
 	}
+	s.nudge()
 	return nil
 }
 
@@ -299,6 +305,9 @@ func (s *Service) SwapShifts(ctx context.Context, schedule string, sw Swap) ([]O
 		}
 		return nil
 	})
+	if err == nil {
+		s.nudge()
+	}
 	return out, err
 }
 

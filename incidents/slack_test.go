@@ -341,3 +341,20 @@ func TestEscalationPagesAreSlackDirectMessagesWithButtons(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "one page to one person")
 }
+
+func TestHandoffNotificationsAreSlackDirectMessages(t *testing.T) {
+	e, f := slackEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.svc.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	require.NoError(t, e.svc.PutSchedule(context.Background(), &incidents.Schedule{ID: "primary", TimeZone: "Europe/Berlin",
+		Layers: []incidents.Layer{{Level: 1, Users: []string{"ben"}, Start: "2026-01-01", Turn: "weekly"}}}))
+	start := time.Now().Add(300 * time.Millisecond).Truncate(time.Millisecond)
+	_, err := e.svc.AddOverride(context.Background(), "primary", incidents.Override{User: "ann", Start: start, End: start.Add(time.Hour)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return len(f.byMethod("chat.postMessage")) == 1 }, 5*time.Second, 10*time.Millisecond)
+	msg := f.byMethod("chat.postMessage")[0]
+	require.Equal(t, "UANN", msg.Form.Get("channel"), "ann's Slack ID, found by email")
+	require.Contains(t, msg.Form.Get("text"), "You are on call for primary from")
+}
