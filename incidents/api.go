@@ -192,10 +192,11 @@ func (s *Service) handleRecord(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// incidentView is an incident with its timeline.
+// incidentView is an incident with its timeline and the budget it spent.
 type incidentView struct {
 	*Incident
-	Timeline []Event `json:"timeline"`
+	Budget   *BudgetSpent `json:"budget,omitempty"`
+	Timeline []Event      `json:"timeline"`
 }
 
 func (s *Service) handleGet(w http.ResponseWriter, r *http.Request, id int64) {
@@ -209,7 +210,7 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request, id int64) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, incidentView{inc, tl})
+	writeJSON(w, http.StatusOK, incidentView{inc, s.budgetSpent(r.Context(), inc), tl})
 }
 
 func (s *Service) handleTimeline(w http.ResponseWriter, r *http.Request, id int64) {

@@ -145,8 +145,11 @@ type SlackOptions struct {
 type Options struct {
 	Config Config
 	// Path is the SQLite database file.
-	Path       string
-	Slack      SlackOptions
+	Path  string
+	Slack SlackOptions
+	// Budget, when set, gives postmortems and the API the error budget an
+	// incident consumed (TSDBBudget reads the SLO engine's history).
+	Budget     BudgetSource
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	// Now stamps times; tests pin it. Default time.Now.
@@ -170,6 +173,7 @@ type Service struct {
 	now     func() time.Time
 	slack   *slackClient
 	secret  string
+	budget  BudgetSource
 	metrics *metrics
 	// wake nudges the escalation loop when a deadline is written.
 	wake chan struct{}
@@ -207,6 +211,7 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 		logger: opts.Logger,
 		now:    opts.Now,
 		secret: opts.Slack.SigningSecret,
+		budget: opts.Budget,
 		wake:   make(chan struct{}, 1),
 
 		httpClient: opts.Slack.HTTPClient,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -20,7 +21,7 @@ func (s *Service) Postmortem(ctx context.Context, id int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return RenderPostmortem(inc, tl), nil
+	return RenderPostmortem(inc, tl, s.budgetSpent(ctx, inc)), nil
 }
 
 func fmtDur(d time.Duration, ok bool) string {
@@ -37,9 +38,10 @@ func fmtTime(t *time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
-// RenderPostmortem renders the draft from an incident and its timeline.
-// Output depends on its input only, so it is covered by a golden file.
-func RenderPostmortem(inc *Incident, tl []Event) []byte {
+// RenderPostmortem renders the draft from an incident, its timeline and
+// the budget it consumed (nil: unknown). Output depends on its input only,
+// so it is covered by a golden file.
+func RenderPostmortem(inc *Incident, tl []Event, budget *BudgetSpent) []byte {
 	var b bytes.Buffer
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# Postmortem: incident #%d, %s\n\n", inc.ID, inc.Title)
@@ -79,7 +81,12 @@ func RenderPostmortem(inc *Incident, tl []Event) []byte {
 		dur = "n/a (not resolved)"
 	}
 	p("- Duration (impact start to resolution): %s\n", dur)
-	p("- Error budget consumed: _fill in from the SLO's history_\n")
+	if budget != nil {
+		p("- Error budget consumed: %s of the period's budget (%s consumed at impact start, %s at resolution)\n",
+			fmtRatio(budget.Consumed), fmtRatio(budget.From), fmtRatio(budget.To))
+	} else {
+		p("- Error budget consumed: _fill in from the SLO's history_\n")
+	}
 	p("- Failed requests: _fill in_\n")
 	if inc.Links.SLO != "" || inc.Links.Dashboard != "" || inc.Links.Runbook != "" || len(inc.Links.TraceIDs) > 0 {
 		p("\nLinks:\n\n")
@@ -114,3 +121,5 @@ func RenderPostmortem(inc *Incident, tl []Event) []byte {
 	p("## Action items\n\n| Action | Owner | Due | Ticket |\n|---|---|---|---|\n| _fill in_ | | | |\n")
 	return b.Bytes()
 }
+
+func fmtRatio(v float64) string { return strconv.FormatFloat(v*100, 'f', 2, 64) + "%" }

@@ -25,7 +25,13 @@ func (a *App) buildIncidents() error {
 	}
 	sl := a.opts.Alerting.Slack
 	logger := a.logger.With("component", "incidents")
+	var budget incidents.BudgetSource
+	if a.collector != nil {
+		// The SLO engine writes its consumed budget back into the TSDB.
+		budget = incidents.TSDBBudget{Queryable: a.collector.Storage()}
+	}
 	svc, err := incidents.Open(context.Background(), incidents.Options{
+		Budget:     budget,
 		Config:     cfg,
 		Path:       filepath.Join(a.opts.DataDir, "incidents.db"),
 		Slack:      incidents.SlackOptions{Token: sl.Token, SigningSecret: sl.SigningSecret, APIURL: sl.APIURL},
