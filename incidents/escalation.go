@@ -222,7 +222,8 @@ func (s *Service) PendingEscalation(ctx context.Context, incident int64) (*Escal
 }
 
 // EscalateNow makes the incident's next escalation step due now (the
-// Escalate button). With no steps left it starts the policy over.
+// Escalate button): an acknowledged incident goes back to triggered and
+// its next level is paged. With no steps left the policy starts over.
 func (s *Service) EscalateNow(ctx context.Context, id int64, a Actor) (*Incident, error) {
 	a = a.orDefault()
 	inc, err := s.change(ctx, id, func(tx *sql.Tx, inc *Incident, now time.Time) error {
@@ -231,6 +232,9 @@ func (s *Service) EscalateNow(ctx context.Context, id int64, a Actor) (*Incident
 		}
 		if inc.EscalationPolicy == "" {
 			return fmt.Errorf("incident %d has no escalation policy: %w", id, ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE incidents SET status = 'triggered' WHERE id = ?`, id); err != nil {
+			return err
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE escalations SET due_at = ? WHERE incident_id = ?`, ms(now), id)
 		if err != nil {

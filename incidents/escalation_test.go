@@ -191,3 +191,25 @@ func TestEscalationPagesWhoeverAnOverridePutsOnCall(t *testing.T) {
 		require.NotContains(t, notified[0], "ann")
 	})
 }
+
+func TestEscalateOnAnAcknowledgedIncidentPagesTheNextLevelNow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startService(t, filepath.Join(t.TempDir(), "incidents.db"))
+		seedEscalation(t, r.svc, 0)
+		start := time.Now().UTC()
+		inc, err := r.svc.Declare(context.Background(), incidents.NewIncident{Title: "api down", Severity: "SEV1", EscalationPolicy: "p"})
+		require.NoError(t, err)
+		time.Sleep(time.Minute)
+		_, err = r.svc.Acknowledge(context.Background(), inc.ID, incidents.Actor{By: "ann"})
+		require.NoError(t, err)
+		time.Sleep(time.Minute)
+		got, err := r.svc.EscalateNow(context.Background(), inc.ID, incidents.Actor{By: "ann", Source: "slack"})
+		require.NoError(t, err)
+		require.Equal(t, incidents.StatusTriggered, got.Status)
+		synctest.Wait()
+		require.Equal(t, []string{"0s ann", "2m0s ben"}, pages(t, r.svc, inc.ID, start), "ben, the next level, at once")
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		require.Len(t, pages(t, r.svc, inc.ID, start), 2, "the policy then ends (repeat 0)")
+	})
+}

@@ -360,7 +360,7 @@ func (s *Service) change(ctx context.Context, id int64, fn func(tx *sql.Tx, inc 
 	return s.Get(ctx, id)
 }
 
-// Acknowledge moves a triggered incident to acknowledged and stops its
+// Acknowledge moves a triggered incident to acknowledged, which stops its
 // escalation. Acknowledging an acknowledged or resolved incident is a
 // conflict naming who did it.
 func (s *Service) Acknowledge(ctx context.Context, id int64, a Actor) (*Incident, error) {
@@ -385,9 +385,9 @@ func (s *Service) Acknowledge(ctx context.Context, id int64, a Actor) (*Incident
 		if err := addParticipant(ctx, tx, id, a.By, RoleResponder, now); err != nil {
 			return err
 		}
-		if err := stopEscalation(ctx, tx, id); err != nil {
-			return err
-		}
+		// The escalation's next step stays recorded but does not run while
+		// the incident is acknowledged (claimDue drops it when due), so
+		// Escalate can still reach the next level.
 		return addEvent(ctx, tx, Event{IncidentID: id, At: now, Kind: EventAcknowledged, Source: a.Source, Actor: a.By,
 			Text: "Acknowledged by " + a.By})
 	})
