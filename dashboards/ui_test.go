@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,8 +110,14 @@ func TestUIPagesInAHeadlessBrowser(t *testing.T) {
 	r := testutil.StartApp(t, opts)
 	pages := []struct{ hash, page string }{
 		{"#/", "slos"}, {"#/slo/demo-api-availability", "slo"}, {"#/alerts", "alerts"},
-		{"#/incidents", "incidents"}, {"#/oncall", "oncall"}, {"#/gate", "gate"}, {"#/demo", "demo"},
+		{"#/incidents", "incidents"}, {"#/incident/1", "incident"}, {"#/oncall", "oncall"}, {"#/gate", "gate"}, {"#/demo", "demo"},
 	}
+	// An incident to show and to acknowledge from the UI.
+	resp, err := http.Post(r.URL+"/api/v1/incidents", "application/json",
+		strings.NewReader(`{"title":"Checkout errors","severity":"SEV2","service":"demo-api","slo":"demo-api-availability","by":"test"}`))
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
 	// Let the engine evaluate once so the pages show numbers.
 	require.Eventually(t, func() bool {
 		_, body := testutil.HTTPGet(t, r.URL+"/api/v1/slos")
@@ -134,6 +141,26 @@ func TestUIPagesInAHeadlessBrowser(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("acknowledging an incident from the UI acknowledges it", func(t *testing.T) {
+		b := newBrowser(t, 1280, 900)
+		b.open(t, r.URL, "#/incidents", "incidents")
+		require.NoError(t, chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(`button[data-act="ack"][data-id="1"]`))))
+		require.Eventually(t, func() bool {
+			_, body := testutil.HTTPGet(t, r.URL+"/api/v1/incidents/1")
+			var inc struct {
+				Status         string `json:"status"`
+				AcknowledgedBy string `json:"acknowledged_by"`
+			}
+			_ = json.Unmarshal([]byte(body), &inc)
+			return inc.Status == "acknowledged" && inc.AcknowledgedBy == "web UI"
+		}, 10*time.Second, 100*time.Millisecond, "the incident was not acknowledged")
+		b.open(t, r.URL, "#/incident/1", "incident")
+		timeline, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("main table")))
+		require.NoError(t, err)
+		require.Contains(t, timeline, "web UI")
+		require.Empty(t, b.takeErrors())
+	})
 
 	t.Run("setting a fault flag from the UI changes the platform", func(t *testing.T) {
 		b := newBrowser(t, 1280, 900)

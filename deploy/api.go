@@ -33,6 +33,9 @@ type Options struct {
 	// ExceptionTTL is how long a recorded exception lets its version
 	// through. Default 24h.
 	ExceptionTTL time.Duration
+	// OnDeploy, when set, is told of every recorded deploy (the incident
+	// tracker adds it to the timelines of the service's open incidents).
+	OnDeploy func(context.Context, Deploy)
 	// Appendable, when set, receives one burnrate_deploy_info sample per
 	// recorded deploy at its start, so Grafana can show deploys as
 	// annotations from the Prometheus data source.
@@ -454,6 +457,9 @@ func (g *Gate) RecordDeploy(ctx context.Context, req deployRequest) (Deploy, err
 		return d, err
 	}
 	g.logger.Info("deploy recorded", "id", d.ID, "service", d.Service, "version", d.Version)
+	if g.opts.OnDeploy != nil {
+		g.opts.OnDeploy(ctx, d)
+	}
 	if err := g.annotate(ctx, d); err != nil {
 		// The deploy is recorded; only its marker in the TSDB is missing.
 		g.logger.Warn("deploy marker not written to the TSDB", "id", d.ID, "err", err)

@@ -17,16 +17,17 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// restClient is the one HTTP client of the commands that talk to a running
-// Burnrate (silence, gate, deploy): one place for the URL and token flags,
-// the bearer header and reading Burnrate's error bodies.
-type restClient struct {
-	url    string
-	token  string
-	client *http.Client
+// client is the one HTTP client of the commands that talk to a running
+// Burnrate (silence, gate, deploy, incident, oncall): one place for the URL
+// and token flags, the bearer token, timeouts and error messages.
+type client struct {
+	url   string
+	token string
+	http  *http.Client
 }
 
-func addRESTFlags(cmd *cobra.Command, c *restClient) {
+// addClientFlags adds --url and --token to cmd and its subcommands.
+func addClientFlags(cmd *cobra.Command, c *client) {
 	cmd.PersistentFlags().StringVar(&c.url, "url", envOr("BURNRATE_URL", "http://127.0.0.1:8080"), "Burnrate's URL (default: $BURNRATE_URL)")
 	cmd.PersistentFlags().StringVar(&c.token, "token", "", "API token (default: $BURNRATE_API_TOKEN)")
 }
@@ -49,9 +50,11 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("%s %s: %d %s: %s", e.Method, e.Path, e.Status, http.StatusText(e.Status), e.Message)
 }
 
-// do sends body (JSON, if not nil) and decodes a 2xx answer into out. A
-// non-2xx answer is an *apiError carrying Burnrate's message.
-func (c *restClient) do(ctx context.Context, method, path string, body, out any) error {
+// do sends body (JSON, when not nil) and decodes a 2xx JSON answer into out,
+// or copies it raw into out when out is an io.Writer. A non-2xx answer is an
+// *apiError carrying Burnrate's message; a 400 is the caller's mistake
+// (usageError, exit 2) and names the field the server refused.
+func (c *client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -60,11 +63,14 @@ func (c *restClient) do(ctx context.Context, method, path string, body, out any)
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.url, "/")+path, rd)
+	base := strings.TrimSuffix(c.url, "/")
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
 		return usageError{fmt.Errorf("--url: %w", err)}
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("User-Agent", "burnrate-cli")
 	token := c.token
 	if token == "" {
@@ -73,30 +79,43 @@ func (c *restClient) do(ctx context.Context, method, path string, body, out any)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	if c.client == nil {
-		c.client = &http.Client{Timeout: 30 * time.Second}
+	hc := c.http
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
 	}
-	resp, err := c.client.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return fmt.Errorf("is burnrate running at %s? %w", base, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return err
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return &apiError{Method: method, Path: path, Status: resp.StatusCode, Message: restMessage(raw)}
+		err := &apiError{Method: method, Path: path, Status: resp.StatusCode, Message: apiMessage(raw)}
+		if resp.StatusCode == http.StatusBadRequest {
+			return usageError{err}
+		}
+		return err
 	}
-	if out != nil {
-		return json.Unmarshal(raw, out)
+	switch o := out.(type) {
+	case nil:
+		return nil
+	case io.Writer:
+		_, err := o.Write(raw)
+		return err
+	default:
+		if err := json.Unmarshal(raw, out); err != nil {
+			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+		return nil
 	}
-	return nil
 }
 
-// restMessage extracts the message of an error body: a JSON string, a
+// apiMessage extracts the message of an error body: a JSON string, a
 // {"message"} or {"error"} object, or the raw text.
-func restMessage(raw []byte) string {
+func apiMessage(raw []byte) string {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
 		return s

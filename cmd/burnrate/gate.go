@@ -31,7 +31,7 @@ const (
 )
 
 func newGateCmd(stdout, stderr io.Writer) *cobra.Command {
-	c := &restClient{}
+	c := &client{}
 	var (
 		service, version, exception, reason, author string
 		wait, interval                              time.Duration
@@ -106,7 +106,7 @@ is over. In GitHub Actions the reasons also go to the job summary.`,
 			}
 		},
 	}
-	addRESTFlags(cmd, c)
+	addClientFlags(cmd, c)
 	f := cmd.Flags()
 	f.StringVar(&service, "service", "", "the service to deploy (required)")
 	f.StringVar(&version, "version", "", "the version to deploy")
@@ -203,7 +203,7 @@ func writeJobSummary(d deploy.Decision) {
 	fmt.Fprintln(f)
 }
 
-func newGateVerifyCmd(c *restClient, stdout, stderr io.Writer) *cobra.Command {
+func newGateVerifyCmd(c *client, stdout, stderr io.Writer) *cobra.Command {
 	var (
 		id             string
 		wait, interval time.Duration
@@ -263,12 +263,12 @@ func newGateVerifyCmd(c *restClient, stdout, stderr io.Writer) *cobra.Command {
 }
 
 func newDeployCmd(stdout io.Writer) *cobra.Command {
-	c := &restClient{}
+	c := &client{}
 	cmd := &cobra.Command{
 		Use:   "deploy",
 		Short: "Record deploys, so gates, dashboards and incidents see them",
 	}
-	addRESTFlags(cmd, c)
+	addClientFlags(cmd, c)
 	var (
 		service, version, commit, author, started, finished string
 	)

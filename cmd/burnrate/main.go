@@ -97,6 +97,8 @@ Run everything on embedded defaults:  burnrate up`,
 		newGateCmd(stdout, stderr),
 		newDeployCmd(stdout),
 		newDashboardsCmd(g, stdout, stderr),
+		newIncidentCmd(stdout),
+		newOnCallCmd(stdout),
 	)
 	return root
 }

@@ -20,7 +20,7 @@ import (
 )
 
 func newSilenceCmd(stdout io.Writer) *cobra.Command {
-	c := &restClient{}
+	c := &client{}
 	cmd := &cobra.Command{
 		Use:   "silence",
 		Short: "Add, list and expire silences on a running Burnrate (as amtool does)",
@@ -28,7 +28,7 @@ func newSilenceCmd(stdout io.Writer) *cobra.Command {
 Matchers use Alertmanager's syntax: alertname=HighErrorRate, severity="page",
 slo=~"api-.*", team!=db.`,
 	}
-	addRESTFlags(cmd, c)
+	addClientFlags(cmd, c)
 
 	var (
 		duration     time.Duration

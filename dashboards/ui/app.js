@@ -265,36 +265,77 @@ pages.alerts = async function () {
   }
 };
 
+function incidentActions(i) {
+  return (i.status === "triggered" ? `<button data-act="ack" data-id="${esc(i.id)}">Acknowledge</button> ` : "") +
+    (i.status !== "resolved" ? `<button class="secondary" data-act="resolve" data-id="${esc(i.id)}">Resolve</button>` : "");
+}
+
+function bindIncidentActions() {
+  for (const b of document.querySelectorAll("[data-act]")) {
+    b.addEventListener("click", async () => {
+      try {
+        await api(`/api/v1/incidents/${b.dataset.id}/${b.dataset.act}`, { method: "POST", body: { by: "web UI" } });
+        toast("Incident " + b.dataset.id + (b.dataset.act === "ack" ? " acknowledged" : " resolved"));
+        route();
+      } catch (e) { toast(e.message); }
+    });
+  }
+}
+
+function statusBadge(st) {
+  return `<span class="badge ${st === "resolved" ? "ok" : st === "acknowledged" ? "warn" : "bad"}">${esc(st)}</span>`;
+}
+
 pages.incidents = async function () {
-  const r = await api("/api/v1/incidents", { allow: [404] });
+  const r = await api("/api/v1/incidents?limit=200", { allow: [404] });
   if (r.status === 404) {
     main.innerHTML = `<h1>Incidents</h1><p class="muted">The incident tracker is not running in this process.</p>`;
     return;
   }
-  const list = r.data?.data || r.data || [];
-  const rows = list.map((i) => `<tr><td>${esc(i.id)}</td><td class="wrap">${esc(i.title)}</td><td>${esc(i.severity)}</td><td>${esc(i.service || "")}</td>
-    <td><span class="badge ${i.status === "resolved" ? "ok" : i.status === "acknowledged" ? "warn" : "bad"}">${esc(i.status)}</span></td><td>${ago(i.triggered_at || i.created_at)}</td>
-    <td>${i.status === "triggered" ? `<button data-act="ack" data-id="${esc(i.id)}">Acknowledge</button>` : ""}
-    ${i.status !== "resolved" ? `<button class="secondary" data-act="resolve" data-id="${esc(i.id)}">Resolve</button>` : ""}</td></tr>`).join("");
-  main.innerHTML = `<h1>Incidents</h1><div class="panel"><table><thead><tr><th>ID</th><th>Title</th><th>Severity</th><th>Service</th><th>Status</th><th>Triggered</th><th></th></tr></thead>
+  const list = r.data?.incidents || [];
+  const rows = list.map((i) => `<tr><td><a href="#/incident/${esc(i.id)}">#${esc(i.id)}</a></td><td class="wrap">${esc(i.title)}</td><td>${esc(i.severity)}</td>
+    <td class="hide-narrow">${esc(i.service || "")}</td><td>${statusBadge(i.status)}</td><td class="hide-narrow">${ago(i.triggered_at)}</td><td>${incidentActions(i)}</td></tr>`).join("");
+  main.innerHTML = `<h1>Incidents</h1><p class="muted">Page alerts open incidents; acknowledge here, from Slack or with <code>burnrate incident ack ID</code>.</p>
+    <div class="panel"><table><thead><tr><th>ID</th><th>Title</th><th>Severity</th><th class="hide-narrow">Service</th><th>Status</th><th class="hide-narrow">Triggered</th><th></th></tr></thead>
     <tbody>${rows || '<tr><td colspan="7" class="muted">No incidents.</td></tr>'}</tbody></table></div>`;
-  for (const b of document.querySelectorAll("[data-act]")) {
-    b.addEventListener("click", async () => {
-      try { await api(`/api/v1/incidents/${b.dataset.id}/${b.dataset.act}`, { method: "POST", body: { by: "web UI" } }); toast("Incident " + b.dataset.act + "d"); route(); } catch (e) { toast(e.message); }
-    });
-  }
+  bindIncidentActions();
+};
+
+pages.incident = async function (id) {
+  const { data } = await api("/api/v1/incidents/" + encodeURIComponent(id));
+  const i = data;
+  const tl = data.timeline || [];
+  const since = (a, b) => (a && b ? dur((new Date(b) - new Date(a)) / 1000) : "–");
+  main.innerHTML = `<p><a href="#/incidents">← Incidents</a></p><h1>#${esc(i.id)} ${esc(i.title)} ${statusBadge(i.status)}</h1>
+    <p class="muted">${esc(i.severity)} · ${esc(i.service || "")} ${i.slo ? `· <a href="#/slo/${encodeURIComponent(i.slo)}">${esc(i.slo)}</a>` : ""} · commander ${esc(i.commander || "none")}</p>
+    <div class="toolbar">${incidentActions(i)}</div>
+    <div class="cards">
+      <div class="card"><div class="label">Triggered</div><div class="value">${ago(i.triggered_at)}</div></div>
+      <div class="card"><div class="label">Time to acknowledge</div><div class="value">${since(i.triggered_at, i.acknowledged_at)}</div></div>
+      <div class="card"><div class="label">Time to resolve</div><div class="value">${since(i.triggered_at, i.resolved_at)}</div></div>
+      <div class="card"><div class="label">Budget spent</div><div class="value">${data.budget ? pct(data.budget.consumed, 2) : "–"}</div></div>
+    </div>
+    <div class="panel"><h2 style="margin-top:0">Timeline</h2><table><thead><tr><th>When</th><th>What</th><th>Source</th><th>Detail</th></tr></thead><tbody>${
+      tl.map((e) => `<tr><td>${esc(new Date(e.at).toLocaleTimeString())}</td><td>${esc(e.kind)}</td><td>${esc(e.source)}${e.actor ? " · " + esc(e.actor) : ""}</td><td class="wrap">${esc(e.text)}</td></tr>`).join("") ||
+      '<tr><td colspan="4" class="muted">No events.</td></tr>'}</tbody></table></div>`;
+  bindIncidentActions();
 };
 
 pages.oncall = async function () {
-  const r = await api("/api/v1/schedules", { allow: [404] });
+  const r = await api("/api/v1/oncall", { allow: [404] });
   if (r.status === 404) {
     main.innerHTML = `<h1>On call</h1><p class="muted">On-call schedules are not running in this process.</p>`;
     return;
   }
-  const list = r.data?.data || r.data || [];
-  main.innerHTML = `<h1>On call</h1><div class="panel"><table><thead><tr><th>Schedule</th><th>Now</th><th>Next</th></tr></thead><tbody>${
-    list.map((s) => `<tr><td>${esc(s.name || s.id)}</td><td>${esc(s.on_call_now?.name || s.now || "–")}</td><td>${esc(s.next?.name || "–")}</td></tr>`).join("") ||
-    '<tr><td colspan="3" class="muted">No schedules.</td></tr>'}</tbody></table></div>`;
+  const list = r.data?.oncall || [];
+  const rows = list.map((o) => {
+    const next = (o.next || [])[0];
+    return `<tr><td>${esc(o.schedule)}</td><td>${esc((o.users || []).map((u) => u.name || u.id).join(", ") || "nobody")}</td>
+      <td>${next ? esc(next.user) + " from " + esc(new Date(next.start).toLocaleString()) : "–"}</td></tr>`;
+  }).join("");
+  main.innerHTML = `<h1>On call</h1><p class="muted">Overrides and swaps included, as escalation and Slack see them.</p>
+    <div class="panel"><table><thead><tr><th>Schedule</th><th>On call now</th><th>Next</th></tr></thead>
+    <tbody>${rows || '<tr><td colspan="3" class="muted">No schedules. Add one with <code>burnrate oncall</code> or the API.</td></tr>'}</tbody></table></div>`;
 };
 
 pages.gate = async function () {
@@ -357,7 +398,7 @@ pages.demo = async function () {
 async function route() {
   const [, page = "", arg] = (location.hash || "#/").match(/^#\/([^/]*)\/?(.*)$/) || [];
   const name = page === "" ? "slos" : page;
-  for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", a.dataset.page === (name === "slo" ? "slos" : name));
+  for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", a.dataset.page === ({ slo: "slos", incident: "incidents" }[name] || name));
   const fn = pages[name];
   if (!fn) { main.innerHTML = `<h1>Not found</h1><p><a href="#/">SLOs</a></p>`; return; }
   document.body.dataset.page = "";

@@ -19,6 +19,7 @@ import (
 	"github.com/burnrate/burnrate/alerting/alertmanager"
 	"github.com/burnrate/burnrate/alerting/slack"
 	"github.com/burnrate/burnrate/alerting/webhook"
+	"github.com/burnrate/burnrate/incidents"
 	"github.com/burnrate/burnrate/sloengine"
 )
 
@@ -39,6 +40,10 @@ func (a *App) buildAlerting() error {
 	a.addCloser("alerting store", store.Close)
 
 	receivers := map[string]alerting.Receiver{}
+	if a.incidents != nil {
+		receivers[incidents.ReceiverName] = a.incidents
+		cfg = withIncidentsRoute(cfg, a.opts.Incidents)
+	}
 	if cfg.Slack.Token != "" {
 		receivers[alerting.ReceiverSlack] = slack.New(cfg.Slack, store.ReceiverState(alerting.ReceiverSlack), nil).
 			WithLogger(a.logger.With("component", "alerting", "receiver", alerting.ReceiverSlack))

@@ -25,6 +25,7 @@ import (
 	"github.com/burnrate/burnrate/collector"
 	"github.com/burnrate/burnrate/demoapp"
 	"github.com/burnrate/burnrate/deploy"
+	"github.com/burnrate/burnrate/incidents"
 	"github.com/burnrate/burnrate/internal/httpserver"
 	"github.com/burnrate/burnrate/sloengine"
 )
@@ -67,6 +68,9 @@ type Options struct {
 
 	// Deploy configures the deploy gate's error-budget policies.
 	Deploy DeployConfig `mapstructure:"deploy"`
+	// Incidents configures incidents opened from alerts (tickets, what an
+	// alert's resolution does, the default escalation policy).
+	Incidents incidents.Config `mapstructure:"incidents"`
 
 	// Logger and Registry are injected, never read from configuration.
 	Logger   *slog.Logger         `mapstructure:"-"`
@@ -85,6 +89,7 @@ func DefaultOptions() Options {
 		Metrics:         sloengine.MetricsConfig{Backend: "tsdb"},
 		SLO:             sloengine.DefaultConfig(),
 		Alerting:        alerting.DefaultConfig(),
+		Incidents:       incidents.Config{}.WithDefaults(),
 	}
 }
 
@@ -112,6 +117,9 @@ func (o Options) Validate() error {
 		return err
 	}
 	if err := o.Deploy.Validate(); err != nil {
+		return err
+	}
+	if err := o.Incidents.Validate(); err != nil {
 		return err
 	}
 	if o.ShutdownTimeout > 4500*time.Millisecond {
@@ -142,6 +150,8 @@ type App struct {
 	alerting *alerting.Manager
 	// gate answers deploy pipelines from the SLO engine's snapshot.
 	gate *deploy.Gate
+	// incidents is alerting's "incidents" receiver, so it is built first.
+	incidents *incidents.Service
 
 	// closers release storage in reverse order of opening, after every actor
 	// of the run group has returned.
@@ -220,6 +230,7 @@ func New(opts Options) (*App, error) {
 		a.buildCollector,
 		a.buildDemo,
 		a.buildSLOEngine,
+		a.buildIncidents,
 		a.buildAlerting,
 		a.buildDeploy,
 		a.buildUI,

@@ -7,6 +7,7 @@ import (
 	"math"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/burnrate/burnrate/alerting"
 	"github.com/burnrate/burnrate/deploy"
+	"github.com/burnrate/burnrate/incidents"
 	"github.com/burnrate/burnrate/sloengine"
 )
 
@@ -53,7 +55,8 @@ func (a *App) buildDeploy() error {
 	a.addCloser("deploy store", store.Close)
 	g, err := deploy.New(deploy.Options{
 		Policies:     deploy.NewPolicies(ps...),
-		Source:       newGateSource(a.slo, a.alerting),
+		Source:       newGateSource(a.slo, a.alerting, a.openIncidents),
+		OnDeploy:     a.deployToTimelines,
 		Store:        store,
 		Token:        a.opts.APIToken,
 		ExceptionTTL: a.opts.Deploy.ExceptionTTL,
@@ -75,6 +78,42 @@ func (a *App) buildDeploy() error {
 	return nil
 }
 
+// openIncidents lists the open incidents by service, for the gate's
+// incident freeze; nil without the incident tracker.
+func (a *App) openIncidents() map[string][]deploy.OpenIncident {
+	if a.incidents == nil {
+		return nil
+	}
+	list, err := a.incidents.List(context.Background(), incidents.Filter{Status: "open", Limit: 1000})
+	if err != nil {
+		a.logger.Warn("deploy gate: open incidents unknown", "err", err)
+		return nil
+	}
+	out := map[string][]deploy.OpenIncident{}
+	for _, inc := range list {
+		out[inc.Service] = append(out[inc.Service], deploy.OpenIncident{ID: strconv.FormatInt(inc.ID, 10), Severity: string(inc.Severity), Title: inc.Title})
+	}
+	return out
+}
+
+// deployToTimelines adds a recorded deploy to the timelines of the
+// service's open incidents.
+func (a *App) deployToTimelines(ctx context.Context, d deploy.Deploy) {
+	if a.incidents == nil {
+		return
+	}
+	text := fmt.Sprintf("deploy %s of %s recorded", d.Version, d.Service)
+	if d.Author != "" {
+		text += " by " + d.Author
+	}
+	if d.Commit != "" {
+		text += " (" + d.Commit + ")"
+	}
+	if err := a.incidents.Record(ctx, d.Service, "deploy", "deploy", text); err != nil {
+		a.logger.Warn("deploy not added to incident timelines", "deploy", d.ID, "err", err)
+	}
+}
+
 // Gate is the deploy gate (nil when no SLO engine runs).
 func (a *App) Gate() *deploy.Gate { return a.gate }
 
@@ -82,8 +121,9 @@ func (a *App) Gate() *deploy.Gate { return a.gate }
 // index is rebuilt at most once a second, so a pipeline polling the gate at
 // thousands of requests a second costs one rebuild a second, and no query.
 type gateSource struct {
-	engine *sloengine.Engine
-	alerts *alerting.Manager
+	engine    *sloengine.Engine
+	alerts    *alerting.Manager
+	incidents func() map[string][]deploy.OpenIncident
 
 	mu       sync.Mutex
 	built    time.Time
@@ -93,8 +133,8 @@ type gateSource struct {
 
 const gateSourceTTL = time.Second
 
-func newGateSource(e *sloengine.Engine, m *alerting.Manager) *gateSource {
-	return &gateSource{engine: e, alerts: m}
+func newGateSource(e *sloengine.Engine, m *alerting.Manager, incidents func() map[string][]deploy.OpenIncident) *gateSource {
+	return &gateSource{engine: e, alerts: m, incidents: incidents}
 }
 
 func (s *gateSource) Snapshot(service string) (deploy.Snapshot, bool) {
@@ -118,6 +158,7 @@ func (s *gateSource) refresh() {
 		return
 	}
 	pages := s.firingPages()
+	open := s.incidents()
 	latest := map[string]sloengine.Status{}
 	for _, st := range s.engine.Snapshot() {
 		latest[st.ID] = st
@@ -134,6 +175,7 @@ func (s *gateSource) refresh() {
 		}
 		snap := by[svc]
 		snap.Service = svc
+		snap.Incidents = open[svc]
 		snap.SLOs = append(snap.SLOs, state)
 		by[svc] = snap
 	}

@@ -225,15 +225,17 @@ func (s *Server) closeFresh() {
 func (s *Server) Close() { _ = s.ln.Close() }
 
 // requireToken guards mutating requests under /api/ with a bearer token. Reads,
-// health checks, metrics and the UI stay open, as in Prometheus. Endpoints that
-// authenticate differently (Slack's signed requests) are mounted outside /api/.
+// health checks, metrics and the UI stay open, as in Prometheus. Slack's
+// endpoints (/api/v1/slack/) authenticate every request by its signature
+// instead: Slack cannot send a bearer token.
 func requireToken(token string, next http.Handler) http.Handler {
 	if token == "" {
 		return next
 	}
 	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isMutating(r.Method) && strings.HasPrefix(r.URL.Path, "/api/") && !isReadOnlyPost(r.URL.Path) {
+		if isMutating(r.Method) && strings.HasPrefix(r.URL.Path, "/api/") && !isReadOnlyPost(r.URL.Path) &&
+			!strings.HasPrefix(r.URL.Path, "/api/v1/slack/") {
 			got := []byte(r.Header.Get("Authorization"))
 			if subtle.ConstantTimeCompare(got, want) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="burnrate"`)

@@ -81,6 +81,9 @@ func TestBearerToken(t *testing.T) {
 	s.Handle("/api/v1/query", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
+	s.Handle("/api/v1/slack/", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
 	cases := []struct {
 		name, method, path, auth string
 		want                     int
@@ -90,6 +93,7 @@ func TestBearerToken(t *testing.T) {
 		{"a write with the wrong token is refused", "DELETE", "/api/v1/things", "Bearer nope", 401},
 		{"a write with the token passes", "POST", "/api/v1/things", "Bearer t0ken", 204},
 		{"a PromQL query by POST is a read", "POST", "/api/v1/query", "", 204},
+		{"Slack's signed requests carry no bearer token and reach their handler", "POST", "/api/v1/slack/interactions", "", 204},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
