@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 )
 
 // Value is a float that encodes NaN and infinities as JSON null: an SLI
@@ -80,24 +82,36 @@ type Forecast struct {
 
 // Status is one evaluation of one SLO.
 type Status struct {
-	ID              string         `json:"id"`
-	Service         string         `json:"service"`
-	Name            string         `json:"name"`
-	Description     string         `json:"description,omitempty"`
-	Objective       float64        `json:"objective"`
-	ErrorBudget     float64        `json:"error_budget"`
-	Period          string         `json:"period"`
-	Budgeting       string         `json:"budgeting_method"`
-	EvaluatedAt     time.Time      `json:"evaluated_at"`
-	PeriodStart     time.Time      `json:"period_start"`
-	Windows         []WindowStatus `json:"windows"`
-	PeriodSLI       WindowStatus   `json:"period_window"`
-	BudgetConsumed  Value          `json:"budget_consumed"`
-	BudgetRemaining Value          `json:"budget_remaining"`
-	Forecasts       []Forecast     `json:"forecasts"`
-	MinEvents       float64        `json:"min_events"`
-	Tiers           []TierStatus   `json:"tiers"`
-	Error           string         `json:"error,omitempty"`
+	ID          string         `json:"id"`
+	Service     string         `json:"service"`
+	Name        string         `json:"name"`
+	Description string         `json:"description,omitempty"`
+	Objective   float64        `json:"objective"`
+	ErrorBudget float64        `json:"error_budget"`
+	Period      string         `json:"period"`
+	Budgeting   string         `json:"budgeting_method"`
+	EvaluatedAt time.Time      `json:"evaluated_at"`
+	PeriodStart time.Time      `json:"period_start"`
+	Windows     []WindowStatus `json:"windows"`
+	PeriodSLI   WindowStatus   `json:"period_window"`
+	// BudgetConsumed is the share of the whole period's error budget spent
+	// so far: bad events over budget x the period's expected total events,
+	// extrapolated from the observed traffic (ratio x coverage / budget).
+	// Null while the period holds too little data (InsufficientData).
+	BudgetConsumed  Value `json:"budget_consumed"`
+	BudgetRemaining Value `json:"budget_remaining"`
+	// PeriodCoverage is the share of the period that holds data: from the
+	// later of the period start and the first slice with data, to the end
+	// of the newest complete slice, over the period's length.
+	PeriodCoverage Value `json:"period_coverage"`
+	// InsufficientData is true while the period has no complete 5-minute
+	// slice with traffic (or fewer than min_events events): the budget is
+	// unknown then, never shown as spent.
+	InsufficientData bool         `json:"insufficient_data"`
+	Forecasts        []Forecast   `json:"forecasts"`
+	MinEvents        float64      `json:"min_events"`
+	Tiers            []TierStatus `json:"tiers"`
+	Error            string       `json:"error,omitempty"`
 }
 
 // Window returns the status of window w ("5m", "1h", ...).
@@ -124,6 +138,12 @@ type Config struct {
 	Interval time.Duration `mapstructure:"interval"`
 	// History is how many evaluations per SLO the API keeps.
 	History int `mapstructure:"history"`
+	// QueryTimeout bounds one SLO's evaluation (all its queries); an SLO
+	// that takes longer reports a deadline error and the others go on.
+	QueryTimeout time.Duration `mapstructure:"query_timeout"`
+	// AllowShortRetention loads SLOs whose period is longer than the
+	// TSDB's retention (their budget then covers only the retained data).
+	AllowShortRetention bool `mapstructure:"allow_short_retention"`
 }
 
 // DefaultConfig evaluates every 5s and keeps 10 minutes of history. The
@@ -132,7 +152,9 @@ type Config struct {
 // waits is added to that (measured by bench/alerting/e2e: 30s missed the
 // 60s goal). A cycle of 1,000 SLOs costs about 0.2s (bench/sloengine), so
 // 5s is about 4% of a core for 1,000 SLOs.
-func DefaultConfig() Config { return Config{Interval: 5 * time.Second, History: 120} }
+func DefaultConfig() Config {
+	return Config{Interval: 5 * time.Second, History: 120, QueryTimeout: 30 * time.Second}
+}
 
 // Validate reports the first invalid key.
 func (c Config) Validate() error {
@@ -141,6 +163,9 @@ func (c Config) Validate() error {
 	}
 	if c.History < 1 {
 		return errors.New("slo.history: want at least 1")
+	}
+	if c.QueryTimeout < 0 {
+		return fmt.Errorf("slo.query_timeout: %s is negative", c.QueryTimeout)
 	}
 	return nil
 }
@@ -180,6 +205,18 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
+	// OutOfOrderWindow is the TSDB's out-of-order window: samples that much
+	// older than its newest sample are still accepted, so slices that
+	// recent stay provisional.
+	OutOfOrderWindow time.Duration
+	// AcceptWindow is how far behind the evaluation instant samples may
+	// still arrive when the backend cannot say (an external Prometheus, or
+	// an empty head); default one hour, half the TSDB's 2h block range.
+	AcceptWindow time.Duration
+	// QueryConcurrency is how many SLOs evaluated through queries (PromQL,
+	// an external backend) run at once, apart from the CPU-bound workers of
+	// the in-memory path; default 8.
+	QueryConcurrency int
 }
 
 // Engine evaluates SLOs on an interval.
@@ -204,6 +241,11 @@ type state struct {
 	// leErr holds a bucket mismatch found in the data.
 	leErr error
 
+	// final is the newest slice that can no longer change (older than the
+	// accept horizon when it was computed); slices after it are
+	// recomputed every cycle.
+	final int64
+
 	mu      sync.RWMutex
 	last    Status
 	history []Evaluation
@@ -226,6 +268,12 @@ func New(opts Options) (*Engine, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.AcceptWindow == 0 {
+		opts.AcceptWindow = time.Hour
+	}
+	if opts.QueryConcurrency == 0 {
+		opts.QueryConcurrency = 8
+	}
 	e := &Engine{opts: opts, logger: opts.Logger, byID: map[string]*state{}}
 	e.evalDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "burnrate_sloengine_evaluation_duration_seconds",
@@ -243,7 +291,7 @@ func New(opts Options) (*Engine, error) {
 		e.bufs = newBuffers(opts.Queryable, Windows[len(Windows)-1]+SliceWidth)
 	}
 	for _, s := range opts.SLOs {
-		st := &state{slo: s, ring: newRing(int(s.maxPeriod()/SliceWidth) + 2)}
+		st := &state{slo: s, ring: newRing(int(s.maxPeriod()/SliceWidth) + 2), final: math.MinInt64}
 		if e.bufs != nil {
 			if st.plan = newPlan(s); st.plan != nil {
 				for _, sel := range st.plan.selectors() {
@@ -289,39 +337,59 @@ func (e *Engine) Run(ctx context.Context) error {
 // its error in its Status and does not stop the others.
 func (e *Engine) Evaluate(ctx context.Context, at time.Time) {
 	start := time.Now()
-	work := make(chan *state)
-	var wg sync.WaitGroup
 	var app storage.Appender
 	var appMu sync.Mutex
 	if e.opts.Appendable != nil {
 		app = e.opts.Appendable.Appender(ctx)
 	}
+	accept := e.acceptMin(at)
 	if e.bufs != nil {
-		e.bufs.refresh(ctx, at, runtime.GOMAXPROCS(0))
+		e.bufs.refresh(ctx, at, accept, runtime.GOMAXPROCS(0))
+	}
+	// SLOs on the in-memory path are CPU-bound and get one worker per core;
+	// SLOs that query (PromQL, an external backend) wait on I/O and get
+	// their own pool, so a slow backend never holds up the others.
+	cpu, io := make(chan *state), make(chan *state)
+	var wg sync.WaitGroup
+	worker := func(work chan *state) {
+		for st := range work {
+			status := e.evaluateIsolated(ctx, st, at, accept)
+			if status.Error != "" {
+				e.evalErrors.Inc()
+				e.logger.Warn("SLO evaluation failed", "slo", st.slo.ID, "err", status.Error)
+			}
+			if app != nil {
+				appMu.Lock()
+				if err := writeBack(app, st.slo, status); err != nil {
+					e.logger.Warn("write back SLO series", "slo", st.slo.ID, "err", err)
+				}
+				appMu.Unlock()
+			}
+			st.record(status, e.opts.History)
+		}
 	}
 	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for st := range work {
-				status := e.evaluate(ctx, st, at)
-				if status.Error != "" {
-					e.evalErrors.Inc()
-					e.logger.Warn("SLO evaluation failed", "slo", st.slo.ID, "err", status.Error)
-				}
-				if app != nil {
-					appMu.Lock()
-					if err := writeBack(app, st.slo, status); err != nil {
-						e.logger.Warn("write back SLO series", "slo", st.slo.ID, "err", err)
-					}
-					appMu.Unlock()
-				}
-				st.record(status, e.opts.History)
+		wg.Go(func() { worker(cpu) })
+	}
+	for range e.opts.QueryConcurrency {
+		wg.Go(func() { worker(io) })
+	}
+	var queued sync.WaitGroup
+	queued.Go(func() {
+		for _, st := range e.states {
+			if st.plan != nil {
+				cpu <- st
 			}
-		})
-	}
+		}
+		close(cpu)
+	})
 	for _, st := range e.states {
-		work <- st
+		if st.plan == nil {
+			io <- st
+		}
 	}
-	close(work)
+	close(io)
+	queued.Wait()
 	wg.Wait()
 	if app != nil {
 		if err := app.Commit(); err != nil {
@@ -329,6 +397,48 @@ func (e *Engine) Evaluate(ctx context.Context, at time.Time) {
 		}
 	}
 	e.evalDuration.Observe(time.Since(start).Seconds())
+}
+
+// evaluateIsolated evaluates one SLO under its own deadline and turns a
+// panic into that SLO's error, so one SLO cannot stop or stall the rest.
+func (e *Engine) evaluateIsolated(ctx context.Context, st *state, at time.Time, accept int64) (status Status) {
+	if e.opts.QueryTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.opts.QueryTimeout)
+		defer cancel()
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			e.logger.Error("SLO evaluation panicked", "slo", st.slo.ID, "panic", r, "stack", string(debug.Stack()))
+			status = e.failed(st.slo, at, fmt.Errorf("evaluation panicked: %v", r))
+		}
+	}()
+	status = e.evaluate(ctx, st, at, accept)
+	if status.Error == "" && ctx.Err() != nil {
+		status = e.failed(st.slo, at, fmt.Errorf("evaluation exceeded slo.query_timeout %s: %w", e.opts.QueryTimeout, ctx.Err()))
+	}
+	return status
+}
+
+// acceptMin is the oldest timestamp (Unix ms) a sample may still be
+// accepted with at instant at: from the TSDB head when the queryable is
+// the embedded TSDB (its in-order accept bound, half a block range behind
+// its newest sample, and the out-of-order window), else at minus
+// AcceptWindow and the out-of-order window. Slices ending at or after it
+// are provisional and recomputed every cycle.
+func (e *Engine) acceptMin(at time.Time) int64 {
+	ts := at.UnixMilli()
+	ooo := e.opts.OutOfOrderWindow.Milliseconds()
+	m := ts - e.opts.AcceptWindow.Milliseconds() - ooo
+	if h, ok := e.opts.Queryable.(interface{ Head() *tsdb.Head }); ok && h.Head() != nil {
+		if v, ok := h.Head().AppendableMinValidTime(); ok {
+			if ooo > 0 {
+				v = min(v, h.Head().MaxTime()-ooo)
+			}
+			m = v
+		}
+	}
+	return min(m, ts)
 }
 
 func (st *state) record(s Status, keep int) {
@@ -341,20 +451,28 @@ func (st *state) record(s Status, keep int) {
 	}
 }
 
-func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time) Status {
-	s := st.slo
-	eb := s.ErrorBudget()
-	status := Status{
+func baseStatus(s *SLO, at time.Time) Status {
+	return Status{
 		ID: s.ID, Service: s.Service, Name: s.Name, Description: s.Description,
-		Objective: s.Objective, ErrorBudget: eb, Period: periodName(s), Budgeting: string(s.Budgeting),
+		Objective: s.Objective, ErrorBudget: s.ErrorBudget(), Period: periodName(s), Budgeting: string(s.Budgeting),
 		EvaluatedAt: at.UTC(), MinEvents: s.MinEvents,
 	}
-	fail := func(err error) Status {
-		status.Error = err.Error()
-		status.BudgetRemaining, status.BudgetConsumed = Value(math.NaN()), Value(math.NaN())
-		status.PeriodSLI.ErrorRatio = Value(math.NaN())
-		return status
-	}
+}
+
+// failed is the status of an evaluation that failed with err.
+func (e *Engine) failed(s *SLO, at time.Time, err error) Status {
+	status := baseStatus(s, at)
+	status.Error = err.Error()
+	status.BudgetRemaining, status.BudgetConsumed, status.PeriodCoverage = Value(math.NaN()), Value(math.NaN()), Value(math.NaN())
+	status.PeriodSLI.ErrorRatio = Value(math.NaN())
+	return status
+}
+
+func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time, accept int64) Status {
+	s := st.slo
+	eb := s.ErrorBudget()
+	status := baseStatus(s, at)
+	fail := func(err error) Status { return e.failed(s, at, err) }
 	if !st.checked {
 		st.leErr = e.checkBuckets(ctx, st, at)
 	}
@@ -369,7 +487,7 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time) Status {
 		}
 		status.Windows = append(status.Windows, ws)
 	}
-	if err := e.fillSlices(ctx, st, at); err != nil {
+	if err := e.fillSlices(ctx, st, at, accept); err != nil {
 		return fail(fmt.Errorf("period slices: %w", err))
 	}
 	pstart, plen := s.periodBounds(at)
@@ -396,15 +514,27 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time) Status {
 		ps.BadEvents, ps.TotalEvents, ps.GoodEvents = Value(math.NaN()), Value(math.NaN()), Value(math.NaN())
 	}
 	status.PeriodSLI = ps
-	// A rolling period is always complete; a calendar period has run for
-	// elapsed/length of its budget so far (budgets reset at the boundary).
-	coverage := 1.0
-	if s.Calendar != nil {
-		coverage = at.Sub(pstart).Seconds() / plen.Seconds()
+	// Budget consumed is what was spent of the whole period's budget: bad
+	// events over budget x the events the period is expected to hold,
+	// extrapolated from the traffic observed, i.e. ratio x coverage /
+	// budget. A full rolling period has coverage 1 (Sloth's formula); a
+	// young period, or a calendar period under way, has spent only its
+	// share.
+	coverage := 0.0
+	if agg.firstData >= 0 {
+		// In whole slices: the period's slices are (pkey, to].
+		covered := sliceKey(at) - max(sliceKey(pstart), agg.firstData-1)
+		coverage = min(1, max(0, (time.Duration(covered)*SliceWidth).Seconds()/plen.Seconds()))
 	}
+	status.PeriodCoverage = Value(coverage)
 	consumed := ratio * coverage / eb
-	if agg.slices == 0 {
-		consumed = 0 // no traffic spends no budget
+	status.InsufficientData = agg.slices == 0 || (s.SLI.Kind != KindRaw && float64(ps.TotalEvents) < s.MinEvents)
+	if agg.slices == 0 && agg.firstData >= 0 {
+		// Data but no traffic: nothing was spent.
+		consumed, status.InsufficientData = 0, false
+	}
+	if status.InsufficientData {
+		consumed = math.NaN()
 	}
 	status.BudgetConsumed = Value(consumed)
 	status.BudgetRemaining = Value(1 - consumed)
@@ -413,6 +543,7 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time) Status {
 		f := Forecast{Window: w, BurnRate: ws.BurnRate, Seconds: Value(math.NaN())}
 		b := float64(ws.BurnRate)
 		switch {
+		case math.IsNaN(consumed):
 		case consumed >= 1:
 			f.Seconds = 0
 		case b > 0:
@@ -504,19 +635,28 @@ func (e *Engine) badAll(ctx context.Context, q Querier, st *state, w time.Durati
 	return bad, all, err
 }
 
-// fillSlices queries the 5-minute slices that ended since the last cycle
-// (the whole period on the first cycle) with one range query per
-// expression.
-func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time) error {
+// fillSlices brings the period's 5-minute slices up to date at at: on the
+// first cycle every slice of the period; afterwards every slice that is
+// still provisional, i.e. ends at or after accept, the oldest timestamp the
+// TSDB still accepts a sample with. A late sample can only fall in a
+// provisional slice, so a slice is final (never recomputed) once it is
+// older than the accept horizon, and a restart that recomputes every slice
+// from storage gets the same values.
+func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time, accept int64) error {
 	s := st.slo
 	to := sliceKey(at)
 	from := sliceKey(at.Add(-s.maxPeriod())) // oldest slice worth holding
-	if last, ok := st.ring.newest(); ok && last >= from {
-		from = last
+	if st.final > from {
+		from = st.final
 	}
 	if to <= from {
 		return nil
 	}
+	newest := to
+	defer func() {
+		// Slices ending before accept are complete in storage for good.
+		st.final = max(st.final, min(newest, sliceKey(time.UnixMilli(accept))-1))
+	}()
 	if st.plan != nil {
 		// Slices whose 5 minutes are in memory come from there; only older
 		// ones (the first cycle's fill) need a range query.
@@ -567,6 +707,10 @@ func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time) error 
 	return nil
 }
 
+// maxRangePoints keeps every range query under Prometheus's limit of
+// 11,000 points per series (a 90-day period at 5m is 25,920).
+const maxRangePoints = 10_000
+
 func (e *Engine) rangeOrInstant(ctx context.Context, q string, start, end time.Time) (map[int64]float64, error) {
 	if start.Equal(end) {
 		v, ok, err := scalar(ctx, e.opts.Querier, q, start)
@@ -575,7 +719,27 @@ func (e *Engine) rangeOrInstant(ctx context.Context, q string, start, end time.T
 		}
 		return map[int64]float64{start.UnixMilli(): v}, nil
 	}
-	return e.opts.Querier.QueryRange(ctx, q, start, end, SliceWidth)
+	out := map[int64]float64{}
+	for from := start; !from.After(end); from = from.Add(maxRangePoints * SliceWidth) {
+		to := from.Add((maxRangePoints - 1) * SliceWidth)
+		if to.After(end) {
+			to = end
+		}
+		var part map[int64]float64
+		var err error
+		if from.Equal(to) {
+			part, err = e.rangeOrInstant(ctx, q, from, to)
+		} else {
+			part, err = e.opts.Querier.QueryRange(ctx, q, from, to, SliceWidth)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range part {
+			out[k] = v
+		}
+	}
+	return out, nil
 }
 
 // checkBuckets verifies against the data that a classic-histogram latency
@@ -670,7 +834,8 @@ func writeBack(app storage.Appender, s *SLO, st Status) error {
 			add("slo:current_burn_rate:ratio", nil, float64(w5.BurnRate)),
 			add("slo:period_burn_rate:ratio", nil, float64(p.BurnRate)),
 			add("slo:period_error_budget_remaining:ratio", nil, float64(st.BudgetRemaining)),
-			add("slo:period_error_budget_consumed:ratio", nil, float64(st.BudgetConsumed)))
+			add("slo:period_error_budget_consumed:ratio", nil, float64(st.BudgetConsumed)),
+			add("slo:period_coverage:ratio", nil, float64(st.PeriodCoverage)))
 		for _, f := range st.Forecasts {
 			if !math.IsNaN(float64(f.Seconds)) {
 				errs = append(errs, add("slo:error_budget_exhaustion:seconds", map[string]string{"sloth_window": f.Window}, float64(f.Seconds)))

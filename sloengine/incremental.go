@@ -21,15 +21,17 @@ import (
 // (Sloth events, classic-histogram latency). For those, on the embedded
 // TSDB, the engine keeps every matching series' raw samples of the longest
 // window (3d) in memory and each cycle reads only the samples that arrived
-// since the previous one (re-reading a short margin for late samples). Window
+// since the previous one, re-reading everything the TSDB may still accept
+// late (its accept horizon), so a late sample reaches every window. Window
 // rates, and the 5m rates of slices that just ended, are then computed from
 // memory with Prometheus's own rate() arithmetic: the same range (t-w, t],
 // counter-reset correction, extrapolation and zero clamp, and the same
 // Kahan summation across series in label order. Any other SLI is evaluated
 // with the PromQL engine.
 
-// rereadMargin is re-read every cycle so samples that arrive a little late
-// (remote write, OTLP batching) are still counted.
+// rereadMargin is re-read every cycle at least, on top of the accept
+// horizon, so samples that arrive a little late are counted even where the
+// horizon is not known exactly.
 const rereadMargin = 5 * time.Minute
 
 // linear is a sum of ±sum(rate(selector[w])) terms.
@@ -172,7 +174,7 @@ func (b *buffers) add(sel string) {
 
 // refresh reads, for every selector, the samples up to at that are not in
 // memory yet, and drops those older than the longest window.
-func (b *buffers) refresh(ctx context.Context, at time.Time, workers int) {
+func (b *buffers) refresh(ctx context.Context, at time.Time, accept int64, workers int) {
 	b.cycle++
 	keys := make([]string, 0, len(b.sels))
 	for k := range b.sels {
@@ -185,7 +187,7 @@ func (b *buffers) refresh(ctx context.Context, at time.Time, workers int) {
 	for range workers {
 		wg.Go(func() {
 			for k := range work {
-				if err := b.refreshOne(ctx, b.sels[k], at); err != nil {
+				if err := b.refreshOne(ctx, b.sels[k], at, accept); err != nil {
 					mu.Lock()
 					failed[k] = err
 					mu.Unlock()
@@ -201,14 +203,14 @@ func (b *buffers) refresh(ctx context.Context, at time.Time, workers int) {
 	b.failed = failed
 }
 
-func (b *buffers) refreshOne(ctx context.Context, sb *selBuf, at time.Time) error {
+func (b *buffers) refreshOne(ctx context.Context, sb *selBuf, at time.Time, accept int64) error {
 	end := at.UnixMilli()
 	oldest := end - b.keep.Milliseconds()
 	from := oldest
 	if sb.readTo != math.MinInt64 {
-		from = max(oldest, sb.readTo-rereadMargin.Milliseconds())
+		from = max(oldest, min(sb.readTo-rereadMargin.Milliseconds(), accept))
 	}
-	if sb.readTo >= end {
+	if sb.readTo >= end && accept >= sb.readTo {
 		return nil
 	}
 	qr, err := b.q.Querier(from, end)
