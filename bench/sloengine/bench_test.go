@@ -333,3 +333,31 @@ func BenchmarkExportedRules(b *testing.B) {
 		wg.Wait()
 	}
 }
+
+// BenchmarkFirstEvaluation is a restart: a new engine for the 1,000 SLOs on
+// the already open 30-day TSDB, timed until every SLO has its first
+// evaluation (the 3 days of samples the windows need read into memory and
+// the 30 days of slices filled).
+func BenchmarkFirstEvaluation(b *testing.B) {
+	setup(b)
+	ng := sloengine.NewPromQLEngine()
+	ctx := context.Background()
+	at := end().Add(-10 * time.Hour)
+	for i := range b.N {
+		e, err := sloengine.New(sloengine.Options{SLOs: slos, Querier: sloengine.LocalQuerier{Engine: ng, Queryable: db}, Queryable: db,
+			Config: sloengine.Config{Interval: 5 * time.Second, History: 10}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.Evaluate(ctx, at.Add(time.Duration(i)*time.Second))
+		snap := e.Snapshot()
+		if len(snap) != numSLOs {
+			b.Fatalf("%d of %d SLOs evaluated", len(snap), numSLOs)
+		}
+		for _, s := range snap {
+			if s.Error != "" {
+				b.Fatal(s.ID, s.Error)
+			}
+		}
+	}
+}

@@ -16,6 +16,10 @@ import (
 func (a *App) buildCollector() error {
 	cfg := a.opts.Collector.WithDefaults()
 	logger := a.logger.With("component", "collector")
+	if r, raised := a.tsdbRetention(); raised {
+		cfg.TSDB.Retention = r
+		logger.Info("TSDB retention raised to cover the longest SLO period plus 3 days", "retention", r)
+	}
 	c, err := collector.Open(filepath.Join(a.opts.DataDir, "tsdb"), cfg, logger, a.reg, a.reg)
 	if err != nil {
 		return err
