@@ -213,6 +213,11 @@ type Options struct {
 	// still arrive when the backend cannot say (an external Prometheus, or
 	// an empty head); default one hour, half the TSDB's 2h block range.
 	AcceptWindow time.Duration
+	// MaxBufferedSamples bounds the samples the in-memory path holds
+	// (16 bytes each); a selector that would exceed it is dropped from
+	// memory and its SLOs are evaluated with PromQL. Default 20,000,000
+	// (about 320 MB); negative: no bound.
+	MaxBufferedSamples int64
 	// QueryConcurrency is how many SLOs evaluated through queries (PromQL,
 	// an external backend) run at once, apart from the CPU-bound workers of
 	// the in-memory path; default 8.
@@ -271,6 +276,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.AcceptWindow == 0 {
 		opts.AcceptWindow = time.Hour
 	}
+	if opts.MaxBufferedSamples == 0 {
+		opts.MaxBufferedSamples = 20_000_000
+	}
 	if opts.QueryConcurrency == 0 {
 		opts.QueryConcurrency = 8
 	}
@@ -288,7 +296,13 @@ func New(opts Options) (*Engine, error) {
 		opts.Registerer.MustRegister(e.evalDuration, e.evalErrors)
 	}
 	if opts.Queryable != nil {
-		e.bufs = newBuffers(opts.Queryable, Windows[len(Windows)-1]+SliceWidth)
+		e.bufs = newBuffers(opts.Queryable, Windows[len(Windows)-1]+SliceWidth, opts.MaxBufferedSamples, opts.Logger)
+		if opts.Registerer != nil {
+			opts.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "burnrate_sloengine_buffered_samples",
+				Help: "Samples the SLO engine holds in memory for the incremental path (bounded by MaxBufferedSamples).",
+			}, func() float64 { return float64(e.bufs.total.Load()) }))
+		}
 	}
 	for _, s := range opts.SLOs {
 		st := &state{slo: s, ring: newRing(int(s.maxPeriod()/SliceWidth) + 2), final: math.MinInt64}
@@ -377,14 +391,14 @@ func (e *Engine) Evaluate(ctx context.Context, at time.Time) {
 	var queued sync.WaitGroup
 	queued.Go(func() {
 		for _, st := range e.states {
-			if st.plan != nil {
+			if e.inMemory(st) {
 				cpu <- st
 			}
 		}
 		close(cpu)
 	})
 	for _, st := range e.states {
-		if st.plan == nil {
+		if !e.inMemory(st) {
 			io <- st
 		}
 	}
@@ -603,10 +617,14 @@ func (e *Engine) window(ctx context.Context, q Querier, st *state, w time.Durati
 	return ws, nil
 }
 
+// inMemory reports whether st is evaluated from the sample buffers: it has
+// a plan and none of its selectors was dropped for the memory bound.
+func (e *Engine) inMemory(st *state) bool { return st.plan != nil && e.bufs.usable(st.plan) }
+
 // badAll returns the error and total values over w at at, NaN when the
 // query has no result: from memory on the fast path, else with PromQL.
 func (e *Engine) badAll(ctx context.Context, q Querier, st *state, w time.Duration, at time.Time) (float64, float64, error) {
-	if st.plan != nil {
+	if e.inMemory(st) {
 		ts := at.UnixMilli()
 		bad, ok1, err := e.bufs.eval(st.plan.bad[w], ts, w)
 		if err != nil {
@@ -657,7 +675,7 @@ func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time, accept
 		// Slices ending before accept are complete in storage for good.
 		st.final = max(st.final, min(newest, sliceKey(time.UnixMilli(accept))-1))
 	}()
-	if st.plan != nil {
+	if e.inMemory(st) {
 		// Slices whose 5 minutes are in memory come from there; only older
 		// ones (the first cycle's fill) need a range query.
 		oldest := at.Add(-e.bufs.keep + SliceWidth)

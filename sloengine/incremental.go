@@ -2,9 +2,11 @@ package sloengine
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -146,6 +148,10 @@ type selBuf struct {
 	matchers []*labels.Matcher
 	series   []*seriesBuf
 	readTo   int64 // samples are complete up to this timestamp
+	held     int64 // samples held
+	// dropped is set once holding the selector would exceed the memory
+	// bound; its SLOs are evaluated with PromQL from then on.
+	dropped bool
 }
 
 type buffers struct {
@@ -155,10 +161,26 @@ type buffers struct {
 	sels   map[string]*selBuf
 	cycle  int64
 	failed map[string]error
+	// total is the samples held; max bounds it (<= 0: no bound).
+	total  atomic.Int64
+	max    int64
+	logger *slog.Logger
 }
 
-func newBuffers(q storage.Queryable, keep time.Duration) *buffers {
-	return &buffers{q: q, keep: keep, sels: map[string]*selBuf{}}
+func newBuffers(q storage.Queryable, keep time.Duration, maxSamples int64, logger *slog.Logger) *buffers {
+	return &buffers{q: q, keep: keep, sels: map[string]*selBuf{}, max: maxSamples, logger: logger}
+}
+
+// usable reports whether every selector of p is held in memory.
+func (b *buffers) usable(p *plan) bool {
+	for _, l := range []linear{p.bad[SliceWidth], p.all[SliceWidth]} {
+		for _, t := range l {
+			if b.sels[t.sel].dropped {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (b *buffers) add(sel string) {
@@ -204,6 +226,9 @@ func (b *buffers) refresh(ctx context.Context, at time.Time, accept int64, worke
 }
 
 func (b *buffers) refreshOne(ctx context.Context, sb *selBuf, at time.Time, accept int64) error {
+	if sb.dropped {
+		return nil
+	}
 	end := at.UnixMilli()
 	oldest := end - b.keep.Milliseconds()
 	from := oldest
@@ -270,6 +295,18 @@ func (b *buffers) refreshOne(ctx context.Context, sb *selBuf, at time.Time, acce
 		sort.Slice(sb.series, func(i, j int) bool { return labels.Compare(sb.series[i].lset, sb.series[j].lset) < 0 })
 	}
 	sb.readTo = end
+	var held int64
+	for _, s := range sb.series {
+		held += int64(len(s.pts))
+	}
+	if total := b.total.Add(held - sb.held); b.max > 0 && total > b.max {
+		b.total.Add(-held)
+		sb.series, sb.held, sb.dropped = nil, 0, true
+		b.logger.Warn("SLO sample buffers are full; the SLOs reading this selector are evaluated with PromQL",
+			"selector", sb.matchers, "samples", held, "max_buffered_samples", b.max)
+		return nil
+	}
+	sb.held = held
 	return nil
 }
 

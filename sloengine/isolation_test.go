@@ -95,3 +95,22 @@ slos:
 		}
 	}
 }
+
+// TestBufferedSamplesStayUnderTheirBound: with room for 150 samples, the
+// second selector (121 more) is dropped from memory; its SLO is evaluated
+// with PromQL and still gives PromQL's numbers.
+func TestBufferedSamplesStayUnderTheirBound(t *testing.T) {
+	st := promqltest.LoadedStorage(t, `
+load 1m
+  requests_total 0+600x120
+  errors_total   0+6x120
+`)
+	t.Cleanup(func() { st.Close() })
+	q := LocalQuerier{Engine: NewPromQLEngine(), Queryable: st}
+	e, err := New(Options{SLOs: loadSLOs(t, lateSpec), Querier: q, Queryable: st, MaxBufferedSamples: 150})
+	require.NoError(t, err)
+	e.Evaluate(context.Background(), time.Unix(0, 0).Add(119*time.Minute+30*time.Second))
+	require.LessOrEqual(t, e.bufs.total.Load(), int64(150))
+	require.False(t, e.inMemory(e.states[0]), "the SLO left the in-memory path")
+	requireMatchesPromQL(t, q, e.Snapshot()[0], "bounded buffers")
+}
