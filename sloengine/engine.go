@@ -854,6 +854,18 @@ func writeBack(app storage.Appender, s *SLO, st Status) error {
 			add("slo:period_error_budget_remaining:ratio", nil, float64(st.BudgetRemaining)),
 			add("slo:period_error_budget_consumed:ratio", nil, float64(st.BudgetConsumed)),
 			add("slo:period_coverage:ratio", nil, float64(st.PeriodCoverage)))
+		if s.SLI.Kind != KindRaw && s.Budgeting == Occurrences {
+			// The 5m event rates the exported Occurrences period rule sums
+			// (no sample where the SLI has no data, as a rule without a
+			// result records none).
+			scale := 1.0
+			if s.SLI.rateBased() {
+				scale = SliceWidth.Seconds()
+			}
+			if b, a := float64(w5.BadEvents), float64(w5.TotalEvents); !math.IsNaN(b) && !math.IsNaN(a) {
+				errs = append(errs, add("slo:sli_bad_events:rate5m", nil, b/scale), add("slo:sli_total_events:rate5m", nil, a/scale))
+			}
+		}
 		for _, f := range st.Forecasts {
 			if !math.IsNaN(float64(f.Seconds)) {
 				errs = append(errs, add("slo:error_budget_exhaustion:seconds", map[string]string{"sloth_window": f.Window}, float64(f.Seconds)))
