@@ -218,6 +218,12 @@ type Options struct {
 	// memory and its SLOs are evaluated with PromQL. Default 20,000,000
 	// (about 320 MB); negative: no bound.
 	MaxBufferedSamples int64
+	// StateDir, when set, holds the slice checkpoint (slices.ckpt): final
+	// slices saved every CheckpointInterval and on stop, restored by New,
+	// so a restart does not recompute the whole period.
+	StateDir string
+	// CheckpointInterval is how often Run saves the checkpoint; default 5m.
+	CheckpointInterval time.Duration
 	// QueryConcurrency is how many SLOs evaluated through queries (PromQL,
 	// an external backend) run at once, apart from the CPU-bound workers of
 	// the in-memory path; default 8.
@@ -276,6 +282,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.AcceptWindow == 0 {
 		opts.AcceptWindow = time.Hour
 	}
+	if opts.CheckpointInterval == 0 {
+		opts.CheckpointInterval = 5 * time.Minute
+	}
 	if opts.MaxBufferedSamples == 0 {
 		opts.MaxBufferedSamples = 20_000_000
 	}
@@ -319,6 +328,11 @@ func New(opts Options) (*Engine, error) {
 		e.states = append(e.states, st)
 		e.byID[s.ID] = st
 	}
+	if n, err := e.readCheckpoint(); err != nil {
+		e.logger.Warn("slice checkpoint ignored; slices are recomputed from storage", "err", err)
+	} else if n > 0 {
+		e.logger.Info("slices restored from the checkpoint", "slos", n)
+	}
 	return e, nil
 }
 
@@ -331,12 +345,24 @@ func (e *Engine) SLOs() []*SLO {
 	return out
 }
 
-// Run evaluates every Interval until ctx is cancelled.
+// Run evaluates every Interval until ctx is cancelled, saving the slice
+// checkpoint every CheckpointInterval and when it stops.
 func (e *Engine) Run(ctx context.Context) error {
 	t := time.NewTicker(e.opts.Interval)
 	defer t.Stop()
+	saved := time.Now()
+	save := func() {
+		if err := e.SaveCheckpoint(); err != nil {
+			e.logger.Warn("save slice checkpoint", "err", err)
+		}
+		saved = time.Now()
+	}
+	defer save()
 	for {
 		e.Evaluate(ctx, e.opts.Now())
+		if time.Since(saved) >= e.opts.CheckpointInterval {
+			save()
+		}
 		select {
 		case <-ctx.Done():
 			return nil

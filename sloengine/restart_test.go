@@ -2,6 +2,8 @@ package sloengine
 
 import (
 	"context"
+	"math"
+	"strings"
 	"log/slog"
 	"testing"
 	"time"
@@ -32,15 +34,17 @@ func TestRestartGivesTheSameAnswers(t *testing.T) {
 		}
 		return 0.001
 	}}
-	newEngine := func(db *tsdb.DB) *Engine {
-		e, err := New(Options{SLOs: loadSLOs(t, lateSpec), Querier: LocalQuerier{Engine: NewPromQLEngine(), Queryable: db}, Queryable: db, Appendable: db})
+	state := t.TempDir()
+	newEngine := func(db *tsdb.DB, stateDir string) *Engine {
+		e, err := New(Options{SLOs: loadSLOs(t, lateSpec), Querier: LocalQuerier{Engine: NewPromQLEngine(), Queryable: db}, Queryable: db, Appendable: db,
+			StateDir: stateDir})
 		require.NoError(t, err)
 		return e
 	}
 	ctx := context.Background()
 	last := start.Add(3 * 24 * time.Hour)
 	require.NoError(t, appendSamples(t, db, gen.upTo(last.Add(-2*time.Hour))))
-	e := newEngine(db)
+	e := newEngine(db, state)
 	var at time.Time
 	for at = last.Add(-2 * time.Hour); at.Before(last); at = at.Add(30 * time.Second) {
 		require.NoError(t, appendSamples(t, db, gen.upTo(at.Add(-2*time.Minute))))
@@ -49,13 +53,29 @@ func TestRestartGivesTheSameAnswers(t *testing.T) {
 	at = at.Add(-30 * time.Second)
 	before := e.Snapshot()[0]
 	require.Empty(t, before.Error)
+	require.NoError(t, e.SaveCheckpoint())
 	require.NoError(t, db.Close())
 
 	db = open()
 	t.Cleanup(func() { require.NoError(t, db.Close()) })
-	e = newEngine(db)
-	e.Evaluate(ctx, at)
-	after := e.Snapshot()[0]
+	// From the slice checkpoint, and recomputing every slice from storage.
+	fromCheckpoint, fromStorage := newEngine(db, state), newEngine(db, "")
+	require.Greater(t, fromCheckpoint.states[0].final, int64(0), "the checkpoint's final slices are restored")
+	fromCheckpoint.Evaluate(ctx, at)
+	fromStorage.Evaluate(ctx, at)
+	for _, after := range []Status{fromCheckpoint.Snapshot()[0], fromStorage.Snapshot()[0]} {
+		requireSameStatus(t, before, after)
+	}
+
+	// An SLO whose SLI changed does not take the old slices.
+	changed, err := New(Options{SLOs: loadSLOs(t, strings.ReplaceAll(lateSpec, "errors_total", "failures_total")),
+		Querier: LocalQuerier{Engine: NewPromQLEngine(), Queryable: db}, Queryable: db, StateDir: state})
+	require.NoError(t, err)
+	require.Equal(t, int64(math.MinInt64), changed.states[0].final)
+}
+
+func requireSameStatus(t *testing.T, before, after Status) {
+	t.Helper()
 	require.Empty(t, after.Error)
 	for i, w := range before.Windows {
 		requireClose(t, float64(w.ErrorRatio), float64(after.Windows[i].ErrorRatio), "%s error ratio", w.Window)

@@ -3,6 +3,7 @@ package app
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/burnrate/burnrate/collector"
@@ -41,6 +42,7 @@ func (a *App) buildSLOEngine() error {
 		Logger:           a.logger.With("component", "sloengine"),
 		Registerer:       a.reg,
 		OutOfOrderWindow: a.opts.Collector.TSDB.OutOfOrderWindow,
+		StateDir:         filepath.Join(a.opts.DataDir, "sloengine"),
 	})
 	if err != nil {
 		return fmt.Errorf("slo engine: %w", err)
