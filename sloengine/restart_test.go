@@ -2,9 +2,9 @@ package sloengine
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"strings"
-	"log/slog"
 	"testing"
 	"time"
 
