@@ -68,9 +68,12 @@ func (e *Engine) SaveCheckpoint() error {
 		put(fingerprint(st.slo))
 		put(first)
 		put(last)
+		var b [16]byte
 		for k := first; k <= last; k++ {
 			i := st.ring.index(k)
-			put([2]float64{st.ring.bad[i], st.ring.all[i]})
+			binary.LittleEndian.PutUint64(b[:8], math.Float64bits(st.ring.bad[i]))
+			binary.LittleEndian.PutUint64(b[8:], math.Float64bits(st.ring.all[i]))
+			_, _ = w.Write(b[:])
 		}
 	}
 	if err := w.Flush(); err != nil {
@@ -117,7 +120,7 @@ func (e *Engine) readCheckpoint() (int, error) {
 		return 0, fmt.Errorf("slice checkpoint %s: %w", path, err)
 	}
 	restored := 0
-	buf := make([]float64, 0, 1024)
+	var raw []byte
 	for range n {
 		var idLen uint16
 		var fp uint64
@@ -135,21 +138,21 @@ func (e *Engine) readCheckpoint() (int, error) {
 		if last-first+1 > 1<<22 {
 			return restored, fmt.Errorf("slice checkpoint %s: %s holds %d slices", path, id, last-first+1)
 		}
-		buf = buf[:0]
-		for k := first; k <= last; k++ {
-			var v [2]float64
-			if err := get(&v); err != nil {
-				return restored, fmt.Errorf("slice checkpoint %s: %w", path, err)
-			}
-			buf = append(buf, v[0], v[1])
+		count := max(0, last-first+1)
+		if need := int(count) * 16; cap(raw) < need {
+			raw = make([]byte, need)
+		}
+		raw = raw[:count*16]
+		if _, err := io.ReadFull(r, raw); err != nil {
+			return restored, fmt.Errorf("slice checkpoint %s: %w", path, err)
 		}
 		st, ok := e.byID[string(id)]
-		if !ok || fp != fingerprint(st.slo) || last < first || !st.ring.empty() {
+		if !ok || fp != fingerprint(st.slo) || count == 0 || !st.ring.empty() {
 			continue
 		}
 		for k := first; k <= last; k++ {
-			j := 2 * (k - first)
-			st.ring.put(k, buf[j], buf[j+1])
+			j := 16 * (k - first)
+			st.ring.put(k, math.Float64frombits(binary.LittleEndian.Uint64(raw[j:])), math.Float64frombits(binary.LittleEndian.Uint64(raw[j+8:])))
 		}
 		st.final = last
 		restored++

@@ -224,6 +224,14 @@ type Options struct {
 	StateDir string
 	// CheckpointInterval is how often Run saves the checkpoint; default 5m.
 	CheckpointInterval time.Duration
+	// OnEvaluated, when set, receives the statuses of the SLOs each cycle
+	// evaluated (all of them on the ticker, those whose series received
+	// samples on arrival), right after the cycle: the hook for alerting.
+	OnEvaluated func([]Status)
+	// TriggerDelay is how long Run waits after samples for an SLO arrive
+	// before evaluating it, so a burst of commits is one evaluation;
+	// default 250ms. Negative disables evaluation on arrival.
+	TriggerDelay time.Duration
 	// QueryConcurrency is how many SLOs evaluated through queries (PromQL,
 	// an external backend) run at once, apart from the CPU-bound workers of
 	// the in-memory path; default 8.
@@ -237,6 +245,8 @@ type Engine struct {
 	states []*state
 	byID   map[string]*state
 	bufs   *buffers // nil without a Queryable
+	// watches finds the SLOs reading a series that received samples.
+	watches *watches
 
 	evalDuration prometheus.Histogram
 	evalErrors   prometheus.Counter
@@ -281,6 +291,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.AcceptWindow == 0 {
 		opts.AcceptWindow = time.Hour
+	}
+	if opts.TriggerDelay == 0 {
+		opts.TriggerDelay = 250 * time.Millisecond
 	}
 	if opts.CheckpointInterval == 0 {
 		opts.CheckpointInterval = 5 * time.Minute
@@ -328,6 +341,7 @@ func New(opts Options) (*Engine, error) {
 		e.states = append(e.states, st)
 		e.byID[s.ID] = st
 	}
+	e.watches = newWatches(e.states)
 	if n, err := e.readCheckpoint(); err != nil {
 		e.logger.Warn("slice checkpoint ignored; slices are recomputed from storage", "err", err)
 	} else if n > 0 {
@@ -359,14 +373,38 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	defer save()
 	for {
+		e.watches.takePending(nil) // the full cycle covers them
 		e.Evaluate(ctx, e.opts.Now())
 		if time.Since(saved) >= e.opts.CheckpointInterval {
 			save()
 		}
+		if !e.waitForTick(ctx, t.C) {
+			return nil
+		}
+	}
+}
+
+// waitForTick waits for the next tick, evaluating meanwhile the SLOs whose
+// series receive samples (TriggerDelay after the first arrival). It
+// returns false once ctx is done.
+func (e *Engine) waitForTick(ctx context.Context, tick <-chan time.Time) bool {
+	var signal <-chan struct{}
+	if e.opts.TriggerDelay >= 0 {
+		signal = e.watches.signal
+	}
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-t.C:
+			return false
+		case <-tick:
+			return true
+		case <-signal:
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(e.opts.TriggerDelay):
+			}
+			e.EvaluatePending(ctx, e.opts.Now())
 		}
 	}
 }
@@ -376,6 +414,12 @@ func (e *Engine) Run(ctx context.Context) error {
 // Appendable is set. SLOs are evaluated in parallel; a failing SLO records
 // its error in its Status and does not stop the others.
 func (e *Engine) Evaluate(ctx context.Context, at time.Time) {
+	e.evaluateStates(ctx, at, e.states)
+}
+
+// evaluateStates runs one cycle for states only (every SLO, or those whose
+// series just received samples).
+func (e *Engine) evaluateStates(ctx context.Context, at time.Time, states []*state) {
 	start := time.Now()
 	var app storage.Appender
 	var appMu sync.Mutex
@@ -384,7 +428,18 @@ func (e *Engine) Evaluate(ctx context.Context, at time.Time) {
 	}
 	accept := e.acceptMin(at)
 	if e.bufs != nil {
-		e.bufs.refresh(ctx, at, accept, runtime.GOMAXPROCS(0))
+		var sels map[string]bool
+		if len(states) < len(e.states) {
+			sels = map[string]bool{}
+			for _, st := range states {
+				if st.plan != nil {
+					for _, sel := range st.plan.selectors() {
+						sels[sel] = true
+					}
+				}
+			}
+		}
+		e.bufs.refresh(ctx, at, accept, runtime.GOMAXPROCS(0), sels)
 	}
 	// SLOs on the in-memory path are CPU-bound and get one worker per core;
 	// SLOs that query (PromQL, an external backend) wait on I/O and get
@@ -416,14 +471,14 @@ func (e *Engine) Evaluate(ctx context.Context, at time.Time) {
 	}
 	var queued sync.WaitGroup
 	queued.Go(func() {
-		for _, st := range e.states {
+		for _, st := range states {
 			if e.inMemory(st) {
 				cpu <- st
 			}
 		}
 		close(cpu)
 	})
-	for _, st := range e.states {
+	for _, st := range states {
 		if !e.inMemory(st) {
 			io <- st
 		}
@@ -437,6 +492,15 @@ func (e *Engine) Evaluate(ctx context.Context, at time.Time) {
 		}
 	}
 	e.evalDuration.Observe(time.Since(start).Seconds())
+	if e.opts.OnEvaluated != nil {
+		out := make([]Status, len(states))
+		for i, st := range states {
+			st.mu.RLock()
+			out[i] = st.last
+			st.mu.RUnlock()
+		}
+		e.opts.OnEvaluated(out)
+	}
 }
 
 // evaluateIsolated evaluates one SLO under its own deadline and turns a

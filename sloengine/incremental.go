@@ -196,13 +196,25 @@ func (b *buffers) add(sel string) {
 
 // refresh reads, for every selector, the samples up to at that are not in
 // memory yet, and drops those older than the longest window.
-func (b *buffers) refresh(ctx context.Context, at time.Time, accept int64, workers int) {
+//
+// refresh reads new samples for every selector, or for only those in
+// only when it is not nil (a triggered evaluation of some SLOs).
+func (b *buffers) refresh(ctx context.Context, at time.Time, accept int64, workers int, only map[string]bool) {
 	b.cycle++
 	keys := make([]string, 0, len(b.sels))
 	for k := range b.sels {
-		keys = append(keys, k)
+		if only == nil || only[k] {
+			keys = append(keys, k)
+		}
 	}
 	failed := map[string]error{}
+	if only != nil {
+		for k, err := range b.failed {
+			if !only[k] {
+				failed[k] = err
+			}
+		}
+	}
 	var mu sync.Mutex
 	work := make(chan string)
 	var wg sync.WaitGroup
