@@ -3,6 +3,8 @@ package sloengine
 import (
 	"context"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -24,6 +26,18 @@ load 1m
 	t.Cleanup(func() { st.Close() })
 	e := newTestEngine(t, loadSLOs(t, onePercentSpec), st)
 	ctx := context.Background()
+
+	// Before the first evaluation the API says the budget is unknown.
+	srv := httptest.NewServer(e.Handler())
+	defer srv.Close()
+	var list struct {
+		Data []map[string]any `json:"data"`
+	}
+	getJSON(t, srv.URL+"/api/v1/slos", http.StatusOK, &list)
+	require.Len(t, list.Data, 1)
+	require.Equal(t, true, list.Data[0]["insufficient_data"])
+	require.Nil(t, list.Data[0]["period_coverage"])
+	require.Nil(t, list.Data[0]["budget_remaining"])
 
 	// Three minutes in, no 5-minute slice is complete: too little data,
 	// shown as unknown, never as spent.
