@@ -518,7 +518,7 @@ func (e *Engine) evaluateIsolated(ctx context.Context, st *state, at time.Time, 
 		}
 	}()
 	status = e.evaluate(ctx, st, at, accept)
-	if status.Error == "" && ctx.Err() != nil {
+	if status.Error == "" && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		status = e.failed(st.slo, at, fmt.Errorf("evaluation exceeded slo.query_timeout %s: %w", e.opts.QueryTimeout, ctx.Err()))
 	}
 	return status
