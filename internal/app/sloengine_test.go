@@ -3,6 +3,7 @@ package app_test
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,4 +58,24 @@ func TestSLOLongerThanConfiguredRetentionIsRefused(t *testing.T) {
 
 	opts.SLO.AllowShortRetention = true
 	testutil.StartApp(t, opts)
+}
+
+// TestSLOEngineSavesItsSliceCheckpointOnStop: the slices a restart starts
+// from are under <data_dir>/sloengine once the process has stopped.
+func TestSLOEngineSavesItsSliceCheckpointOnStop(t *testing.T) {
+	dir := t.TempDir()
+	t.Cleanup(func() { require.FileExists(t, filepath.Join(dir, "sloengine", "slices.ckpt")) })
+	opts := app.DefaultOptions()
+	opts.Collector.OTLPListen = ""
+	opts.Demo.Enabled = false
+	opts.DataDir = dir
+	spec := filepath.Join(t.TempDir(), "shop.yml")
+	require.NoError(t, os.WriteFile(spec, []byte(strings.ReplaceAll(quarterSLO, "90d", "30d")), 0o644))
+	opts.Slos = []string{spec}
+	opts.SLO.Interval = time.Second
+	r := testutil.StartApp(t, opts)
+	require.Eventually(t, func() bool {
+		code, body := testutil.HTTPGet(t, r.URL+"/api/v1/slos/shop-quarterly")
+		return code == 200 && !strings.Contains(body, "not evaluated yet")
+	}, 30*time.Second, 100*time.Millisecond)
 }
