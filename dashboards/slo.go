@@ -75,19 +75,20 @@ func overview(slos []*sloengine.SLO) *dashboard.DashboardBuilder {
 		WithRow(dashboard.NewRowBuilder("Every SLO")).
 		WithPanel(table.NewPanelBuilder().Datasource(dsRef()).
 			Title("SLOs").
-			Description("One row per SLO: objective, SLI over the period, budget remaining, and the burn rate of each alert window. Click an SLO for its detail dashboard.").
+			Description("One row per SLO: objective, SLI over the period, budget remaining, data coverage of the period, and the burn rate of each alert window. Click an SLO for its detail dashboard.").
 			Unit("percentunit").Height(14).Span(24).
 			Footer(common.NewTableFooterOptionsBuilder().Show(false).Reducer([]string{"lastNotNull"})).
 			WithTarget(instant("A", "slo:objective:ratio"+sel, "objective")).
 			WithTarget(instant("B", "1 - slo:period_burn_rate:ratio"+sel+" * slo:error_budget:ratio"+sel, "sli")).
 			WithTarget(instant("C", "slo:period_error_budget_remaining:ratio"+sel, "budget")).
+			WithTarget(instant("G", "slo:period_coverage:ratio"+sel, "coverage")).
 			WithTarget(instant("D", `slo:burn_rate:ratio{sloth_service=~"$service", sloth_window="5m"}`, "burn 5m")).
 			WithTarget(instant("E", `slo:burn_rate:ratio{sloth_service=~"$service", sloth_window="1h"}`, "burn 1h")).
 			WithTarget(instant("F", `slo:burn_rate:ratio{sloth_service=~"$service", sloth_window="6h"}`, "burn 6h")).
 			WithTransformation(dashboard.DataTransformerConfig{Id: "joinByField", Options: map[string]any{"byField": "sloth_id", "mode": "outer"}}).
 			WithTransformation(dashboard.DataTransformerConfig{Id: "organize", Options: map[string]any{
-				"includeByName": map[string]any{"sloth_id": true, "sloth_service": true, "Value #A": true, "Value #B": true, "Value #C": true, "Value #D": true, "Value #E": true, "Value #F": true},
-				"renameByName":  map[string]any{"sloth_id": "SLO", "sloth_service": "Service", "Value #A": "Objective", "Value #B": "SLI (period)", "Value #C": "Budget remaining", "Value #D": "Burn 5m", "Value #E": "Burn 1h", "Value #F": "Burn 6h"},
+				"includeByName": map[string]any{"sloth_id": true, "sloth_service": true, "Value #A": true, "Value #B": true, "Value #C": true, "Value #D": true, "Value #E": true, "Value #F": true, "Value #G": true},
+				"renameByName":  map[string]any{"sloth_id": "SLO", "sloth_service": "Service", "Value #A": "Objective", "Value #B": "SLI (period)", "Value #C": "Budget remaining", "Value #D": "Burn 5m", "Value #E": "Burn 1h", "Value #F": "Burn 6h", "Value #G": "Coverage"},
 			}}).
 			OverrideByName("SLO", []dashboard.DynamicConfigValue{{Id: "links", Value: []map[string]any{{
 				"title": "SLO detail", "url": "/d/burnrate-slo-${__value.text}",
@@ -162,6 +163,11 @@ func detail(s *sloengine.SLO) *dashboard.DashboardBuilder {
 			Unit("percentunit").Height(5).Span(6).
 			Thresholds(thresholds(step(nil, "green"), step(cog.ToPtr(0.75), "orange"), step(cog.ToPtr(1.0), "red"))).
 			WithTarget(instant("A", "slo:period_error_budget_consumed:ratio"+id, ""))).
+		WithPanel(stat.NewPanelBuilder().Datasource(dsRef()).
+			Title("Data coverage").
+			Description("Share of the period that holds data, from the first sample or the calendar start. A young period's budget counts what was spent so far against the whole period's expected events.").
+			Unit("percentunit").Height(5).Span(6).
+			WithTarget(instant("A", "slo:period_coverage:ratio"+id, ""))).
 		WithPanel(timeseries.NewPanelBuilder().Datasource(dsRef()).
 			Title("Budget burn-down").
 			Description("Error budget remaining over the period: 1 is untouched, 0 is spent.").

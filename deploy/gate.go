@@ -33,6 +33,9 @@ type SLOState struct {
 	EvaluatedAt time.Time
 	// Error is the latest evaluation's error, if it failed.
 	Error string
+	// InsufficientData is set while the period holds too little data for
+	// a budget figure (its first minutes).
+	InsufficientData bool
 	// PageFiring lists the page alerts of this SLO that fire.
 	PageFiring []string
 }
@@ -127,6 +130,7 @@ func Decide(p Policy, s Snapshot, now time.Time) Decision {
 
 	// Data first: a decision on stale or failing data is no decision.
 	budget, coverage := math.Inf(1), math.Inf(1)
+	var young []string
 	burns := map[time.Duration]float64{}
 	var oldest time.Time
 	stale := false
@@ -143,6 +147,9 @@ func Decide(p Policy, s Snapshot, now time.Time) Decision {
 			add("data", p.OnStale, "SLO %s has not been evaluated yet", slo.ID)
 			stale = true
 			continue
+		}
+		if slo.InsufficientData {
+			young = append(young, slo.ID)
 		}
 		if !math.IsNaN(slo.BudgetRemaining) {
 			budget = math.Min(budget, slo.BudgetRemaining)
@@ -184,9 +191,12 @@ func Decide(p Policy, s Snapshot, now time.Time) Decision {
 	if lowCoverage {
 		add("coverage", p.OnLowCoverage, "data covers %s of the period, less than the %s the policy needs to trust the budget", pct(coverage), pct(p.MinCoverage))
 	}
+	if len(young) > 0 {
+		add("coverage", p.OnLowCoverage, "the period of %s holds too little data yet to judge its budget", strings.Join(young, ", "))
+	}
 	switch {
 	case math.IsInf(budget, 1):
-		if !stale {
+		if !stale && len(young) == 0 {
 			add("budget", p.OnStale, "no SLO of %s reports its remaining budget", s.Service)
 		}
 	case budget < p.MinBudgetRemaining || budget <= 0:

@@ -84,6 +84,11 @@ func TestDecisionsFollowEveryPolicyRule(t *testing.T) {
 			reason: "has not been evaluated yet"},
 		{name: "a service with no SLO is no pass", want: deploy.Fail, snap: snap(),
 			reason: "service checkout has no SLO to judge a deploy by"},
+		{name: "a period too young for a budget figure warns, not fails", want: deploy.Warn,
+			snap: snap(with(func(s *deploy.SLOState) {
+				s.BudgetRemaining, s.Coverage, s.InsufficientData = math.NaN(), 0.0001, true
+			})),
+			reason: "the period of checkout-availability holds too little data yet to judge its budget"},
 		{name: "low coverage warns", want: deploy.Warn,
 			snap:   snap(with(func(s *deploy.SLOState) { s.Coverage = 0.02 })),
 			reason: "data covers 2.00% of the period, less than the 10.00% the policy needs"},

@@ -99,9 +99,11 @@ slos:
 //	RatioTimeslices: mean slice ratio = (6 + 0.5) / 47
 //	Timeslices:      slices below 95% good = 7 of 47
 //
-// Consumed budget = ratio / 0.01. The calendar month (Europe/Berlin) has
-// run from 2026-02-28T23:00Z for 31d-1h (DST), so at 21:55Z it has spent
-// ratio x elapsed/length; at 22:05Z April has begun and the budget is whole.
+// Consumed budget = ratio x coverage / 0.01: the data covers 47 slices
+// (235 minutes) of each period, the 2d ones and the calendar month
+// (Europe/Berlin, from 2026-02-28T23:00Z, 31d-1h long with DST), whose
+// data starts long after the month did; at 22:05Z April has begun and the
+// budget is whole.
 func TestBudgetsOnHandComputedCases(t *testing.T) {
 	db := openTSDB(t, budgetSeries())
 	slos := loadSLOs(t, budgetSLOs)
@@ -116,15 +118,17 @@ func TestBudgetsOnHandComputedCases(t *testing.T) {
 	}
 	eb := 1 - 0.99
 	occ := 70.0 / 480
+	cov2d := 235.0 / (2 * 24 * 60)
 	requireClose(t, occ, float64(got["occurrences"].PeriodSLI.ErrorRatio), "occurrences ratio")
-	requireClose(t, 1-occ/eb, float64(got["occurrences"].BudgetRemaining), "occurrences remaining")
+	requireClose(t, cov2d, float64(got["occurrences"].PeriodCoverage), "occurrences coverage")
+	requireClose(t, 1-occ*cov2d/eb, float64(got["occurrences"].BudgetRemaining), "occurrences remaining")
 	requireClose(t, 480*300, float64(got["occurrences"].PeriodSLI.TotalEvents), "occurrences events")
 	requireClose(t, 6.5/47, float64(got["ratio-timeslices"].PeriodSLI.ErrorRatio), "ratio timeslices")
 	requireClose(t, 7.0/47, float64(got["timeslices"].PeriodSLI.ErrorRatio), "timeslices")
-	requireClose(t, 1-(7.0/47)/eb, float64(got["timeslices"].BudgetRemaining), "timeslices remaining")
+	requireClose(t, 1-(7.0/47)*cov2d/eb, float64(got["timeslices"].BudgetRemaining), "timeslices remaining")
 
 	monthStart := time.Date(2026, 2, 28, 23, 0, 0, 0, time.UTC)
-	coverage := at.Sub(monthStart).Seconds() / (31*24*time.Hour - time.Hour).Seconds()
+	coverage := (235 * time.Minute).Seconds() / (31*24*time.Hour - time.Hour).Seconds()
 	cal := got["calendar"]
 	require.Equal(t, monthStart, cal.PeriodStart)
 	requireClose(t, occ, float64(cal.PeriodSLI.ErrorRatio), "calendar ratio")

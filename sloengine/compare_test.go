@@ -288,9 +288,19 @@ func TestIncrementalEvaluationMatchesPromQL(t *testing.T) {
 	next := cut
 	for cycle := 0; cycle < 25; cycle++ {
 		at := start.Add(time.Duration(cut+cycle*3)*time.Minute + 20*time.Second)
-		// Append what has "arrived": samples up to at, except the newest
-		// minute of every other series, which comes one cycle late.
+		// Append what has "arrived": first the samples held back last cycle
+		// (still in order for their series), then those up to at, except
+		// the newest minute of every other series, which comes one cycle
+		// late. Every append must be accepted.
 		app := db.Appender(ctx)
+		if cycle > 0 && next-1 >= cut && next-1 < n {
+			for i, s := range all {
+				if i%2 == 1 {
+					_, err := app.Append(0, labels.FromMap(s.labels), s.ts[next-1], s.vals[next-1])
+					require.NoError(t, err, "late sample of %v", s.labels)
+				}
+			}
+		}
 		upto := cut + cycle*3
 		for m := next; m <= upto && m < n; m++ {
 			for i, s := range all {
@@ -302,16 +312,6 @@ func TestIncrementalEvaluationMatchesPromQL(t *testing.T) {
 			}
 		}
 		require.NoError(t, app.Commit())
-		if cycle > 0 {
-			// The late samples of the previous cycle.
-			app = db.Appender(ctx)
-			for i, s := range all {
-				if i%2 == 1 && next-1 < n && next-1 >= cut {
-					_, _ = app.Append(0, labels.FromMap(s.labels), s.ts[next-1], s.vals[next-1])
-				}
-			}
-			require.NoError(t, app.Commit())
-		}
 		next = upto + 1
 
 		inc.Evaluate(ctx, at)

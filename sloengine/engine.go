@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 )
 
 // Value is a float that encodes NaN and infinities as JSON null: an SLI
@@ -84,24 +86,36 @@ type Forecast struct {
 
 // Status is one evaluation of one SLO.
 type Status struct {
-	ID              string         `json:"id"`
-	Service         string         `json:"service"`
-	Name            string         `json:"name"`
-	Description     string         `json:"description,omitempty"`
-	Objective       float64        `json:"objective"`
-	ErrorBudget     float64        `json:"error_budget"`
-	Period          string         `json:"period"`
-	Budgeting       string         `json:"budgeting_method"`
-	EvaluatedAt     time.Time      `json:"evaluated_at"`
-	PeriodStart     time.Time      `json:"period_start"`
-	Windows         []WindowStatus `json:"windows"`
-	PeriodSLI       WindowStatus   `json:"period_window"`
-	BudgetConsumed  Value          `json:"budget_consumed"`
-	BudgetRemaining Value          `json:"budget_remaining"`
-	Forecasts       []Forecast     `json:"forecasts"`
-	MinEvents       float64        `json:"min_events"`
-	Tiers           []TierStatus   `json:"tiers"`
-	Error           string         `json:"error,omitempty"`
+	ID          string         `json:"id"`
+	Service     string         `json:"service"`
+	Name        string         `json:"name"`
+	Description string         `json:"description,omitempty"`
+	Objective   float64        `json:"objective"`
+	ErrorBudget float64        `json:"error_budget"`
+	Period      string         `json:"period"`
+	Budgeting   string         `json:"budgeting_method"`
+	EvaluatedAt time.Time      `json:"evaluated_at"`
+	PeriodStart time.Time      `json:"period_start"`
+	Windows     []WindowStatus `json:"windows"`
+	PeriodSLI   WindowStatus   `json:"period_window"`
+	// BudgetConsumed is the share of the whole period's error budget spent
+	// so far: bad events over budget x the period's expected total events,
+	// extrapolated from the observed traffic (ratio x coverage / budget).
+	// Null while the period holds too little data (InsufficientData).
+	BudgetConsumed  Value `json:"budget_consumed"`
+	BudgetRemaining Value `json:"budget_remaining"`
+	// PeriodCoverage is the share of the period that holds data: from the
+	// later of the period start and the first slice with data, to the end
+	// of the newest complete slice, over the period's length.
+	PeriodCoverage Value `json:"period_coverage"`
+	// InsufficientData is true while the period has no complete 5-minute
+	// slice with traffic (or fewer than min_events events): the budget is
+	// unknown then, never shown as spent.
+	InsufficientData bool         `json:"insufficient_data"`
+	Forecasts        []Forecast   `json:"forecasts"`
+	MinEvents        float64      `json:"min_events"`
+	Tiers            []TierStatus `json:"tiers"`
+	Error            string       `json:"error,omitempty"`
 }
 
 // Window returns the status of window w ("5m", "1h", ...).
@@ -128,6 +142,12 @@ type Config struct {
 	Interval time.Duration `mapstructure:"interval"`
 	// History is how many evaluations per SLO the API keeps.
 	History int `mapstructure:"history"`
+	// QueryTimeout bounds one SLO's evaluation (all its queries); an SLO
+	// that takes longer reports a deadline error and the others go on.
+	QueryTimeout time.Duration `mapstructure:"query_timeout"`
+	// AllowShortRetention loads SLOs whose period is longer than the
+	// TSDB's retention (their budget then covers only the retained data).
+	AllowShortRetention bool `mapstructure:"allow_short_retention"`
 }
 
 // DefaultConfig evaluates every 5s and keeps 10 minutes of history. The
@@ -136,7 +156,9 @@ type Config struct {
 // waits is added to that (measured by bench/alerting/e2e: 30s missed the
 // 60s goal). A cycle of 1,000 SLOs costs about 0.2s (bench/sloengine), so
 // 5s is about 4% of a core for 1,000 SLOs.
-func DefaultConfig() Config { return Config{Interval: 5 * time.Second, History: 120} }
+func DefaultConfig() Config {
+	return Config{Interval: 5 * time.Second, History: 120, QueryTimeout: 30 * time.Second}
+}
 
 // Validate reports the first invalid key.
 func (c Config) Validate() error {
@@ -145,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	if c.History < 1 {
 		return errors.New("slo.history: want at least 1")
+	}
+	if c.QueryTimeout < 0 {
+		return fmt.Errorf("slo.query_timeout: %s is negative", c.QueryTimeout)
 	}
 	return nil
 }
@@ -184,6 +209,37 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
+	// OutOfOrderWindow is the TSDB's out-of-order window: samples that much
+	// older than its newest sample are still accepted, so slices that
+	// recent stay provisional.
+	OutOfOrderWindow time.Duration
+	// AcceptWindow is how far behind the evaluation instant samples may
+	// still arrive when the backend cannot say (an external Prometheus, or
+	// an empty head); default one hour, half the TSDB's 2h block range.
+	AcceptWindow time.Duration
+	// MaxBufferedSamples bounds the samples the in-memory path holds
+	// (16 bytes each); a selector that would exceed it is dropped from
+	// memory and its SLOs are evaluated with PromQL. Default 20,000,000
+	// (about 320 MB); negative: no bound.
+	MaxBufferedSamples int64
+	// StateDir, when set, holds the slice checkpoint (slices.ckpt): final
+	// slices saved every CheckpointInterval and on stop, restored by New,
+	// so a restart does not recompute the whole period.
+	StateDir string
+	// CheckpointInterval is how often Run saves the checkpoint; default 5m.
+	CheckpointInterval time.Duration
+	// OnEvaluated, when set, receives the statuses of the SLOs each cycle
+	// evaluated (all of them on the ticker, those whose series received
+	// samples on arrival), right after the cycle: the hook for alerting.
+	OnEvaluated func([]Status)
+	// TriggerDelay is how long Run waits after samples for an SLO arrive
+	// before evaluating it, so a burst of commits is one evaluation;
+	// default 250ms. Negative disables evaluation on arrival.
+	TriggerDelay time.Duration
+	// QueryConcurrency is how many SLOs evaluated through queries (PromQL,
+	// an external backend) run at once, apart from the CPU-bound workers of
+	// the in-memory path; default 8.
+	QueryConcurrency int
 }
 
 // Engine evaluates SLOs on an interval.
@@ -193,6 +249,8 @@ type Engine struct {
 	states []*state
 	byID   map[string]*state
 	bufs   *buffers // nil without a Queryable
+	// watches finds the SLOs reading a series that received samples.
+	watches *watches
 
 	evalDuration prometheus.Histogram
 	evalErrors   prometheus.Counter
@@ -207,6 +265,11 @@ type state struct {
 	checked bool
 	// leErr holds a bucket mismatch found in the data.
 	leErr error
+
+	// final is the newest slice that can no longer change (older than the
+	// accept horizon when it was computed); slices after it are
+	// recomputed every cycle.
+	final int64
 
 	mu      sync.RWMutex
 	last    Status
@@ -230,6 +293,21 @@ func New(opts Options) (*Engine, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.AcceptWindow == 0 {
+		opts.AcceptWindow = time.Hour
+	}
+	if opts.TriggerDelay == 0 {
+		opts.TriggerDelay = 250 * time.Millisecond
+	}
+	if opts.CheckpointInterval == 0 {
+		opts.CheckpointInterval = 5 * time.Minute
+	}
+	if opts.MaxBufferedSamples == 0 {
+		opts.MaxBufferedSamples = 20_000_000
+	}
+	if opts.QueryConcurrency == 0 {
+		opts.QueryConcurrency = 8
+	}
 	e := &Engine{opts: opts, logger: opts.Logger, byID: map[string]*state{}}
 	e.evalDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "burnrate_sloengine_evaluation_duration_seconds",
@@ -244,10 +322,16 @@ func New(opts Options) (*Engine, error) {
 		opts.Registerer.MustRegister(e.evalDuration, e.evalErrors)
 	}
 	if opts.Queryable != nil {
-		e.bufs = newBuffers(opts.Queryable, Windows[len(Windows)-1]+SliceWidth)
+		e.bufs = newBuffers(opts.Queryable, Windows[len(Windows)-1]+SliceWidth, opts.MaxBufferedSamples, opts.Logger)
+		if opts.Registerer != nil {
+			opts.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "burnrate_sloengine_buffered_samples",
+				Help: "Samples the SLO engine holds in memory for the incremental path (bounded by MaxBufferedSamples).",
+			}, func() float64 { return float64(e.bufs.total.Load()) }))
+		}
 	}
 	for _, s := range opts.SLOs {
-		st := &state{slo: s, ring: newRing(int(s.maxPeriod()/SliceWidth) + 2)}
+		st := &state{slo: s, ring: newRing(int(s.maxPeriod()/SliceWidth) + 2), final: math.MinInt64}
 		if e.bufs != nil {
 			if st.plan = newPlan(s); st.plan != nil {
 				for _, sel := range st.plan.selectors() {
@@ -261,6 +345,12 @@ func New(opts Options) (*Engine, error) {
 		e.states = append(e.states, st)
 		e.byID[s.ID] = st
 	}
+	e.watches = newWatches(e.states)
+	if n, err := e.readCheckpoint(); err != nil {
+		e.logger.Warn("slice checkpoint ignored; slices are recomputed from storage", "err", err)
+	} else if n > 0 {
+		e.logger.Info("slices restored from the checkpoint", "slos", n)
+	}
 	return e, nil
 }
 
@@ -273,16 +363,52 @@ func (e *Engine) SLOs() []*SLO {
 	return out
 }
 
-// Run evaluates every Interval until ctx is cancelled.
+// Run evaluates every Interval until ctx is cancelled, saving the slice
+// checkpoint every CheckpointInterval and when it stops.
 func (e *Engine) Run(ctx context.Context) error {
 	t := time.NewTicker(e.opts.Interval)
 	defer t.Stop()
+	saved := time.Now()
+	save := func() {
+		if err := e.SaveCheckpoint(); err != nil {
+			e.logger.Warn("save slice checkpoint", "err", err)
+		}
+		saved = time.Now()
+	}
+	defer save()
 	for {
+		e.watches.takePending(nil) // the full cycle covers them
 		e.Evaluate(ctx, e.opts.Now())
+		if time.Since(saved) >= e.opts.CheckpointInterval {
+			save()
+		}
+		if !e.waitForTick(ctx, t.C) {
+			return nil
+		}
+	}
+}
+
+// waitForTick waits for the next tick, evaluating meanwhile the SLOs whose
+// series receive samples (TriggerDelay after the first arrival). It
+// returns false once ctx is done.
+func (e *Engine) waitForTick(ctx context.Context, tick <-chan time.Time) bool {
+	var signal <-chan struct{}
+	if e.opts.TriggerDelay >= 0 {
+		signal = e.watches.signal
+	}
+	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-t.C:
+			return false
+		case <-tick:
+			return true
+		case <-signal:
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(e.opts.TriggerDelay):
+			}
+			e.EvaluatePending(ctx, e.opts.Now())
 		}
 	}
 }
@@ -292,40 +418,77 @@ func (e *Engine) Run(ctx context.Context) error {
 // Appendable is set. SLOs are evaluated in parallel; a failing SLO records
 // its error in its Status and does not stop the others.
 func (e *Engine) Evaluate(ctx context.Context, at time.Time) {
+	e.evaluateStates(ctx, at, e.states)
+}
+
+// evaluateStates runs one cycle for states only (every SLO, or those whose
+// series just received samples).
+func (e *Engine) evaluateStates(ctx context.Context, at time.Time, states []*state) {
 	start := time.Now()
-	work := make(chan *state)
-	var wg sync.WaitGroup
 	var app storage.Appender
 	var appMu sync.Mutex
 	if e.opts.Appendable != nil {
 		app = e.opts.Appendable.Appender(ctx)
 	}
+	accept := e.acceptMin(at)
 	if e.bufs != nil {
-		e.bufs.refresh(ctx, at, runtime.GOMAXPROCS(0))
+		var sels map[string]bool
+		if len(states) < len(e.states) {
+			sels = map[string]bool{}
+			for _, st := range states {
+				if st.plan != nil {
+					for _, sel := range st.plan.selectors() {
+						sels[sel] = true
+					}
+				}
+			}
+		}
+		e.bufs.refresh(ctx, at, accept, runtime.GOMAXPROCS(0), sels)
+	}
+	// SLOs on the in-memory path are CPU-bound and get one worker per core;
+	// SLOs that query (PromQL, an external backend) wait on I/O and get
+	// their own pool, so a slow backend never holds up the others.
+	cpu, io := make(chan *state), make(chan *state)
+	var wg sync.WaitGroup
+	worker := func(work chan *state) {
+		for st := range work {
+			status := e.evaluateIsolated(ctx, st, at, accept)
+			if status.Error != "" {
+				e.evalErrors.Inc()
+				e.logger.Warn("SLO evaluation failed", "slo", st.slo.ID, "err", status.Error)
+			}
+			if app != nil {
+				appMu.Lock()
+				if err := writeBack(app, st.slo, status); err != nil {
+					e.logger.Warn("write back SLO series", "slo", st.slo.ID, "err", err)
+				}
+				appMu.Unlock()
+			}
+			st.record(status, e.opts.History)
+		}
 	}
 	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for st := range work {
-				status := e.evaluate(ctx, st, at)
-				if status.Error != "" {
-					e.evalErrors.Inc()
-					e.logger.Warn("SLO evaluation failed", "slo", st.slo.ID, "err", status.Error)
-				}
-				if app != nil {
-					appMu.Lock()
-					if err := writeBack(app, st.slo, status); err != nil {
-						e.logger.Warn("write back SLO series", "slo", st.slo.ID, "err", err)
-					}
-					appMu.Unlock()
-				}
-				st.record(status, e.opts.History)
+		wg.Go(func() { worker(cpu) })
+	}
+	for range e.opts.QueryConcurrency {
+		wg.Go(func() { worker(io) })
+	}
+	var queued sync.WaitGroup
+	queued.Go(func() {
+		for _, st := range states {
+			if e.inMemory(st) {
+				cpu <- st
 			}
-		})
+		}
+		close(cpu)
+	})
+	for _, st := range states {
+		if !e.inMemory(st) {
+			io <- st
+		}
 	}
-	for _, st := range e.states {
-		work <- st
-	}
-	close(work)
+	close(io)
+	queued.Wait()
 	wg.Wait()
 	if app != nil {
 		if err := app.Commit(); err != nil {
@@ -333,6 +496,57 @@ func (e *Engine) Evaluate(ctx context.Context, at time.Time) {
 		}
 	}
 	e.evalDuration.Observe(time.Since(start).Seconds())
+	if e.opts.OnEvaluated != nil {
+		out := make([]Status, len(states))
+		for i, st := range states {
+			st.mu.RLock()
+			out[i] = st.last
+			st.mu.RUnlock()
+		}
+		e.opts.OnEvaluated(out)
+	}
+}
+
+// evaluateIsolated evaluates one SLO under its own deadline and turns a
+// panic into that SLO's error, so one SLO cannot stop or stall the rest.
+func (e *Engine) evaluateIsolated(ctx context.Context, st *state, at time.Time, accept int64) (status Status) {
+	if e.opts.QueryTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.opts.QueryTimeout)
+		defer cancel()
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			e.logger.Error("SLO evaluation panicked", "slo", st.slo.ID, "panic", r, "stack", string(debug.Stack()))
+			status = e.failed(st.slo, at, fmt.Errorf("evaluation panicked: %v", r))
+		}
+	}()
+	status = e.evaluate(ctx, st, at, accept)
+	if status.Error == "" && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		status = e.failed(st.slo, at, fmt.Errorf("evaluation exceeded slo.query_timeout %s: %w", e.opts.QueryTimeout, ctx.Err()))
+	}
+	return status
+}
+
+// acceptMin is the oldest timestamp (Unix ms) a sample may still be
+// accepted with at instant at: from the TSDB head when the queryable is
+// the embedded TSDB (its in-order accept bound, half a block range behind
+// its newest sample, and the out-of-order window), else at minus
+// AcceptWindow and the out-of-order window. Slices ending at or after it
+// are provisional and recomputed every cycle.
+func (e *Engine) acceptMin(at time.Time) int64 {
+	ts := at.UnixMilli()
+	ooo := e.opts.OutOfOrderWindow.Milliseconds()
+	m := ts - e.opts.AcceptWindow.Milliseconds() - ooo
+	if h, ok := e.opts.Queryable.(interface{ Head() *tsdb.Head }); ok && h.Head() != nil {
+		if v, ok := h.Head().AppendableMinValidTime(); ok {
+			if ooo > 0 {
+				v = min(v, h.Head().MaxTime()-ooo)
+			}
+			m = v
+		}
+	}
+	return min(m, ts)
 }
 
 func (st *state) record(s Status, keep int) {
@@ -345,20 +559,28 @@ func (st *state) record(s Status, keep int) {
 	}
 }
 
-func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time) Status {
-	s := st.slo
-	eb := s.ErrorBudget()
-	status := Status{
+func baseStatus(s *SLO, at time.Time) Status {
+	return Status{
 		ID: s.ID, Service: s.Service, Name: s.Name, Description: s.Description,
-		Objective: s.Objective, ErrorBudget: eb, Period: periodName(s), Budgeting: string(s.Budgeting),
+		Objective: s.Objective, ErrorBudget: s.ErrorBudget(), Period: periodName(s), Budgeting: string(s.Budgeting),
 		EvaluatedAt: at.UTC(), MinEvents: s.MinEvents,
 	}
-	fail := func(err error) Status {
-		status.Error = err.Error()
-		status.BudgetRemaining, status.BudgetConsumed = Value(math.NaN()), Value(math.NaN())
-		status.PeriodSLI.ErrorRatio = Value(math.NaN())
-		return status
-	}
+}
+
+// failed is the status of an evaluation that failed with err.
+func (e *Engine) failed(s *SLO, at time.Time, err error) Status {
+	status := baseStatus(s, at)
+	status.Error = err.Error()
+	status.BudgetRemaining, status.BudgetConsumed, status.PeriodCoverage = Value(math.NaN()), Value(math.NaN()), Value(math.NaN())
+	status.PeriodSLI.ErrorRatio = Value(math.NaN())
+	return status
+}
+
+func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time, accept int64) Status {
+	s := st.slo
+	eb := s.ErrorBudget()
+	status := baseStatus(s, at)
+	fail := func(err error) Status { return e.failed(s, at, err) }
 	if !st.checked {
 		st.leErr = e.checkBuckets(ctx, st, at)
 	}
@@ -373,7 +595,7 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time) Status {
 		}
 		status.Windows = append(status.Windows, ws)
 	}
-	if err := e.fillSlices(ctx, st, at); err != nil {
+	if err := e.fillSlices(ctx, st, at, accept); err != nil {
 		return fail(fmt.Errorf("period slices: %w", err))
 	}
 	pstart, plen := s.periodBounds(at)
@@ -400,15 +622,27 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time) Status {
 		ps.BadEvents, ps.TotalEvents, ps.GoodEvents = Value(math.NaN()), Value(math.NaN()), Value(math.NaN())
 	}
 	status.PeriodSLI = ps
-	// A rolling period is always complete; a calendar period has run for
-	// elapsed/length of its budget so far (budgets reset at the boundary).
-	coverage := 1.0
-	if s.Calendar != nil {
-		coverage = at.Sub(pstart).Seconds() / plen.Seconds()
+	// Budget consumed is what was spent of the whole period's budget: bad
+	// events over budget x the events the period is expected to hold,
+	// extrapolated from the traffic observed, i.e. ratio x coverage /
+	// budget. A full rolling period has coverage 1 (Sloth's formula); a
+	// young period, or a calendar period under way, has spent only its
+	// share.
+	coverage := 0.0
+	if agg.firstData >= 0 {
+		// In whole slices: the period's slices are (pkey, to].
+		covered := sliceKey(at) - max(sliceKey(pstart), agg.firstData-1)
+		coverage = min(1, max(0, (time.Duration(covered)*SliceWidth).Seconds()/plen.Seconds()))
 	}
+	status.PeriodCoverage = Value(coverage)
 	consumed := ratio * coverage / eb
-	if agg.slices == 0 {
-		consumed = 0 // no traffic spends no budget
+	status.InsufficientData = agg.slices == 0 || (s.SLI.Kind != KindRaw && float64(ps.TotalEvents) < s.MinEvents)
+	if agg.slices == 0 && agg.firstData >= 0 {
+		// Data but no traffic: nothing was spent.
+		consumed, status.InsufficientData = 0, false
+	}
+	if status.InsufficientData {
+		consumed = math.NaN()
 	}
 	status.BudgetConsumed = Value(consumed)
 	status.BudgetRemaining = Value(1 - consumed)
@@ -417,6 +651,7 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time) Status {
 		f := Forecast{Window: w, BurnRate: ws.BurnRate, Seconds: Value(math.NaN())}
 		b := float64(ws.BurnRate)
 		switch {
+		case math.IsNaN(consumed):
 		case consumed >= 1:
 			f.Seconds = 0
 		case b > 0:
@@ -478,10 +713,14 @@ func (e *Engine) window(ctx context.Context, q Querier, st *state, w time.Durati
 	return ws, nil
 }
 
+// inMemory reports whether st is evaluated from the sample buffers: it has
+// a plan and none of its selectors was dropped for the memory bound.
+func (e *Engine) inMemory(st *state) bool { return st.plan != nil && e.bufs.usable(st.plan) }
+
 // badAll returns the error and total values over w at at, NaN when the
 // query has no result: from memory on the fast path, else with PromQL.
 func (e *Engine) badAll(ctx context.Context, q Querier, st *state, w time.Duration, at time.Time) (float64, float64, error) {
-	if st.plan != nil {
+	if e.inMemory(st) {
 		ts := at.UnixMilli()
 		bad, ok1, err := e.bufs.eval(st.plan.bad[w], ts, w)
 		if err != nil {
@@ -510,20 +749,29 @@ func (e *Engine) badAll(ctx context.Context, q Querier, st *state, w time.Durati
 	return bad, all, err
 }
 
-// fillSlices queries the 5-minute slices that ended since the last cycle
-// (the whole period on the first cycle) with one range query per
-// expression.
-func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time) error {
+// fillSlices brings the period's 5-minute slices up to date at at: on the
+// first cycle every slice of the period; afterwards every slice that is
+// still provisional, i.e. ends at or after accept, the oldest timestamp the
+// TSDB still accepts a sample with. A late sample can only fall in a
+// provisional slice, so a slice is final (never recomputed) once it is
+// older than the accept horizon, and a restart that recomputes every slice
+// from storage gets the same values.
+func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time, accept int64) error {
 	s := st.slo
 	to := sliceKey(at)
 	from := sliceKey(at.Add(-s.maxPeriod())) // oldest slice worth holding
-	if last, ok := st.ring.newest(); ok && last >= from {
-		from = last
+	if st.final > from {
+		from = st.final
 	}
 	if to <= from {
 		return nil
 	}
-	if st.plan != nil {
+	newest := to
+	defer func() {
+		// Slices ending before accept are complete in storage for good.
+		st.final = max(st.final, min(newest, sliceKey(time.UnixMilli(accept))-1))
+	}()
+	if e.inMemory(st) {
 		// Slices whose 5 minutes are in memory come from there; only older
 		// ones (the first cycle's fill) need a range query.
 		oldest := at.Add(-e.bufs.keep + SliceWidth)
@@ -573,6 +821,10 @@ func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time) error 
 	return nil
 }
 
+// maxRangePoints keeps every range query under Prometheus's limit of
+// 11,000 points per series (a 90-day period at 5m is 25,920).
+const maxRangePoints = 10_000
+
 func (e *Engine) rangeOrInstant(ctx context.Context, q string, start, end time.Time) (map[int64]float64, error) {
 	if start.Equal(end) {
 		v, ok, err := scalar(ctx, e.opts.Querier, q, start)
@@ -581,7 +833,27 @@ func (e *Engine) rangeOrInstant(ctx context.Context, q string, start, end time.T
 		}
 		return map[int64]float64{start.UnixMilli(): v}, nil
 	}
-	return e.opts.Querier.QueryRange(ctx, q, start, end, SliceWidth)
+	out := map[int64]float64{}
+	for from := start; !from.After(end); from = from.Add(maxRangePoints * SliceWidth) {
+		to := from.Add((maxRangePoints - 1) * SliceWidth)
+		if to.After(end) {
+			to = end
+		}
+		var part map[int64]float64
+		var err error
+		if from.Equal(to) {
+			part, err = e.rangeOrInstant(ctx, q, from, to)
+		} else {
+			part, err = e.opts.Querier.QueryRange(ctx, q, from, to, SliceWidth)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range part {
+			out[k] = v
+		}
+	}
+	return out, nil
 }
 
 // checkBuckets verifies against the data that a classic-histogram latency
@@ -676,7 +948,20 @@ func writeBack(app storage.Appender, s *SLO, st Status) error {
 			add("slo:current_burn_rate:ratio", nil, float64(w5.BurnRate)),
 			add("slo:period_burn_rate:ratio", nil, float64(p.BurnRate)),
 			add("slo:period_error_budget_remaining:ratio", nil, float64(st.BudgetRemaining)),
-			add("slo:period_error_budget_consumed:ratio", nil, float64(st.BudgetConsumed)))
+			add("slo:period_error_budget_consumed:ratio", nil, float64(st.BudgetConsumed)),
+			add("slo:period_coverage:ratio", nil, float64(st.PeriodCoverage)))
+		if s.SLI.Kind != KindRaw && s.Budgeting == Occurrences {
+			// The 5m event rates the exported Occurrences period rule sums
+			// (no sample where the SLI has no data, as a rule without a
+			// result records none).
+			scale := 1.0
+			if s.SLI.rateBased() {
+				scale = SliceWidth.Seconds()
+			}
+			if b, a := float64(w5.BadEvents), float64(w5.TotalEvents); !math.IsNaN(b) && !math.IsNaN(a) {
+				errs = append(errs, add("slo:sli_bad_events:rate5m", nil, b/scale), add("slo:sli_total_events:rate5m", nil, a/scale))
+			}
+		}
 		for _, f := range st.Forecasts {
 			if !math.IsNaN(float64(f.Seconds)) {
 				errs = append(errs, add("slo:error_budget_exhaustion:seconds", map[string]string{"sloth_window": f.Window}, float64(f.Seconds)))

@@ -76,12 +76,16 @@ load 1m
 	require.False(t, h1.LowTraffic)
 
 	// Nine hours at burn rate 10 of a 30-day budget: the period ratio is the
-	// slices' 1%, so consumed = 10 and the budget is overspent nine times.
+	// slices' 1%, and nine hours of a 30-day period have spent 10 x 9/720 of
+	// the budget (the young period is not overspent nine times over).
 	require.InDelta(t, 0.01, float64(s.PeriodSLI.ErrorRatio), 1e-9)
-	require.InDelta(t, 10, float64(s.BudgetConsumed), 1e-6)
-	require.InDelta(t, -9, float64(s.BudgetRemaining), 1e-6)
+	require.InDelta(t, 9.0/720, float64(s.PeriodCoverage), 1e-12)
+	require.False(t, s.InsufficientData)
+	require.InDelta(t, 0.125, float64(s.BudgetConsumed), 1e-6)
+	require.InDelta(t, 0.875, float64(s.BudgetRemaining), 1e-6)
 	for _, f := range s.Forecasts {
-		require.Equal(t, Value(0), f.Seconds, "an overspent budget is exhausted now (%s)", f.Window)
+		// remaining x period / burn rate 10.
+		require.InDelta(t, 0.875*30*86400/10, float64(f.Seconds), 1e-3, f.Window)
 	}
 	firing := map[string]bool{}
 	for _, tier := range s.Tiers {
@@ -93,7 +97,8 @@ load 1m
 	q := LocalQuerier{Engine: NewPromQLEngine(), Queryable: st}
 	for expr, want := range map[string]float64{
 		`slo:sli_error:ratio_rate1h{sloth_id="api-availability",sloth_service="api",sloth_slo="availability",sloth_window="1h"}`: 0.01,
-		`slo:period_error_budget_remaining:ratio{sloth_id="api-availability"}`:                                                   -9,
+		`slo:period_error_budget_remaining:ratio{sloth_id="api-availability"}`:                                                   0.875,
+		`slo:period_coverage:ratio{sloth_id="api-availability"}`:                                                                 9.0 / 720,
 		`slo:error_budget:ratio{sloth_id="api-availability"}`:                                                                    0.001,
 		`slo:current_burn_rate:ratio{sloth_id="api-availability"}`:                                                               10,
 		`slo:time_period:days{sloth_id="api-availability"}`:                                                                      30,
@@ -114,7 +119,8 @@ load 1m
 	getJSON(t, srv.URL+"/api/v1/slos", http.StatusOK, &list)
 	require.Equal(t, "success", list.Status)
 	require.Len(t, list.Data, 1)
-	require.InDelta(t, -9, float64(list.Data[0].BudgetRemaining), 1e-6)
+	require.InDelta(t, 0.875, float64(list.Data[0].BudgetRemaining), 1e-6)
+	require.InDelta(t, 9.0/720, float64(list.Data[0].PeriodCoverage), 1e-12)
 	var one struct {
 		Data struct {
 			SLO     Status       `json:"slo"`

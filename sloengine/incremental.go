@@ -2,9 +2,11 @@ package sloengine
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -21,15 +23,17 @@ import (
 // (Sloth events, classic-histogram latency). For those, on the embedded
 // TSDB, the engine keeps every matching series' raw samples of the longest
 // window (3d) in memory and each cycle reads only the samples that arrived
-// since the previous one (re-reading a short margin for late samples). Window
+// since the previous one, re-reading everything the TSDB may still accept
+// late (its accept horizon), so a late sample reaches every window. Window
 // rates, and the 5m rates of slices that just ended, are then computed from
 // memory with Prometheus's own rate() arithmetic: the same range (t-w, t],
 // counter-reset correction, extrapolation and zero clamp, and the same
 // Kahan summation across series in label order. Any other SLI is evaluated
 // with the PromQL engine.
 
-// rereadMargin is re-read every cycle so samples that arrive a little late
-// (remote write, OTLP batching) are still counted.
+// rereadMargin is re-read every cycle at least, on top of the accept
+// horizon, so samples that arrive a little late are counted even where the
+// horizon is not known exactly.
 const rereadMargin = 5 * time.Minute
 
 // linear is a sum of ±sum(rate(selector[w])) terms.
@@ -144,6 +148,10 @@ type selBuf struct {
 	matchers []*labels.Matcher
 	series   []*seriesBuf
 	readTo   int64 // samples are complete up to this timestamp
+	held     int64 // samples held
+	// dropped is set once holding the selector would exceed the memory
+	// bound; its SLOs are evaluated with PromQL from then on.
+	dropped bool
 }
 
 type buffers struct {
@@ -153,10 +161,26 @@ type buffers struct {
 	sels   map[string]*selBuf
 	cycle  int64
 	failed map[string]error
+	// total is the samples held; max bounds it (<= 0: no bound).
+	total  atomic.Int64
+	max    int64
+	logger *slog.Logger
 }
 
-func newBuffers(q storage.Queryable, keep time.Duration) *buffers {
-	return &buffers{q: q, keep: keep, sels: map[string]*selBuf{}}
+func newBuffers(q storage.Queryable, keep time.Duration, maxSamples int64, logger *slog.Logger) *buffers {
+	return &buffers{q: q, keep: keep, sels: map[string]*selBuf{}, max: maxSamples, logger: logger}
+}
+
+// usable reports whether every selector of p is held in memory.
+func (b *buffers) usable(p *plan) bool {
+	for _, l := range []linear{p.bad[SliceWidth], p.all[SliceWidth]} {
+		for _, t := range l {
+			if b.sels[t.sel].dropped {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (b *buffers) add(sel string) {
@@ -172,20 +196,32 @@ func (b *buffers) add(sel string) {
 
 // refresh reads, for every selector, the samples up to at that are not in
 // memory yet, and drops those older than the longest window.
-func (b *buffers) refresh(ctx context.Context, at time.Time, workers int) {
+//
+// refresh reads new samples for every selector, or for only those in
+// only when it is not nil (a triggered evaluation of some SLOs).
+func (b *buffers) refresh(ctx context.Context, at time.Time, accept int64, workers int, only map[string]bool) {
 	b.cycle++
 	keys := make([]string, 0, len(b.sels))
 	for k := range b.sels {
-		keys = append(keys, k)
+		if only == nil || only[k] {
+			keys = append(keys, k)
+		}
 	}
 	failed := map[string]error{}
+	if only != nil {
+		for k, err := range b.failed {
+			if !only[k] {
+				failed[k] = err
+			}
+		}
+	}
 	var mu sync.Mutex
 	work := make(chan string)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for k := range work {
-				if err := b.refreshOne(ctx, b.sels[k], at); err != nil {
+				if err := b.refreshOne(ctx, b.sels[k], at, accept); err != nil {
 					mu.Lock()
 					failed[k] = err
 					mu.Unlock()
@@ -201,14 +237,17 @@ func (b *buffers) refresh(ctx context.Context, at time.Time, workers int) {
 	b.failed = failed
 }
 
-func (b *buffers) refreshOne(ctx context.Context, sb *selBuf, at time.Time) error {
+func (b *buffers) refreshOne(ctx context.Context, sb *selBuf, at time.Time, accept int64) error {
+	if sb.dropped {
+		return nil
+	}
 	end := at.UnixMilli()
 	oldest := end - b.keep.Milliseconds()
 	from := oldest
 	if sb.readTo != math.MinInt64 {
-		from = max(oldest, sb.readTo-rereadMargin.Milliseconds())
+		from = max(oldest, min(sb.readTo-rereadMargin.Milliseconds(), accept))
 	}
-	if sb.readTo >= end {
+	if sb.readTo >= end && accept >= sb.readTo {
 		return nil
 	}
 	qr, err := b.q.Querier(from, end)
@@ -268,6 +307,18 @@ func (b *buffers) refreshOne(ctx context.Context, sb *selBuf, at time.Time) erro
 		sort.Slice(sb.series, func(i, j int) bool { return labels.Compare(sb.series[i].lset, sb.series[j].lset) < 0 })
 	}
 	sb.readTo = end
+	var held int64
+	for _, s := range sb.series {
+		held += int64(len(s.pts))
+	}
+	if total := b.total.Add(held - sb.held); b.max > 0 && total > b.max {
+		b.total.Add(-held)
+		sb.series, sb.held, sb.dropped = nil, 0, true
+		b.logger.Warn("SLO sample buffers are full; the SLOs reading this selector are evaluated with PromQL",
+			"selector", sb.matchers, "samples", held, "max_buffered_samples", b.max)
+		return nil
+	}
+	sb.held = held
 	return nil
 }
 

@@ -97,11 +97,13 @@ func sliGroup(s *SLO, interval time.Duration) ruleGroup {
 	p := FormatWindow(s.Period)
 	sel := idSelector(s)
 	var period string
+	// Slices without traffic have a NaN ratio (0/0): ">= 0" drops them, so
+	// they count neither as good nor as bad slices, as in the engine.
 	switch {
 	case s.Budgeting == Timeslices:
-		period = fmt.Sprintf("avg_over_time((slo:sli_error:ratio_rate5m%s > bool %s)[%s:5m])\n", sel, fmtFloat(1-s.TimeSliceTarget), p)
+		period = fmt.Sprintf("avg_over_time(((slo:sli_error:ratio_rate5m%s >= 0) > bool %s)[%s:5m])\n", sel, fmtFloat(1-s.TimeSliceTarget), p)
 	case s.Budgeting == RatioTimeslices || s.SLI.Kind == KindRaw:
-		period = fmt.Sprintf("avg_over_time(slo:sli_error:ratio_rate5m%s[%s])\n", sel, p)
+		period = fmt.Sprintf("avg_over_time((slo:sli_error:ratio_rate5m%s >= 0)[%s:5m])\n", sel, p)
 	default:
 		g.Rules = append(g.Rules,
 			rule{Record: "slo:sli_bad_events:rate5m", Expr: s.SLI.badExpr(SliceWidth) + "\n", Labels: recLabels(s, nil)},

@@ -50,6 +50,12 @@ func (s *SLO) maxPeriod() time.Duration {
 // sliceKey is the index of the 5-minute slice that ends at or before t.
 func sliceKey(t time.Time) int64 { return floorDiv(t.UnixMilli(), SliceWidth.Milliseconds()) }
 
+// sliceEnd is the end of slice k; the slice covers (end-5m, end].
+func sliceEnd(k int64) time.Time { return time.UnixMilli(k * SliceWidth.Milliseconds()).UTC() }
+
+// sliceStart is the start of slice k.
+func sliceStart(k int64) time.Time { return sliceEnd(k - 1) }
+
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if (a%b != 0) && ((a < 0) != (b < 0)) {
@@ -109,16 +115,22 @@ type periodAgg struct {
 	ratioSum float64 // RatioTimeslices: sum of per-slice ratios
 	slices   int     // slices with traffic
 	badSlice int     // Timeslices: slices whose SLI missed the target
+	// firstData is the oldest slice holding data (traffic or not), -1
+	// when none does.
+	firstData int64
 }
 
 func (r *ring) aggregate(from, to int64, sliceMaxRatio float64) periodAgg {
-	var a periodAgg
+	a := periodAgg{firstData: -1}
 	for k := from + 1; k <= to; k++ {
 		if !r.holds(k) {
 			continue
 		}
 		i := r.index(k)
 		b, t := r.bad[i], r.all[i]
+		if a.firstData < 0 && t == t {
+			a.firstData = k
+		}
 		if t != t || b != b || t <= 0 {
 			continue // no traffic in this slice
 		}

@@ -240,8 +240,15 @@ func end() time.Time { return epoch.Add(days*24*time.Hour - 30*time.Second) }
 func BenchmarkEngineCycle(b *testing.B) {
 	setup(b)
 	ng := sloengine.NewPromQLEngine()
+	// With BURNRATE_BENCH_CHECKPOINT=1 the engine starts from the slice
+	// checkpoint BenchmarkFirstEvaluation keeps with the data set, which
+	// skips the minute-long fill; the timed cycles are the same.
+	state := ""
+	if os.Getenv("BURNRATE_BENCH_CHECKPOINT") == "1" {
+		state = filepath.Join(dataDir(), "sloengine-state")
+	}
 	e, err := sloengine.New(sloengine.Options{SLOs: slos, Querier: sloengine.LocalQuerier{Engine: ng, Queryable: db}, Appendable: db, Queryable: db,
-		Config: sloengine.Config{Interval: 30 * time.Second, History: 10}})
+		Config: sloengine.Config{Interval: 30 * time.Second, History: 10}, StateDir: state})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -331,5 +338,56 @@ func BenchmarkExportedRules(b *testing.B) {
 		}
 		close(work)
 		wg.Wait()
+	}
+}
+
+// BenchmarkFirstEvaluation is a restart: a new engine for the 1,000 SLOs on
+// the already open 30-day TSDB with the slice checkpoint its predecessor
+// saved, timed from New until every SLO has its first evaluation (the 3
+// days of samples the windows need read into memory, the slices after the
+// checkpoint computed). The checkpoint is written once, untimed, by an
+// engine that filled the 30 days from storage (BenchmarkEngineCycle logs
+// that fill's time).
+func BenchmarkFirstEvaluation(b *testing.B) {
+	setup(b)
+	ng := sloengine.NewPromQLEngine()
+	ctx := context.Background()
+	at := end().Add(-10 * time.Hour)
+	// The checkpoint is kept with the data set (same SLOs, same instant).
+	state := filepath.Join(dataDir(), "sloengine-state")
+	opts := sloengine.Options{SLOs: slos, Querier: sloengine.LocalQuerier{Engine: ng, Queryable: db}, Queryable: db,
+		Config: sloengine.Config{Interval: 5 * time.Second, History: 10}, StateDir: state}
+	if _, err := os.Stat(filepath.Join(state, "slices.ckpt")); err != nil {
+		prev, err := sloengine.New(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fill := time.Now()
+		prev.Evaluate(ctx, at)
+		b.Logf("first evaluation without a checkpoint (30-day slice fill from storage): %s", time.Since(fill).Round(time.Millisecond))
+		if err := prev.SaveCheckpoint(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(state, "slices.ckpt")); err == nil {
+		b.ReportMetric(float64(fi.Size())/(1<<20), "checkpoint-MiB")
+	}
+	runtime.GC()
+	b.ResetTimer()
+	for i := range b.N {
+		e, err := sloengine.New(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.Evaluate(ctx, at.Add(time.Duration(i+1)*5*time.Second))
+		snap := e.Snapshot()
+		if len(snap) != numSLOs {
+			b.Fatalf("%d of %d SLOs evaluated", len(snap), numSLOs)
+		}
+		for _, s := range snap {
+			if s.Error != "" {
+				b.Fatal(s.ID, s.Error)
+			}
+		}
 	}
 }

@@ -160,10 +160,10 @@ func newSLOStatusCmd(stdout io.Writer) *cobra.Command {
 
 func printStatus(w io.Writer, list []sloengine.Status) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SLO\tOBJECTIVE\tPERIOD\tSLI\tBUDGET LEFT\tBURN 5m\tBURN 1h\tBURN 6h\tEXHAUSTED IN (1h burn)\tALERTS")
+	fmt.Fprintln(tw, "SLO\tOBJECTIVE\tPERIOD\tSLI\tBUDGET LEFT\tCOVERAGE\tBURN 5m\tBURN 1h\tBURN 6h\tEXHAUSTED IN (1h burn)\tALERTS")
 	for _, s := range list {
 		if s.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\terror: %s\n", s.ID, pct(s.Objective), s.Period, s.Error)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\terror: %s\n", s.ID, pct(s.Objective), s.Period, s.Error)
 			continue
 		}
 		burn := func(win string) string {
@@ -176,6 +176,13 @@ func printStatus(w io.Writer, list []sloengine.Status) {
 		left := "-"
 		if v := float64(s.BudgetRemaining); !math.IsNaN(v) {
 			left = pct(v)
+		}
+		if s.InsufficientData {
+			left = "too little data"
+		}
+		coverage := "-"
+		if v := float64(s.PeriodCoverage); !math.IsNaN(v) {
+			coverage = pct(v)
 		}
 		exh := "never"
 		for _, f := range s.Forecasts {
@@ -196,7 +203,7 @@ func printStatus(w io.Writer, list []sloengine.Status) {
 		if v := float64(s.PeriodSLI.SLI); !math.IsNaN(v) {
 			sli = pct(v)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, pct(s.Objective), s.Period, sli, left,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, pct(s.Objective), s.Period, sli, left, coverage,
 			burn("5m"), burn("1h"), burn("6h"), exh, strings.Join(alerts, ", "))
 	}
 	_ = tw.Flush()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/burnrate/burnrate/sloengine"
 	"os"
 	"path/filepath"
 	"strings"
@@ -95,11 +96,23 @@ func TestSLOStatusReadsTheRunningServer(t *testing.T) {
 	require.Equal(t, exitOK, code, stderr)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 2)
-	require.Regexp(t, `^SLO\s+OBJECTIVE\s+PERIOD\s+SLI\s+BUDGET LEFT`, lines[0])
-	// No traffic yet: the budget is whole and nothing burns.
-	require.Regexp(t, `^shop-checkout\s+99\.500%\s+30d\s+-\s+100\.000%\s+-\s+-\s+-\s+never`, lines[1])
+	require.Regexp(t, `^SLO\s+OBJECTIVE\s+PERIOD\s+SLI\s+BUDGET LEFT\s+COVERAGE`, lines[0])
+	// No data yet: the budget is unknown, not spent, and nothing burns.
+	require.Regexp(t, `^shop-checkout\s+99\.500%\s+30d\s+-\s+too little data\s+0\.000%\s+-\s+-\s+-\s+never`, lines[1])
 
 	code, _, stderr = runCLI("slo", "status", "--url", "http://127.0.0.1:1")
 	require.Equal(t, exitFailed, code)
 	require.Contains(t, stderr, "is burnrate running at http://127.0.0.1:1?")
+}
+
+// TestSLOStatusShowsAYoungPeriodsCoverage: 20 minutes of a 30d period at
+// 1% errors on 99.9% has spent 0.463% of the budget, with the coverage
+// beside it.
+func TestSLOStatusShowsAYoungPeriodsCoverage(t *testing.T) {
+	var buf strings.Builder
+	printStatus(&buf, []sloengine.Status{{ID: "api-availability", Objective: 0.999, Period: "30d",
+		PeriodSLI:      sloengine.WindowStatus{SLI: 0.99},
+		BudgetConsumed: 0.00463, BudgetRemaining: 1 - 0.00463, PeriodCoverage: sloengine.Value(20.0 / 43200)}})
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	require.Regexp(t, `^api-availability\s+99\.900%\s+30d\s+99\.000%\s+99\.537%\s+0\.046%`, lines[1])
 }

@@ -68,6 +68,7 @@ function state(s) {
   if (s.error) return ["pending", s.error === "not evaluated yet" ? "" : "bad", s.error === "not evaluated yet" ? "pending" : "error"];
   if ((s.tiers || []).some((t) => t.firing && t.severity === "page")) return ["page", "bad", "paging"];
   if (s.budget_remaining !== null && s.budget_remaining <= 0) return ["exhausted", "bad", "budget spent"];
+  if (s.insufficient_data) return ["pending", "", "too little data"];
   if ((s.tiers || []).some((t) => t.firing)) return ["ticket", "warn", "burning"];
   return ["ok", "ok", "ok"];
 }
@@ -186,7 +187,9 @@ pages.slo = async function (id) {
       <div class="card"><div class="label">Budget consumed</div><div class="value">${pct(s.budget_consumed, 2)}</div></div>
       <div class="card"><div class="label">SLI over the period</div><div class="value">${pct(s.period_window?.sli, 3)}</div></div>
       <div class="card"><div class="label">Burn rate 5m</div><div class="value">${num(windowOf(s, "5m").burn_rate)}</div></div>
+      <div class="card"><div class="label">Data coverage</div><div class="value">${pct(s.period_coverage, 2)}</div></div>
     </div>
+    ${s.insufficient_data ? '<p class="badge warn">The period holds too little data yet for a budget figure.</p>' : ""}
     <div class="grid2">
       <div class="panel"><h2 style="margin-top:0">Budget burn-down</h2><div id="burndown"><p class="muted">Loading…</p></div></div>
       <div class="panel"><h2 style="margin-top:0">Burn rate</h2><div id="burn"><p class="muted">Loading…</p></div></div>

@@ -21,6 +21,10 @@ func (a *App) buildCollector() error {
 		cfg.Scrape.Self = a.http.Addr()
 	}
 	logger := a.logger.With("component", "collector")
+	if r, raised := a.tsdbRetention(); raised {
+		cfg.TSDB.Retention = r
+		logger.Info("TSDB retention raised to cover the longest SLO period plus 3 days", "retention", r)
+	}
 	c, err := collector.Open(filepath.Join(a.opts.DataDir, "tsdb"), cfg, logger, a.reg, a.reg)
 	if err != nil {
 		return err

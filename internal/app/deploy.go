@@ -190,8 +190,9 @@ func (s *gateSource) refresh() {
 // gateState is what the gate reads of one SLO status: windows with too few
 // events to trust are left out of the burn rates.
 func gateState(st sloengine.Status, pages []string) deploy.SLOState {
-	out := deploy.SLOState{ID: st.ID, BudgetRemaining: float64(st.BudgetRemaining), Coverage: math.NaN(),
-		EvaluatedAt: st.EvaluatedAt, Error: st.Error, PageFiring: pages, BurnRates: map[time.Duration]float64{}}
+	out := deploy.SLOState{ID: st.ID, BudgetRemaining: float64(st.BudgetRemaining), Coverage: float64(st.PeriodCoverage),
+		InsufficientData: st.InsufficientData, EvaluatedAt: st.EvaluatedAt, Error: st.Error, PageFiring: pages,
+		BurnRates: map[time.Duration]float64{}}
 	for _, w := range st.Windows {
 		d, err := model.ParseDuration(w.Window)
 		b := float64(w.BurnRate)

@@ -3,7 +3,10 @@ package app
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"time"
 
+	"github.com/burnrate/burnrate/collector"
 	"github.com/burnrate/burnrate/sloengine"
 )
 
@@ -12,23 +15,14 @@ import (
 // Prometheus, writing slo:* series back into the embedded TSDB either way so
 // Grafana dashboards and the query API see them.
 func (a *App) buildSLOEngine() error {
-	slos, err := sloengine.LoadPaths(a.opts.Slos)
+	slos, err := a.loadSLOs()
 	if err != nil {
-		return fmt.Errorf("slos: %w", err)
+		return err
 	}
-	if a.opts.Demo.Enabled {
-		ex, err := sloengine.Examples()
-		if err != nil {
-			return fmt.Errorf("embedded demo SLOs: %w", err)
-		}
-		seen := map[string]bool{}
-		for _, s := range slos {
-			seen[s.ID] = true
-		}
-		for _, s := range ex {
-			if !seen[s.ID] { // a user's file with the same ID wins
-				slos = append(slos, s)
-			}
+	if a.opts.Metrics.Backend != "prometheus" && !a.opts.SLO.AllowShortRetention {
+		retention, _ := a.tsdbRetention()
+		if err := sloengine.CheckRetention(slos, retention); err != nil {
+			return fmt.Errorf("slos: %w", err)
 		}
 	}
 	if a.collector == nil {
@@ -40,13 +34,15 @@ func (a *App) buildSLOEngine() error {
 		q, queryable = sloengine.RemoteQuerier{URL: a.opts.Metrics.URL}, nil
 	}
 	e, err := sloengine.New(sloengine.Options{
-		Config:     a.opts.SLO,
-		SLOs:       slos,
-		Querier:    q,
-		Appendable: a.collector.Storage(),
-		Queryable:  queryable,
-		Logger:     a.logger.With("component", "sloengine"),
-		Registerer: a.reg,
+		Config:           a.opts.SLO,
+		SLOs:             slos,
+		Querier:          q,
+		Appendable:       a.collector.Storage(),
+		Queryable:        queryable,
+		Logger:           a.logger.With("component", "sloengine"),
+		Registerer:       a.reg,
+		OutOfOrderWindow: a.opts.Collector.TSDB.OutOfOrderWindow,
+		StateDir:         filepath.Join(a.opts.DataDir, "sloengine"),
 	})
 	if err != nil {
 		return fmt.Errorf("slo engine: %w", err)
@@ -67,3 +63,46 @@ func (a *App) buildSLOEngine() error {
 
 // SLOEngine is the running SLO engine (nil before New succeeds).
 func (a *App) SLOEngine() *sloengine.Engine { return a.slo }
+
+// loadSLOs reads the SLO files, plus the demo platform's SLOs when the demo
+// runs (a user's file with the same ID wins).
+func (a *App) loadSLOs() ([]*sloengine.SLO, error) {
+	slos, err := sloengine.LoadPaths(a.opts.Slos)
+	if err != nil {
+		return nil, fmt.Errorf("slos: %w", err)
+	}
+	if a.opts.Demo.Enabled {
+		ex, err := sloengine.Examples()
+		if err != nil {
+			return nil, fmt.Errorf("embedded demo SLOs: %w", err)
+		}
+		seen := map[string]bool{}
+		for _, s := range slos {
+			seen[s.ID] = true
+		}
+		for _, s := range ex {
+			if !seen[s.ID] {
+				slos = append(slos, s)
+			}
+		}
+	}
+	return slos, nil
+}
+
+// tsdbRetention is the TSDB retention to open the collector with: the
+// configured one, except that the default (15d) grows to cover the longest
+// loaded SLO period plus 3 days. raised reports that it grew.
+func (a *App) tsdbRetention() (retention time.Duration, raised bool) {
+	retention = a.opts.Collector.WithDefaults().TSDB.Retention
+	if retention != collector.DefaultConfig().TSDB.Retention {
+		return retention, false
+	}
+	slos, err := a.loadSLOs()
+	if err != nil {
+		return retention, false // buildSLOEngine reports it
+	}
+	if need := sloengine.RequiredRetention(slos); need > retention {
+		return need, true
+	}
+	return retention, false
+}

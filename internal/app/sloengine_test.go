@@ -1,0 +1,81 @@
+package app_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/testutil"
+)
+
+const quarterSLO = `version: burnrate/v1
+service: shop
+slos:
+  - name: quarterly
+    objective: 99.9
+    period: 90d
+    sli:
+      events:
+        error_query: sum(rate(errors_total[{{.window}}]))
+        total_query: sum(rate(requests_total[{{.window}}]))
+`
+
+// TestDefaultRetentionCoversTheLongestSLOPeriod: with the default
+// retention (15d) and a 90d SLO the TSDB keeps 93 days.
+func TestDefaultRetentionCoversTheLongestSLOPeriod(t *testing.T) {
+	spec := filepath.Join(t.TempDir(), "shop.yml")
+	require.NoError(t, os.WriteFile(spec, []byte(quarterSLO), 0o644))
+	opts := app.DefaultOptions()
+	opts.Demo.Enabled = false
+	opts.Collector.OTLPListen = ""
+	opts.Slos = []string{spec}
+	r := testutil.StartApp(t, opts)
+	code, body := testutil.HTTPGet(t, r.URL+"/api/v1/status/runtimeinfo")
+	require.Equal(t, 200, code, body)
+	require.Contains(t, body, `"storageRetention":"2232h0m0s"`, "93 days")
+}
+
+// TestSLOLongerThanConfiguredRetentionIsRefused: a retention set shorter
+// than an SLO's period refuses the SLO at start, naming both, unless
+// slo.allow_short_retention is set.
+func TestSLOLongerThanConfiguredRetentionIsRefused(t *testing.T) {
+	spec := filepath.Join(t.TempDir(), "shop.yml")
+	require.NoError(t, os.WriteFile(spec, []byte(quarterSLO), 0o644))
+	opts := app.DefaultOptions()
+	opts.Demo.Enabled = false
+	opts.Collector.OTLPListen = ""
+	opts.Listen = "127.0.0.1:0"
+	opts.DataDir = t.TempDir()
+	opts.Slos = []string{spec}
+	opts.Collector.TSDB.Retention = 30 * 24 * time.Hour
+	_, err := app.New(opts)
+	require.ErrorContains(t, err, "shop.yml:4: SLO shop-quarterly: period 90d is longer than collector.tsdb.retention 30d")
+
+	opts.SLO.AllowShortRetention = true
+	testutil.StartApp(t, opts)
+}
+
+// TestSLOEngineSavesItsSliceCheckpointOnStop: the slices a restart starts
+// from are under <data_dir>/sloengine once the process has stopped.
+func TestSLOEngineSavesItsSliceCheckpointOnStop(t *testing.T) {
+	dir := t.TempDir()
+	t.Cleanup(func() { require.FileExists(t, filepath.Join(dir, "sloengine", "slices.ckpt")) })
+	opts := app.DefaultOptions()
+	opts.Collector.OTLPListen = ""
+	opts.Demo.Enabled = false
+	opts.DataDir = dir
+	spec := filepath.Join(t.TempDir(), "shop.yml")
+	require.NoError(t, os.WriteFile(spec, []byte(strings.ReplaceAll(quarterSLO, "90d", "30d")), 0o644))
+	opts.Slos = []string{spec}
+	opts.SLO.Interval = time.Second
+	r := testutil.StartApp(t, opts)
+	require.Eventually(t, func() bool {
+		code, body := testutil.HTTPGet(t, r.URL+"/api/v1/slos/shop-quarterly")
+		return code == 200 && !strings.Contains(body, "not evaluated yet")
+	}, 30*time.Second, 100*time.Millisecond)
+}

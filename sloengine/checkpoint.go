@@ -1,0 +1,161 @@
+package sloengine
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// The slice checkpoint.
+//
+// Final slices (older than the TSDB's accept horizon when computed) never
+// change, so the engine saves them to <state dir>/slices.ckpt every
+// checkpoint interval and when it stops, and a new engine starts from them:
+// its first cycle computes only the slices after the checkpoint's newest
+// final one, instead of 30 days of them. A slice is restored only for an
+// SLO whose slice expressions are unchanged (the fingerprint); anything
+// else is recomputed from storage.
+
+const checkpointFile = "slices.ckpt"
+
+var checkpointMagic = [8]byte{'B', 'R', 'S', 'L', 'I', 'C', 'E', '1'}
+
+// fingerprint identifies what an SLO's slices hold: the 5m expressions.
+func fingerprint(s *SLO) uint64 {
+	h := xxhash.New()
+	for _, x := range []string{string(s.SLI.Kind), s.SLI.badExpr(SliceWidth), s.SLI.totalExpr(SliceWidth), s.SLI.ratioExpr(SliceWidth)} {
+		_, _ = h.WriteString(x)
+		_, _ = h.Write([]byte{0})
+	}
+	return h.Sum64()
+}
+
+// SaveCheckpoint saves every SLO's final slices atomically (temporary
+// file, fsync, rename).
+func (e *Engine) SaveCheckpoint() error {
+	if e.opts.StateDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(e.opts.StateDir, 0o755); err != nil {
+		return fmt.Errorf("slice checkpoint: %w", err)
+	}
+	path := filepath.Join(e.opts.StateDir, checkpointFile)
+	f, err := os.CreateTemp(e.opts.StateDir, checkpointFile+".tmp*")
+	if err != nil {
+		return fmt.Errorf("slice checkpoint: %w", err)
+	}
+	defer os.Remove(f.Name()) //nolint:errcheck // gone after the rename
+	w := bufio.NewWriterSize(f, 1<<20)
+	put := func(v any) { _ = binary.Write(w, binary.LittleEndian, v) }
+	put(checkpointMagic)
+	put(uint32(len(e.states)))
+	for _, st := range e.states {
+		first, last := int64(0), int64(-1)
+		if !st.ring.empty() && st.final != math.MinInt64 {
+			last = min(st.final, st.ring.last)
+			first = max(st.ring.first, st.ring.last-int64(len(st.ring.bad))+1)
+		}
+		put(uint16(len(st.slo.ID)))
+		_, _ = w.WriteString(st.slo.ID)
+		put(fingerprint(st.slo))
+		put(first)
+		put(last)
+		var b [16]byte
+		for k := first; k <= last; k++ {
+			i := st.ring.index(k)
+			binary.LittleEndian.PutUint64(b[:8], math.Float64bits(st.ring.bad[i]))
+			binary.LittleEndian.PutUint64(b[8:], math.Float64bits(st.ring.all[i]))
+			_, _ = w.Write(b[:])
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("slice checkpoint: write %s: %w", f.Name(), err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("slice checkpoint: sync %s: %w", f.Name(), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("slice checkpoint: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("slice checkpoint: %w", err)
+	}
+	return nil
+}
+
+// readCheckpoint restores the final slices of every SLO whose fingerprint
+// matches; it reports how many SLOs it restored. A missing file is no
+// error; a damaged one is reported and ignored (slices are recomputed).
+func (e *Engine) readCheckpoint() (int, error) {
+	if e.opts.StateDir == "" {
+		return 0, nil
+	}
+	path := filepath.Join(e.opts.StateDir, checkpointFile)
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("slice checkpoint: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	get := func(v any) error { return binary.Read(r, binary.LittleEndian, v) }
+	var magic [8]byte
+	var n uint32
+	if err := get(&magic); err != nil || magic != checkpointMagic {
+		return 0, fmt.Errorf("slice checkpoint %s: not a checkpoint file", path)
+	}
+	if err := get(&n); err != nil {
+		return 0, fmt.Errorf("slice checkpoint %s: %w", path, err)
+	}
+	restored := 0
+	var raw []byte
+	for range n {
+		var idLen uint16
+		var fp uint64
+		var first, last int64
+		if err := get(&idLen); err != nil {
+			return restored, fmt.Errorf("slice checkpoint %s: %w", path, err)
+		}
+		id := make([]byte, idLen)
+		if _, err := io.ReadFull(r, id); err != nil {
+			return restored, fmt.Errorf("slice checkpoint %s: %w", path, err)
+		}
+		if err := errors.Join(get(&fp), get(&first), get(&last)); err != nil {
+			return restored, fmt.Errorf("slice checkpoint %s: %w", path, err)
+		}
+		if last-first+1 > 1<<22 {
+			return restored, fmt.Errorf("slice checkpoint %s: %s holds %d slices", path, id, last-first+1)
+		}
+		count := max(0, last-first+1)
+		if need := int(count) * 16; cap(raw) < need {
+			raw = make([]byte, need)
+		}
+		raw = raw[:count*16]
+		if _, err := io.ReadFull(r, raw); err != nil {
+			return restored, fmt.Errorf("slice checkpoint %s: %w", path, err)
+		}
+		st, ok := e.byID[string(id)]
+		if !ok || fp != fingerprint(st.slo) || count == 0 || !st.ring.empty() {
+			continue
+		}
+		for k := first; k <= last; k++ {
+			j := 16 * (k - first)
+			st.ring.put(k, math.Float64frombits(binary.LittleEndian.Uint64(raw[j:])), math.Float64frombits(binary.LittleEndian.Uint64(raw[j+8:])))
+		}
+		st.final = last
+		restored++
+	}
+	return restored, nil
+}
