@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/burnrate/burnrate/demoapp/load"
+	"github.com/burnrate/burnrate/demoapp/resilience"
 )
 
 // Config is the `demo` section of the configuration.
@@ -49,6 +50,9 @@ type Config struct {
 	RateBurst int     `mapstructure:"rate_burst"`
 	// MaxConcurrent bounds requests in flight at the edge before shedding.
 	MaxConcurrent int `mapstructure:"max_concurrent"`
+	// HealthInterval is how often the edge checks each API replica's
+	// readiness; two failed checks in a row take a replica out.
+	HealthInterval time.Duration `mapstructure:"health_interval"`
 	// Timeouts of each hop; inner hops give up before their callers.
 	EdgeTimeout  time.Duration `mapstructure:"edge_timeout"`
 	CacheTimeout time.Duration `mapstructure:"cache_timeout"`
@@ -83,6 +87,7 @@ func DefaultConfig() Config {
 		RateLimit:        50,
 		RateBurst:        50,
 		MaxConcurrent:    512,
+		HealthInterval:   time.Second,
 		EdgeTimeout:      3 * time.Second,
 		CacheTimeout:     time.Second,
 		StoreTimeout:     250 * time.Millisecond,
@@ -94,6 +99,21 @@ func DefaultConfig() Config {
 			Clients: 10,
 		},
 	}
+}
+
+// storeAttempts is how many times the cache tries a shard: the one layer
+// of the platform that retries.
+const storeAttempts = 3
+
+// storeClient is how the cache calls the store's shards.
+func (c Config) storeClient() resilience.Config {
+	return resilience.Config{Timeout: c.StoreTimeout, MaxAttempts: storeAttempts, OpenTimeout: 2 * time.Second}
+}
+
+// cacheClient is how the API calls the cache: one attempt, since the cache
+// retries the shards itself and retrying at two layers multiplies calls.
+func (c Config) cacheClient() resilience.Config {
+	return resilience.Config{Timeout: c.CacheTimeout, MaxAttempts: 1, OpenTimeout: 2 * time.Second}
 }
 
 // Validate reports the first invalid field, naming its key. A disabled
@@ -125,14 +145,22 @@ func (c Config) Validate() error {
 		{c.RateLimit > 0, "demo.rate_limit: must be above 0"},
 		{c.RateBurst >= 1, "demo.rate_burst: must be at least 1"},
 		{c.MaxConcurrent >= 1, "demo.max_concurrent: must be at least 1"},
+		{c.HealthInterval >= 10*time.Millisecond, "demo.health_interval: must be at least 10ms"},
 		{c.EdgeTimeout > 0 && c.CacheTimeout > 0 && c.StoreTimeout > 0, "demo.*_timeout: must be above 0"},
-		{c.CacheTimeout < c.EdgeTimeout, "demo.cache_timeout: must be shorter than demo.edge_timeout (inner hops give up first)"},
-		{3*c.StoreTimeout < c.CacheTimeout, "demo.store_timeout: three attempts must fit in demo.cache_timeout"},
 	}
 	for _, ch := range checks {
 		if !ch.ok {
 			return errors.New(ch.msg)
 		}
+	}
+	// The timeout budget: no inner hop may outlast its caller, retries and
+	// backoff included.
+	if b := c.cacheClient().Budget(); b >= c.EdgeTimeout {
+		return fmt.Errorf("demo.cache_timeout: the API's call to the cache can take %s (one attempt), not shorter than demo.edge_timeout %s", b, c.EdgeTimeout)
+	}
+	if b := c.storeClient().Budget(); b >= c.CacheTimeout {
+		return fmt.Errorf("demo.store_timeout: the cache's call to a shard can take %s (%d attempts of %s plus backoff), not shorter than demo.cache_timeout %s",
+			b, storeAttempts, c.StoreTimeout, c.CacheTimeout)
 	}
 	if c.Load.Enabled {
 		if err := (load.Options{Rate: c.Load.Rate, Shape: c.Load.Shape, Period: c.Load.Period, Clients: c.Load.Clients, Duration: time.Hour}).Validate(); err != nil {

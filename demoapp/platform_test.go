@@ -28,6 +28,7 @@ type running struct {
 	mu      sync.Mutex
 	readers map[string][]*sdkmetric.ManualReader
 	edge    string
+	cfg     demoapp.Config
 }
 
 func start(t *testing.T, mut func(*demoapp.Config)) *running {
@@ -40,7 +41,7 @@ func start(t *testing.T, mut func(*demoapp.Config)) *running {
 		mut(&cfg)
 	}
 	require.NoError(t, cfg.Validate())
-	r := &running{spans: tracetest.NewInMemoryExporter(), readers: map[string][]*sdkmetric.ManualReader{}}
+	r := &running{spans: tracetest.NewInMemoryExporter(), readers: map[string][]*sdkmetric.ManualReader{}, cfg: cfg}
 	p, err := demoapp.New(context.Background(), demoapp.Options{
 		Config:       cfg,
 		DataDir:      t.TempDir(),

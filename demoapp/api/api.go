@@ -100,7 +100,13 @@ func New(cacheURL string, pool *resilience.Pool, cfg resilience.Config, set *fau
 // Handler is the API, instrumented as service demo-api.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET "+web.HealthPath, func(w http.ResponseWriter, _ *http.Request) {
+		if a.faults.State().APIUnready {
+			web.Error(w, http.StatusServiceUnavailable, "not ready (api.unready)")
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
 	mux.HandleFunc("GET /api/products/{id}", a.getProduct)
 	mux.HandleFunc("GET /api/carts/{user}", a.getCart)
 	mux.HandleFunc("PUT /api/carts/{user}/items/{product}", a.putCartItem)

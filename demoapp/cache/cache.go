@@ -32,6 +32,7 @@ import (
 
 	"github.com/burnrate/burnrate/demoapp/faults"
 	"github.com/burnrate/burnrate/demoapp/internal/web"
+	"github.com/burnrate/burnrate/demoapp/resilience"
 	"github.com/burnrate/burnrate/demoapp/store"
 	"github.com/burnrate/burnrate/demoapp/telemetry"
 )
@@ -184,7 +185,9 @@ func (c *Cache) serveGet(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrNotFound):
 		web.Error(w, http.StatusNotFound, "not found")
 	case err != nil:
-		w.Header().Set("Retry-After", "1")
+		// The store client has retried as far as its budget and the
+		// deadline allow: the API must not retry on top of that.
+		w.Header().Set(resilience.NoRetryHeader, "1")
 		web.Error(w, http.StatusBadGateway, err.Error())
 	default:
 		if how == Stale {
@@ -206,7 +209,7 @@ func (c *Cache) servePut(w http.ResponseWriter, r *http.Request) {
 		// The entry may now disagree with the store; drop it.
 		c.fresh.Remove(key)
 		c.stale.Remove(key)
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set(resilience.NoRetryHeader, "1")
 		web.Error(w, http.StatusBadGateway, err.Error())
 		return
 	}

@@ -335,6 +335,10 @@ func (e *Edge) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(target)
 	pr.SetXForwarded()
 	pr.Out.Header.Set(web.RequestIDHeader, pr.In.Header.Get(web.RequestIDHeader))
+	// The API serves the request under what is left of the edge's timeout.
+	if dl, ok := pr.In.Context().Deadline(); ok {
+		resilience.SetTimeoutHeader(pr.Out.Header, time.Until(dl))
+	}
 }
 
 // Run checks every replica's /healthz each HealthInterval until ctx ends.
