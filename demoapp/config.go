@@ -42,9 +42,11 @@ type Config struct {
 	Shards int `mapstructure:"shards"`
 	// Products is the size of the seeded catalogue.
 	Products int `mapstructure:"products"`
-	// CacheSize and CacheTTL bound the cache.
-	CacheSize int           `mapstructure:"cache_size"`
-	CacheTTL  time.Duration `mapstructure:"cache_ttl"`
+	// CacheSize (entries), CacheMaxBytes and CacheTTL bound the cache;
+	// the stale copies get eight times the size and bytes.
+	CacheSize     int           `mapstructure:"cache_size"`
+	CacheMaxBytes int64         `mapstructure:"cache_max_bytes"`
+	CacheTTL      time.Duration `mapstructure:"cache_ttl"`
 	// RateLimit and RateBurst are each client's token bucket at the edge.
 	RateLimit float64 `mapstructure:"rate_limit"`
 	RateBurst int     `mapstructure:"rate_burst"`
@@ -83,6 +85,7 @@ func DefaultConfig() Config {
 		Shards:           4,
 		Products:         2000,
 		CacheSize:        500,
+		CacheMaxBytes:    4 << 20,
 		CacheTTL:         30 * time.Second,
 		RateLimit:        50,
 		RateBurst:        50,
@@ -141,6 +144,7 @@ func (c Config) Validate() error {
 		{c.Shards >= 1 && c.Shards <= 64, "demo.shards: must be between 1 and 64"},
 		{c.Products >= 1 && c.Products <= 1_000_000, "demo.products: must be between 1 and 1000000"},
 		{c.CacheSize >= 1, "demo.cache_size: must be at least 1"},
+		{c.CacheMaxBytes >= 4096, "demo.cache_max_bytes: must be at least 4096"},
 		{c.CacheTTL > 0, "demo.cache_ttl: must be above 0"},
 		{c.RateLimit > 0, "demo.rate_limit: must be above 0"},
 		{c.RateBurst >= 1, "demo.rate_burst: must be at least 1"},

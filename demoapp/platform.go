@@ -200,7 +200,10 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 			return nil, err
 		}
 		sc := store.NewClient(storeURL, o.Shards, pool, o.storeClient(), o.Faults)
-		c, err := cache.New(cache.Config{Size: o.CacheSize, TTL: o.CacheTTL}, sc, o.Faults, tp)
+		c, err := cache.New(cache.Config{
+			Size: o.CacheSize, MaxBytes: o.CacheMaxBytes, TTL: o.CacheTTL,
+			FetchTimeout: o.storeClient().Budget(),
+		}, sc, o.Faults, tp)
 		if err != nil {
 			return nil, err
 		}

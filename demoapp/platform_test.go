@@ -374,8 +374,8 @@ func TestWritesGoThroughToTheShardsAndSurviveARestart(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, body)
 		code, body = req(http.MethodPost, edge+"/api/orders", `{"user":"ann"}`)
 		require.Equal(t, http.StatusCreated, code, body)
-		i := strings.Index(body, `"id":"`)
-		orderURL = "/api/orders/" + body[i+6:i+22]
+		i := strings.Index(body, `"id":"`) + 6
+		orderURL = "/api/orders/" + body[i:i+strings.IndexByte(body[i:], '"')]
 		code, body = req(http.MethodGet, edge+"/api/carts/ann", "")
 		require.Equal(t, http.StatusOK, code)
 		require.Contains(t, body, `"items":[]`, "placing the order empties the cart")

@@ -171,3 +171,44 @@ func TestTheTimeoutBudgetIsValidatedAtConfigLoad(t *testing.T) {
 		})
 	}
 }
+
+func TestAnOrderIsOneAtomicWriteAndAnIdempotencyKeyPlacesItOnce(t *testing.T) {
+	c := startChain(t, nil)
+	code, body := call(t, http.MethodPut, c.edge+"/api/carts/ann/items/3", `{"qty":2}`)
+	require.Equal(t, http.StatusOK, code, body)
+
+	// The store fails the write (the cart is read from the cache): the
+	// order is refused and nothing is half written.
+	_, err := c.store.Set(context.Background(), "store.error_fraction", "1", "test")
+	require.NoError(t, err)
+	writes := c.storeTp.calls.Load()
+	code, _ = call(t, http.MethodPost, c.edge+"/api/orders", `{"user":"ann"}`)
+	require.Equal(t, http.StatusBadGateway, code)
+	require.Equal(t, int64(1), c.storeTp.calls.Load()-writes, "placing an order is one write to the store, not two")
+	_, err = c.store.Clear(context.Background(), "", "test")
+	require.NoError(t, err)
+	code, body = call(t, http.MethodGet, c.edge+"/api/carts/ann", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `"qty":2`, "a failed order leaves the cart as it was")
+
+	// The client retries with the same key, twice: one order.
+	before := c.storeTp.calls.Load()
+	code, first := call(t, http.MethodPost, c.edge+"/api/orders", `{"user":"ann"}`, "Idempotency-Key", "k1")
+	require.Equal(t, http.StatusCreated, code, first)
+	require.Equal(t, int64(2), c.storeTp.calls.Load()-before, "one lookup of the key (absent) and one batch write of order and cart")
+	code, again := call(t, http.MethodPost, c.edge+"/api/orders", `{"user":"ann"}`, "Idempotency-Key", "k1")
+	require.Equal(t, http.StatusOK, code, again)
+	require.JSONEq(t, first, again, "the retry answers the order already placed")
+	code, body = call(t, http.MethodGet, c.edge+"/api/carts/ann", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `"items":[]`, "the cart was emptied in the same write")
+
+	i := strings.Index(first, `"id":"`) + 6
+	id := first[i : i+strings.IndexByte(first[i:], '"')]
+	code, body = call(t, http.MethodGet, c.edge+"/api/orders/"+id, "")
+	require.Equal(t, http.StatusOK, code, body)
+
+	// Without the key, a second POST of an empty cart places nothing.
+	code, _ = call(t, http.MethodPost, c.edge+"/api/orders", `{"user":"ann"}`)
+	require.Equal(t, http.StatusUnprocessableEntity, code)
+}

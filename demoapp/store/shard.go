@@ -71,7 +71,16 @@ type Shard struct {
 	stopped chan struct{}
 }
 
+// record is one line of the log: one key, or a batch of keys written
+// together (B), which a crash keeps whole or not at all.
 type record struct {
+	K string          `json:"k,omitempty"`
+	V json.RawMessage `json:"v,omitempty"`
+	B []KV            `json:"b,omitempty"`
+}
+
+// KV is one key and its JSON value.
+type KV struct {
 	K string          `json:"k"`
 	V json.RawMessage `json:"v"`
 }
@@ -147,7 +156,13 @@ func (s *Shard) replay(f *os.File) (int64, error) {
 			// version behind a torn tail) is skipped; what follows is kept.
 			continue
 		}
-		s.data[r.K] = r.V
+		if r.B != nil {
+			for _, kv := range r.B {
+				s.data[kv.K] = kv.V
+			}
+		} else {
+			s.data[r.K] = r.V
+		}
 		s.lines++
 		good = off
 	}
@@ -260,10 +275,25 @@ func (s *Shard) Get(key string) ([]byte, error) {
 // Put writes key. The value must be JSON. It returns once the record is in
 // the log file (see the package comment for what that survives).
 func (s *Shard) Put(key string, value []byte) error {
-	if !json.Valid(value) {
-		return errors.New("value is not JSON")
+	return s.write(record{K: key, V: value}, []KV{{K: key, V: value}})
+}
+
+// PutBatch writes every key of kvs in one log line: after a crash either
+// all of them are there or none is. Values must be JSON.
+func (s *Shard) PutBatch(kvs []KV) error {
+	if len(kvs) == 0 {
+		return nil
 	}
-	line, err := json.Marshal(record{K: key, V: value})
+	return s.write(record{B: kvs}, kvs)
+}
+
+func (s *Shard) write(r record, kvs []KV) error {
+	for _, kv := range kvs {
+		if !json.Valid(kv.V) {
+			return fmt.Errorf("value of %q is not JSON", kv.K)
+		}
+	}
+	line, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
@@ -284,7 +314,9 @@ func (s *Shard) Put(key string, value []byte) error {
 	} else {
 		s.dirty = true
 	}
-	s.data[key] = append([]byte(nil), value...)
+	for _, kv := range kvs {
+		s.data[kv.K] = append([]byte(nil), kv.V...)
+	}
 	s.lines++
 	if s.needsCompaction() {
 		// The write itself is in the log; a failed compaction is tried
