@@ -50,6 +50,10 @@ type Config struct {
 	// RateLimit and RateBurst are each client's token bucket at the edge.
 	RateLimit float64 `mapstructure:"rate_limit"`
 	RateBurst int     `mapstructure:"rate_burst"`
+	// ClientIDSecret, when set, lets a client name itself for rate limiting
+	// with an X-Client-ID signed by it (edge.SignClientID); otherwise, and
+	// for unsigned IDs, a client is its remote IP address.
+	ClientIDSecret string `mapstructure:"client_id_secret" secret:"true"`
 	// MaxConcurrent bounds requests in flight at the edge before shedding.
 	MaxConcurrent int `mapstructure:"max_concurrent"`
 	// HealthInterval is how often the edge checks each API replica's

@@ -2,6 +2,8 @@ package demoapp
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,6 +110,13 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 	}
 	if o.Faults == nil {
 		o.Faults = faults.New()
+	}
+	if o.ClientIDSecret == "" {
+		// The background load's clients are signed with it; nobody else
+		// knows it, so everyone else is limited by address.
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		o.ClientIDSecret = hex.EncodeToString(b[:])
 	}
 	p = &Platform{opts: o, logger: o.Logger, faults: o.Faults, stressor: faults.NewStressor(o.Faults)}
 	built := p // p is nil when an error is returned
@@ -259,6 +268,8 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 			MaxConcurrent:  o.MaxConcurrent,
 			Timeout:        o.EdgeTimeout,
 			HealthInterval: o.HealthInterval,
+			Routes:         api.Routes,
+			ClientIDSecret: o.ClientIDSecret,
 		}, apiURLs, o.Faults, tp)
 		if err != nil {
 			return nil, err
@@ -381,6 +392,8 @@ func (p *Platform) backgroundLoad(ctx context.Context) {
 			Clients:  lo.Clients,
 			Keys:     p.opts.Products,
 			Timeout:  5 * time.Second,
+			// Signed, so each simulated client has its own bucket.
+			ClientSecret: p.opts.ClientIDSecret,
 		}, nil)
 		if err != nil {
 			p.logger.Error("background load failed", "err", err)

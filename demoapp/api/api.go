@@ -106,6 +106,16 @@ func New(cacheURL string, pool *resilience.Pool, cfg resilience.Config, set *fau
 	}
 }
 
+// Routes are the API's endpoints, as http.ServeMux patterns; the edge
+// routes the same patterns so that its metrics carry http.route.
+var Routes = []string{
+	"GET /api/products/{id}",
+	"GET /api/carts/{user}",
+	"PUT /api/carts/{user}/items/{product}",
+	"POST /api/orders",
+	"GET /api/orders/{id}",
+}
+
 // Handler is the API, instrumented as service demo-api.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -116,11 +126,10 @@ func (a *API) Handler() http.Handler {
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /api/products/{id}", a.getProduct)
-	mux.HandleFunc("GET /api/carts/{user}", a.getCart)
-	mux.HandleFunc("PUT /api/carts/{user}/items/{product}", a.putCartItem)
-	mux.HandleFunc("POST /api/orders", a.postOrder)
-	mux.HandleFunc("GET /api/orders/{id}", a.getOrder)
+	handlers := []http.HandlerFunc{a.getProduct, a.getCart, a.putCartItem, a.postOrder, a.getOrder}
+	for i, p := range Routes {
+		mux.HandleFunc(p, handlers[i])
+	}
 	return web.Server(web.Faulty(a.faults, faults.API, mux), "demo-api", a.tel)
 }
 

@@ -29,6 +29,8 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/burnrate/burnrate/demoapp/edge"
 )
 
 // Shapes are the traffic shapes.
@@ -66,7 +68,7 @@ type Options struct {
 	SpikeAt     time.Duration
 	SpikeLength time.Duration
 	// Clients is the number of simulated clients (X-Client-ID), each rate
-	// limited separately by the edge. Default 10.
+	// limited separately by the edge when ClientSecret signs them. Default 10.
 	Clients int
 	// Keys is the number of products; ZipfS the Zipf exponent (> 1) of their
 	// popularity. Defaults 2000 and 1.1.
@@ -82,6 +84,10 @@ type Options struct {
 	MaxWorkers uint64
 	// Seed makes key and endpoint choices reproducible (0: random).
 	Seed int64
+	// ClientSecret, the edge's demo.client_id_secret, signs each simulated
+	// client's X-Client-ID so that the edge limits them separately; without
+	// it every request counts against this machine's address.
+	ClientSecret string
 }
 
 func (o Options) withDefaults() Options {
@@ -358,6 +364,13 @@ func newTargeter(o Options) (vegeta.Targeter, error) {
 	rng := rand.New(rand.NewSource(seed))
 	zipf := rand.NewZipf(rng, o.ZipfS, 1, uint64(o.Keys-1))
 	base := strings.TrimSuffix(o.Target, "/")
+	clientIDs := make([]string, o.Clients)
+	for i := range clientIDs {
+		clientIDs[i] = "client-" + strconv.Itoa(i)
+		if o.ClientSecret != "" {
+			clientIDs[i] = edge.SignClientID(o.ClientSecret, clientIDs[i])
+		}
+	}
 	var mu sync.Mutex
 	return func(t *vegeta.Target) error {
 		mu.Lock()
@@ -376,7 +389,7 @@ func newTargeter(o Options) (vegeta.Targeter, error) {
 			n -= e.weight
 		}
 		t.Header = http.Header{}
-		t.Header.Set("X-Client-ID", "client-"+strconv.Itoa(client))
+		t.Header.Set(edge.ClientIDHeader, clientIDs[client])
 		t.Body = nil
 		switch name {
 		case "product":
