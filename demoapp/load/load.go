@@ -84,6 +84,9 @@ type Options struct {
 	MaxWorkers uint64
 	// Seed makes key and endpoint choices reproducible (0: random).
 	Seed int64
+	// OnResult, when set, is called with every answer as it arrives (from
+	// one goroutine), for callers that slice a run by time (game days).
+	OnResult func(Result)
 	// ClientSecret, the edge's demo.client_id_secret, signs each simulated
 	// client's X-Client-ID so that the edge limits them separately; without
 	// it every request counts against this machine's address.
@@ -205,6 +208,14 @@ func parseMix(s string) ([]endpoint, error) {
 		return nil, errors.New("mix: weights sum to 0")
 	}
 	return out, nil
+}
+
+// Result is one answer, for Options.OnResult.
+type Result struct {
+	// At is when the request was sent.
+	At      time.Time
+	Code    int
+	Latency time.Duration
 }
 
 // LateThreshold is how far behind its schedule an arrival must be sent to
@@ -389,6 +400,9 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 		rep.Status[strconv.Itoa(int(r.Code))]++
 		if r.Code == http.StatusTooManyRequests {
 			rep.RateLimited++
+		}
+		if o.OnResult != nil {
+			o.OnResult(Result{At: r.Timestamp, Code: int(r.Code), Latency: r.Latency})
 		}
 		if late := r.Timestamp.Sub(start) - o.due(r.Seq); late > LateThreshold {
 			rep.Late++
