@@ -39,7 +39,7 @@ func (r *Report) Markdown() string {
 		if e.Page != "" {
 			signal = "page " + e.Page
 		}
-		within := x.Within.Round(time.Second).String()
+		within := roundDur(x.Within)
 		switch {
 		case e.Never:
 			within = "never"
@@ -50,10 +50,10 @@ func (r *Report) Markdown() string {
 		}
 		after := "not detected"
 		if x.Detected {
-			after = x.After.Round(time.Second).String()
+			after = roundDur(x.After)
 		}
 		if x.TooEarly {
-			after += " **too early**: the math allows no less than " + time.Duration(TooEarlyFraction*float64(x.Within)).Round(time.Second).String()
+			after += " **too early**: the math allows no less than " + roundDur(time.Duration(TooEarlyFraction*float64(x.Within)))
 		}
 		ratio, burn := "-", "-"
 		if !math.IsNaN(x.ErrorRatio) {
@@ -128,4 +128,12 @@ func (r *Report) Markdown() string {
 		b.WriteString("\n## Errors while watching\n\n" + strings.Join(errs, "\n") + "\n")
 	}
 	return b.String()
+}
+
+// roundDur rounds to seconds, or to 10ms below 10s, so short drills read.
+func roundDur(d time.Duration) string {
+	if d < 10*time.Second {
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
