@@ -28,7 +28,11 @@ type Options struct {
 	Token string
 	// Poll is how often signals are checked. Default 2s.
 	Poll time.Duration
-	// Pager finds pages; default QueryPager on URL.
+	// History, when above 0, is the steady state written (remote write)
+	// before the drill: that much good traffic at the scenario's rate, so
+	// that every alert window up to it is full when the first fault comes.
+	History time.Duration
+	// Pager finds pages; default AlertsPager on URL.
 	Pager  Pager
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -216,6 +220,15 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.Duration+30*time.Second)
 	defer cancel()
 	rep := &Report{Scenario: s, Started: o.Now(), BudgetConsumed: map[string]float64{}}
+	if o.History > 0 {
+		n, err := writeHistory(ctx, q.Base, o.Token, s.Load.Rate, o.History, rep.Started)
+		if err != nil {
+			rep.Void = append(rep.Void, "steady-state history: "+err.Error())
+			rep.History = "not written: " + err.Error()
+		} else {
+			rep.History = historyText(o.History, s.Load.Rate, n)
+		}
+	}
 	consumedAtStart := map[string]float64{}
 	for _, id := range s.workbookSLOs() {
 		st, err := a.slo(ctx, id)
@@ -224,6 +237,8 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 			rep.Void = append(rep.Void, fmt.Sprintf("SLO %s: %v", id, err))
 		case st.BudgetConsumed != nil:
 			consumedAtStart[id] = *st.BudgetConsumed
+		default:
+			consumedAtStart[id] = 0 // not evaluated yet: nothing spent
 		}
 	}
 	var mu sync.Mutex
@@ -422,7 +437,7 @@ func judge(ctx context.Context, a *api, res *Result, ans *answers, end, drillEnd
 		res.ErrorRatio, res.Answers = ans.ratio(res.StepAt, to, wb.SlowerThan)
 		if res.factor > 0 {
 			res.Within = detectionTime(res.factor, res.budget, res.ErrorRatio, res.window)
-			res.WithinWhy = fmt.Sprintf("%g × %g / %.4f × %s", res.factor, res.budget, res.ErrorRatio, res.window)
+			res.WithinWhy = fmt.Sprintf("%g × %.4g / %.4f × %s", res.factor, res.budget, res.ErrorRatio, res.window)
 		}
 		if res.Within <= 0 {
 			res.Score = 0

@@ -3,12 +3,9 @@ package gameday_test
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,9 +15,8 @@ import (
 
 	"github.com/burnrate/burnrate/demoapp/faults"
 	"github.com/burnrate/burnrate/demoapp/gameday"
+	"github.com/burnrate/burnrate/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // fakeStack is a Burnrate and an edge for drills: while store.shard_down is
 // set the edge fails every other request with 500 (an error ratio of 0.5),
@@ -188,13 +184,5 @@ func TestTheReportMatchesItsGoldenFile(t *testing.T) {
 		History:       "2h0m0s of good traffic at 100/s written before the first fault",
 	}
 	rep.Load.Requests, rep.Load.AchievedRPS, rep.Load.Status = 200, 100, map[string]int{"200": 120, "500": 80}
-	got := rep.Markdown()
-	golden := filepath.Join("testdata", "report.golden.md")
-	if *update {
-		require.NoError(t, os.MkdirAll("testdata", 0o755))
-		require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
-	}
-	want, err := os.ReadFile(golden)
-	require.NoError(t, err, "run go test ./demoapp/gameday -run Golden -update")
-	require.Equal(t, string(want), got)
+	testutil.Golden(t, "report.golden.md", []byte(rep.Markdown()))
 }
