@@ -281,6 +281,8 @@ func (e *Edge) shed(next http.Handler) http.Handler {
 		default:
 			e.rejected.Add(r.Context(), 1, attrs)
 			w.Header().Set("Retry-After", "1")
+			// Overloaded: a caller that retries at once only adds load.
+			w.Header().Set(resilience.NoRetryHeader, "1")
 			web.Error(w, http.StatusServiceUnavailable, "overloaded: request shed")
 		}
 	})

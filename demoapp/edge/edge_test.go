@@ -61,6 +61,7 @@ func TestSheddingAnswers503WithRetryAfterWhenFull(t *testing.T) {
 	resp := get(t, srv.URL+"/api/products/2")
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+	require.Equal(t, "1", resp.Header.Get("X-No-Retry"), "an overloaded tier says: don't retry")
 	close(release)
 	require.Equal(t, http.StatusOK, (<-done).StatusCode, "the request in flight still completes")
 }
