@@ -32,6 +32,11 @@ type Options struct {
 	// before the drill: that much good traffic at the scenario's rate, so
 	// that every alert window up to it is full when the first fault comes.
 	History time.Duration
+	// TimeScale, above 1, runs the scenario's timeline that many times
+	// faster (steps, duration, hand-set within, load shape times): a smoke
+	// run that exercises a scenario end to end in seconds. Workbook times are
+	// not scaled, so its scores say little; the report says so.
+	TimeScale float64
 	// Pager finds pages; default AlertsPager on URL.
 	Pager  Pager
 	Logger *slog.Logger
@@ -205,6 +210,9 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.TimeScale > 1 {
+		s = s.scaled(o.TimeScale)
+	}
 	q := &Querier{Base: strings.TrimSuffix(o.URL, "/"), HTTP: &http.Client{Timeout: 10 * time.Second}}
 	if o.Pager == nil {
 		o.Pager = AlertsPager{Base: q.Base, HTTP: q.HTTP}
@@ -221,7 +229,7 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	defer cancel()
 	rep := &Report{Scenario: s, Started: o.Now(), BudgetConsumed: map[string]float64{}}
 	if o.History > 0 {
-		n, err := writeHistory(ctx, q.Base, o.Token, s.Load.Rate, o.History, rep.Started)
+		n, err := writeHistory(ctx, q, o.Token, s.Load.Rate, o.History, rep.Started)
 		if err != nil {
 			rep.Void = append(rep.Void, "steady-state history: "+err.Error())
 			rep.History = "not written: " + err.Error()
@@ -341,6 +349,25 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	// does not answer leaves the list empty.
 	rep.FailingTraces, _ = a.failingTraces(fctx, rep.Started, rep.Ended, 5)
 	return rep, nil
+}
+
+// scaled is a copy of s with its times divided by k.
+func (s *Scenario) scaled(k float64) *Scenario {
+	d := func(x time.Duration) time.Duration { return time.Duration(float64(x) / k) }
+	c := *s
+	c.Title += fmt.Sprintf(" (time scaled 1/%g: a smoke run, detection times are not comparable)", k)
+	c.Duration = d(s.Duration)
+	c.Load.Period, c.Load.SpikeAt, c.Load.SpikeLength = d(s.Load.Period), d(s.Load.SpikeAt), d(s.Load.SpikeLength)
+	c.Timeline = make([]Step, len(s.Timeline))
+	for i, st := range s.Timeline {
+		st.At = d(st.At)
+		st.Expect = append([]Expectation(nil), st.Expect...)
+		for j := range st.Expect {
+			st.Expect[j].Within = d(st.Expect[j].Within)
+		}
+		c.Timeline[i] = st
+	}
+	return &c
 }
 
 // workbookSLOs lists the SLOs the scenario's workbooks name, sorted.

@@ -12,12 +12,10 @@ import (
 	"github.com/burnrate/burnrate/internal/testutil"
 )
 
-// TestADrillAgainstBurnrateUpHasHistoryAndAWorkbookTime runs a short drill
-// against a real `burnrate up` (collector, SLO engine, demo platform): ten
-// minutes of steady state are remote-written first, the fault's error ratio
-// is measured from the drill's answers, and the expected time follows from
-// the demo availability SLO's budget.
-func TestADrillAgainstBurnrateUpHasHistoryAndAWorkbookTime(t *testing.T) {
+// TestGameDaysAgainstBurnrateUp runs drills against one real `burnrate up`
+// (collector, SLO engine, demo platform), one after the other as a team
+// would: a short drill measured in detail, then the four shipped scenarios.
+func TestGameDaysAgainstBurnrateUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs burnrate up for half a minute")
 	}
@@ -34,11 +32,19 @@ func TestADrillAgainstBurnrateUpHasHistoryAndAWorkbookTime(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, edge)
+	t.Run("a drill has history and a workbook time", func(t *testing.T) { drillWithHistory(t, r.URL, edge) })
+	t.Run("the four shipped game days run", func(t *testing.T) { shippedDrills(t, r.URL, edge) })
+}
+
+// drillWithHistory: ten minutes of steady state are remote-written first,
+// the fault's error ratio is measured from the drill's answers, and the
+// expected time follows from the demo availability SLO's budget.
+func drillWithHistory(t *testing.T, burnrate, edge string) {
 
 	s, err := gameday.Parse([]byte(`
 name: up-outage
 title: API errors against burnrate up
-duration: 25s
+duration: 12s
 load: {shape: constant, rate: 20}
 timeline:
   - at: 3s
@@ -50,7 +56,7 @@ timeline:
 `))
 	require.NoError(t, err)
 	rep, err := gameday.Run(context.Background(), s, gameday.Options{
-		URL: r.URL, EdgeURL: edge, Poll: 250 * time.Millisecond, History: 10 * time.Minute, Logger: testutil.Logger(t),
+		URL: burnrate, EdgeURL: edge, Poll: 250 * time.Millisecond, History: 10 * time.Minute, Logger: testutil.Logger(t),
 	})
 	require.NoError(t, err)
 	require.Empty(t, rep.Void, rep.Markdown())
@@ -71,4 +77,44 @@ timeline:
 	require.True(t, set, "the report lists the fault events of the event store")
 	require.Contains(t, rep.BudgetConsumed, "demo-edge-availability")
 	require.Contains(t, rep.Markdown(), "## Fault events")
+}
+
+// shippedDrills runs every shipped scenario end to end, ninety times faster
+// than written: history (continued, not stacked, from the drill before),
+// faults set and cleared on the timeline, every expectation watched and
+// judged, nothing void.
+func shippedDrills(t *testing.T, burnrate, edge string) {
+	all, err := gameday.Embedded()
+	require.NoError(t, err)
+	require.Len(t, all, 4)
+	for _, s := range all {
+		t.Run(s.Name, func(t *testing.T) {
+			rep, err := gameday.Run(context.Background(), s, gameday.Options{
+				URL: burnrate, EdgeURL: edge, Poll: 200 * time.Millisecond, History: 10 * time.Minute, TimeScale: 90,
+			})
+			require.NoError(t, err)
+			require.Empty(t, rep.Void, rep.Markdown())
+			var n int
+			for _, st := range s.Timeline {
+				n += len(st.Expect)
+			}
+			require.Len(t, rep.Results, n, "every expectation is judged")
+			for _, x := range rep.Results {
+				if x.Expect.Workbook != nil && !x.Expect.Never {
+					require.NotEmpty(t, x.WithinWhy, "%s: the time comes from the workbook", x.Expect.Name)
+				}
+			}
+			var sets int
+			for _, e := range rep.FaultEvents {
+				if e.Kind == "fault_set" && e.Source == "gameday" {
+					sets++
+				}
+			}
+			var want int
+			for _, st := range s.Timeline {
+				want += len(st.Set)
+			}
+			require.Equal(t, want, sets, "the event store has every fault the timeline set")
+		})
+	}
 }
