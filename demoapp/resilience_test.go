@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -125,8 +126,8 @@ func TestAStoreTimeoutIsRetriedByTheCacheOnlyWithinTheRetryBudget(t *testing.T) 
 	require.NoError(t, err)
 	const n = 40
 	for i := range n {
-		code, _ := call(t, http.MethodGet, c.edge+"/api/orders/slow-"+string(rune('a'+i%26))+strings.Repeat("x", i), "")
-		require.Equal(t, http.StatusBadGateway, code)
+		code, _ := call(t, http.MethodGet, c.edge+"/api/orders/slow-"+strconv.Itoa(i), "")
+		require.GreaterOrEqual(t, code, 500, "a read the store cannot answer in time fails")
 	}
 	require.Equal(t, int64(n), c.cacheTap.calls.Load(), "one cache call per user request")
 	// Each read may try 3 times, but the budget allows 10 retries at once
