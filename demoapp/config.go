@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/burnrate/burnrate/demoapp/load"
+	"github.com/burnrate/burnrate/demoapp/resilience"
 )
 
 // Config is the `demo` section of the configuration.
@@ -41,14 +42,23 @@ type Config struct {
 	Shards int `mapstructure:"shards"`
 	// Products is the size of the seeded catalogue.
 	Products int `mapstructure:"products"`
-	// CacheSize and CacheTTL bound the cache.
-	CacheSize int           `mapstructure:"cache_size"`
-	CacheTTL  time.Duration `mapstructure:"cache_ttl"`
+	// CacheSize (entries), CacheMaxBytes and CacheTTL bound the cache;
+	// the stale copies get eight times the size and bytes.
+	CacheSize     int           `mapstructure:"cache_size"`
+	CacheMaxBytes int64         `mapstructure:"cache_max_bytes"`
+	CacheTTL      time.Duration `mapstructure:"cache_ttl"`
 	// RateLimit and RateBurst are each client's token bucket at the edge.
 	RateLimit float64 `mapstructure:"rate_limit"`
 	RateBurst int     `mapstructure:"rate_burst"`
+	// ClientIDSecret, when set, lets a client name itself for rate limiting
+	// with an X-Client-ID signed by it (edge.SignClientID); otherwise, and
+	// for unsigned IDs, a client is its remote IP address.
+	ClientIDSecret string `mapstructure:"client_id_secret" secret:"true"`
 	// MaxConcurrent bounds requests in flight at the edge before shedding.
 	MaxConcurrent int `mapstructure:"max_concurrent"`
+	// HealthInterval is how often the edge checks each API replica's
+	// readiness; two failed checks in a row take a replica out.
+	HealthInterval time.Duration `mapstructure:"health_interval"`
 	// Timeouts of each hop; inner hops give up before their callers.
 	EdgeTimeout  time.Duration `mapstructure:"edge_timeout"`
 	CacheTimeout time.Duration `mapstructure:"cache_timeout"`
@@ -79,10 +89,12 @@ func DefaultConfig() Config {
 		Shards:           4,
 		Products:         2000,
 		CacheSize:        500,
+		CacheMaxBytes:    4 << 20,
 		CacheTTL:         30 * time.Second,
 		RateLimit:        50,
 		RateBurst:        50,
 		MaxConcurrent:    512,
+		HealthInterval:   time.Second,
 		EdgeTimeout:      3 * time.Second,
 		CacheTimeout:     time.Second,
 		StoreTimeout:     250 * time.Millisecond,
@@ -94,6 +106,21 @@ func DefaultConfig() Config {
 			Clients: 10,
 		},
 	}
+}
+
+// storeAttempts is how many times the cache tries a shard: the one layer
+// of the platform that retries.
+const storeAttempts = 3
+
+// storeClient is how the cache calls the store's shards.
+func (c Config) storeClient() resilience.Config {
+	return resilience.Config{Timeout: c.StoreTimeout, MaxAttempts: storeAttempts, OpenTimeout: 2 * time.Second}
+}
+
+// cacheClient is how the API calls the cache: one attempt, since the cache
+// retries the shards itself and retrying at two layers multiplies calls.
+func (c Config) cacheClient() resilience.Config {
+	return resilience.Config{Timeout: c.CacheTimeout, MaxAttempts: 1, OpenTimeout: 2 * time.Second}
 }
 
 // Validate reports the first invalid field, naming its key. A disabled
@@ -121,18 +148,27 @@ func (c Config) Validate() error {
 		{c.Shards >= 1 && c.Shards <= 64, "demo.shards: must be between 1 and 64"},
 		{c.Products >= 1 && c.Products <= 1_000_000, "demo.products: must be between 1 and 1000000"},
 		{c.CacheSize >= 1, "demo.cache_size: must be at least 1"},
+		{c.CacheMaxBytes >= 4096, "demo.cache_max_bytes: must be at least 4096"},
 		{c.CacheTTL > 0, "demo.cache_ttl: must be above 0"},
 		{c.RateLimit > 0, "demo.rate_limit: must be above 0"},
 		{c.RateBurst >= 1, "demo.rate_burst: must be at least 1"},
 		{c.MaxConcurrent >= 1, "demo.max_concurrent: must be at least 1"},
+		{c.HealthInterval >= 10*time.Millisecond, "demo.health_interval: must be at least 10ms"},
 		{c.EdgeTimeout > 0 && c.CacheTimeout > 0 && c.StoreTimeout > 0, "demo.*_timeout: must be above 0"},
-		{c.CacheTimeout < c.EdgeTimeout, "demo.cache_timeout: must be shorter than demo.edge_timeout (inner hops give up first)"},
-		{3*c.StoreTimeout < c.CacheTimeout, "demo.store_timeout: three attempts must fit in demo.cache_timeout"},
 	}
 	for _, ch := range checks {
 		if !ch.ok {
 			return errors.New(ch.msg)
 		}
+	}
+	// The timeout budget: no inner hop may outlast its caller, retries and
+	// backoff included.
+	if b := c.cacheClient().Budget(); b >= c.EdgeTimeout {
+		return fmt.Errorf("demo.cache_timeout: the API's call to the cache can take %s (one attempt), not shorter than demo.edge_timeout %s", b, c.EdgeTimeout)
+	}
+	if b := c.storeClient().Budget(); b >= c.CacheTimeout {
+		return fmt.Errorf("demo.store_timeout: the cache's call to a shard can take %s (%d attempts of %s plus backoff), not shorter than demo.cache_timeout %s",
+			b, storeAttempts, c.StoreTimeout, c.CacheTimeout)
 	}
 	if c.Load.Enabled {
 		if err := (load.Options{Rate: c.Load.Rate, Shape: c.Load.Shape, Period: c.Load.Period, Clients: c.Load.Clients, Duration: time.Hour}).Validate(); err != nil {

@@ -2,6 +2,8 @@ package demoapp
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,7 +65,10 @@ type Options struct {
 	// listener. Single-tier roles always do; in `burnrate up` the main
 	// listener serves it instead.
 	ServeFaultAPI bool
-	Logger        *slog.Logger
+	// APIToken, when set, is required as a bearer token by the mutating
+	// calls of the fault API served on a tier's listener (api_token).
+	APIToken string
+	Logger   *slog.Logger
 	// SpanExporter and MetricReader, when set, replace OTLP export (tests).
 	// One span exporter collects from every tier; MetricReader is called once
 	// per tier instance.
@@ -105,6 +110,13 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 	}
 	if o.Faults == nil {
 		o.Faults = faults.New()
+	}
+	if o.ClientIDSecret == "" {
+		// The background load's clients are signed with it; nobody else
+		// knows it, so everyone else is limited by address.
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		o.ClientIDSecret = hex.EncodeToString(b[:])
 	}
 	p = &Platform{opts: o, logger: o.Logger, faults: o.Faults, stressor: faults.NewStressor(o.Faults)}
 	built := p // p is nil when an error is returned
@@ -156,9 +168,6 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		p.providers = append(p.providers, tp)
 		return tp, nil
 	}
-	clientCfg := func(timeout time.Duration) resilience.Config {
-		return resilience.Config{Timeout: timeout, MaxAttempts: 3, OpenTimeout: 2 * time.Second}
-	}
 
 	// Store.
 	storeURL := o.StoreURL
@@ -199,8 +208,11 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		if err != nil {
 			return nil, err
 		}
-		sc := store.NewClient(storeURL, o.Shards, pool, clientCfg(o.StoreTimeout), o.Faults)
-		c, err := cache.New(cache.Config{Size: o.CacheSize, TTL: o.CacheTTL}, sc, o.Faults, tp)
+		sc := store.NewClient(storeURL, o.Shards, pool, o.storeClient(), o.Faults)
+		c, err := cache.New(cache.Config{
+			Size: o.CacheSize, MaxBytes: o.CacheMaxBytes, TTL: o.CacheTTL,
+			FetchTimeout: o.storeClient().Budget(),
+		}, sc, o.Faults, tp)
 		if err != nil {
 			return nil, err
 		}
@@ -230,7 +242,7 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 			if err != nil {
 				return nil, err
 			}
-			a := api.New(cacheURL, pool, clientCfg(o.CacheTimeout), o.Faults, tp)
+			a := api.New(cacheURL, pool, o.cacheClient(), o.Faults, tp)
 			s.srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
 			if all {
 				apiURLs = append(apiURLs, s.url())
@@ -251,10 +263,13 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 			return nil, err
 		}
 		p.edge, err = edge.New(edge.Config{
-			RateLimit:     o.RateLimit,
-			Burst:         o.RateBurst,
-			MaxConcurrent: o.MaxConcurrent,
-			Timeout:       o.EdgeTimeout,
+			RateLimit:      o.RateLimit,
+			Burst:          o.RateBurst,
+			MaxConcurrent:  o.MaxConcurrent,
+			Timeout:        o.EdgeTimeout,
+			HealthInterval: o.HealthInterval,
+			Routes:         api.Routes,
+			ClientIDSecret: o.ClientIDSecret,
 		}, apiURLs, o.Faults, tp)
 		if err != nil {
 			return nil, err
@@ -267,7 +282,7 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 	if !all || o.ServeFaultAPI {
 		s := p.servers[len(p.servers)-1]
 		mux := http.NewServeMux()
-		mux.Handle("/api/v1/demo/", o.Faults.Handler())
+		mux.Handle("/api/v1/demo/", faults.RequireToken(o.APIToken, o.Faults.Handler()))
 		mux.Handle("/", s.srv.Handler)
 		s.srv.Handler = mux
 	}
@@ -312,6 +327,15 @@ func (p *Platform) URLs() map[string][]string {
 
 // Faults is the platform's fault set.
 func (p *Platform) Faults() *faults.Set { return p.faults }
+
+// HealthyReplicas is the number of API replicas the edge sends traffic to
+// (0 when this process has no edge).
+func (p *Platform) HealthyReplicas() int {
+	if p.edge == nil {
+		return 0
+	}
+	return p.edge.Healthy()
+}
 
 // Ready reports whether the edge has a healthy API replica.
 func (p *Platform) Ready() error {
@@ -368,6 +392,8 @@ func (p *Platform) backgroundLoad(ctx context.Context) {
 			Clients:  lo.Clients,
 			Keys:     p.opts.Products,
 			Timeout:  5 * time.Second,
+			// Signed, so each simulated client has its own bucket.
+			ClientSecret: p.opts.ClientIDSecret,
 		}, nil)
 		if err != nil {
 			p.logger.Error("background load failed", "err", err)

@@ -28,6 +28,7 @@ type running struct {
 	mu      sync.Mutex
 	readers map[string][]*sdkmetric.ManualReader
 	edge    string
+	cfg     demoapp.Config
 }
 
 func start(t *testing.T, mut func(*demoapp.Config)) *running {
@@ -40,7 +41,7 @@ func start(t *testing.T, mut func(*demoapp.Config)) *running {
 		mut(&cfg)
 	}
 	require.NoError(t, cfg.Validate())
-	r := &running{spans: tracetest.NewInMemoryExporter(), readers: map[string][]*sdkmetric.ManualReader{}}
+	r := &running{spans: tracetest.NewInMemoryExporter(), readers: map[string][]*sdkmetric.ManualReader{}, cfg: cfg}
 	p, err := demoapp.New(context.Background(), demoapp.Options{
 		Config:       cfg,
 		DataDir:      t.TempDir(),
@@ -373,8 +374,8 @@ func TestWritesGoThroughToTheShardsAndSurviveARestart(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, body)
 		code, body = req(http.MethodPost, edge+"/api/orders", `{"user":"ann"}`)
 		require.Equal(t, http.StatusCreated, code, body)
-		i := strings.Index(body, `"id":"`)
-		orderURL = "/api/orders/" + body[i+6:i+22]
+		i := strings.Index(body, `"id":"`) + 6
+		orderURL = "/api/orders/" + body[i:i+strings.IndexByte(body[i:], '"')]
 		code, body = req(http.MethodGet, edge+"/api/carts/ann", "")
 		require.Equal(t, http.StatusOK, code)
 		require.Contains(t, body, `"items":[]`, "placing the order empties the cart")
@@ -423,4 +424,36 @@ func TestBadRequestsGetAClearErrorAndTheRightStatus(t *testing.T) {
 	}
 	resp, _ := r.do(t, http.MethodGet, "/api/products/1", "")
 	require.Equal(t, http.StatusOK, resp.StatusCode, "bad requests do not trip the breakers")
+}
+
+func TestTheEdgesMetricsCarryTheAPIRouteSoSLOsCanBePerEndpoint(t *testing.T) {
+	r := start(t, nil)
+	for _, p := range []string{"/api/products/1", "/api/products/2", "/api/carts/ann", "/nowhere"} {
+		r.do(t, http.MethodGet, p, "")
+	}
+	count := func(route string) float64 {
+		return r.metric(t, "demo-edge", "http.server.request.duration", map[string]string{"http.route": route})
+	}
+	require.InDelta(t, 2, count("/api/products/{id}"), 0)
+	require.InDelta(t, 1, count("/api/carts/{user}"), 0)
+	require.InDelta(t, 1, count("/"), 0, "an unknown path is still served, under route /")
+}
+
+func TestAnInboundTraceparentStartsANewTraceLinkedToIt(t *testing.T) {
+	r := start(t, nil)
+	const inbound = "0af7651916cd43dd8448eb211c80319c"
+	resp, _ := r.do(t, http.MethodGet, "/api/products/1", "", "traceparent", "00-"+inbound+"-b7ad6b7169203331-01")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, r.Flush(context.Background()))
+	var root bool
+	for _, s := range r.spans.GetSpans() {
+		require.NotEqual(t, inbound, s.SpanContext.TraceID().String(), "no span joins the client's trace")
+		if s.Parent.IsValid() {
+			continue
+		}
+		root = true
+		require.Len(t, s.Links, 1)
+		require.Equal(t, inbound, s.Links[0].SpanContext.TraceID().String(), "the edge's root links to the client's span")
+	}
+	require.True(t, root)
 }

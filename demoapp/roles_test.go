@@ -66,3 +66,32 @@ func TestARoleWithoutItsUpstreamIsRefused(t *testing.T) {
 		require.ErrorContains(t, err, want)
 	}
 }
+
+func TestATiersOwnFaultAPIRequiresTheAPIToken(t *testing.T) {
+	cfg := demoapp.DefaultConfig()
+	cfg.Load.Enabled, cfg.Instrumentation, cfg.Products = false, false, 5
+	set := faults.New()
+	p, err := demoapp.New(context.Background(), demoapp.Options{
+		Config: cfg, DataDir: t.TempDir(), Role: demoapp.RoleStore, Listen: "127.0.0.1:0", Faults: set, APIToken: "s3cret",
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done); require.NoError(t, p.Close()) })
+	u := p.URLs()[demoapp.RoleStore][0] + "/api/v1/demo/faults/store.error_fraction"
+	put := func(token string) int {
+		req, _ := http.NewRequest(http.MethodPut, u, strings.NewReader(`{"value":"1"}`))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusUnauthorized, put(""))
+	require.Zero(t, set.State().ErrorFraction[faults.Store])
+	require.Equal(t, http.StatusOK, put("s3cret"))
+	require.InDelta(t, 1, set.State().ErrorFraction[faults.Store], 0)
+}

@@ -77,6 +77,7 @@ Each process serves the fault API (/api/v1/demo/faults) on its own listener.`,
 				StoreURL:      storeURL,
 				Faults:        set,
 				ServeFaultAPI: true,
+				APIToken:      cfg.APIToken,
 				Logger:        logger.With("component", "demo"),
 			})
 			if err != nil {

@@ -82,6 +82,8 @@ report scores each detection against the scenario's expected time.
 	run.Flags().StringVar(&o.EdgeURL, "edge-url", "http://127.0.0.1:8000", "demo edge base URL, where the load goes")
 	run.Flags().StringVar(&o.Token, "token", "", "API bearer token (default $BURNRATE_API_TOKEN)")
 	run.Flags().DurationVar(&o.Poll, "poll", 2*time.Second, "how often signals are checked")
+	run.Flags().DurationVar(&o.History, "history", time.Hour, "steady state remote-written before the drill: this much good traffic at the scenario's rate (0: none; past 1h needs collector.tsdb.out_of_order_window)")
+	run.Flags().Float64Var(&o.TimeScale, "time-scale", 1, "run the timeline this many times faster: a smoke run whose scores are not comparable")
 	run.Flags().StringVar(&report, "report", "", "write the Markdown report here instead of stdout")
 	cmd.AddCommand(run)
 	return cmd

@@ -6,13 +6,22 @@
 //	GET  /api/products/{id}                 a product
 //	GET  /api/carts/{user}                  a user's cart (empty when none)
 //	PUT  /api/carts/{user}/items/{product}  set a quantity: {"qty": 2} (idempotent)
-//	POST /api/orders                        place an order from a cart: {"user": "u1"} (not idempotent)
+//	POST /api/orders                        place an order from a cart: {"user": "u1"}
 //	GET  /api/orders/{id}                   an order
+//
+// Placing an order is atomic: the order and the emptied cart are written
+// in one batch to one shard (the order's key carries the cart's key as its
+// hash tag), so a failure leaves both as they were, never an order with its
+// cart still full or a 502 for an order that exists. With an
+// Idempotency-Key header the order's ID is derived from the user and the
+// key: a retry of the same request finds the order placed and answers it
+// again (200, Idempotent-Replayed: true) instead of placing a second one.
 package api
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -97,15 +106,30 @@ func New(cacheURL string, pool *resilience.Pool, cfg resilience.Config, set *fau
 	}
 }
 
+// Routes are the API's endpoints, as http.ServeMux patterns; the edge
+// routes the same patterns so that its metrics carry http.route.
+var Routes = []string{
+	"GET /api/products/{id}",
+	"GET /api/carts/{user}",
+	"PUT /api/carts/{user}/items/{product}",
+	"POST /api/orders",
+	"GET /api/orders/{id}",
+}
+
 // Handler is the API, instrumented as service demo-api.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	mux.HandleFunc("GET /api/products/{id}", a.getProduct)
-	mux.HandleFunc("GET /api/carts/{user}", a.getCart)
-	mux.HandleFunc("PUT /api/carts/{user}/items/{product}", a.putCartItem)
-	mux.HandleFunc("POST /api/orders", a.postOrder)
-	mux.HandleFunc("GET /api/orders/{id}", a.getOrder)
+	mux.HandleFunc("GET "+web.HealthPath, func(w http.ResponseWriter, _ *http.Request) {
+		if a.faults.State().APIUnready {
+			web.Error(w, http.StatusServiceUnavailable, "not ready (api.unready)")
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	handlers := []http.HandlerFunc{a.getProduct, a.getCart, a.putCartItem, a.postOrder, a.getOrder}
+	for i, p := range Routes {
+		mux.HandleFunc(p, handlers[i])
+	}
 	return web.Server(web.Faulty(a.faults, faults.API, mux), "demo-api", a.tel)
 }
 
@@ -147,6 +171,34 @@ func (a *API) put(ctx context.Context, key string, h http.Header, v any) error {
 	return nil
 }
 
+// batch writes keys of one shard at once through the cache.
+func (a *API) batch(ctx context.Context, h http.Header, kvs map[string]any) error {
+	type kv struct {
+		K string          `json:"k"`
+		V json.RawMessage `json:"v"`
+	}
+	var list []kv
+	for k, v := range kvs {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		list = append(list, kv{K: k, V: b})
+	}
+	body, err := json.Marshal(list)
+	if err != nil {
+		return err
+	}
+	resp, err := a.cache.Do(ctx, http.MethodPost, a.base+"/batch", body, h)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errDependency, err)
+	}
+	if resp.Status != http.StatusNoContent {
+		return fmt.Errorf("%w: cache answered %d", errDependency, resp.Status)
+	}
+	return nil
+}
+
 func (a *API) fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, errNotFound):
@@ -177,7 +229,7 @@ func (a *API) getProduct(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) cart(ctx context.Context, user string, h http.Header) (Cart, error) {
 	c := Cart{User: user, Items: []CartItem{}}
-	err := a.get(ctx, "cart:"+user, h, &c)
+	err := a.get(ctx, cartKey(user), h, &c)
 	if errors.Is(err, errNotFound) {
 		return c, nil
 	}
@@ -227,12 +279,24 @@ func (a *API) putCartItem(w http.ResponseWriter, r *http.Request) {
 		items = append(items, CartItem{ProductID: pid, Qty: req.Qty, PriceCents: p.PriceCents})
 	}
 	c.Items = items
-	if err := a.put(r.Context(), "cart:"+c.User, h, c); err != nil {
+	if err := a.put(r.Context(), cartKey(c.User), h, c); err != nil {
 		a.fail(w, err)
 		return
 	}
 	web.JSON(w, http.StatusOK, c)
 }
+
+// IdempotencyKeyHeader makes POST /api/orders safe to retry.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// orderKey is the store key of order hexID of user: tagged with the cart's
+// key so both live on one shard and are written in one batch.
+func orderKey(user, hexID string) string { return "order:{" + cartKey(user) + "}:" + hexID }
+
+func cartKey(user string) string { return "cart:" + user }
+
+// orderID is the public ID of an order: its hex part, a dot, the user.
+func orderID(user, hexID string) string { return hexID + "." + user }
 
 func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 	var req struct {
@@ -243,6 +307,32 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := forward(r)
+	var hexID string
+	if ik := r.Header.Get(IdempotencyKeyHeader); ik != "" {
+		if len(ik) > 255 {
+			web.Error(w, http.StatusBadRequest, "Idempotency-Key: at most 255 characters")
+			return
+		}
+		sum := sha256.Sum256([]byte(req.User + "\x00" + ik))
+		hexID = hex.EncodeToString(sum[:8])
+		// A retry of a request that was placed: answer the same order.
+		var placed Order
+		err := a.get(r.Context(), orderKey(req.User, hexID), h, &placed)
+		if err == nil {
+			w.Header().Set("Idempotent-Replayed", "true")
+			w.Header().Set("Location", "/api/orders/"+placed.ID)
+			web.JSON(w, http.StatusOK, placed)
+			return
+		}
+		if !errors.Is(err, errNotFound) {
+			a.fail(w, err)
+			return
+		}
+	} else {
+		var idb [8]byte
+		_, _ = rand.Read(idb[:])
+		hexID = hex.EncodeToString(idb[:])
+	}
 	c, err := a.cart(r.Context(), req.User, h)
 	if err != nil {
 		a.fail(w, err)
@@ -252,17 +342,15 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, http.StatusUnprocessableEntity, "cart is empty")
 		return
 	}
-	var idb [8]byte
-	_, _ = rand.Read(idb[:])
-	o := Order{ID: hex.EncodeToString(idb[:]), User: req.User, Items: c.Items, PlacedAt: a.now().UTC()}
+	o := Order{ID: orderID(req.User, hexID), User: req.User, Items: c.Items, PlacedAt: a.now().UTC()}
 	for _, it := range c.Items {
 		o.TotalCents += it.Qty * it.PriceCents
 	}
-	if err := a.put(r.Context(), "order:"+o.ID, h, o); err != nil {
-		a.fail(w, err)
-		return
-	}
-	if err := a.put(r.Context(), "cart:"+req.User, h, Cart{User: req.User, Items: []CartItem{}}); err != nil {
+	// One batch: the order and the emptied cart, or neither.
+	if err := a.batch(r.Context(), h, map[string]any{
+		orderKey(req.User, hexID): o,
+		cartKey(req.User):         Cart{User: req.User, Items: []CartItem{}},
+	}); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -271,8 +359,13 @@ func (a *API) postOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getOrder(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	key := "order:" + id // orders placed before IDs named their user
+	if hexID, user, ok := strings.Cut(id, "."); ok {
+		key = orderKey(user, hexID)
+	}
 	var o Order
-	if err := a.get(r.Context(), "order:"+r.PathValue("id"), forward(r), &o); err != nil {
+	if err := a.get(r.Context(), key, forward(r), &o); err != nil {
 		a.fail(w, err)
 		return
 	}

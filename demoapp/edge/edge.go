@@ -3,23 +3,36 @@
 //
 // A request passes, in order:
 //  1. otelhttp: the server span that roots the trace, and the
-//     http.server.request.duration histogram the edge SLOs are written on.
-//     It is outermost so that shed and rate-limited answers count too.
+//     http.server.request.duration histogram the edge SLOs are written on,
+//     with the API's route (http.route) so that SLOs can be per endpoint.
+//     It is outermost so that shed and rate-limited answers count too. The
+//     edge is a public endpoint: an inbound traceparent is not trusted as a
+//     parent; the edge starts a new trace linked to it.
 //  2. Request ID: X-Request-ID is kept when the client sent one, assigned
 //     otherwise, echoed in the answer and forwarded to every hop.
 //  3. Load shedding: at most MaxConcurrent requests in flight; the rest are
 //     answered 503 with Retry-After at once. Queueing them would only add
 //     latency to every request until all of them time out.
-//  4. Rate limiting: a token bucket per client (X-Client-ID, else the remote
-//     IP); over the limit is 429 with Retry-After (when a token will be there).
+//  4. Rate limiting: a token bucket per client; over the limit is 429 with
+//     Retry-After (when a token will be there). A client is its remote IP
+//     address, which it cannot change per request. When the edge has a
+//     ClientIDSecret, a signed X-Client-ID (id.signature, see SignClientID)
+//     names the client instead, so that trusted callers (the load
+//     generator's simulated clients) get buckets of their own; an unsigned
+//     or badly signed ID is ignored. The limiter map holds at most
+//     MaxClients buckets, least recently seen evicted first.
 //  5. Faults of the edge (latency, error fraction).
 //  6. The proxy (httputil.ReverseProxy with Rewrite), round-robin over the
 //     API replicas that pass their health checks, with a timeout.
 package edge
 
 import (
+	"container/list"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -29,6 +42,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +73,13 @@ type Config struct {
 	Timeout time.Duration
 	// HealthInterval is how often each replica is checked.
 	HealthInterval time.Duration
+	// Routes are the API's patterns ("GET /api/products/{id}"); the edge
+	// routes them so that its metrics and spans carry http.route.
+	Routes []string
+	// MaxClients bounds the rate limiter's buckets (default 10000).
+	MaxClients int
+	// ClientIDSecret, when set, lets a signed X-Client-ID name the client.
+	ClientIDSecret string
 }
 
 // Edge is the proxy.
@@ -73,7 +94,8 @@ type Edge struct {
 	health   *http.Client
 
 	limMu    sync.Mutex
-	limiters map[string]*clientLimiter
+	limiters map[string]*list.Element // of *clientLimiter, most recent first
+	lru      *list.List
 	limit    rate.Limit
 
 	rejected metric.Int64Counter
@@ -87,8 +109,8 @@ type backend struct {
 }
 
 type clientLimiter struct {
-	lim      *rate.Limiter
-	lastSeen atomic.Int64
+	key string
+	lim *rate.Limiter
 }
 
 // New returns an edge in front of the API replicas at apiURLs.
@@ -111,12 +133,16 @@ func New(cfg Config, apiURLs []string, set *faults.Set, tel *telemetry.Providers
 	if cfg.HealthInterval <= 0 {
 		cfg.HealthInterval = time.Second
 	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = 10000
+	}
 	e := &Edge{
 		cfg:      cfg,
 		faults:   set,
 		tel:      tel,
 		sem:      make(chan struct{}, cfg.MaxConcurrent),
-		limiters: map[string]*clientLimiter{},
+		limiters: map[string]*list.Element{},
+		lru:      list.New(),
 		limit:    rate.Limit(cfg.RateLimit),
 		health:   &http.Client{Timeout: 500 * time.Millisecond},
 	}
@@ -182,7 +208,8 @@ func (e *Edge) applyRateLimit(st *faults.State) {
 		return
 	}
 	e.limit = l
-	for _, cl := range e.limiters {
+	for el := e.lru.Front(); el != nil; el = el.Next() {
+		cl := el.Value.(*clientLimiter)
 		cl.lim.SetLimit(l)
 		cl.lim.SetBurst(burstFor(l, e.cfg))
 	}
@@ -206,12 +233,27 @@ func (e *Edge) Handler() http.Handler {
 	h = requestID(h)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	// The API's routes, so that r.Pattern (and so http.route on the edge's
+	// metrics and spans) names the endpoint; anything else is still
+	// proxied, with route "/".
+	for _, p := range e.cfg.Routes {
+		mux.Handle(p, h)
+	}
 	mux.Handle("/", h)
 	return otelhttp.NewHandler(mux, "demo-edge",
 		otelhttp.WithTracerProvider(e.tel.Tracer),
 		otelhttp.WithMeterProvider(e.tel.Meter),
 		otelhttp.WithPropagators(e.tel.Propagator),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "edge " + r.Method }),
+		// Public endpoint: a client's traceparent becomes a link, not the
+		// parent, so clients cannot graft spans onto our traces or choose
+		// the sampling decision.
+		otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if r.Pattern != "" && r.Pattern != "/" {
+				return "edge " + r.Pattern
+			}
+			return "edge " + r.Method
+		}),
 	)
 }
 
@@ -239,48 +281,71 @@ func (e *Edge) shed(next http.Handler) http.Handler {
 		default:
 			e.rejected.Add(r.Context(), 1, attrs)
 			w.Header().Set("Retry-After", "1")
+			// Overloaded: a caller that retries at once only adds load.
+			w.Header().Set(resilience.NoRetryHeader, "1")
 			web.Error(w, http.StatusServiceUnavailable, "overloaded: request shed")
 		}
 	})
 }
 
-func clientKey(r *http.Request) string {
-	if id := r.Header.Get(ClientIDHeader); id != "" && len(id) <= 64 {
-		return id
+// SignClientID returns the X-Client-ID value that names client id at an
+// edge with secret: id, a dot, and the first 16 bytes of HMAC-SHA256(secret,
+// id) in unpadded base64url.
+func SignClientID(secret, id string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(id))
+	return id + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// clientKey is who a request is from, for rate limiting: the signed client
+// ID when valid, else the remote IP address.
+func (e *Edge) clientKey(r *http.Request) string {
+	if e.cfg.ClientIDSecret != "" {
+		if v := r.Header.Get(ClientIDHeader); v != "" && len(v) <= 128 {
+			if i := strings.LastIndexByte(v, '.'); i > 0 && hmac.Equal([]byte(SignClientID(e.cfg.ClientIDSecret, v[:i])), []byte(v)) {
+				return "id:" + v[:i]
+			}
+		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		return "ip:" + r.RemoteAddr
 	}
-	return host
+	return "ip:" + host
 }
 
-func (e *Edge) limiter(key string, now time.Time) *rate.Limiter {
+// limiter is key's bucket. The map holds at most MaxClients buckets: a new
+// client evicts the least recently seen one, whose bucket was most likely
+// full anyway.
+func (e *Edge) limiter(key string) *rate.Limiter {
 	e.limMu.Lock()
 	defer e.limMu.Unlock()
-	cl, ok := e.limiters[key]
-	if !ok {
-		// Bound the map: a client that sends a fresh ID per request must not
-		// grow it without limit. Idle limiters are full buckets anyway.
-		if len(e.limiters) >= 10000 {
-			for k, v := range e.limiters {
-				if now.Sub(time.Unix(0, v.lastSeen.Load())) > time.Minute {
-					delete(e.limiters, k)
-				}
-			}
-		}
-		cl = &clientLimiter{lim: rate.NewLimiter(e.limit, burstFor(e.limit, e.cfg))}
-		e.limiters[key] = cl
+	if el, ok := e.limiters[key]; ok {
+		e.lru.MoveToFront(el)
+		return el.Value.(*clientLimiter).lim
 	}
-	cl.lastSeen.Store(now.UnixNano())
+	for e.lru.Len() >= e.cfg.MaxClients {
+		old := e.lru.Back()
+		e.lru.Remove(old)
+		delete(e.limiters, old.Value.(*clientLimiter).key)
+	}
+	cl := &clientLimiter{key: key, lim: rate.NewLimiter(e.limit, burstFor(e.limit, e.cfg))}
+	e.limiters[key] = e.lru.PushFront(cl)
 	return cl.lim
+}
+
+// Clients is the number of rate-limiter buckets held.
+func (e *Edge) Clients() int {
+	e.limMu.Lock()
+	defer e.limMu.Unlock()
+	return e.lru.Len()
 }
 
 func (e *Edge) rateLimit(next http.Handler) http.Handler {
 	attrs := metric.WithAttributes(attribute.String("reason", "rate_limited"))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now()
-		lim := e.limiter(clientKey(r), now)
+		lim := e.limiter(e.clientKey(r))
 		res := lim.ReserveN(now, 1)
 		if delay := res.DelayFrom(now); !res.OK() || delay > 0 {
 			res.CancelAt(now)
@@ -335,6 +400,10 @@ func (e *Edge) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(target)
 	pr.SetXForwarded()
 	pr.Out.Header.Set(web.RequestIDHeader, pr.In.Header.Get(web.RequestIDHeader))
+	// The API serves the request under what is left of the edge's timeout.
+	if dl, ok := pr.In.Context().Deadline(); ok {
+		resilience.SetTimeoutHeader(pr.Out.Header, time.Until(dl))
+	}
 }
 
 // Run checks every replica's /healthz each HealthInterval until ctx ends.

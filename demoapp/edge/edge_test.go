@@ -61,6 +61,7 @@ func TestSheddingAnswers503WithRetryAfterWhenFull(t *testing.T) {
 	resp := get(t, srv.URL+"/api/products/2")
 	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+	require.Equal(t, "1", resp.Header.Get("X-No-Retry"), "an overloaded tier says: don't retry")
 	close(release)
 	require.Equal(t, http.StatusOK, (<-done).StatusCode, "the request in flight still completes")
 }
@@ -68,16 +69,46 @@ func TestSheddingAnswers503WithRetryAfterWhenFull(t *testing.T) {
 func TestRateLimitingIsPerClientAndAnswers429WithRetryAfter(t *testing.T) {
 	api := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer api.Close()
-	_, srv := newEdge(t, edge.Config{RateLimit: 0.5, Burst: 2}, nil, api.URL)
+	_, srv := newEdge(t, edge.Config{RateLimit: 0.5, Burst: 2, ClientIDSecret: "s"}, nil, api.URL)
+	a, b := edge.SignClientID("s", "a"), edge.SignClientID("s", "b")
 
-	require.Equal(t, http.StatusOK, get(t, srv.URL+"/x", "X-Client-ID", "a").StatusCode)
-	require.Equal(t, http.StatusOK, get(t, srv.URL+"/x", "X-Client-ID", "a").StatusCode)
-	resp := get(t, srv.URL+"/x", "X-Client-ID", "a")
+	require.Equal(t, http.StatusOK, get(t, srv.URL+"/x", "X-Client-ID", a).StatusCode)
+	require.Equal(t, http.StatusOK, get(t, srv.URL+"/x", "X-Client-ID", a).StatusCode)
+	resp := get(t, srv.URL+"/x", "X-Client-ID", a)
 	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "the burst of 2 is spent")
 	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
 	require.NoError(t, err)
 	require.Equal(t, 2, secs, "at 0.5/s the next token is two seconds away")
-	require.Equal(t, http.StatusOK, get(t, srv.URL+"/x", "X-Client-ID", "b").StatusCode, "another client has its own bucket")
+	require.Equal(t, http.StatusOK, get(t, srv.URL+"/x", "X-Client-ID", b).StatusCode, "another signed client has its own bucket")
+}
+
+func TestRotatingAnUnsignedClientIDDoesNotBypassTheLimit(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer api.Close()
+	for _, secret := range []string{"", "s"} {
+		_, srv := newEdge(t, edge.Config{RateLimit: 0.5, Burst: 2, ClientIDSecret: secret}, nil, api.URL)
+		codes := map[int]int{}
+		for i := range 10 {
+			id := "client-" + strconv.Itoa(i)
+			if i%2 == 1 {
+				id = edge.SignClientID("not-the-secret", id)
+			}
+			codes[get(t, srv.URL+"/x", "X-Client-ID", id).StatusCode]++
+		}
+		require.Equal(t, 2, codes[http.StatusOK], "secret %q: ten IDs from one address share its bucket of 2", secret)
+		require.Equal(t, 8, codes[http.StatusTooManyRequests])
+	}
+}
+
+func TestTheLimiterMapHasAHardBound(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer api.Close()
+	e, srv := newEdge(t, edge.Config{RateLimit: 100, MaxClients: 5, ClientIDSecret: "s"}, nil, api.URL)
+	for i := range 50 {
+		require.Equal(t, http.StatusOK, get(t, srv.URL+"/x", "X-Client-ID", edge.SignClientID("s", strconv.Itoa(i))).StatusCode)
+		require.LessOrEqual(t, e.Clients(), 5)
+	}
+	require.Equal(t, 5, e.Clients())
 }
 
 func TestTheRateLimitFaultLowersAndRestoresTheLimit(t *testing.T) {

@@ -86,6 +86,7 @@ const (
 	kindCores    kind = "cores"      // CPU cores to burn, 0..NumCPU
 	kindMB       kind = "megabytes"  // bounded memory
 	kindTargets  kind = "components" // comma-separated component names
+	kindBool     kind = "bool"       // true or false
 )
 
 // Spec describes one flag of the catalogue.
@@ -126,6 +127,8 @@ var Catalog = func() []Spec {
 			Description: "CPU cores to keep busy (fractions allowed)"},
 		Spec{Name: "memory.leak", kind: kindMB, Example: "256",
 			Description: fmt.Sprintf("megabytes to leak, growing at 16 MB/s, at most %d", MaxLeakMB)},
+		Spec{Name: "api.unready", kind: kindBool, Example: "true",
+			Description: "API replicas fail their readiness check (/healthz answers 503), so the edge takes them out of rotation"},
 		Spec{Name: "dependency.unreachable", kind: kindTargets, Example: "store",
 			Description: "tiers whose callers cannot connect to them (api, cache, store)"},
 	)
@@ -159,6 +162,8 @@ type State struct {
 	EdgeRateLimit float64
 	CPUBurn       float64
 	MemoryLeakMB  int
+	// APIUnready fails the API replicas' readiness check (api.unready).
+	APIUnready bool
 }
 
 // Fail tells whether this request of component c should fail, by its error
@@ -250,6 +255,13 @@ func apply(st *State, spec Spec, raw string) (string, error) {
 		}
 		st.MemoryLeakMB = n
 		return strconv.Itoa(n), nil
+	case kindBool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return "", bad("want true or false")
+		}
+		st.APIUnready = b
+		return strconv.FormatBool(b), nil
 	case kindTargets:
 		var names []string
 		for part := range strings.SplitSeq(raw, ",") {

@@ -3,10 +3,13 @@ package faults_test
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,4 +141,65 @@ func TestTheAPIRecordsEveryChangeAsAnEvent(t *testing.T) {
 	require.NoError(t, err)
 	resp2.Body.Close()
 	require.Equal(t, http.StatusBadRequest, resp2.StatusCode)
+}
+
+func TestConcurrentSetsAndClearsLeaveSubscribersOnTheCurrentState(t *testing.T) {
+	ctx := context.Background()
+	for round := range 10 {
+		set := faults.New()
+		var mu sync.Mutex
+		var last *faults.State
+		set.Subscribe(func(s *faults.State) {
+			// A subscriber does work (the edge resets every limiter).
+			time.Sleep(time.Duration(rand.IntN(100)) * time.Microsecond)
+			mu.Lock()
+			last = s
+			mu.Unlock()
+		})
+		var wg sync.WaitGroup
+		begin := make(chan struct{})
+		for g := range 8 {
+			wg.Go(func() {
+				<-begin
+				for i := range 10 {
+					if (g+i)%3 == 0 {
+						_, _ = set.Clear(ctx, "edge.rate_limit", "test")
+						continue
+					}
+					_, err := set.Set(ctx, "edge.rate_limit", strconv.Itoa(1+g*100+i), "test")
+					require.NoError(t, err)
+				}
+			})
+		}
+		close(begin)
+		wg.Wait()
+		mu.Lock()
+		require.Equal(t, set.State().EdgeRateLimit, last.EdgeRateLimit,
+			"round %d: the last state a subscriber (the edge's limiter) saw is the current one", round)
+		mu.Unlock()
+	}
+}
+
+func TestTheFaultAPIOnATiersListenerRequiresTheToken(t *testing.T) {
+	set := faults.New()
+	srv := httptest.NewServer(faults.RequireToken("s3cret", set.Handler()))
+	defer srv.Close()
+	send := func(method, path, token string) int {
+		req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(`{"value":"1"}`))
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusUnauthorized, send(http.MethodPut, "/api/v1/demo/faults/store.shard_down", ""))
+	require.Equal(t, http.StatusUnauthorized, send(http.MethodPost, "/api/v1/demo/faults/store.shard_down", "wrong"))
+	require.Equal(t, http.StatusUnauthorized, send(http.MethodDelete, "/api/v1/demo/faults", ""))
+	require.Empty(t, set.Values(), "a refused call changes nothing")
+	require.Equal(t, http.StatusOK, send(http.MethodGet, "/api/v1/demo/faults", ""), "reads stay open")
+	require.Equal(t, http.StatusOK, send(http.MethodPut, "/api/v1/demo/faults/store.shard_down", "s3cret"))
+	require.True(t, set.State().ShardDown[1])
 }

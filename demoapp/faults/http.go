@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +20,9 @@ import (
 //	DELETE /api/v1/demo/faults         clear every flag
 //	GET    /api/v1/demo/events         recorded changes (?since=RFC3339&limit=N)
 //
-// Mutating calls are guarded by the listener's bearer token when one is set.
+// Mutating calls are guarded by the bearer token: on Burnrate's main
+// listener by the listener itself, on a tier's own listener by
+// RequireToken.
 func (s *Set) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/demo/faults", s.serveList)
@@ -155,4 +158,28 @@ func writeError(w http.ResponseWriter, code int, errType, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "errorType": errType, "error": msg})
+}
+
+// RequireToken guards the mutating calls of h (PUT, POST, DELETE) with the
+// bearer token, as Burnrate's main listener does for its whole API: a tier
+// that serves the fault API on its own listener must not let anyone who can
+// reach it break the platform. Reads stay open. An empty token guards
+// nothing.
+func RequireToken(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="burnrate"`)
+				writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }

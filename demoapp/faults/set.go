@@ -55,6 +55,10 @@ type Set struct {
 	values map[string]Value
 	state  atomic.Pointer[State]
 	subs   []func(*State)
+	// notifyMu orders calls to subscribers: each notification reads the
+	// newest State under it, so the last call any subscriber sees is the
+	// current State even when changes race.
+	notifyMu sync.Mutex
 }
 
 // Open opens (creating it if needed) the event database at file and returns
@@ -103,11 +107,25 @@ func (s *Set) State() *State { return s.state.Load() }
 // Subscribe calls fn with every new State (and once now). Components that
 // act on faults outside requests (CPU burn, memory leak, rate limits) use it.
 func (s *Set) Subscribe(fn func(*State)) {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
 	s.mu.Lock()
 	s.subs = append(s.subs, fn)
-	st := s.state.Load()
 	s.mu.Unlock()
-	fn(st)
+	fn(s.state.Load())
+}
+
+// notify calls every subscriber with the newest State.
+func (s *Set) notify() {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	s.mu.Lock()
+	subs := slices.Clone(s.subs)
+	s.mu.Unlock()
+	st := s.state.Load()
+	for _, fn := range subs {
+		fn(st)
+	}
 }
 
 // Values lists the active flags, in catalogue order.
@@ -138,12 +156,9 @@ func (s *Set) Set(ctx context.Context, name, raw, source string) (Value, error) 
 	s.mu.Lock()
 	v := Value{Name: name, Value: canon, SetAt: s.now().UTC()}
 	s.values[name] = v
-	st := s.publishLocked()
-	subs := slices.Clone(s.subs)
+	s.publishLocked()
 	s.mu.Unlock()
-	for _, fn := range subs {
-		fn(st)
-	}
+	s.notify()
 	s.logger.Info("fault set", "flag", name, "value", canon, "source", source)
 	return v, s.record(ctx, Event{At: v.SetAt, Kind: EventSet, Flag: name, Value: canon, Source: source})
 }
@@ -166,15 +181,12 @@ func (s *Set) Clear(ctx context.Context, name, source string) ([]string, error) 
 		}
 	}
 	sort.Strings(cleared)
-	st := s.publishLocked()
-	subs := slices.Clone(s.subs)
+	s.publishLocked()
 	s.mu.Unlock()
 	if len(cleared) == 0 {
 		return nil, nil
 	}
-	for _, fn := range subs {
-		fn(st)
-	}
+	s.notify()
 	at := s.now().UTC()
 	for _, n := range cleared {
 		s.logger.Info("fault cleared", "flag", n, "source", source)
@@ -186,7 +198,7 @@ func (s *Set) Clear(ctx context.Context, name, source string) ([]string, error) 
 }
 
 // publishLocked rebuilds the State from the active values.
-func (s *Set) publishLocked() *State {
+func (s *Set) publishLocked() {
 	st := &State{CacheMode: CacheOn}
 	for _, spec := range Catalog {
 		if v, ok := s.values[spec.Name]; ok {
@@ -195,7 +207,6 @@ func (s *Set) publishLocked() *State {
 		}
 	}
 	s.state.Store(st)
-	return st
 }
 
 func (s *Set) record(ctx context.Context, e Event) error {

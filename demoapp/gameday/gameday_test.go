@@ -14,6 +14,7 @@ import (
 
 	"github.com/burnrate/burnrate/demoapp/faults"
 	"github.com/burnrate/burnrate/demoapp/gameday"
+	"github.com/burnrate/burnrate/sloengine"
 )
 
 func TestTheFourShippedScenariosParse(t *testing.T) {
@@ -149,4 +150,26 @@ timeline:
 	require.Contains(t, md, "not measured (expected 5m0s)")
 	require.Contains(t, md, "set store.shard_down = 1")
 	require.Contains(t, md, "**Score: ")
+}
+
+func TestTheShippedScenariosTakeTheirTimesFromSLOsThatExist(t *testing.T) {
+	all, err := gameday.Embedded()
+	require.NoError(t, err)
+	slos, err := sloengine.Examples()
+	require.NoError(t, err)
+	ids := map[string]bool{}
+	for _, s := range slos {
+		ids[s.ID] = true
+	}
+	for _, s := range all {
+		for _, st := range s.Timeline {
+			for _, e := range st.Expect {
+				if e.Workbook == nil {
+					continue
+				}
+				require.True(t, ids[e.Workbook.SLO], "%s: %s names SLO %s, which burnrate up does not load", s.Name, e.Name, e.Workbook.SLO)
+				require.Zero(t, e.Within, "%s: %s: the workbook sets the time, not a hand-set within", s.Name, e.Name)
+			}
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"sort"
@@ -27,7 +28,16 @@ type Options struct {
 	Token string
 	// Poll is how often signals are checked. Default 2s.
 	Poll time.Duration
-	// Pager finds pages; default QueryPager on URL.
+	// History, when above 0, is the steady state written (remote write)
+	// before the drill: that much good traffic at the scenario's rate, so
+	// that every alert window up to it is full when the first fault comes.
+	History time.Duration
+	// TimeScale, above 1, runs the scenario's timeline that many times
+	// faster (steps, duration, hand-set within, load shape times): a smoke
+	// run that exercises a scenario end to end in seconds. Workbook times are
+	// not scaled, so its scores say little; the report says so.
+	TimeScale float64
+	// Pager finds pages; default AlertsPager on URL.
 	Pager  Pager
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -110,6 +120,28 @@ type Result struct {
 	After    time.Duration // from the step to the signal
 	Score    float64       // 0..100
 	Err      string
+	// Failed is set when a query, the pager or the SLO API failed while
+	// watching: the drill measured nothing reliable and scores 0.
+	Failed bool
+	// Within is the expected time used for the score: the scenario's, or
+	// the workbook's (then WithinWhy shows the arithmetic).
+	Within    time.Duration
+	WithinWhy string
+	// ErrorRatio is the bad fraction of the drill's answers from the step
+	// to the detection (or the next step); Answers how many there were.
+	// NaN when there is no workbook.
+	ErrorRatio float64
+	Answers    int
+	// BurnRate is the SLO's burn rate over the workbook window when the
+	// signal came (NaN when unknown).
+	BurnRate float64
+	// TooEarly flags a detection sooner than TooEarlyFraction of the
+	// workbook time.
+	TooEarly bool
+	// condition, from the SLO, for the workbook arithmetic.
+	factor float64
+	window time.Duration
+	budget float64
 }
 
 // Report is a drill's outcome.
@@ -121,11 +153,23 @@ type Report struct {
 	Events   []string
 	Load     load.Report
 	LoadErr  string
+	// Void lists why the drill measured nothing reliable (failed queries,
+	// pager or SLO API); a void drill scores 0.
+	Void []string
+	// BudgetConsumed is, per SLO a workbook names, the share of its error
+	// budget spent during the drill (NaN when unknown).
+	BudgetConsumed map[string]float64
+	// FaultEvents are the fault changes recorded by Burnrate's event store
+	// during the drill; FailingTraces example failed traces through the edge.
+	FaultEvents   []FaultEvent
+	FailingTraces []string
+	// History says how the steady state before the first fault was made.
+	History string
 }
 
-// Score is the mean score of the expectations, 0..100.
+// Score is the mean score of the expectations, 0..100; 0 for a void drill.
 func (r *Report) Score() float64 {
-	if len(r.Results) == 0 {
+	if len(r.Results) == 0 || len(r.Void) > 0 {
 		return 0
 	}
 	var s float64
@@ -166,11 +210,16 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.TimeScale > 1 {
+		s = s.scaled(o.TimeScale)
+	}
 	q := &Querier{Base: strings.TrimSuffix(o.URL, "/"), HTTP: &http.Client{Timeout: 10 * time.Second}}
 	if o.Pager == nil {
 		o.Pager = AlertsPager{Base: q.Base, HTTP: q.HTTP}
 	}
 	fc := &faultClient{base: strings.TrimSuffix(o.URL, "/"), token: o.Token, http: &http.Client{Timeout: 10 * time.Second}}
+	a := &api{base: q.Base, http: q.HTTP}
+	var ans answers
 	// The drill starts from a clean platform.
 	if err := fc.clear(ctx, ""); err != nil {
 		return nil, fmt.Errorf("gameday: cannot reach the fault API at %s: %w", o.URL, err)
@@ -178,7 +227,28 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 
 	ctx, cancel := context.WithTimeout(ctx, s.Duration+30*time.Second)
 	defer cancel()
-	rep := &Report{Scenario: s, Started: o.Now()}
+	rep := &Report{Scenario: s, Started: o.Now(), BudgetConsumed: map[string]float64{}}
+	if o.History > 0 {
+		n, err := writeHistory(ctx, q, o.Token, s.Load.Rate, o.History, rep.Started)
+		if err != nil {
+			rep.Void = append(rep.Void, "steady-state history: "+err.Error())
+			rep.History = "not written: " + err.Error()
+		} else {
+			rep.History = historyText(o.History, s.Load.Rate, n)
+		}
+	}
+	consumedAtStart := map[string]float64{}
+	for _, id := range s.workbookSLOs() {
+		st, err := a.slo(ctx, id)
+		switch {
+		case err != nil:
+			rep.Void = append(rep.Void, fmt.Sprintf("SLO %s: %v", id, err))
+		case st.BudgetConsumed != nil:
+			consumedAtStart[id] = *st.BudgetConsumed
+		default:
+			consumedAtStart[id] = 0 // not evaluated yet: nothing spent
+		}
+	}
 	var mu sync.Mutex
 	event := func(format string, args ...any) {
 		mu.Lock()
@@ -191,7 +261,9 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 	var wg sync.WaitGroup
 	drillEnd := rep.Started.Add(s.Duration)
 	wg.Go(func() {
-		lr, err := load.Run(ctx, s.loadOptions(o.EdgeURL), nil)
+		lo := s.loadOptions(o.EdgeURL)
+		lo.OnResult = ans.add
+		lr, err := load.Run(ctx, lo, nil)
 		mu.Lock()
 		rep.Load = lr
 		if err != nil {
@@ -237,25 +309,90 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 		results[i] = make([]Result, len(st.Expect))
 		for j, e := range st.Expect {
 			wg.Go(func() {
-				results[i][j] = watch(ctx, o, q, i, e, at, drillEnd, event)
+				results[i][j] = watch(ctx, o, q, a, i, e, at, drillEnd, event)
 			})
 		}
 	}
 	wg.Wait()
 	rep.Ended = o.Now()
-	for _, rs := range results {
+	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer fcancel()
+	for i, rs := range results {
+		end := drillEnd
+		if i+1 < len(s.Timeline) {
+			end = rep.Started.Add(s.Timeline[i+1].At)
+		}
+		for j := range rs {
+			judge(fctx, a, &rs[j], &ans, end, drillEnd)
+			if rs[j].Failed {
+				rep.Void = append(rep.Void, fmt.Sprintf("%s: %s", rs[j].Expect.Name, rs[j].Err))
+			}
+		}
 		rep.Results = append(rep.Results, rs...)
 	}
+	for _, id := range s.workbookSLOs() {
+		rep.BudgetConsumed[id] = math.NaN()
+		st, err := a.slo(fctx, id)
+		if err != nil {
+			rep.Void = append(rep.Void, fmt.Sprintf("SLO %s: %v", id, err))
+			continue
+		}
+		if start, ok := consumedAtStart[id]; ok && st.BudgetConsumed != nil {
+			rep.BudgetConsumed[id] = *st.BudgetConsumed - start
+		}
+	}
+	var err error
+	if rep.FaultEvents, err = a.events(fctx, rep.Started); err != nil {
+		rep.Void = append(rep.Void, "fault events: "+err.Error())
+	}
+	// Example failures are a help, not a measurement: a trace store that
+	// does not answer leaves the list empty.
+	rep.FailingTraces, _ = a.failingTraces(fctx, rep.Started, rep.Ended, 5)
 	return rep, nil
+}
+
+// scaled is a copy of s with its times divided by k.
+func (s *Scenario) scaled(k float64) *Scenario {
+	d := func(x time.Duration) time.Duration { return time.Duration(float64(x) / k) }
+	c := *s
+	c.Title += fmt.Sprintf(" (time scaled 1/%g: a smoke run, detection times are not comparable)", k)
+	c.Duration = d(s.Duration)
+	c.Load.Period, c.Load.SpikeAt, c.Load.SpikeLength = d(s.Load.Period), d(s.Load.SpikeAt), d(s.Load.SpikeLength)
+	c.Timeline = make([]Step, len(s.Timeline))
+	for i, st := range s.Timeline {
+		st.At = d(st.At)
+		st.Expect = append([]Expectation(nil), st.Expect...)
+		for j := range st.Expect {
+			st.Expect[j].Within = d(st.Expect[j].Within)
+		}
+		c.Timeline[i] = st
+	}
+	return &c
+}
+
+// workbookSLOs lists the SLOs the scenario's workbooks name, sorted.
+func (s *Scenario) workbookSLOs() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, st := range s.Timeline {
+		for _, e := range st.Expect {
+			if e.Workbook != nil && !seen[e.Workbook.SLO] {
+				seen[e.Workbook.SLO] = true
+				out = append(out, e.Workbook.SLO)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // watch polls for an expectation's signal. A positive expectation gives up
 // at three times its expected time (or the end of the drill, if later is
 // not possible); a never-expectation watches until the drill ends.
-func watch(ctx context.Context, o Options, q *Querier, step int, e Expectation, at, drillEnd time.Time, event func(string, ...any)) Result {
-	res := Result{Step: step, Expect: e, StepAt: at}
+func watch(ctx context.Context, o Options, q *Querier, a *api, step int, e Expectation, at, drillEnd time.Time, event func(string, ...any)) Result {
+	res := Result{Step: step, Expect: e, StepAt: at, Within: e.Within, ErrorRatio: math.NaN(), BurnRate: math.NaN()}
 	deadline := drillEnd
-	if !e.Never {
+	if !e.Never && e.Workbook == nil {
 		deadline = at.Add(3 * e.Within)
 		if deadline.After(drillEnd) {
 			deadline = drillEnd
@@ -272,12 +409,23 @@ func watch(ctx context.Context, o Options, q *Querier, step int, e Expectation, 
 			ok, err = q.Nonempty(ctx, e.Query)
 		}
 		if err != nil {
-			res.Err = err.Error()
+			res.Err, res.Failed = err.Error(), true
 		}
 		now := o.Now()
 		if ok {
 			res.Detected, res.After = true, now.Sub(at)
 			event("signal %q after %s", e.Name, res.After.Round(time.Second))
+			if wb := e.Workbook; wb != nil {
+				st, err := a.slo(ctx, wb.SLO)
+				if err == nil {
+					res.factor, res.window, err = wb.condition(st)
+					res.budget = st.ErrorBudget
+					res.BurnRate = st.burnRate(res.window)
+				}
+				if err != nil {
+					res.Err, res.Failed = "SLO API: "+err.Error(), true
+				}
+			}
 			break
 		}
 		if !now.Before(deadline) {
@@ -286,13 +434,57 @@ func watch(ctx context.Context, o Options, q *Querier, step int, e Expectation, 
 		select {
 		case <-ctx.Done():
 			res.Err = "drill ended before the signal"
-			res.Score = score(e, false, 0)
 			return res
 		case <-t.C:
 		}
 	}
-	res.Score = score(e, res.Detected, res.After)
 	return res
+}
+
+// judge computes a result's expected time (from the workbook when given)
+// and its score. end is when the fault's stretch ended (next step or drill
+// end), used for the error ratio when nothing was detected.
+func judge(ctx context.Context, a *api, res *Result, ans *answers, end, drillEnd time.Time) {
+	e := res.Expect
+	if wb := e.Workbook; wb != nil && !e.Never {
+		if res.factor == 0 && !res.Failed {
+			st, err := a.slo(ctx, wb.SLO)
+			if err == nil {
+				res.factor, res.window, err = wb.condition(st)
+				res.budget = st.ErrorBudget
+			}
+			if err != nil {
+				res.Err, res.Failed = "SLO API: "+err.Error(), true
+			}
+		}
+		to := end
+		if res.Detected {
+			to = res.StepAt.Add(res.After)
+		}
+		res.ErrorRatio, res.Answers = ans.ratio(res.StepAt, to, wb.SlowerThan)
+		if res.factor > 0 {
+			res.Within = detectionTime(res.factor, res.budget, res.ErrorRatio, res.window)
+			res.WithinWhy = fmt.Sprintf("%g × %.4g / %.4f × %s", res.factor, res.budget, res.ErrorRatio, res.window)
+		}
+		if res.Within <= 0 {
+			res.Score = 0
+			return
+		}
+		beyond := res.StepAt.Add(res.Within).After(drillEnd)
+		switch {
+		case res.Detected && res.After < time.Duration(TooEarlyFraction*float64(res.Within)):
+			res.TooEarly = true
+			res.Score = 0
+			return
+		case !res.Detected && beyond:
+			// The math says the tier cannot fire within the drill at the
+			// error ratio the fault caused: not firing is right.
+			res.Score = 100
+			return
+		}
+		e.Within = res.Within
+	}
+	res.Score = score(e, res.Detected, res.After)
 }
 
 func sleepUntil(ctx context.Context, t time.Time, now func() time.Time) bool {

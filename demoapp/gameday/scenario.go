@@ -25,6 +25,13 @@
 //	  - at: 4m
 //	    clear: [store.shard_down]
 //
+// With workbook: {slo: ID, tier: page} (or factor: F, window: W) instead of
+// within, the expected time is the SRE workbook's detection time for the
+// error ratio measured during the fault, factor × budget / ratio × window,
+// and a detection sooner than half of it is flagged as too early (the
+// alert windows were not full, or the signal was there before the fault).
+// A drill whose queries or pager failed scores 0 and says why.
+//
 // An expectation is met when its query first returns a non-empty vector (or,
 // for page, when the alert fires) after the step's time; never: true turns it
 // into "must not happen before the drill ends". acknowledge_within and
@@ -96,8 +103,12 @@ type Expectation struct {
 	Query string `yaml:"query"`
 	// Page names an SLO (or an alert); the signal is a page for it (see Pager).
 	Page string `yaml:"page"`
-	// Within is the workbook's expected time from the step to the signal.
+	// Within is the expected time from the step to the signal, set by
+	// hand; Workbook computes it from the SLO instead (and wins).
 	Within time.Duration `yaml:"within"`
+	// Workbook names the SLO alert condition the signal stands for, so the
+	// expected time follows from the error ratio measured during the fault.
+	Workbook *Workbook `yaml:"workbook"`
 	// Never inverts the expectation: the signal must not appear.
 	Never bool `yaml:"never"`
 	// AcknowledgeWithin and ResolveWithin are the workbook's response
@@ -134,8 +145,13 @@ func (s *Scenario) Validate() error {
 				return fmt.Errorf("timeline[%d].expect[%d].name: must not be empty", i, j)
 			case (e.Query == "") == (e.Page == ""):
 				return fmt.Errorf("timeline[%d].expect[%d]: give exactly one of query or page", i, j)
-			case e.Within <= 0 && !e.Never:
-				return fmt.Errorf("timeline[%d].expect[%d].within: must be above 0", i, j)
+			case e.Within <= 0 && !e.Never && e.Workbook == nil:
+				return fmt.Errorf("timeline[%d].expect[%d].within: must be above 0 (or give workbook)", i, j)
+			}
+			if e.Workbook != nil {
+				if err := e.Workbook.validate(); err != nil {
+					return fmt.Errorf("timeline[%d].expect[%d].workbook: %w", i, j, err)
+				}
 			}
 		}
 	}

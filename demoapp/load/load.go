@@ -29,6 +29,8 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/burnrate/burnrate/demoapp/edge"
 )
 
 // Shapes are the traffic shapes.
@@ -66,7 +68,7 @@ type Options struct {
 	SpikeAt     time.Duration
 	SpikeLength time.Duration
 	// Clients is the number of simulated clients (X-Client-ID), each rate
-	// limited separately by the edge. Default 10.
+	// limited separately by the edge when ClientSecret signs them. Default 10.
 	Clients int
 	// Keys is the number of products; ZipfS the Zipf exponent (> 1) of their
 	// popularity. Defaults 2000 and 1.1.
@@ -82,6 +84,13 @@ type Options struct {
 	MaxWorkers uint64
 	// Seed makes key and endpoint choices reproducible (0: random).
 	Seed int64
+	// OnResult, when set, is called with every answer as it arrives (from
+	// one goroutine), for callers that slice a run by time (game days).
+	OnResult func(Result)
+	// ClientSecret, the edge's demo.client_id_secret, signs each simulated
+	// client's X-Client-ID so that the edge limits them separately; without
+	// it every request counts against this machine's address.
+	ClientSecret string
 }
 
 func (o Options) withDefaults() Options {
@@ -201,12 +210,39 @@ func parseMix(s string) ([]endpoint, error) {
 	return out, nil
 }
 
+// Result is one answer, for Options.OnResult.
+type Result struct {
+	// At is when the request was sent.
+	At      time.Time
+	Code    int
+	Latency time.Duration
+}
+
+// LateThreshold is how far behind its schedule an arrival must be sent to
+// count as late.
+const LateThreshold = 10 * time.Millisecond
+
 // Report is a run's result. Its JSON form is what --report writes.
 type Report struct {
 	Requests    uint64         `json:"requests"`
 	AchievedRPS float64        `json:"achieved_rps"`
 	Latency     Latency        `json:"latency_ms"`
 	Status      map[string]int `json:"status"`
+	// LatencyByClass splits the latency by status class: 2xx, 3xx, 4xx,
+	// 5xx and "no answer". Fast 429s and 503s mixed into one p99 hide how
+	// slow the successful answers were.
+	LatencyByClass map[string]Latency `json:"latency_ms_by_class"`
+	// Late counts arrivals sent more than LateThreshold after they were
+	// due, because every worker was busy (MaxWorkers): the generator
+	// stopped being an open model there, and latency measured from the
+	// send time understates what users would see (coordinated omission).
+	// MaxLateMS is the worst delay.
+	Late      uint64  `json:"late_arrivals"`
+	MaxLateMS float64 `json:"max_late_ms"`
+	// RateLimited counts 429 answers; Warnings says when they (or late
+	// arrivals) mean the run did not measure what was asked.
+	RateLimited int      `json:"rate_limited"`
+	Warnings    []string `json:"warnings"`
 
 	Duration time.Duration `json:"-"`
 	Errors   []string      `json:"-"`
@@ -229,6 +265,12 @@ func (r Report) Text() string {
 	fmt.Fprintf(&b, "requests      %d in %s\n", r.Requests, r.Duration.Round(time.Millisecond))
 	fmt.Fprintf(&b, "achieved rate %.1f/s\n", r.AchievedRPS)
 	fmt.Fprintf(&b, "latency ms    p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
+	for _, c := range classes {
+		if l, ok := r.LatencyByClass[c]; ok {
+			fmt.Fprintf(&b, "  %-11s p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", c, l.P50, l.P90, l.P99, l.Max)
+		}
+	}
+	fmt.Fprintf(&b, "late arrivals %d (max %.1f ms behind schedule)\n", r.Late, r.MaxLateMS)
 	codes := make([]string, 0, len(r.Status))
 	for c := range r.Status {
 		codes = append(codes, c)
@@ -253,7 +295,56 @@ func (r Report) Text() string {
 		}
 		fmt.Fprintf(&b, "error         %s\n", e)
 	}
+	for _, w := range r.Warnings {
+		fmt.Fprintf(&b, "WARNING       %s\n", w)
+	}
 	return b.String()
+}
+
+// classes are the status classes of LatencyByClass, in display order.
+var classes = []string{"2xx", "3xx", "4xx", "5xx", "no answer"}
+
+func class(code uint16) string {
+	if code == 0 || code > 599 {
+		return "no answer"
+	}
+	return strconv.Itoa(int(code/100)) + "xx"
+}
+
+// due is when arrival seq (0-based) was scheduled, from the run's start.
+func (o Options) due(seq uint64) time.Duration {
+	c, want := o.curve(), float64(seq+1)
+	lo, hi := 0.0, o.Duration.Seconds()
+	for range 60 {
+		mid := (lo + hi) / 2
+		if c.hits(mid) >= want {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return time.Duration(hi * float64(time.Second))
+}
+
+// warnings explains why a run may not have measured what was asked.
+func (r *Report) warnings(o Options) {
+	if r.Requests == 0 {
+		return
+	}
+	if f := float64(r.RateLimited) / float64(r.Requests); f > 0.01 {
+		w := fmt.Sprintf("the edge's rate limit capped the load: %d of %d requests (%.0f%%) were answered 429, so the target saw about %.1f/s of the %.1f/s asked",
+			r.RateLimited, r.Requests, 100*f, r.AchievedRPS*(1-f), o.Rate)
+		if o.ClientSecret == "" {
+			w += "; all load counts as one client (this address): pass --client-secret to sign the simulated clients, or raise demo.rate_limit"
+		} else {
+			w += "; raise demo.rate_limit or --clients"
+		}
+		r.Warnings = append(r.Warnings, w)
+	}
+	if f := float64(r.Late) / float64(r.Requests); f > 0.01 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("the generator saturated: %d arrivals (%.0f%%) were sent up to %.0f ms late because all %d workers were busy; latencies understate what users would see (coordinated omission)",
+			r.Late, 100*f, r.MaxLateMS, o.MaxWorkers))
+	}
 }
 
 // Run sends load until the shape's duration or count is reached or ctx
@@ -273,7 +364,7 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 	atk := vegeta.NewAttacker(
 		vegeta.Timeout(o.Timeout),
 		vegeta.KeepAlive(true),
-		vegeta.Workers(64),
+		vegeta.Workers(min(64, o.MaxWorkers)),
 		vegeta.MaxWorkers(o.MaxWorkers),
 		vegeta.Connections(10000),
 		vegeta.MaxBody(0),
@@ -296,13 +387,27 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 
 	start := time.Now()
 	res := atk.Attack(tr, pacer{c: o.curve(), max: o.MaxRequests}, o.Duration, "burnrate")
-	rep := Report{Status: map[string]int{}}
+	rep := Report{Status: map[string]int{}, LatencyByClass: map[string]Latency{}, Warnings: []string{}}
 	lat := make([]time.Duration, 0, int(min(o.Expected()*1.1, 1e7)))
+	byClass := map[string][]time.Duration{}
 	errs := map[string]bool{}
+	var maxLate time.Duration
 	for r := range res {
 		rep.Requests++
 		lat = append(lat, r.Latency)
+		c := class(r.Code)
+		byClass[c] = append(byClass[c], r.Latency)
 		rep.Status[strconv.Itoa(int(r.Code))]++
+		if r.Code == http.StatusTooManyRequests {
+			rep.RateLimited++
+		}
+		if o.OnResult != nil {
+			o.OnResult(Result{At: r.Timestamp, Code: int(r.Code), Latency: r.Latency})
+		}
+		if late := r.Timestamp.Sub(start) - o.due(r.Seq); late > LateThreshold {
+			rep.Late++
+			maxLate = max(maxLate, late)
+		}
 		if r.Code == 0 && r.Error != "" && len(errs) < 100 {
 			errs[r.Error] = true
 		}
@@ -322,6 +427,11 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 		rep.AchievedRPS = math.Round(float64(rep.Requests)/rep.Duration.Seconds()*10) / 10
 	}
 	rep.Latency = quantiles(lat)
+	for c, l := range byClass {
+		rep.LatencyByClass[c] = quantiles(l)
+	}
+	rep.MaxLateMS = ms(maxLate)
+	rep.warnings(o)
 	return rep, nil
 }
 
@@ -358,6 +468,13 @@ func newTargeter(o Options) (vegeta.Targeter, error) {
 	rng := rand.New(rand.NewSource(seed))
 	zipf := rand.NewZipf(rng, o.ZipfS, 1, uint64(o.Keys-1))
 	base := strings.TrimSuffix(o.Target, "/")
+	clientIDs := make([]string, o.Clients)
+	for i := range clientIDs {
+		clientIDs[i] = "client-" + strconv.Itoa(i)
+		if o.ClientSecret != "" {
+			clientIDs[i] = edge.SignClientID(o.ClientSecret, clientIDs[i])
+		}
+	}
 	var mu sync.Mutex
 	return func(t *vegeta.Target) error {
 		mu.Lock()
@@ -376,7 +493,7 @@ func newTargeter(o Options) (vegeta.Targeter, error) {
 			n -= e.weight
 		}
 		t.Header = http.Header{}
-		t.Header.Set("X-Client-ID", "client-"+strconv.Itoa(client))
+		t.Header.Set(edge.ClientIDHeader, clientIDs[client])
 		t.Body = nil
 		switch name {
 		case "product":

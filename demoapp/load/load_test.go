@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/burnrate/burnrate/demoapp/edge"
+	"github.com/burnrate/burnrate/demoapp/faults"
+	"github.com/burnrate/burnrate/demoapp/telemetry"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
@@ -94,7 +98,8 @@ func TestARunIsBoundedInCountAndReportsStatusAndLatency(t *testing.T) {
 	require.NoError(t, err)
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(b, &m))
-	require.ElementsMatch(t, []string{"requests", "achieved_rps", "latency_ms", "status"}, keys(m))
+	require.ElementsMatch(t, []string{"requests", "achieved_rps", "latency_ms", "status", "latency_ms_by_class",
+		"late_arrivals", "max_late_ms", "rate_limited", "warnings"}, keys(m))
 	require.ElementsMatch(t, []string{"p50", "p90", "p99", "max"}, keys(m["latency_ms"].(map[string]any)))
 	require.Contains(t, rep.Text(), "503: 10")
 }
@@ -135,4 +140,68 @@ func TestTheTargeterFollowsTheMixAndZipfPopularity(t *testing.T) {
 	require.Len(t, clients, 3)
 	require.Greater(t, products["0"], products["10"], "lower keys are more popular")
 	require.Greater(t, products["0"], 5000*9/10/20, "the most popular key gets a large share")
+}
+
+func TestLatencyIsReportedPerStatusClass(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%2 == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable) // fast failures
+			return
+		}
+		time.Sleep(30 * time.Millisecond)
+	}))
+	defer srv.Close()
+	rep, err := Run(context.Background(), Options{Target: srv.URL, Rate: 200, Duration: 10 * time.Second, MaxRequests: 20, Seed: 1}, nil)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"2xx", "5xx"}, keys(toAny(rep.LatencyByClass)))
+	require.GreaterOrEqual(t, rep.LatencyByClass["2xx"].P50, 30.0, "the successes' own percentiles, not diluted by fast 503s")
+	require.Contains(t, rep.Text(), "5xx")
+}
+
+func toAny[V any](m map[string]V) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func TestArrivalsSentLateBySaturationAreCountedAndWarnedAbout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		time.Sleep(50 * time.Millisecond)
+	}))
+	defer srv.Close()
+	// 100/s into one worker that needs 50ms a request: arrival n is due at
+	// n×10ms but can only leave at n×50ms.
+	rep, err := Run(context.Background(), Options{Target: srv.URL, Rate: 100, Duration: 10 * time.Second, MaxRequests: 10, MaxWorkers: 1, Seed: 1}, nil)
+	require.NoError(t, err)
+	require.Equal(t, uint64(10), rep.Requests)
+	require.GreaterOrEqual(t, rep.Late, uint64(7))
+	require.GreaterOrEqual(t, rep.MaxLateMS, 200.0)
+	require.Len(t, rep.Warnings, 1)
+	require.Contains(t, rep.Warnings[0], "coordinated omission")
+}
+
+func TestAWarningSaysWhenTheEdgesRateLimitCapsTheLoad(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer api.Close()
+	tel, err := telemetry.New(context.Background(), "demo-edge", "t", telemetry.Options{})
+	require.NoError(t, err)
+	e, err := edge.New(edge.Config{RateLimit: 10, Burst: 5, ClientIDSecret: "s"}, []string{api.URL}, faults.New(), tel)
+	require.NoError(t, err)
+	srv := httptest.NewServer(e.Handler())
+	defer srv.Close()
+
+	rep, err := Run(context.Background(), Options{Target: srv.URL, Rate: 200, Duration: 10 * time.Second, MaxRequests: 40, Seed: 1, Mix: "product:1"}, nil)
+	require.NoError(t, err)
+	require.Greater(t, rep.RateLimited, 20, "one address, a burst of 5 at 10/s")
+	require.Len(t, rep.Warnings, 1)
+	require.Contains(t, rep.Warnings[0], "rate limit capped the load")
+	require.Contains(t, rep.Warnings[0], "--client-secret")
+
+	// Signed, ten clients each get their own bucket of 5: the 40 fit.
+	rep, err = Run(context.Background(), Options{Target: srv.URL, Rate: 200, Duration: 10 * time.Second, MaxRequests: 40, Seed: 1, Mix: "product:1", Clients: 10, ClientSecret: "s"}, nil)
+	require.NoError(t, err)
+	require.Less(t, rep.RateLimited, 10)
 }

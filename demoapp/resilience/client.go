@@ -2,22 +2,33 @@
 // a timeout, idempotent calls are retried with exponential backoff and jitter,
 // and every dependency has its own circuit breaker.
 //
-// The rules, and why:
-//   - Timeout on every attempt. A hop without one turns a slow dependency into
-//     a pile of stuck goroutines upstream; the edge's budget is split across
-//     hops so that an inner hop gives up before its caller does.
-//   - Retries only for idempotent methods (GET, HEAD, PUT, DELETE). Retrying a
-//     POST that timed out may place the order twice. Only failures that a new
-//     attempt can fix are retried: connection errors, timeouts, 502, 503, 504.
-//     A 500 is the dependency's answer, not a transport accident.
+// The rules, and why (the Google SRE book's chapter on cascading failures):
+//   - A deadline, not only a timeout. Each attempt is bounded by the nearer of
+//     its own timeout and the caller's deadline, and the time left travels to
+//     the next hop in TimeoutHeader, which serves the request under it. So no
+//     hop works on a request its caller has given up on, and config
+//     validation checks that each hop's Budget fits in its caller's timeout.
+//   - Retries at one layer only. In the demo only the cache retries (its calls
+//     to the store shards); the API and the edge make one attempt. A tier
+//     whose own retries failed answers with NoRetryHeader, and a 502 (what
+//     failed is behind the dependency) is never retried, so one user request
+//     does not become attempts-to-the-power-of-layers calls on the shard.
+//   - Retries only for idempotent methods (GET, HEAD, PUT, DELETE), and only
+//     for failures that a new attempt may fix: no answer (refused, reset,
+//     timed out), 503, 504. A 500 is the dependency's answer.
+//   - A retry budget per client: retries are at most RetryBudget (10%) of
+//     calls over time, plus a small burst. Under an outage the load on the
+//     failing dependency grows by 10%, not by the attempt count.
+//   - Retry-After is honoured: a retry never comes sooner than the answer
+//     asked, and when that is longer than the backoff cap the call is not
+//     retried at all; the caller degrades (stale copy) or fails at once.
 //   - Backoff with full jitter, few attempts, so that retries spread out
-//     instead of arriving as synchronised waves that keep a recovering
-//     dependency down (retry storms).
+//     instead of arriving as synchronised waves (retry storms).
 //   - A circuit breaker per dependency (per shard for the store) opens after
-//     consecutive failures and fails calls at once while open, which both
-//     protects the dependency and frees the caller to degrade (serve stale).
-//     After OpenTimeout one probe is let through (half-open); success closes
-//     it again.
+//     consecutive failures (no answer, 503, 504) and fails calls at once while
+//     open, which both protects the dependency and frees the caller to
+//     degrade. After OpenTimeout one probe is let through (half-open); success
+//     closes it again. 500 and 502 answers do not count: the dependency is up.
 package resilience
 
 import (
@@ -28,6 +39,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -63,6 +75,25 @@ type Config struct {
 	FailuresToOpen uint32
 	// OpenTimeout is how long the breaker stays open before probing. Default 2s.
 	OpenTimeout time.Duration
+	// RetryBudget is the fraction of calls that may be retried, over time;
+	// RetryBurst the retries allowed at once (the bucket starts full).
+	// Defaults 0.1 and 10, as the SRE book's per-client retry budget.
+	RetryBudget float64
+	RetryBurst  float64
+}
+
+// Budget is the longest a call can take: every attempt's timeout plus the
+// longest backoff between them (the cap, jitter included). A caller's
+// timeout must be longer, or its dependency's retries outlast it.
+func (c Config) Budget() time.Duration {
+	c = c.withDefaults()
+	total := time.Duration(c.MaxAttempts) * c.Timeout
+	wait := c.BackoffInitial
+	for range c.MaxAttempts - 1 {
+		total += min(c.BackoffMax, time.Duration(float64(wait)*1.5))
+		wait *= 2
+	}
+	return total
 }
 
 func (c Config) withDefaults() Config {
@@ -84,6 +115,12 @@ func (c Config) withDefaults() Config {
 	if c.OpenTimeout <= 0 {
 		c.OpenTimeout = 2 * time.Second
 	}
+	if c.RetryBudget <= 0 {
+		c.RetryBudget = 0.1
+	}
+	if c.RetryBurst <= 0 {
+		c.RetryBurst = 10
+	}
 	return c
 }
 
@@ -102,7 +139,9 @@ type Client struct {
 	breaker     *gobreaker.CircuitBreaker[*Response]
 	unreachable func() bool
 	retries     metric.Int64Counter
-	attrs       metric.MeasurementOption
+	attrs       metric.AddOption
+	skipped     metric.AddOption
+	budget      *budget
 }
 
 // Pool holds the clients of one component and reports their breaker states
@@ -134,7 +173,7 @@ func NewPool(tel *telemetry.Providers) (*Pool, error) {
 	meter := tel.Meter.Meter("github.com/burnrate/burnrate/demoapp/resilience")
 	var err error
 	p.retries, err = meter.Int64Counter("demo.client.retries",
-		metric.WithDescription("Retried attempts of idempotent calls, by dependency."))
+		metric.WithDescription("Retries of idempotent calls by dependency and outcome: retried, or budget_exhausted (not made because the retry budget was spent)."))
 	if err != nil {
 		return nil, fmt.Errorf("resilience metrics: %w", err)
 	}
@@ -174,7 +213,9 @@ func (p *Pool) Client(name string, cfg Config, unreachable func() bool) *Client 
 		http:        &http.Client{Transport: p.transport},
 		unreachable: unreachable,
 		retries:     p.retries,
-		attrs:       metric.WithAttributes(attribute.String("dependency", name)),
+		attrs:       metric.WithAttributes(attribute.String("dependency", name), attribute.String("outcome", "retried")),
+		skipped:     metric.WithAttributes(attribute.String("dependency", name), attribute.String("outcome", "budget_exhausted")),
+		budget:      &budget{ratio: cfg.RetryBudget, burst: cfg.RetryBurst, tokens: cfg.RetryBurst},
 	}
 	c.breaker = gobreaker.NewCircuitBreaker[*Response](gobreaker.Settings{
 		Name:        name,
@@ -213,61 +254,148 @@ type retryable struct{ error }
 
 func (r retryable) Unwrap() error { return r.error }
 
-// serverError makes the breaker count a 5xx answer as a failure while the
-// caller still receives the answer.
+// serverError makes the breaker count an answer as a failure (503, 504:
+// the dependency is unavailable or overloaded) while the caller still
+// receives the answer.
 type serverError struct{ resp *Response }
 
 func (e *serverError) Error() string { return fmt.Sprintf("dependency answered %d", e.resp.Status) }
 
-// Do calls the dependency. A 5xx answer is returned as a Response, not an
+// ErrRetryBudget is reported (in the retries metric's reason) when a retry
+// was not made because the client's retry budget was spent.
+var ErrRetryBudget = errors.New("retry budget exhausted")
+
+// budget is a token bucket of retries: every first attempt adds ratio of a
+// token (up to burst), every retry takes a whole one. Under a total outage
+// the retries are then at most ratio of the calls (plus burst), instead of
+// multiplying the load on a dependency that is already failing.
+type budget struct {
+	mu            sync.Mutex
+	tokens, ratio float64
+	burst         float64
+}
+
+func (b *budget) deposit() {
+	b.mu.Lock()
+	b.tokens = min(b.burst, b.tokens+b.ratio)
+	b.mu.Unlock()
+}
+
+func (b *budget) withdraw() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// retryAfter parses a Retry-After answer header (seconds or an HTTP date).
+func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(0, t.Sub(now)), true
+	}
+	return 0, false
+}
+
+// Do calls the dependency. Any answer is returned as a Response, not an
 // error; err is set when no answer came (timeout, refused, breaker open).
+//
+// A call is retried only when it is idempotent, the failure is one a new
+// attempt may fix (no answer, 503, 504), the answer does not say
+// NoRetryHeader, its Retry-After (if any) is no longer than the backoff cap
+// and fits in the caller's deadline, the deadline leaves room for another
+// attempt, and the retry budget has a token.
 func (c *Client) Do(ctx context.Context, method, rawURL string, body []byte, header http.Header) (*Response, error) {
 	attempts := 1
 	if Idempotent(method) {
 		attempts = c.cfg.MaxAttempts
 	}
+	c.budget.deposit()
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = c.cfg.BackoffInitial
 	b.MaxInterval = c.cfg.BackoffMax
 	b.RandomizationFactor = 0.5 // jitter
-	n := 0
-	resp, err := backoff.Retry(ctx, func() (*Response, error) {
-		if n > 0 {
-			c.retries.Add(ctx, 1, c.attrs)
-		}
-		n++
+	for n := 1; ; n++ {
 		resp, err := c.breaker.Execute(func() (*Response, error) {
 			return c.attempt(ctx, method, rawURL, body, header)
 		})
 		var se *serverError
-		switch {
-		case errors.As(err, &se):
-			if se.resp.Status == http.StatusBadGateway || se.resp.Status == http.StatusServiceUnavailable ||
-				se.resp.Status == http.StatusGatewayTimeout {
-				return se.resp, err
-			}
-			return se.resp, nil
-		case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
-			return nil, backoff.Permanent(fmt.Errorf("%s: %w", c.name, ErrBreakerOpen))
-		case err != nil:
-			var r retryable
-			if errors.As(err, &r) {
-				return nil, err
-			}
-			return nil, backoff.Permanent(err)
+		if errors.As(err, &se) {
+			resp, err = se.resp, nil
 		}
-		return resp, nil
-	}, backoff.WithBackOff(b), backoff.WithMaxTries(uint(attempts)), backoff.WithMaxElapsedTime(0))
-	var se *serverError
-	if errors.As(err, &se) {
-		return se.resp, nil
+		switch {
+		case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+			return nil, fmt.Errorf("%s: %w", c.name, ErrBreakerOpen)
+		case err != nil && !errors.As(err, new(retryable)):
+			return nil, err
+		case err == nil && !retryStatus(resp):
+			return resp, nil
+		}
+		wait := b.NextBackOff()
+		if resp != nil {
+			if ra, ok := retryAfter(resp.Header, time.Now()); ok {
+				if ra > c.cfg.BackoffMax {
+					// The dependency asked for more time than a retry
+					// within this call may take: honour it by not
+					// retrying; the caller degrades or fails now.
+					return resp, nil
+				}
+				wait = max(wait, ra)
+			}
+		}
+		if n >= attempts || !c.roomFor(ctx, wait) {
+			return resp, err
+		}
+		if !c.budget.withdraw() {
+			c.retries.Add(ctx, 1, c.skipped)
+			return resp, err
+		}
+		c.retries.Add(ctx, 1, c.attrs)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return resp, err
+		case <-t.C:
+		}
 	}
-	return resp, err
+}
+
+// retryStatus tells whether an answer is worth another attempt: 503 and 504
+// say the dependency is unavailable or overloaded right now, unless it
+// added NoRetryHeader. A 502 is not retried: the dependency answered, and
+// what failed is behind it, where the layer that owns it has retried
+// already; retrying it here would multiply attempts across layers.
+func retryStatus(r *Response) bool {
+	if r.Header.Get(NoRetryHeader) != "" {
+		return false
+	}
+	return r.Status == http.StatusServiceUnavailable || r.Status == http.StatusGatewayTimeout
+}
+
+// roomFor tells whether ctx's deadline leaves time to wait and make one
+// more attempt of a useful length.
+func (c *Client) roomFor(ctx context.Context, wait time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx.Err() == nil
+	}
+	return time.Until(dl) > wait+c.cfg.Timeout/4
 }
 
 func (c *Client) attempt(ctx context.Context, method, rawURL string, body []byte, header http.Header) (*Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
+	dl, _ := ctx.Deadline() // the nearer of the caller's and this attempt's
 	if c.unreachable != nil && c.unreachable() {
 		u, err := url.Parse(rawURL)
 		if err != nil {
@@ -290,6 +418,7 @@ func (c *Client) attempt(ctx context.Context, method, rawURL string, body []byte
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	SetTimeoutHeader(req.Header, time.Until(dl))
 	r, err := c.http.Do(req)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
@@ -303,7 +432,10 @@ func (c *Client) attempt(ctx context.Context, method, rawURL string, body []byte
 		return nil, retryable{fmt.Errorf("%s: read answer: %w", c.name, err)}
 	}
 	resp := &Response{Status: r.StatusCode, Header: r.Header, Body: data}
-	if r.StatusCode >= 500 {
+	if r.StatusCode == http.StatusServiceUnavailable || r.StatusCode == http.StatusGatewayTimeout {
+		// Unavailable or overloaded: counts against the breaker. A 500 is
+		// the dependency's own answer and a 502 is about what is behind it;
+		// neither says this dependency is down.
 		return resp, &serverError{resp: resp}
 	}
 	return resp, nil

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -47,12 +48,28 @@ func NewRing(n int) *Ring {
 	})}
 }
 
-// Shard is the shard that owns key.
+// Shard is the shard that owns key. A key with a hash tag, a part in braces
+// such as order:{cart:ann}:1f, is placed by the tag alone (as in Redis
+// Cluster), so keys that must be written together live on one shard.
 func (r *Ring) Shard(key string) int {
-	name := r.c.LocateKey([]byte(key)).String()
+	name := r.c.LocateKey([]byte(RoutingKey(key))).String()
 	n, _ := strconv.Atoi(strings.TrimPrefix(name, "shard-"))
 	return n
 }
+
+// RoutingKey is the part of key that places it: its hash tag if it has one,
+// else the whole key.
+func RoutingKey(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+// ErrCrossShard is returned for a batch whose keys live on different shards.
+var ErrCrossShard = errors.New("batch spans shards: give its keys one hash tag")
 
 // Client reads and writes keys, routing each to its shard with a resilient
 // client (timeout, retries, breaker) per shard.
@@ -95,6 +112,32 @@ func (c *Client) Get(ctx context.Context, key string, h http.Header) ([]byte, er
 func (c *Client) Put(ctx context.Context, key string, value []byte, h http.Header) error {
 	n := c.ring.Shard(key)
 	resp, err := c.clients[n].Do(ctx, http.MethodPut, c.url(n, key), value, h)
+	if err != nil {
+		return fmt.Errorf("shard %d: %w: %w", n, ErrUnavailable, err)
+	}
+	if resp.Status != http.StatusNoContent {
+		return fmt.Errorf("shard %d: %w: answered %d: %s", n, ErrUnavailable, resp.Status, strings.TrimSpace(string(resp.Body)))
+	}
+	return nil
+}
+
+// PutBatch writes every key of kvs at once (one log line on one shard):
+// all of them or none. The keys must share a shard (a hash tag).
+func (c *Client) PutBatch(ctx context.Context, kvs []KV, h http.Header) error {
+	if len(kvs) == 0 {
+		return nil
+	}
+	n := c.ring.Shard(kvs[0].K)
+	for _, kv := range kvs[1:] {
+		if c.ring.Shard(kv.K) != n {
+			return fmt.Errorf("%w: %s and %s", ErrCrossShard, kvs[0].K, kv.K)
+		}
+	}
+	body, err := json.Marshal(kvs)
+	if err != nil {
+		return err
+	}
+	resp, err := c.clients[n].Do(ctx, http.MethodPost, c.base+"/shards/"+strconv.Itoa(n)+"/batch", body, h)
 	if err != nil {
 		return fmt.Errorf("shard %d: %w: %w", n, ErrUnavailable, err)
 	}

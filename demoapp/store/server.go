@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,9 +22,11 @@ import (
 //
 //	GET /shards/{n}/kv/{key}   200 value, 404, 503 when the shard is down
 //	PUT /shards/{n}/kv/{key}   204
+//	POST /shards/{n}/batch     204; body [{"k": key, "v": value}, ...], all or nothing
 //	GET /healthz
 type Server struct {
 	shards []*Shard
+	ring   *Ring
 	faults *faults.Set
 	tel    *telemetry.Providers
 
@@ -42,6 +45,7 @@ func Open(dir string, n int, set *faults.Set, tel *telemetry.Providers) (*Server
 		}
 		s.shards = append(s.shards, sh)
 	}
+	s.ring = NewRing(n)
 	meter := tel.Meter.Meter("github.com/burnrate/burnrate/demoapp/store")
 	var err error
 	if s.ops, err = meter.Int64Counter("demo.store.operations",
@@ -109,6 +113,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /shards/{n}/kv/{key}", s.serveGet)
 	mux.HandleFunc("PUT /shards/{n}/kv/{key}", s.servePut)
+	mux.HandleFunc("POST /shards/{n}/batch", s.serveBatch)
 	return web.Server(web.Faulty(s.faults, faults.Store, mux), "demo-store", s.tel)
 }
 
@@ -176,5 +181,31 @@ func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.record(r.Context(), sh.ID, "put", "ok", time.Since(start))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) serveBatch(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sh := s.shard(w, r, "batch")
+	if sh == nil {
+		return
+	}
+	var kvs []KV
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&kvs); err != nil {
+		web.Error(w, http.StatusBadRequest, `body: want [{"k": key, "v": value}, ...]: `+err.Error())
+		return
+	}
+	for _, kv := range kvs {
+		if n := s.ring.Shard(kv.K); n != sh.ID {
+			web.Error(w, http.StatusBadRequest, fmt.Sprintf("key %q lives on shard %d, not %d", kv.K, n, sh.ID))
+			return
+		}
+	}
+	if err := sh.PutBatch(kvs); err != nil {
+		s.record(r.Context(), sh.ID, "batch", "error", time.Since(start))
+		web.Error(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.record(r.Context(), sh.ID, "batch", "ok", time.Since(start))
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -58,3 +58,82 @@ func TestAShardKeepsItsDataAcrossARestartAndSurvivesATornWrite(t *testing.T) {
 	_, err = sh.Get("c")
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
+
+// tear appends half a record to shard id's log, as a crash in the middle of
+// an append leaves it.
+func tear(t *testing.T, dir string, id int, half string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("shard-%d", id), "data.log"), os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString(half)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+}
+
+func TestEveryAcknowledgedWriteSurvivesRepeatedCrashesThatTearTheTail(t *testing.T) {
+	dir := t.TempDir()
+	acked := map[string]string{}
+	for crash := range 4 {
+		sh, err := store.OpenShard(dir, 0)
+		require.NoError(t, err)
+		for k, v := range acked {
+			got, err := sh.Get(k)
+			require.NoError(t, err, "crash %d lost acknowledged key %s", crash, k)
+			require.JSONEq(t, v, string(got))
+		}
+		for i := range 3 {
+			k, v := fmt.Sprintf("k%d-%d", crash, i), fmt.Sprintf(`{"crash":%d,"i":%d}`, crash, i)
+			require.NoError(t, sh.Put(k, []byte(v)))
+			acked[k] = v
+		}
+		// The process dies without Close, in the middle of the next append.
+		tear(t, dir, 0, `{"k":"torn","v":{"half`)
+	}
+	sh, err := store.OpenShard(dir, 0)
+	require.NoError(t, err)
+	defer sh.Close()
+	require.Equal(t, len(acked), sh.Len())
+	_, err = sh.Get("torn")
+	require.ErrorIs(t, err, store.ErrNotFound)
+}
+
+func TestTheLogIsCompactedSoItsSizeFollowsTheLiveKeys(t *testing.T) {
+	dir := t.TempDir()
+	sh, err := store.OpenShardWith(dir, 1, store.ShardOptions{CompactMinLines: 100})
+	require.NoError(t, err)
+	for i := range 1000 {
+		require.NoError(t, sh.Put(fmt.Sprintf("cart:%d", i%10), []byte(fmt.Sprintf(`{"n":%d}`, i))))
+	}
+	require.LessOrEqual(t, sh.LogLines(), 100, "1000 writes of 10 keys leave at most CompactMinLines lines")
+	require.NoError(t, sh.Close())
+
+	st, err := os.Stat(filepath.Join(dir, "shard-1", "data.log"))
+	require.NoError(t, err)
+	require.Less(t, st.Size(), int64(100*32))
+
+	sh, err = store.OpenShardWith(dir, 1, store.ShardOptions{CompactMinLines: 100})
+	require.NoError(t, err)
+	defer sh.Close()
+	require.Equal(t, 10, sh.Len())
+	v, err := sh.Get("cart:9")
+	require.NoError(t, err)
+	require.JSONEq(t, `{"n":999}`, string(v), "the newest value of each key is kept")
+}
+
+func TestALogWithAManyTimesOverwrittenKeyIsCompactedOnOpen(t *testing.T) {
+	dir := t.TempDir()
+	// A log written without compaction: 300 versions of one key, torn tail.
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "shard-0"), 0o750))
+	var b []byte
+	for i := range 300 {
+		b = fmt.Appendf(b, `{"k":"a","v":%d}`+"\n", i)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "shard-0", "data.log"), append(b, `{"k":"a","v`...), 0o640))
+	sh, err := store.OpenShardWith(dir, 0, store.ShardOptions{CompactMinLines: 100})
+	require.NoError(t, err)
+	defer sh.Close()
+	require.Equal(t, 1, sh.LogLines())
+	v, err := sh.Get("a")
+	require.NoError(t, err)
+	require.Equal(t, "299", string(v))
+}

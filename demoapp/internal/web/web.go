@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/burnrate/burnrate/demoapp/faults"
+	"github.com/burnrate/burnrate/demoapp/resilience"
 	"github.com/burnrate/burnrate/demoapp/telemetry"
 )
 
@@ -45,9 +46,22 @@ func Sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// HealthPath is every tier's readiness check, polled by its caller.
+const HealthPath = "/healthz"
+
 // Faulty applies component c's latency and error-fraction faults before next.
+// The health check is exempt: an error or latency fault breaks the traffic
+// it names, not the check that decides whether the tier gets traffic at all
+// (that is api.unready). Otherwise api.error_fraction=1 would take every
+// replica out of rotation and users would see 503 "no healthy replica"
+// instead of the injected 500s, and fractions below 1 would make replicas
+// flap.
 func Faulty(set *faults.Set, c faults.Component, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == HealthPath {
+			next.ServeHTTP(w, r)
+			return
+		}
 		st := set.State()
 		if !Sleep(r.Context(), st.Latency[c]) {
 			Error(w, http.StatusServiceUnavailable, "request cancelled")
@@ -65,13 +79,13 @@ func Faulty(set *faults.Set, c faults.Component, next http.Handler) http.Handler
 // through W3C trace context) and the semantic-convention HTTP server metrics
 // (http.server.request.duration with method, status code and route).
 func Server(h http.Handler, service string, tel *telemetry.Providers) http.Handler {
-	return otelhttp.NewHandler(h, service,
+	return otelhttp.NewHandler(resilience.WithDeadline(h), service,
 		otelhttp.WithTracerProvider(tel.Tracer),
 		otelhttp.WithMeterProvider(tel.Meter),
 		otelhttp.WithPropagators(tel.Propagator),
 		// Health checks are the edge's polling, not traffic: they would drown
 		// the trace store and skew the latency SLOs.
-		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != "/healthz" }),
+		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != HealthPath }),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
 			if r.Pattern != "" {
 				return r.Pattern
