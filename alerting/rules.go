@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	promlabels "github.com/prometheus/prometheus/model/labels"
 	"log/slog"
 	"math"
 	"sort"
@@ -611,6 +612,27 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Fingerprint() < out[j].Fingerprint() })
 	return out, e.saveChanges(ctx, changed)
+}
+
+// alertSeries are the label sets of the ALERTS series of the pending and
+// firing rule alerts.
+func (e *ruleEvaluator) alertSeries() []promlabels.Labels {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []promlabels.Labels
+	for _, ra := range e.active {
+		if ra.state != StatePending && ra.state != StateFiring {
+			continue
+		}
+		b := promlabels.NewBuilder(promlabels.EmptyLabels())
+		for k, v := range ra.labels {
+			b.Set(string(k), string(v))
+		}
+		b.Set(promlabels.MetricName, "ALERTS")
+		b.Set("alertstate", ra.state)
+		out = append(out, b.Labels())
+	}
+	return out
 }
 
 // saveChanges saves this evaluation's changes and those a failed save left

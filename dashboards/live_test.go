@@ -42,6 +42,7 @@ func promQuery(t *testing.T, base, path string, v url.Values) promResult {
 func grafanaExpr(e string, vars map[string]string) string {
 	e = strings.ReplaceAll(e, "$__rate_interval", "1m")
 	for k, v := range vars {
+		e = strings.ReplaceAll(e, "${"+k+"}", v)
 		e = strings.ReplaceAll(e, "$"+k, v)
 	}
 	return e
@@ -77,6 +78,27 @@ func TestEveryPanelHasDataOnARunningBurnrate(t *testing.T) {
 				targets = append(targets, target{d.UID, p.Title, tg.Expr})
 			}
 		}
+	}
+
+	// Sloth's published dashboards (grafana.com 14348 "SLO / Detail" and
+	// 14643 "SLO / High level") read these series; they must have data on
+	// what Burnrate writes back. ALERTS (their alert panels) is written by
+	// the alert rules and tested with them (internal/app).
+	slothVars := map[string]string{"service": "demo-api", "slo": "availability", "sli_window": "5m"}
+	vars["sloth"] = slothVars
+	for _, e := range []string{
+		`max(slo:objective:ratio{sloth_service="${service}", sloth_slo="${slo}"})`,
+		`slo:period_error_budget_remaining:ratio{sloth_service="${service}", sloth_slo="${slo}"}`,
+		`slo:current_burn_rate:ratio{sloth_service="${service}", sloth_slo="${slo}"}`,
+		`slo:period_burn_rate:ratio{sloth_service="${service}", sloth_slo="${slo}"}`,
+		`1 - max(slo:sli_error:ratio_rate${sli_window}{sloth_service="${service}", sloth_slo="${slo}"})`,
+		`slo:error_budget:ratio{sloth_service="${service}", sloth_slo="${slo}"}`,
+		`slo:time_period:days{sloth_service="${service}", sloth_slo="${slo}"}`,
+		`count(count by (sloth_id) (sloth_slo_info))`,
+		`max by (sloth_service, sloth_slo) (slo:period_error_budget_remaining:ratio{sloth_id!=""})`,
+		`sloth_slo_info{sloth_service="${service}"}`,
+	} {
+		targets = append(targets, target{"sloth", e, e})
 	}
 
 	// Variables resolve through GET /api/v1/label/<name>/values with a

@@ -76,6 +76,7 @@ func (a *App) buildAlerting() error {
 		Store:      store,
 		Receivers:  receivers,
 		Burns:      burns,
+		Appendable: a.collectorStorage(),
 		Logger:     logger,
 		Registerer: a.reg,
 	})
@@ -255,4 +256,12 @@ func (s sloBurns) traceIDs(o *sloengine.SLO, at time.Time) []string {
 		}
 	}
 	return out
+}
+
+// collectorStorage is the embedded TSDB, or nil when no collector runs.
+func (a *App) collectorStorage() storage.Appendable {
+	if a.collector == nil {
+		return nil
+	}
+	return a.collector.Storage()
 }

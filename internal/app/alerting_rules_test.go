@@ -200,8 +200,9 @@ func TestSLORulesOnARealEngine(t *testing.T) {
 				t.Cleanup(func() { _ = store.Close() })
 				m, err := alerting.New(ctx, alerting.Options{
 					Config: cfg, Store: store, Now: clk.now,
-					Burns:  sloBurns{engine: eng, baseURL: "http://127.0.0.1:8080", tiers: cfg.Rules.Tiers},
-					Logger: slog.New(slog.DiscardHandler),
+					Burns:      sloBurns{engine: eng, baseURL: "http://127.0.0.1:8080", tiers: cfg.Rules.Tiers},
+					Appendable: db,
+					Logger:     slog.New(slog.DiscardHandler),
 				})
 				require.NoError(t, err)
 
@@ -215,6 +216,20 @@ func TestSLORulesOnARealEngine(t *testing.T) {
 					got[labelOf(ls, "alertname")+"/"+labelOf(ls, "tier")] = st
 				}
 				require.Equal(t, tc.want, got)
+
+				// The TSDB holds Prometheus's ALERTS series for them, as
+				// dashboards made for Prometheus read alert state.
+				q, err := db.Querier(t2.UnixMilli(), t2.UnixMilli())
+				require.NoError(t, err)
+				defer q.Close()
+				ss := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "ALERTS"))
+				series := map[string]string{}
+				for ss.Next() {
+					ls := ss.At().Labels()
+					series[ls.Get("alertname")+"/"+ls.Get("tier")] = ls.Get("alertstate")
+				}
+				require.NoError(t, ss.Err())
+				require.Equal(t, tc.want, series)
 			})
 		}
 	}
