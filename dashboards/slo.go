@@ -75,25 +75,27 @@ func overview(slos []*sloengine.SLO) *dashboard.DashboardBuilder {
 		WithRow(dashboard.NewRowBuilder("Every SLO")).
 		WithPanel(table.NewPanelBuilder().Datasource(dsRef()).
 			Title("SLOs").
-			Description("One row per SLO: objective, SLI over the period, budget remaining, data coverage of the period, and the burn rate of each alert window. Click an SLO for its detail dashboard.").
+			Description("One row per SLO: objective, SLI over the period, budget remaining, data coverage of the period, the burn rate of each alert window and the SLO alerts firing. Click an SLO for its detail dashboard.").
 			Unit("percentunit").Height(14).Span(24).
 			Footer(common.NewTableFooterOptionsBuilder().Show(false).Reducer([]string{"lastNotNull"})).
 			WithTarget(instant("A", "slo:objective:ratio"+sel, "objective")).
 			WithTarget(instant("B", "1 - slo:period_burn_rate:ratio"+sel+" * slo:error_budget:ratio"+sel, "sli")).
 			WithTarget(instant("C", "slo:period_error_budget_remaining:ratio"+sel, "budget")).
 			WithTarget(instant("G", "slo:period_coverage:ratio"+sel, "coverage")).
+			WithTarget(instant("H", `count by (sloth_id) (ALERTS{alertstate="firing", sloth_service=~"$service"})`, "alerts")).
 			WithTarget(instant("D", `slo:burn_rate:ratio{sloth_service=~"$service", sloth_window="5m"}`, "burn 5m")).
 			WithTarget(instant("E", `slo:burn_rate:ratio{sloth_service=~"$service", sloth_window="1h"}`, "burn 1h")).
 			WithTarget(instant("F", `slo:burn_rate:ratio{sloth_service=~"$service", sloth_window="6h"}`, "burn 6h")).
 			WithTransformation(dashboard.DataTransformerConfig{Id: "joinByField", Options: map[string]any{"byField": "sloth_id", "mode": "outer"}}).
 			WithTransformation(dashboard.DataTransformerConfig{Id: "organize", Options: map[string]any{
-				"includeByName": map[string]any{"sloth_id": true, "sloth_service": true, "Value #A": true, "Value #B": true, "Value #C": true, "Value #D": true, "Value #E": true, "Value #F": true, "Value #G": true},
-				"renameByName":  map[string]any{"sloth_id": "SLO", "sloth_service": "Service", "Value #A": "Objective", "Value #B": "SLI (period)", "Value #C": "Budget remaining", "Value #D": "Burn 5m", "Value #E": "Burn 1h", "Value #F": "Burn 6h", "Value #G": "Coverage"},
+				"includeByName": map[string]any{"sloth_id": true, "sloth_service": true, "Value #A": true, "Value #B": true, "Value #C": true, "Value #D": true, "Value #E": true, "Value #F": true, "Value #G": true, "Value #H": true},
+				"renameByName":  map[string]any{"sloth_id": "SLO", "sloth_service": "Service", "Value #A": "Objective", "Value #B": "SLI (period)", "Value #C": "Budget remaining", "Value #D": "Burn 5m", "Value #E": "Burn 1h", "Value #F": "Burn 6h", "Value #G": "Coverage", "Value #H": "Alerts firing"},
 			}}).
 			OverrideByName("SLO", []dashboard.DynamicConfigValue{{Id: "links", Value: []map[string]any{{
 				"title": "SLO detail", "url": "/d/burnrate-slo-${__value.text}",
 			}}}}).
 			OverrideByRegexp("Burn.*", []dashboard.DynamicConfigValue{{Id: "unit", Value: "none"}, {Id: "decimals", Value: 2}}).
+			OverrideByName("Alerts firing", []dashboard.DynamicConfigValue{{Id: "unit", Value: "none"}, {Id: "noValue", Value: "0"}}).
 			OverrideByName("Budget remaining", []dashboard.DynamicConfigValue{
 				{Id: "custom.cellOptions", Value: map[string]any{"type": "color-background"}},
 				{Id: "thresholds", Value: map[string]any{"mode": "absolute", "steps": []map[string]any{{"value": nil, "color": "red"}, {"value": 0, "color": "orange"}, {"value": 0.25, "color": "green"}}}},
