@@ -36,6 +36,9 @@ type Options struct {
 	// OnDeploy, when set, is told of every recorded deploy (the incident
 	// tracker adds it to the timelines of the service's open incidents).
 	OnDeploy func(context.Context, Deploy)
+	// OnRegression, when set, is told once of each deploy that the
+	// post-deploy watch finds raised the burn rate (see Watch).
+	OnRegression func(context.Context, Deploy, Verdict)
 	// Appendable, when set, receives one burnrate_deploy_info sample per
 	// recorded deploy at its start, so Grafana can show deploys as
 	// annotations from the Prometheus data source.
@@ -307,7 +310,8 @@ func boolParam(q url.Values, name string) (bool, error) {
 	return b, nil
 }
 
-type exceptionRequest struct {
+// ExceptionRequest is the body of POST /api/v1/gate/exceptions.
+type ExceptionRequest struct {
 	Service string `json:"service"`
 	Version string `json:"version"`
 	Kind    string `json:"kind"`
@@ -318,7 +322,7 @@ type exceptionRequest struct {
 }
 
 func (g *Gate) postException(w http.ResponseWriter, r *http.Request) {
-	var req exceptionRequest
+	var req ExceptionRequest
 	if err := readJSON(r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
@@ -342,7 +346,7 @@ func (g *Gate) postException(w http.ResponseWriter, r *http.Request) {
 var errBadException = errors.New("invalid exception")
 
 // RecordException validates and stores an exception.
-func (g *Gate) RecordException(ctx context.Context, req exceptionRequest) (Exception, error) {
+func (g *Gate) RecordException(ctx context.Context, req ExceptionRequest) (Exception, error) {
 	bad := func(format string, args ...any) (Exception, error) {
 		return Exception{}, fmt.Errorf("%w: %s", errBadException, fmt.Sprintf(format, args...))
 	}
@@ -396,7 +400,8 @@ func (g *Gate) listExceptions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": es})
 }
 
-type deployRequest struct {
+// DeployRequest is the body of POST /api/v1/deploys.
+type DeployRequest struct {
 	Service    string    `json:"service"`
 	Version    string    `json:"version"`
 	Commit     string    `json:"commit"`
@@ -406,7 +411,7 @@ type deployRequest struct {
 }
 
 func (g *Gate) postDeploy(w http.ResponseWriter, r *http.Request) {
-	var req deployRequest
+	var req DeployRequest
 	if err := readJSON(r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
@@ -427,7 +432,7 @@ var errBadDeploy = errors.New("invalid deploy")
 
 // RecordDeploy validates and stores a deploy event, with the service's
 // burn rates at that moment as the watch's baseline.
-func (g *Gate) RecordDeploy(ctx context.Context, req deployRequest) (Deploy, error) {
+func (g *Gate) RecordDeploy(ctx context.Context, req DeployRequest) (Deploy, error) {
 	bad := func(format string, args ...any) (Deploy, error) {
 		return Deploy{}, fmt.Errorf("%w: %s", errBadDeploy, fmt.Sprintf(format, args...))
 	}

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"time"
@@ -90,3 +91,46 @@ func verify(p Policy, d Deploy, gate Decision, now time.Time) Verdict {
 	}
 	return v
 }
+
+// Watch verifies every deploy of the last hour each interval, and tells
+// OnRegression once about each deploy whose verdict turns to rollback, so
+// incidents and logs can say "deploy v2 raised the 1h burn rate from 0.4 to
+// 9.1". It runs until ctx ends.
+func (g *Gate) Watch(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	told := map[string]bool{}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		now := g.opts.Now()
+		ds, err := g.opts.Store.Deploys(ctx, "", now.Add(-watchSpan), 1000)
+		if err != nil {
+			g.logger.Warn("post-deploy watch: deploys unknown", "err", err)
+			continue
+		}
+		for _, d := range ds {
+			if told[d.ID] {
+				continue
+			}
+			v, err := g.Verify(d)
+			if err != nil || v.Verdict != Rollback {
+				continue
+			}
+			told[d.ID] = true
+			g.logger.Warn("post-deploy watch: "+v.Message, "deploy", d.ID, "service", d.Service, "version", d.Version)
+			if g.opts.OnRegression != nil {
+				g.opts.OnRegression(ctx, d, v)
+			}
+		}
+	}
+}
+
+// watchSpan is how long after a deploy the watch keeps comparing.
+const watchSpan = time.Hour

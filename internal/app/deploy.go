@@ -57,6 +57,7 @@ func (a *App) buildDeploy() error {
 		Policies:     deploy.NewPolicies(ps...),
 		Source:       newGateSource(a.slo, a.alerting, a.openIncidents),
 		OnDeploy:     a.deployToTimelines,
+		OnRegression: a.regressionToTimelines,
 		Store:        store,
 		Token:        a.opts.APIToken,
 		ExceptionTTL: a.opts.Deploy.ExceptionTTL,
@@ -71,6 +72,11 @@ func (a *App) buildDeploy() error {
 	h := g.Handler()
 	for _, p := range []string{"/api/v1/gate", "/api/v1/gate/", "/api/v1/deploys", "/api/v1/deploys/"} {
 		a.mount(p, h)
+	}
+	{
+		// The post-deploy watch compares burn rates after each recent deploy
+		// with before it, and tells the incidents of a regression.
+		a.addRunner("deploy watch", func(ctx context.Context) error { return g.Watch(ctx, time.Minute) })
 	}
 	a.addStatic("deploy gate (restart to change deploy.*)")
 	a.addEndpoint("gate", "/api/v1/gate?service=SERVICE")
@@ -111,6 +117,17 @@ func (a *App) deployToTimelines(ctx context.Context, d deploy.Deploy) {
 	}
 	if err := a.incidents.Record(ctx, d.Service, "deploy", "deploy", text); err != nil {
 		a.logger.Warn("deploy not added to incident timelines", "deploy", d.ID, "err", err)
+	}
+}
+
+// regressionToTimelines tells the service's open incidents that a deploy
+// raised the burn rate.
+func (a *App) regressionToTimelines(ctx context.Context, d deploy.Deploy, v deploy.Verdict) {
+	if a.incidents == nil {
+		return
+	}
+	if err := a.incidents.Record(ctx, d.Service, "deploy", "deploy", v.Message); err != nil {
+		a.logger.Warn("deploy regression not added to incident timelines", "deploy", d.ID, "err", err)
 	}
 }
 
