@@ -22,8 +22,9 @@ type Config struct {
 	// MaxRequestBytes bounds the body of every ingest request, after
 	// decompression. Larger requests get 413.
 	MaxRequestBytes int64 `mapstructure:"max_request_bytes"`
-	// MaxInflightRequests bounds concurrent ingest requests; more get 429 with
-	// Retry-After, so that senders back off instead of piling up memory.
+	// MaxInflightRequests bounds concurrent ingest requests; more get
+	// Retry-After with 429 (OTLP) or 503 (remote write, whose senders drop a
+	// batch answered 429), so that senders back off instead of piling up memory.
 	MaxInflightRequests int `mapstructure:"max_inflight_requests"`
 
 	TSDB        TSDBConfig        `mapstructure:"tsdb"`
@@ -44,8 +45,12 @@ type TSDBConfig struct {
 	// blocks (the WAL comes on top), oldest blocks deleted first.
 	RetentionBytes int64 `mapstructure:"retention_bytes"`
 	// OutOfOrderWindow accepts samples up to this much older than the newest
-	// sample of their series. Zero rejects (and counts) every out-of-order
-	// sample, as Prometheus does by default.
+	// sample of their series. OTLP senders (SDKs, Collectors with several
+	// exporters or retries) deliver out of order routinely, so the default
+	// is the 30m Prometheus's OTLP guide suggests; 0 rejects (and counts)
+	// every out-of-order sample, as Prometheus does by default. Unlike the
+	// other durations, 0 is kept by WithDefaults: DefaultConfig carries the
+	// default.
 	OutOfOrderWindow time.Duration `mapstructure:"out_of_order_window"`
 	// MaxExemplars is the size of the in-memory exemplar ring buffer.
 	MaxExemplars int64 `mapstructure:"max_exemplars"`
@@ -116,8 +121,9 @@ func DefaultConfig() Config {
 		MaxRequestBytes:     32 << 20,
 		MaxInflightRequests: 64,
 		TSDB: TSDBConfig{
-			Retention:    15 * 24 * time.Hour,
-			MaxExemplars: 100_000,
+			Retention:        15 * 24 * time.Hour,
+			OutOfOrderWindow: 30 * time.Minute,
+			MaxExemplars:     100_000,
 		},
 		Limits: LimitsConfig{
 			MaxActiveSeries:     1_000_000,

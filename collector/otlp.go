@@ -99,12 +99,12 @@ func otlpMediaType(r *http.Request) (string, *httpError) {
 }
 
 // ingest wraps an ingest endpoint with what every protocol shares: the
-// in-flight bound (429 with Retry-After), the status counter and the latency
-// histogram.
+// in-flight bound (Retry-After with 429 for OTLP, 503 for remote write), the
+// status counter and the latency histogram.
 func (c *Collector) ingest(protocol string, h func(w http.ResponseWriter, r *http.Request) (int, *httpError)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		code, herr := c.ingestOnce(w, r, h)
+		code, herr := c.ingestOnce(w, r, protocol, h)
 		if herr != nil {
 			code = herr.code
 			if herr.retryAfter > 0 {
@@ -122,7 +122,19 @@ func (c *Collector) ingest(protocol string, h func(w http.ResponseWriter, r *htt
 	})
 }
 
-func (c *Collector) ingestOnce(w http.ResponseWriter, r *http.Request, h func(w http.ResponseWriter, r *http.Request) (int, *httpError)) (int, *httpError) {
+// pushBackCode is the status that makes a protocol's senders retry later.
+// OTLP exporters retry 429. Prometheus's remote-write senders do not (unless
+// retry_on_http_429 is set, and it is off by default): they drop the batch
+// for good, so remote write is pushed back with 503, which they retry with
+// backoff, honouring Retry-After.
+func pushBackCode(protocol string) int {
+	if protocol == protoRemoteWrite {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusTooManyRequests
+}
+
+func (c *Collector) ingestOnce(w http.ResponseWriter, r *http.Request, protocol string, h func(w http.ResponseWriter, r *http.Request) (int, *httpError)) (int, *httpError) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return 0, &httpError{code: http.StatusMethodNotAllowed, msg: "method " + r.Method + " not allowed: send POST"}
@@ -131,7 +143,7 @@ func (c *Collector) ingestOnce(w http.ResponseWriter, r *http.Request, h func(w 
 	case c.inflight <- struct{}{}:
 		defer func() { <-c.inflight }()
 	default:
-		return 0, &httpError{code: http.StatusTooManyRequests, retryAfter: time.Second,
+		return 0, &httpError{code: pushBackCode(protocol), retryAfter: time.Second,
 			msg: fmt.Sprintf("too many concurrent ingest requests (collector.max_inflight_requests=%d); retry later", cap(c.inflight))}
 	}
 	if c.closing.Load() {
