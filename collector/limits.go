@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
 // ErrSeriesLimit is returned (wrapped, with the counts) for a sample that
@@ -299,12 +301,16 @@ func (g *guardedStorage) Appender(ctx context.Context) storage.Appender {
 	return &guardedAppender{Appender: g.db.Appender(ctx), tally: tally{g: g, st: st, protocol: p, now: g.now().Unix()}}
 }
 
-// AppenderV2 returns a V2 appender (OTLP). Every per-sample error is
-// counted and swallowed: the OTLP translator would otherwise drop the rest
-// of the metric, and the sender learns the counts as partial success.
-func (g *guardedStorage) AppenderV2(ctx context.Context) storage.AppenderV2 {
+// AppenderV2 returns a V2 appender (OTLP) that writes at most
+// targetInfoBudget target_info samples. Every per-sample error of a data
+// point is counted and swallowed: the OTLP translator would otherwise drop
+// the rest of the metric, and the sender learns the counts as partial
+// success. target_info errors are returned, so that the translator's loop
+// stops (see targetInfoGuard).
+func (g *guardedStorage) AppenderV2(ctx context.Context, targetInfoBudget int) storage.AppenderV2 {
 	st, p := g.state(ctx)
-	return &guardedAppenderV2{AppenderV2: g.db.AppenderV2(ctx), tally: tally{g: g, st: st, protocol: p, now: g.now().Unix()}}
+	return &guardedAppenderV2{AppenderV2: g.db.AppenderV2(ctx), tally: tally{g: g, st: st, protocol: p, now: g.now().Unix()},
+		targetInfo: targetInfoGuard{budget: targetInfoBudget, newestT: math.MinInt64}}
 }
 
 // tally is the per-request accounting both appender versions share: what
@@ -391,12 +397,91 @@ func (a *guardedAppender) Rollback() error {
 type guardedAppenderV2 struct {
 	storage.AppenderV2
 	tally
+	targetInfo targetInfoGuard
+}
+
+// countedError is an append error the appender has already counted, so
+// that the caller does not count it again as a translation error.
+type countedError struct{ err error }
+
+func (e countedError) Error() string { return e.err.Error() }
+func (e countedError) Unwrap() error { return e.err }
+
+// errTargetInfoBudget is returned (wrapped) for a target_info sample beyond
+// the request's budget (see targetInfoBudget).
+var errTargetInfoBudget = errors.New("target_info sample budget of the request spent")
+
+// targetInfoGuard bounds what the OTLP translator's target_info loop can
+// cost. The translator writes a target_info sample every lookback_delta/2
+// between a resource's earliest and latest point, so two points years apart
+// would mean millions of appends. The guard stops the loop at its first
+// error, as Prometheus's own OTLP handler does (it returns the error), and
+// after budget samples per request; a stopped loop still gets one sample at
+// the resource's newest point, so that joins on target_info keep working
+// for the present.
+type targetInfoGuard struct {
+	budget  int   // samples left in this request
+	newestT int64 // newest sample of the resource being translated
+	inLoop  bool  // the last append was a target_info sample
+	stopped bool  // this resource's loop was stopped
+}
+
+// targetInfoBudget is the number of target_info samples a request may
+// write: two per resource (its earliest and latest point) and 1,000 more
+// (41h40m of span at the default lookback delta) shared by all.
+func targetInfoBudget(md pmetric.Metrics) int {
+	return 2*md.ResourceMetrics().Len() + 1_000
+}
+
+func isTargetInfo(ls labels.Labels) bool {
+	return ls.Get(model.MetricNameLabel) == "target_info"
 }
 
 func (a *guardedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	g := &a.targetInfo
+	if !isTargetInfo(ls) {
+		if g.inLoop {
+			// The translator moved on to the next resource.
+			*g = targetInfoGuard{budget: g.budget, newestT: math.MinInt64}
+		}
+		g.newestT = max(g.newestT, t)
+		_, _ = a.append(ref, ls, st, t, v, h, fh, opts)
+		return ref, nil // counted; the rest of the metric still goes in
+	}
+	g.inLoop = true
+	if g.stopped {
+		return 0, countedError{errTargetInfoBudget}
+	}
+	if g.budget <= 0 {
+		err := fmt.Errorf("%w (at most 2 per resource and 1000 more per request)", errTargetInfoBudget)
+		a.pending.reject(reasonTargetInfoLimit, 1, err)
+		a.stopTargetInfo(ls, t, opts)
+		return 0, countedError{err}
+	}
+	g.budget--
+	ref, err := a.append(ref, ls, st, t, v, h, fh, opts)
+	if err != nil {
+		a.stopTargetInfo(ls, t, opts)
+		return 0, countedError{err}
+	}
+	return ref, nil
+}
+
+// stopTargetInfo ends a resource's target_info loop refused at t with one
+// sample at the resource's newest point.
+func (a *guardedAppenderV2) stopTargetInfo(ls labels.Labels, t int64, opts storage.AOptions) {
+	g := &a.targetInfo
+	g.stopped = true
+	if g.newestT > t {
+		_, _ = a.append(0, ls, 0, g.newestT, 1, nil, nil, opts)
+	}
+}
+
+// append admits and appends one sample, counting the outcome.
+func (a *guardedAppenderV2) append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
 	if reason, err := a.g.limiter.admit(ls, a.now); err != nil {
 		a.pending.reject(reason, 1, err)
-		return 0, nil
+		return 0, err
 	}
 	ref, err := a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
 	if err != nil {
@@ -406,8 +491,11 @@ func (a *guardedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, 
 			a.pending.accepted++
 			return ref, nil
 		}
-		a.pending.reject(classify(err), 1, fmt.Errorf("%w (series %s)", err, ls.String()))
-		return 0, nil
+		if a.pending.firstErr == nil {
+			err = fmt.Errorf("%w (series %s)", err, ls.String())
+		}
+		a.pending.reject(classify(err), 1, err)
+		return 0, err
 	}
 	a.pending.accepted++
 	return ref, nil

@@ -293,14 +293,17 @@ func (c *Collector) AppendOTLPMetrics(ctx context.Context, md pmetric.Metrics) (
 			return st.counts, err
 		}
 		// Translation errors (an invalid temporality, an empty metric) drop
-		// single metrics; the rest went in. Report them as rejections.
-		st.counts.reject(reasonInvalidSample, 1, err)
+		// single metrics; the rest went in. Report them as rejections;
+		// append errors were counted by the appender.
+		for _, e := range uncounted(err) {
+			st.counts.reject(reasonInvalidSample, 1, e)
+		}
 	}
 	return st.counts, nil
 }
 
 func (c *Collector) convertOTLP(ctx context.Context, md pmetric.Metrics) error {
-	app := c.guarded.AppenderV2(ctx)
+	app := c.guarded.AppenderV2(ctx, targetInfoBudget(md))
 	conv := prw.NewPrometheusConverter(app)
 	otlpCfg := config.DefaultConfig.OTLPConfig
 	otlpCfg.PromoteResourceAttributes = c.cfg.OTLP.PromoteResourceAttributes
@@ -319,6 +322,23 @@ func (c *Collector) convertOTLP(ctx context.Context, md pmetric.Metrics) error {
 		return errors.Join(err, fmt.Errorf("%w: commit: %w", errStorage, cerr))
 	}
 	return err
+}
+
+// uncounted returns the leaves of a (joined) translator error that the
+// appender has not counted already.
+func uncounted(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, uncounted(e)...)
+		}
+		return out
+	}
+	var ce countedError
+	if err == nil || errors.As(err, &ce) {
+		return nil
+	}
+	return []error{err}
 }
 
 func hasDelta(md pmetric.Metrics) bool {

@@ -1,0 +1,80 @@
+package collector_test
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+// spanMetrics is one resource (with an attribute that gives it a
+// target_info) and one gauge with a point at each of ts.
+func spanMetrics(ts ...time.Time) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "svc")
+	rm.Resource().Attributes().PutStr("host.name", "h1")
+	dps := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	dps.SetName("span_gauge")
+	g := dps.SetEmptyGauge().DataPoints()
+	for i, t := range ts {
+		dp := g.AppendEmpty()
+		dp.Attributes().PutStr("i", strconv.Itoa(i))
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(t))
+		dp.SetDoubleValue(1)
+	}
+	return md
+}
+
+// appendsAttempted is every sample the collector tried to write for OTLP,
+// accepted or rejected.
+func appendsAttempted(t testing.TB, br *testCollector) float64 {
+	t.Helper()
+	return counterValue(t, br.Reg, "burnrate_collector_samples_accepted_total", map[string]string{"protocol": "otlp"}) +
+		counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp"})
+}
+
+// TestOTLPRequestCostIsBounded sends tiny requests whose points span years.
+// The translator's target_info loop (a sample every lookback_delta/2
+// between a resource's earliest and latest point) once made such a request
+// cost hundreds of thousands of appends; now it stops at the first error
+// and after the request's budget, and target_info still has a sample at the
+// newest point so that joins on it keep working.
+func TestOTLPRequestCostIsBounded(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	hdr := map[string]string{"Content-Type": ctProto}
+	for _, tc := range []struct {
+		name  string
+		prior []time.Time // sent first, in their own request
+		ts    []time.Time
+	}{
+		{name: "two points a year apart into an empty TSDB", ts: []time.Time{now.Add(-365 * 24 * time.Hour), now}},
+		{name: "a point at timestamp 0 and one now", ts: []time.Time{time.Unix(0, 0), now}},
+		{name: "a point a year late into a TSDB with recent data", prior: []time.Time{now}, ts: []time.Time{now.Add(-365 * 24 * time.Hour), now.Add(time.Second)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			br := startCollector(t, testConfig(), "")
+			if tc.prior != nil {
+				code, _, body := post(t, br.URL+"/v1/metrics", hdr, otlpProto(t, spanMetrics(tc.prior...)))
+				require.Equal(t, http.StatusOK, code, body)
+			}
+			before := appendsAttempted(t, br)
+			code, _, body := post(t, br.URL+"/v1/metrics", hdr, otlpProto(t, spanMetrics(tc.ts...)))
+			require.Equal(t, http.StatusOK, code, body)
+			attempts := appendsAttempted(t, br) - before
+			// Two data points, at most 2+1000 target_info samples, the one
+			// refused beyond the budget and one more at the newest point.
+			require.LessOrEqual(t, attempts, 2.0+1002+1+1, body)
+			t.Logf("%v appends attempted; answer %s", attempts, body)
+
+			newest := tc.ts[len(tc.ts)-1]
+			_, r := apiCall(t, br.URL, "/api/v1/query", url.Values{"query": {`target_info{job="svc"}`}, "time": {strconv.FormatInt(newest.Unix(), 10)}}, false)
+			require.Contains(t, string(r.Data), `"host_name":"h1"`, "target_info at the newest point")
+		})
+	}
+}
