@@ -153,7 +153,7 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 	c.guarded = &guardedStorage{db: c.storage, limiter: c.limiter, metrics: c.metrics, protocol: protoScrape, now: time.Now}
 
 	if cfg.OTLP.DeltaToCumulative {
-		d2c, err := newDeltaToCumulative(c.convertOTLP)
+		d2c, err := newDeltaToCumulative(c.convertOTLP, cfg.Limits.MaxDeltaStreams, c.countDeltaDrops)
 		if err != nil {
 			return nil, fmt.Errorf("collector: delta to cumulative: %w", err)
 		}

@@ -72,6 +72,11 @@ type LimitsConfig struct {
 	// MaxLabelValueLength bounds the length in bytes of a label value. Zero
 	// means no limit.
 	MaxLabelValueLength int `mapstructure:"max_label_value_length"`
+	// MaxDeltaStreams bounds the streams whose running total the
+	// delta-to-cumulative conversion keeps (its max_streams); points of new
+	// streams beyond it are rejected as delta_stream_limit until idle
+	// streams expire (5m). Zero means no limit.
+	MaxDeltaStreams int `mapstructure:"max_delta_streams"`
 	// SeriesIdleTimeout is how long a series counts as active after its last
 	// sample.
 	SeriesIdleTimeout time.Duration `mapstructure:"series_idle_timeout"`
@@ -130,6 +135,7 @@ func DefaultConfig() Config {
 			MaxSeriesPerMetric:  100_000,
 			MaxLabelsPerSeries:  64,
 			MaxLabelValueLength: 2048,
+			MaxDeltaStreams:     100_000,
 			SeriesIdleTimeout:   time.Hour,
 		},
 		OTLP: OTLPConfig{DeltaToCumulative: true},
@@ -223,6 +229,7 @@ func (c Config) Validate() error {
 		"collector.limits.max_series_per_metric":  int64(c.Limits.MaxSeriesPerMetric),
 		"collector.limits.max_labels_per_series":  int64(c.Limits.MaxLabelsPerSeries),
 		"collector.limits.max_label_value_length": int64(c.Limits.MaxLabelValueLength),
+		"collector.limits.max_delta_streams":      int64(c.Limits.MaxDeltaStreams),
 		"collector.query.max_samples":             int64(c.Query.MaxSamples),
 	} {
 		if v < 0 {

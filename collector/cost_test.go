@@ -78,3 +78,79 @@ func TestOTLPRequestCostIsBounded(t *testing.T) {
 		})
 	}
 }
+
+// deltaSum is one delta sum with a point per stream name, starting at start
+// and ending at end.
+func deltaSum(start, end time.Time, streams ...string) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "svc")
+	m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	m.SetName("delta_requests")
+	sum := m.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	for _, s := range streams {
+		dp := sum.DataPoints().AppendEmpty()
+		dp.Attributes().PutStr("route", s)
+		dp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(end))
+		dp.SetIntValue(1)
+	}
+	return md
+}
+
+// TestDeltaPointsDroppedAreCountedAndAnswered sends delta points that the
+// delta-to-cumulative conversion cannot use (a retried duplicate, an older
+// start, a stream beyond max_delta_streams) and requires each one in the
+// partial-success answer and in burnrate_collector_samples_rejected_total,
+// by reason.
+func TestDeltaPointsDroppedAreCountedAndAnswered(t *testing.T) {
+	cfg := testConfig()
+	cfg.Limits.MaxDeltaStreams = 2
+	br := startCollector(t, cfg, "")
+	hdr := map[string]string{"Content-Type": ctJSON}
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
+	send := func(md pmetric.Metrics) string {
+		code, _, body := post(t, br.URL+"/v1/metrics", hdr, otlpJSON(t, md))
+		require.Equal(t, http.StatusOK, code, body)
+		return body
+	}
+	rejected := func(reason string) float64 {
+		return counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": reason})
+	}
+
+	body := send(deltaSum(t0, t0.Add(10*time.Second), "a", "b"))
+	require.NotContains(t, body, "rejectedDataPoints")
+	for _, tc := range []struct {
+		name, reason string
+		md           pmetric.Metrics
+	}{
+		{"a retried export is a duplicate", "delta_out_of_order", deltaSum(t0, t0.Add(10*time.Second), "a")},
+		{"a point starting before its stream is dropped", "delta_older_start", deltaSum(t0.Add(-time.Hour), t0.Add(20*time.Second), "b")},
+		{"a stream beyond max_delta_streams is refused", "delta_stream_limit", deltaSum(t0, t0.Add(10*time.Second), "c")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := rejected(tc.reason)
+			body := send(tc.md)
+			require.Contains(t, body, `"rejectedDataPoints":"1"`)
+			require.Contains(t, body, tc.reason+"=1")
+			require.Equal(t, before+1, rejected(tc.reason))
+		})
+	}
+}
+
+// TestPartialSuccessCountsPoints requires a metric the translator cannot
+// take to be answered with the number of its points, not one per error.
+func TestPartialSuccessCountsPoints(t *testing.T) {
+	cfg := testConfig()
+	cfg.OTLP.DeltaToCumulative = false
+	br := startCollector(t, cfg, "")
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
+	code, _, body := post(t, br.URL+"/v1/metrics", map[string]string{"Content-Type": ctJSON}, otlpJSON(t, deltaSum(t0, t0.Add(10*time.Second), "a", "b", "c")))
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"rejectedDataPoints":"3"`)
+	require.Contains(t, body, "invalid_sample=3")
+	require.Contains(t, body, "Delta temporality")
+	require.Equal(t, 3.0, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": "invalid_sample"}))
+}

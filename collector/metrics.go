@@ -23,7 +23,8 @@ const (
 var reasons = []string{
 	reasonOutOfOrder, reasonDuplicate, reasonTooOld, reasonOutOfBounds,
 	reasonSeriesLimit, reasonMetricSeriesLimit, reasonInvalidLabels,
-	reasonInvalidSample, reasonTargetInfoLimit, reasonRolledBack, reasonOther,
+	reasonInvalidSample, reasonTargetInfoLimit, reasonDeltaOutOfOrder,
+	reasonDeltaOlderStart, reasonDeltaStreamLimit, reasonRolledBack, reasonOther,
 }
 
 // Protocols, the values of the protocol label.

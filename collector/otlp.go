@@ -297,12 +297,17 @@ func (c *Collector) AppendOTLPMetrics(ctx context.Context, md pmetric.Metrics) (
 		// append errors were counted by the appender.
 		for _, e := range uncounted(err) {
 			st.counts.reject(reasonInvalidSample, 1, e)
+			c.metrics.samplesRejected.WithLabelValues(protoOTLP, reasonInvalidSample).Inc()
 		}
 	}
 	return st.counts, nil
 }
 
 func (c *Collector) convertOTLP(ctx context.Context, md pmetric.Metrics) error {
+	if counts := dropUntranslatable(md); counts.rejectedTotal() > 0 {
+		st, p := c.guarded.state(ctx)
+		c.guarded.flush(st, p, counts)
+	}
 	app := c.guarded.AppenderV2(ctx, targetInfoBudget(md))
 	conv := prw.NewPrometheusConverter(app)
 	otlpCfg := config.DefaultConfig.OTLPConfig
@@ -322,6 +327,43 @@ func (c *Collector) convertOTLP(ctx context.Context, md pmetric.Metrics) error {
 		return errors.Join(err, fmt.Errorf("%w: commit: %w", errStorage, cerr))
 	}
 	return err
+}
+
+// dropUntranslatable removes the metrics the OTLP translator would drop
+// whole (a temporality other than cumulative, which is what is left after
+// the delta-to-cumulative conversion), and counts their points, so that the
+// sender learns how many points were lost rather than one per error.
+func dropUntranslatable(md pmetric.Metrics) ingestCounts {
+	var counts ingestCounts
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			sms.At(j).Metrics().RemoveIf(func(m pmetric.Metric) bool {
+				t, points := temporality(m)
+				if t == pmetric.AggregationTemporalityCumulative || points < 0 {
+					return false
+				}
+				counts.reject(reasonInvalidSample, points, fmt.Errorf("metric %q has %s temporality: only cumulative is accepted (delta too with collector.otlp.delta_to_cumulative)", m.Name(), t))
+				return true
+			})
+		}
+	}
+	return counts
+}
+
+// temporality returns a metric's aggregation temporality and its number of
+// points; points is -1 for kinds without a temporality (gauges, summaries).
+func temporality(m pmetric.Metric) (pmetric.AggregationTemporality, int) {
+	switch m.Type() {
+	case pmetric.MetricTypeSum:
+		return m.Sum().AggregationTemporality(), m.Sum().DataPoints().Len()
+	case pmetric.MetricTypeHistogram:
+		return m.Histogram().AggregationTemporality(), m.Histogram().DataPoints().Len()
+	case pmetric.MetricTypeExponentialHistogram:
+		return m.ExponentialHistogram().AggregationTemporality(), m.ExponentialHistogram().DataPoints().Len()
+	}
+	return pmetric.AggregationTemporalityUnspecified, -1
 }
 
 // uncounted returns the leaves of a (joined) translator error that the
@@ -348,17 +390,7 @@ func hasDelta(md pmetric.Metrics) bool {
 		for j := range sms.Len() {
 			ms := sms.At(j).Metrics()
 			for k := range ms.Len() {
-				m := ms.At(k)
-				t := pmetric.AggregationTemporalityUnspecified
-				switch m.Type() {
-				case pmetric.MetricTypeSum:
-					t = m.Sum().AggregationTemporality()
-				case pmetric.MetricTypeHistogram:
-					t = m.Histogram().AggregationTemporality()
-				case pmetric.MetricTypeExponentialHistogram:
-					t = m.ExponentialHistogram().AggregationTemporality()
-				}
-				if t == pmetric.AggregationTemporalityDelta {
+				if t, _ := temporality(ms.At(k)); t == pmetric.AggregationTemporalityDelta {
 					return true
 				}
 			}

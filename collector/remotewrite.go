@@ -2,7 +2,6 @@ package collector
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,17 +11,12 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
-	deltatocumulative "github.com/open-telemetry/opentelemetry-collector-contrib/processor/deltatocumulativeprocessor"
 	"github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
 	promremote "github.com/prometheus/prometheus/storage/remote"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/processor"
-	"go.opentelemetry.io/otel/metric/noop"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -120,23 +114,3 @@ func (c *Collector) openRemoteWrite() error {
 type readyScrape struct{ c *Collector }
 
 func (r readyScrape) Get() (*scrape.Manager, error) { return r.c.scrape, nil }
-
-func newDeltaToCumulative(fn consumer.ConsumeMetricsFunc) (processor.Metrics, error) {
-	next, err := consumer.NewMetrics(fn)
-	if err != nil {
-		return nil, err
-	}
-	fac := deltatocumulative.NewFactory()
-	set := processor.Settings{
-		ID:                component.NewID(fac.Type()),
-		TelemetrySettings: component.TelemetrySettings{MeterProvider: noop.NewMeterProvider()},
-	}
-	p, err := fac.CreateMetrics(context.Background(), set, fac.CreateDefaultConfig(), next)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.Start(context.Background(), nil); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
