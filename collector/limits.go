@@ -160,7 +160,10 @@ func (l *limiter) sweep(now time.Time) {
 // ingestCounts accumulates the outcome of one request or one scrape.
 type ingestCounts struct {
 	accepted int
-	rejected map[string]int
+	// acceptedHistograms is the part of accepted that were histograms
+	// (remote write 2.0 reports them apart).
+	acceptedHistograms int
+	rejected           map[string]int
 	// firstErr is the first rejection, reported to the sender.
 	firstErr error
 }
@@ -177,6 +180,7 @@ func (c *ingestCounts) reject(reason string, n int, err error) {
 
 func (c *ingestCounts) add(o ingestCounts) {
 	c.accepted += o.accepted
+	c.acceptedHistograms += o.acceptedHistograms
 	for r, n := range o.rejected {
 		c.reject(r, n, o.firstErr)
 	}
@@ -329,7 +333,7 @@ func (t *tally) committed(err error) error {
 	c := t.pending
 	if err != nil {
 		c.reject(reasonRolledBack, c.accepted, err)
-		c.accepted = 0
+		c.accepted, c.acceptedHistograms = 0, 0
 	}
 	t.g.flush(t.st, t.protocol, c)
 	t.pending = ingestCounts{}
@@ -341,7 +345,7 @@ func (t *tally) rolledBack() {
 	c := t.pending
 	if c.accepted > 0 {
 		c.reject(reasonRolledBack, c.accepted, errors.New("the request was rolled back"))
-		c.accepted = 0
+		c.accepted, c.acceptedHistograms = 0, 0
 	}
 	t.g.flush(t.st, t.protocol, c)
 	t.pending = ingestCounts{}
@@ -380,7 +384,29 @@ func (a *guardedAppender) AppendHistogram(ref storage.SeriesRef, ls labels.Label
 	if !a.admit(ls) {
 		return 0, nil
 	}
-	return a.result(a.Appender.AppendHistogram(ref, ls, t, h, fh))
+	ref, err := a.result(a.Appender.AppendHistogram(ref, ls, t, h, fh))
+	if err == nil {
+		a.pending.acceptedHistograms++
+	}
+	return ref, err
+}
+
+// AppendSTZeroSample admits the series first: remote write 2.0 calls it
+// before Append, and it would otherwise create a series the limits refuse.
+// A refused zero sample is not counted (the sample after it is).
+func (a *guardedAppender) AppendSTZeroSample(ref storage.SeriesRef, ls labels.Labels, t, st int64) (storage.SeriesRef, error) {
+	if _, err := a.g.limiter.admit(ls, a.now); err != nil {
+		return 0, nil
+	}
+	return a.Appender.AppendSTZeroSample(ref, ls, t, st)
+}
+
+// AppendHistogramSTZeroSample is AppendSTZeroSample for histograms.
+func (a *guardedAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, ls labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	if _, err := a.g.limiter.admit(ls, a.now); err != nil {
+		return 0, nil
+	}
+	return a.Appender.AppendHistogramSTZeroSample(ref, ls, t, st, h, fh)
 }
 
 func (a *guardedAppender) AppendExemplar(ref storage.SeriesRef, ls labels.Labels, e exemplar.Exemplar) (storage.SeriesRef, error) {

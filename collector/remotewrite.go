@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,12 +53,30 @@ func (c *Collector) serveRemoteWrite(w http.ResponseWriter, r *http.Request) (in
 	st.mu.Lock()
 	counts := st.counts
 	st.mu.Unlock()
+	correctWrittenHeaders(w.Header(), counts)
 	if rec.code/100 == 2 && counts.rejectedTotal() > 0 {
 		return 0, &httpError{code: http.StatusBadRequest, msg: counts.summary()}
 	}
 	w.WriteHeader(rec.code)
 	_, _ = w.Write(rec.body.Bytes())
 	return rec.code, nil
+}
+
+// Remote write 2.0's response headers: what the receiver wrote.
+const (
+	headerSamplesWritten    = "X-Prometheus-Remote-Write-Samples-Written"
+	headerHistogramsWritten = "X-Prometheus-Remote-Write-Histograms-Written"
+)
+
+// correctWrittenHeaders sets remote write 2.0's written counts to what the
+// TSDB took: Prometheus's handler counts the samples the limits swallowed
+// as written. Remote write 1.0 answers have no such headers.
+func correctWrittenHeaders(h http.Header, counts ingestCounts) {
+	if h.Get(headerSamplesWritten) == "" {
+		return
+	}
+	h.Set(headerSamplesWritten, strconv.Itoa(counts.accepted-counts.acceptedHistograms))
+	h.Set(headerHistogramsWritten, strconv.Itoa(counts.acceptedHistograms))
 }
 
 // recorder holds a response back until the collector decides on the status.
