@@ -60,8 +60,9 @@ type TSDBConfig struct {
 // are counted by reason and reported to the sender; they never crash the
 // process or fail the rest of the request.
 type LimitsConfig struct {
-	// MaxActiveSeries bounds the number of series that received a sample within
-	// SeriesIdleTimeout. Zero means no limit.
+	// MaxActiveSeries bounds the number of series in the TSDB head (series
+	// stay there until the head compaction after their last sample, 2-4h
+	// later), across restarts. Zero means no limit.
 	MaxActiveSeries int `mapstructure:"max_active_series"`
 	// MaxSeriesPerMetric bounds the active series of one metric name. Zero
 	// means no limit.
@@ -77,8 +78,9 @@ type LimitsConfig struct {
 	// streams beyond it are rejected as delta_stream_limit until idle
 	// streams expire (5m). Zero means no limit.
 	MaxDeltaStreams int `mapstructure:"max_delta_streams"`
-	// SeriesIdleTimeout is how long a series counts as active after its last
-	// sample.
+	// SeriesIdleTimeout is no longer used: series count against the limits
+	// for as long as the TSDB head keeps them, so that the limits bound the
+	// head. It is still accepted so that existing configurations load.
 	SeriesIdleTimeout time.Duration `mapstructure:"series_idle_timeout"`
 }
 

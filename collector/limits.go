@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/index"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
@@ -30,14 +32,17 @@ var ErrMetricSeriesLimit = errors.New("per-metric series limit reached")
 // naming rules or the label limits.
 var ErrInvalidLabels = errors.New("invalid labels")
 
-// limiter admits or rejects series. It remembers every series that received a
-// sample within the idle timeout, by label hash, so that the check for a
-// known series is one read-locked map lookup; only new series take the
-// global lock.
+// limiter admits or rejects series. It tracks the series of the TSDB head,
+// by label hash, so that the check for a known series is one read-locked
+// map lookup; only new series take the global lock. Its set follows the
+// head: rebuilt from it on start (the WAL replay), and swept of series the
+// head no longer has (after the head compaction that follows their last
+// sample), so that the limits bound the head itself, across restarts.
 type limiter struct {
 	cfg    LimitsConfig
 	shards [256]limiterShard
 	total  atomic.Int64
+	gen    atomic.Uint32 // the current sweep's mark
 
 	mu        sync.Mutex
 	perMetric map[string]int
@@ -50,7 +55,8 @@ type limiterShard struct {
 
 type trackedSeries struct {
 	metric   string
-	lastSeen atomic.Int64 // unix seconds
+	lastSeen atomic.Int64  // unix seconds
+	gen      atomic.Uint32 // the last sweep that found it in the head
 }
 
 func newLimiter(cfg LimitsConfig) *limiter {
@@ -59,6 +65,85 @@ func newLimiter(cfg LimitsConfig) *limiter {
 		l.shards[i].m = map[uint64]*trackedSeries{}
 	}
 	return l
+}
+
+// headSeries calls fn with the labels of every series in the head.
+func headSeries(ctx context.Context, db *tsdb.DB, fn func(labels.Labels)) error {
+	ir, err := db.Head().Index()
+	if err != nil {
+		return fmt.Errorf("head index: %w", err)
+	}
+	defer func() { _ = ir.Close() }()
+	name, value := index.AllPostingsKey()
+	p, err := ir.Postings(ctx, name, value)
+	if err != nil {
+		return fmt.Errorf("head postings: %w", err)
+	}
+	var b labels.ScratchBuilder
+	for p.Next() {
+		if err := ir.Series(p.At(), &b, nil); err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				continue // garbage-collected meanwhile
+			}
+			return fmt.Errorf("head series: %w", err)
+		}
+		fn(b.Labels())
+	}
+	return p.Err()
+}
+
+// rebuild tracks every series of the head, beyond the limits if need be:
+// they are in memory already, and new series wait until enough go.
+func (l *limiter) rebuild(ctx context.Context, db *tsdb.DB, now time.Time) error {
+	if !l.tracking() {
+		return nil
+	}
+	return headSeries(ctx, db, func(ls labels.Labels) {
+		h := ls.Hash()
+		sh := &l.shards[h%uint64(len(l.shards))]
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		if sh.m[h] == nil {
+			l.mu.Lock()
+			l.track(sh, h, ls.Get(model.MetricNameLabel), now.Unix())
+			l.mu.Unlock()
+		}
+	})
+}
+
+// track adds a series; the caller holds sh.mu and l.mu.
+func (l *limiter) track(sh *limiterShard, h uint64, metric string, now int64) {
+	s := &trackedSeries{metric: metric}
+	s.lastSeen.Store(now)
+	s.gen.Store(l.gen.Load())
+	sh.m[h] = s
+	l.perMetric[metric]++
+	l.total.Add(1)
+}
+
+// untrack removes a series; the caller holds sh.mu.
+func (l *limiter) untrack(sh *limiterShard, h uint64, s *trackedSeries) {
+	delete(sh.m, h)
+	l.total.Add(-1)
+	l.mu.Lock()
+	if l.perMetric[s.metric]--; l.perMetric[s.metric] <= 0 {
+		delete(l.perMetric, s.metric)
+	}
+	l.mu.Unlock()
+}
+
+// release forgets series a failed request created, so that its slots go
+// back: the head drops them at its next garbage collection, and the WAL
+// never saw them.
+func (l *limiter) release(hashes []uint64) {
+	for _, h := range hashes {
+		sh := &l.shards[h%uint64(len(l.shards))]
+		sh.mu.Lock()
+		if s := sh.m[h]; s != nil {
+			l.untrack(sh, h, s)
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // tracking reports whether series are tracked at all: without series limits
@@ -92,14 +177,15 @@ func (l *limiter) validate(ls labels.Labels) (string, error) {
 	return "", nil
 }
 
-// admit returns a reason and an error when a sample of ls must be rejected.
-// now is in unix seconds.
-func (l *limiter) admit(ls labels.Labels, now int64) (string, error) {
+// admit returns a reason and an error when a sample of ls must be rejected,
+// and the hash of the series when this call began tracking it. now is in
+// unix seconds.
+func (l *limiter) admit(ls labels.Labels, now int64) (created uint64, reason string, err error) {
 	if reason, err := l.validate(ls); err != nil {
-		return reason, err
+		return 0, reason, err
 	}
 	if !l.tracking() {
-		return "", nil
+		return 0, "", nil
 	}
 	h := ls.Hash()
 	sh := &l.shards[h%uint64(len(l.shards))]
@@ -110,51 +196,59 @@ func (l *limiter) admit(ls labels.Labels, now int64) (string, error) {
 		if s.lastSeen.Load() != now {
 			s.lastSeen.Store(now)
 		}
-		return "", nil
+		return 0, "", nil
 	}
 
 	name := ls.Get(model.MetricNameLabel)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if s := sh.m[h]; s != nil {
-		return "", nil
+		return 0, "", nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if m := l.cfg.MaxActiveSeries; m > 0 && l.total.Load() >= int64(m) {
-		return reasonSeriesLimit, fmt.Errorf("%w: %d active series, the limit is %d (collector.limits.max_active_series); new series of %s rejected", ErrSeriesLimit, l.total.Load(), m, name)
+		return 0, reasonSeriesLimit, fmt.Errorf("%w: %d active series, the limit is %d (collector.limits.max_active_series); new series of %s rejected", ErrSeriesLimit, l.total.Load(), m, name)
 	}
 	if m := l.cfg.MaxSeriesPerMetric; m > 0 && l.perMetric[name] >= m {
-		return reasonMetricSeriesLimit, fmt.Errorf("%w: metric %s has %d active series, the limit is %d (collector.limits.max_series_per_metric)", ErrMetricSeriesLimit, name, l.perMetric[name], m)
+		return 0, reasonMetricSeriesLimit, fmt.Errorf("%w: metric %s has %d active series, the limit is %d (collector.limits.max_series_per_metric)", ErrMetricSeriesLimit, name, l.perMetric[name], m)
 	}
-	s = &trackedSeries{metric: name}
-	s.lastSeen.Store(now)
-	sh.m[h] = s
-	l.perMetric[name]++
-	l.total.Add(1)
-	return "", nil
+	l.track(sh, h, name, now)
+	return h, "", nil
 }
 
-// sweep forgets series idle since before now-SeriesIdleTimeout, so that they
-// no longer count against the limits.
-func (l *limiter) sweep(now time.Time) {
-	cutoff := now.Add(-l.cfg.SeriesIdleTimeout).Unix()
+// sweep forgets the series the head no longer has, so that they no longer
+// count against the limits. Series seen since the sweep began are kept:
+// their appends may not have reached the head yet.
+func (l *limiter) sweep(ctx context.Context, db *tsdb.DB, now time.Time) error {
+	if !l.tracking() {
+		return nil
+	}
+	gen := l.gen.Add(1)
+	err := headSeries(ctx, db, func(ls labels.Labels) {
+		h := ls.Hash()
+		sh := &l.shards[h%uint64(len(l.shards))]
+		sh.mu.RLock()
+		if s := sh.m[h]; s != nil {
+			s.gen.Store(gen)
+		}
+		sh.mu.RUnlock()
+	})
+	if err != nil {
+		return err
+	}
+	start := now.Unix()
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
 		for h, s := range sh.m {
-			if s.lastSeen.Load() < cutoff {
-				delete(sh.m, h)
-				l.total.Add(-1)
-				l.mu.Lock()
-				if l.perMetric[s.metric]--; l.perMetric[s.metric] <= 0 {
-					delete(l.perMetric, s.metric)
-				}
-				l.mu.Unlock()
+			if s.gen.Load() != gen && s.lastSeen.Load() < start {
+				l.untrack(sh, h, s)
 			}
 		}
 		sh.mu.Unlock()
 	}
+	return nil
 }
 
 // ingestCounts accumulates the outcome of one request or one scrape.
@@ -325,6 +419,26 @@ type tally struct {
 	protocol string
 	now      int64
 	pending  ingestCounts
+	created  []uint64 // series this appender began tracking
+}
+
+// admit asks the limiter about ls, remembering the series it creates so
+// that a failed request gives their slots back.
+func (t *tally) admit(ls labels.Labels) (string, error) {
+	h, reason, err := t.g.limiter.admit(ls, t.now)
+	if h != 0 {
+		t.created = append(t.created, h)
+	}
+	return reason, err
+}
+
+// done ends the request's accounting; failed releases the series it
+// created.
+func (t *tally) done(failed bool) {
+	if failed {
+		t.g.limiter.release(t.created)
+	}
+	t.created = nil
 }
 
 // committed records the outcome of Commit: on failure every sample admitted
@@ -337,6 +451,7 @@ func (t *tally) committed(err error) error {
 	}
 	t.g.flush(t.st, t.protocol, c)
 	t.pending = ingestCounts{}
+	t.done(err != nil)
 	return err
 }
 
@@ -349,6 +464,7 @@ func (t *tally) rolledBack() {
 	}
 	t.g.flush(t.st, t.protocol, c)
 	t.pending = ingestCounts{}
+	t.done(true)
 }
 
 type guardedAppender struct {
@@ -356,8 +472,8 @@ type guardedAppender struct {
 	tally
 }
 
-func (a *guardedAppender) admit(ls labels.Labels) bool {
-	if reason, err := a.g.limiter.admit(ls, a.now); err != nil {
+func (a *guardedAppender) admitSample(ls labels.Labels) bool {
+	if reason, err := a.admit(ls); err != nil {
 		a.pending.reject(reason, 1, err)
 		return false
 	}
@@ -374,14 +490,14 @@ func (a *guardedAppender) result(ref storage.SeriesRef, err error) (storage.Seri
 }
 
 func (a *guardedAppender) Append(ref storage.SeriesRef, ls labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
-	if !a.admit(ls) {
+	if !a.admitSample(ls) {
 		return 0, nil
 	}
 	return a.result(a.Appender.Append(ref, ls, t, v))
 }
 
 func (a *guardedAppender) AppendHistogram(ref storage.SeriesRef, ls labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
-	if !a.admit(ls) {
+	if !a.admitSample(ls) {
 		return 0, nil
 	}
 	ref, err := a.result(a.Appender.AppendHistogram(ref, ls, t, h, fh))
@@ -395,7 +511,7 @@ func (a *guardedAppender) AppendHistogram(ref storage.SeriesRef, ls labels.Label
 // before Append, and it would otherwise create a series the limits refuse.
 // A refused zero sample is not counted (the sample after it is).
 func (a *guardedAppender) AppendSTZeroSample(ref storage.SeriesRef, ls labels.Labels, t, st int64) (storage.SeriesRef, error) {
-	if _, err := a.g.limiter.admit(ls, a.now); err != nil {
+	if _, err := a.admit(ls); err != nil {
 		return 0, nil
 	}
 	return a.Appender.AppendSTZeroSample(ref, ls, t, st)
@@ -403,7 +519,7 @@ func (a *guardedAppender) AppendSTZeroSample(ref storage.SeriesRef, ls labels.La
 
 // AppendHistogramSTZeroSample is AppendSTZeroSample for histograms.
 func (a *guardedAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, ls labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
-	if _, err := a.g.limiter.admit(ls, a.now); err != nil {
+	if _, err := a.admit(ls); err != nil {
 		return 0, nil
 	}
 	return a.Appender.AppendHistogramSTZeroSample(ref, ls, t, st, h, fh)
@@ -505,7 +621,7 @@ func (a *guardedAppenderV2) stopTargetInfo(ls labels.Labels, t int64, opts stora
 
 // append admits and appends one sample, counting the outcome.
 func (a *guardedAppenderV2) append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
-	if reason, err := a.g.limiter.admit(ls, a.now); err != nil {
+	if reason, err := a.admit(ls); err != nil {
 		a.pending.reject(reason, 1, err)
 		return 0, err
 	}
