@@ -154,3 +154,31 @@ func TestPartialSuccessCountsPoints(t *testing.T) {
 	require.Contains(t, body, "Delta temporality")
 	require.Equal(t, 3.0, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": "invalid_sample"}))
 }
+
+// TestSeriesLimitComesBeforeTheDeltaState floods one delta metric with new
+// streams beyond its series limit and requires the refused streams to stay
+// out of the delta-to-cumulative state, so that another metric's new
+// streams still fit there.
+func TestSeriesLimitComesBeforeTheDeltaState(t *testing.T) {
+	cfg := testConfig()
+	cfg.Limits.MaxSeriesPerMetric = 2
+	cfg.Limits.MaxDeltaStreams = 4
+	br := startCollector(t, cfg, "")
+	hdr := map[string]string{"Content-Type": ctJSON}
+	t0 := time.Now().Add(-time.Minute).Truncate(time.Second)
+	flood := make([]string, 10)
+	for i := range flood {
+		flood[i] = "r" + strconv.Itoa(i)
+	}
+	code, _, body := post(t, br.URL+"/v1/metrics", hdr, otlpJSON(t, deltaSum(t0, t0.Add(10*time.Second), flood...)))
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"rejectedDataPoints":"8"`)
+	require.Contains(t, body, "metric_series_limit=8")
+
+	other := deltaSum(t0, t0.Add(10*time.Second), "a", "b")
+	other.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).SetName("other_requests")
+	code, _, body = post(t, br.URL+"/v1/metrics", hdr, otlpJSON(t, other))
+	require.Equal(t, http.StatusOK, code, body)
+	require.NotContains(t, body, "rejectedDataPoints")
+	require.Zero(t, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": "delta_stream_limit"}))
+}

@@ -282,7 +282,9 @@ func (c *Collector) AppendOTLPMetrics(ctx context.Context, md pmetric.Metrics) (
 	ctx, st := withRequestState(ctx, protoOTLP)
 	var err error
 	if c.d2c != nil && hasDelta(md) {
-		err = c.d2c.ConsumeMetrics(ctx, md)
+		if err = c.admitDelta(ctx, md); err == nil {
+			err = c.d2c.ConsumeMetrics(ctx, md)
+		}
 	} else {
 		err = c.convertOTLP(ctx, md)
 	}
@@ -303,16 +305,12 @@ func (c *Collector) AppendOTLPMetrics(ctx context.Context, md pmetric.Metrics) (
 	return st.counts, nil
 }
 
-func (c *Collector) convertOTLP(ctx context.Context, md pmetric.Metrics) error {
-	if counts := dropUntranslatable(md); counts.rejectedTotal() > 0 {
-		st, p := c.guarded.state(ctx)
-		c.guarded.flush(st, p, counts)
-	}
-	app := c.guarded.AppenderV2(ctx, targetInfoBudget(md))
-	conv := prw.NewPrometheusConverter(app)
+// translatorSettings configures Prometheus's OTLP translator as
+// Prometheus's own OTLP receiver does by default.
+func (c *Collector) translatorSettings() prw.Settings {
 	otlpCfg := config.DefaultConfig.OTLPConfig
 	otlpCfg.PromoteResourceAttributes = c.cfg.OTLP.PromoteResourceAttributes
-	_, err := conv.FromMetrics(ctx, md, prw.Settings{
+	return prw.Settings{
 		AddMetricSuffixes:                    otlpCfg.TranslationStrategy.ShouldAddSuffixes(),
 		AllowUTF8:                            !otlpCfg.TranslationStrategy.ShouldEscape(),
 		PromoteResourceAttributes:            prw.NewPromoteResourceAttributes(otlpCfg),
@@ -322,7 +320,17 @@ func (c *Collector) convertOTLP(ctx context.Context, md pmetric.Metrics) error {
 		LookbackDelta:                        c.cfg.Query.LookbackDelta,
 		LabelNameUnderscoreSanitization:      otlpCfg.LabelNameUnderscoreSanitization,
 		LabelNamePreserveMultipleUnderscores: otlpCfg.LabelNamePreserveMultipleUnderscores,
-	})
+	}
+}
+
+func (c *Collector) convertOTLP(ctx context.Context, md pmetric.Metrics) error {
+	if counts := dropUntranslatable(md); counts.rejectedTotal() > 0 {
+		st, p := c.guarded.state(ctx)
+		c.guarded.flush(st, p, counts)
+	}
+	app := c.guarded.AppenderV2(ctx, targetInfoBudget(md))
+	conv := prw.NewPrometheusConverter(app)
+	_, err := conv.FromMetrics(ctx, md, c.translatorSettings())
 	if cerr := app.Commit(); cerr != nil {
 		return errors.Join(err, fmt.Errorf("%w: commit: %w", errStorage, cerr))
 	}
@@ -335,20 +343,16 @@ func (c *Collector) convertOTLP(ctx context.Context, md pmetric.Metrics) error {
 // sender learns how many points were lost rather than one per error.
 func dropUntranslatable(md pmetric.Metrics) ingestCounts {
 	var counts ingestCounts
-	rms := md.ResourceMetrics()
-	for i := range rms.Len() {
-		sms := rms.At(i).ScopeMetrics()
-		for j := range sms.Len() {
-			sms.At(j).Metrics().RemoveIf(func(m pmetric.Metric) bool {
-				t, points := temporality(m)
-				if t == pmetric.AggregationTemporalityCumulative || points < 0 {
-					return false
-				}
-				counts.reject(reasonInvalidSample, points, fmt.Errorf("metric %q has %s temporality: only cumulative is accepted (delta too with collector.otlp.delta_to_cumulative)", m.Name(), t))
-				return true
-			})
-		}
-	}
+	forEachMetrics(md, func(ms pmetric.MetricSlice) {
+		ms.RemoveIf(func(m pmetric.Metric) bool {
+			t, points := temporality(m)
+			if t == pmetric.AggregationTemporalityCumulative || points < 0 {
+				return false
+			}
+			counts.reject(reasonInvalidSample, points, fmt.Errorf("metric %q has %s temporality: only cumulative is accepted (delta too with collector.otlp.delta_to_cumulative)", m.Name(), t))
+			return true
+		})
+	})
 	return counts
 }
 
@@ -384,19 +388,26 @@ func uncounted(err error) []error {
 }
 
 func hasDelta(md pmetric.Metrics) bool {
+	found := false
+	forEachMetrics(md, func(ms pmetric.MetricSlice) {
+		for k := range ms.Len() {
+			if t, _ := temporality(ms.At(k)); t == pmetric.AggregationTemporalityDelta {
+				found = true
+			}
+		}
+	})
+	return found
+}
+
+// forEachMetrics calls fn with the metrics of every scope of md.
+func forEachMetrics(md pmetric.Metrics, fn func(pmetric.MetricSlice)) {
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
 		sms := rms.At(i).ScopeMetrics()
 		for j := range sms.Len() {
-			ms := sms.At(j).Metrics()
-			for k := range ms.Len() {
-				if t, _ := temporality(ms.At(k)); t == pmetric.AggregationTemporalityDelta {
-					return true
-				}
-			}
+			fn(sms.At(j).Metrics())
 		}
 	}
-	return false
 }
 
 // DecodeOTLPTraces decodes an OTLP/HTTP traces request body.
