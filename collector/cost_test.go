@@ -1,11 +1,14 @@
 package collector_test
 
 import (
+	"bytes"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -181,4 +184,31 @@ func TestSeriesLimitComesBeforeTheDeltaState(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	require.NotContains(t, body, "rejectedDataPoints")
 	require.Zero(t, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": "delta_stream_limit"}))
+}
+
+// TestTargetInfoSurvivesLongResourceAttributes sends a resource with a
+// command line longer than the label value limit and requires target_info
+// to be written with the value cut to the limit and marked, not dropped.
+func TestTargetInfoSurvivesLongResourceAttributes(t *testing.T) {
+	cfg := testConfig()
+	cfg.Limits.MaxLabelValueLength = 64
+	br := startCollector(t, cfg, "")
+	now := time.Now().Truncate(time.Second)
+	md := spanMetrics(now)
+	md.ResourceMetrics().At(0).Resource().Attributes().PutStr("process.command_line", "/usr/bin/java "+strings.Repeat("-Dkey=välue ", 100))
+	code, _, body := post(t, br.URL+"/v1/metrics", map[string]string{"Content-Type": ctJSON}, otlpJSON(t, md))
+	require.Equal(t, http.StatusOK, code, body)
+	require.NotContains(t, body, "rejectedDataPoints")
+
+	_, r := apiCall(t, br.URL, "/api/v1/query", url.Values{"query": {`target_info{job="svc"}`}, "time": {strconv.FormatInt(now.Unix(), 10)}}, false)
+	var res []struct {
+		Metric map[string]string `json:"metric"`
+	}
+	require.NoError(t, jsonUnmarshal(r.Data[bytes.Index(r.Data, []byte(`"result":`))+len(`"result":`):len(r.Data)-1], &res))
+	require.Len(t, res, 1)
+	v := res[0].Metric["process_command_line"]
+	require.True(t, strings.HasPrefix(v, "/usr/bin/java -Dkey=välue "), v)
+	require.True(t, strings.HasSuffix(v, "...(truncated)"), v)
+	require.LessOrEqual(t, len(v), 64)
+	require.True(t, utf8.ValidString(v))
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -175,6 +176,47 @@ func (l *limiter) validate(ls labels.Labels) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// truncatedMarker ends a target_info label value cut to
+// collector.limits.max_label_value_length.
+const truncatedMarker = "...(truncated)"
+
+// truncateLongValues cuts the label values of ls longer than the value
+// length limit to the limit, ending them with truncatedMarker. It is for
+// target_info, whose labels are every resource attribute: one long command
+// line must not cost a service its target_info.
+func (l *limiter) truncateLongValues(ls labels.Labels) labels.Labels {
+	m := l.cfg.MaxLabelValueLength
+	if m <= 0 {
+		return ls
+	}
+	long := false
+	ls.Range(func(lb labels.Label) { long = long || len(lb.Value) > m })
+	if !long {
+		return ls
+	}
+	b := labels.NewBuilder(ls)
+	ls.Range(func(lb labels.Label) {
+		if len(lb.Value) > m {
+			b.Set(lb.Name, truncateUTF8(lb.Value, m-len(truncatedMarker))+truncatedMarker)
+		}
+	})
+	return b.Labels()
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // admit returns a reason and an error when a sample of ls must be rejected,
@@ -591,6 +633,7 @@ func (a *guardedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, 
 		return ref, nil // counted; the rest of the metric still goes in
 	}
 	g.inLoop = true
+	ls = a.g.limiter.truncateLongValues(ls)
 	if g.stopped {
 		return 0, countedError{errTargetInfoBudget}
 	}

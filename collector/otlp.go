@@ -310,6 +310,10 @@ func (c *Collector) AppendOTLPMetrics(ctx context.Context, md pmetric.Metrics) (
 func (c *Collector) translatorSettings() prw.Settings {
 	otlpCfg := config.DefaultConfig.OTLPConfig
 	otlpCfg.PromoteResourceAttributes = c.cfg.OTLP.PromoteResourceAttributes
+	// otel_scope_name, otel_scope_version (and the scope's schema URL and
+	// attributes) on every series, as the OpenTelemetry Prometheus exporter
+	// writes them, so that dashboards built on either see the same series.
+	otlpCfg.PromoteScopeMetadata = true
 	return prw.Settings{
 		AddMetricSuffixes:                    otlpCfg.TranslationStrategy.ShouldAddSuffixes(),
 		AllowUTF8:                            !otlpCfg.TranslationStrategy.ShouldEscape(),
