@@ -8,6 +8,7 @@ import (
 // registerer.
 type metrics struct {
 	accepted       prometheus.Counter
+	duplicates     prometheus.Counter
 	rejected       *prometheus.CounterVec
 	appendDuration prometheus.Histogram
 	bytes          prometheus.Gauge
@@ -26,6 +27,10 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		accepted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "burnrate_collector_spans_accepted_total",
 			Help: "Spans written to the trace store.",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "burnrate_collector_spans_deduplicated_total",
+			Help: "Spans received again (same trace and span ID, an SDK retrying) and not stored twice.",
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "burnrate_collector_spans_rejected_total",
@@ -76,7 +81,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		m.deleted.WithLabelValues(r)
 	}
 	cs := []prometheus.Collector{
-		m.accepted, m.rejected, m.appendDuration, m.bytes, m.segments, m.traces, m.deleted, m.corrupt,
+		m.accepted, m.duplicates, m.rejected, m.appendDuration, m.bytes, m.segments, m.traces, m.deleted, m.corrupt,
 	}
 	if s.fwd != nil {
 		for _, r := range []string{"queue_full", "rejected", "retries_exhausted", "shutdown"} {

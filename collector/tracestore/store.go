@@ -98,6 +98,7 @@ type Store struct {
 	fwd    *forwarder
 	// pending bounds the Append calls in progress (see ErrOverloaded).
 	pending chan struct{}
+	recent  *recentSpans
 
 	mu       sync.RWMutex
 	segments []*segment // oldest first; the last one is written
@@ -138,6 +139,7 @@ func OpenWithOptions(dir string, cfg Config, opts Options, logger *slog.Logger, 
 		opts:    opts,
 		logger:  logger,
 		pending: make(chan struct{}, opts.MaxPendingAppends),
+		recent:  newRecentSpans(),
 		traces:  make(map[pcommon.TraceID]int32),
 	}
 	if cfg.Forward.Enabled() {
@@ -286,9 +288,14 @@ func (s *Store) Append(ctx context.Context, td ptrace.Traces) (rejected int, err
 	defer func() { <-s.pending }()
 	begin := time.Now()
 
-	groups, invalid := splitByTrace(td)
+	groups, invalid, dups, keys := splitByTrace(td, s.storedAlready())
 	if invalid > 0 {
 		s.m.rejected.WithLabelValues("invalid_id").Add(float64(invalid))
+	}
+	if dups > 0 {
+		// Stored already (a retried export): nothing is lost, nothing to
+		// report to the sender.
+		s.m.duplicates.Add(float64(dups))
 	}
 	marshal(groups)
 	var tooLarge int
@@ -296,19 +303,56 @@ func (s *Store) Append(ctx context.Context, td ptrace.Traces) (rejected int, err
 	if tooLarge > 0 {
 		s.m.rejected.WithLabelValues("too_large").Add(float64(tooLarge))
 	}
+	if size := framesBytes(frames); size+segmentHeader > s.cfg.MaxBytes {
+		// Written, it would be deleted at once by the size retention (with
+		// everything else): refuse it instead, with the count.
+		n := total - invalid - dups - tooLarge
+		s.m.rejected.WithLabelValues("too_large").Add(float64(n))
+		return invalid + tooLarge + n, nil
+	}
 	written, err := s.write(frames)
 	if err != nil {
-		lost := total - invalid - tooLarge - written
+		lost := total - invalid - dups - tooLarge - written
 		s.m.rejected.WithLabelValues(reasonOf(err)).Add(float64(lost))
 		s.m.accepted.Add(float64(written))
-		return total - written, err
+		return total - dups - written, err
 	}
+	s.recent.add(keys)
 	s.m.accepted.Add(float64(written))
 	s.m.appendDuration.Observe(time.Since(begin).Seconds())
 	if s.fwd != nil && written > 0 {
 		s.fwd.enqueue(td)
 	}
 	return invalid + tooLarge, nil
+}
+
+// storedAlready returns a check for spans stored lately whose trace is
+// still in the store (retention may have deleted it since: then the span is
+// stored again).
+func (s *Store) storedAlready() func(spanKey) bool {
+	held := map[pcommon.TraceID]bool{}
+	return func(k spanKey) bool {
+		if !s.recent.contains(k) {
+			return false
+		}
+		id := pcommon.TraceID(k[:16])
+		ok, known := held[id]
+		if !known {
+			s.mu.RLock()
+			_, ok = s.traces[id]
+			s.mu.RUnlock()
+			held[id] = ok
+		}
+		return ok
+	}
+}
+
+func framesBytes(frames []frame) int64 {
+	var n int64
+	for _, f := range frames {
+		n += int64(len(f.buf))
+	}
+	return n
 }
 
 func reasonOf(err error) string {
