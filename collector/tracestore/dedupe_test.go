@@ -2,8 +2,12 @@ package tracestore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,4 +55,55 @@ func TestBatchLargerThanMaxBytesIsRefused(t *testing.T) {
 	require.NoError(t, err, "what was stored before is still there")
 	_, err = s.Trace(context.Background(), traceID(fmt.Sprintf("%032x", 1)))
 	require.ErrorIs(t, err, ErrNotFound)
+}
+
+// TestFailedFsyncIsRetriedAndCounted makes the first fsync of a segment
+// fail and requires it counted, reported, and retried at the next sync
+// until it succeeds.
+func TestFailedFsyncIsRetriedAndCounted(t *testing.T) {
+	var calls []string
+	fail := true
+	s := openTest(t, t.TempDir(), DefaultConfig(), Options{Sync: func(f *os.File) error {
+		calls = append(calls, filepath.Base(f.Name()))
+		if fail {
+			fail = false
+			return errors.New("EIO")
+		}
+		return f.Sync()
+	}})
+	defer func() { _ = s.Close() }()
+	appendAll(t, s.Store, checkoutBatches()...)
+
+	err := s.sync()
+	require.ErrorContains(t, err, "EIO")
+	require.Equal(t, 1.0, counter(t, s.m.fsyncFailures))
+	require.NoError(t, s.sync(), "retried")
+	require.Len(t, calls, 2)
+	require.Equal(t, calls[0], calls[1], "the same segment again")
+	require.NoError(t, s.sync())
+	require.Len(t, calls, 2, "nothing left to sync")
+}
+
+// TestSealingASegmentDoesNotWaitForTheDisk blocks fsync and requires
+// appends that seal segments to go on: the sealed segment is fsynced by the
+// next sync, outside the store's lock.
+func TestSealingASegmentDoesNotWaitForTheDisk(t *testing.T) {
+	release := make(chan struct{})
+	var blocked atomic.Int32
+	s := openTest(t, t.TempDir(), DefaultConfig(), Options{SegmentBytes: 1, Sync: func(f *os.File) error {
+		blocked.Add(1)
+		<-release
+		return f.Sync()
+	}})
+	appendAll(t, s.Store, checkoutBatches()[0])
+	syncDone := make(chan error)
+	go func() { syncDone <- s.sync() }()
+	require.Eventually(t, func() bool { return blocked.Load() == 1 }, 10*time.Second, time.Millisecond)
+	// Each of these seals the segment before it (SegmentBytes is 1).
+	appendAll(t, s.Store, checkoutBatches()...)
+	require.GreaterOrEqual(t, s.Stats().Segments, 3)
+	close(release)
+	require.NoError(t, <-syncDone)
+	require.NoError(t, s.sync())
+	require.NoError(t, s.Close())
 }

@@ -24,9 +24,12 @@
 //
 // Append returns after the frame is handed to the kernel with one write(2)
 // (no user-space buffer), so spans accepted before the process crashes are
-// in the file. The active segment is fsynced once a second by Run, when it
-// is sealed and on Close: an operating-system crash or power loss can lose
-// the last second. A frame torn by a crash fails its length or CRC check;
+// in the file. Every segment written since its last fsync (the active one,
+// and one just sealed) is fsynced once a second by Run, outside the store's
+// lock so that appends never wait for the disk, and on Close: an
+// operating-system crash or power loss can lose the last second. A failed
+// fsync is logged, counted (burnrate_collector_trace_store_fsync_failures_total)
+// and retried at the next second until it succeeds. A frame torn by a crash fails its length or CRC check;
 // Open logs it, skips the rest of that file and writes on in a new segment.
 // Damage never makes Open fail.
 //

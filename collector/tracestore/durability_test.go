@@ -146,7 +146,7 @@ func TestRunAppliesRetentionAndSyncs(t *testing.T) {
 		synctest.Wait()
 		require.Equal(t, map[string]bool{traceA: true}, present(s.Store, traceA))
 		s.mu.RLock()
-		require.False(t, s.dirty, "Run fsyncs within a second")
+		require.Empty(t, s.unsynced, "Run fsyncs within a second")
 		s.mu.RUnlock()
 
 		time.Sleep(45 * time.Second) // past retention plus one retention tick

@@ -16,6 +16,7 @@ type metrics struct {
 	traces         prometheus.Gauge
 	deleted        *prometheus.CounterVec
 	corrupt        prometheus.Counter
+	fsyncFailures  prometheus.Counter
 
 	fwdSent    prometheus.Counter
 	fwdDropped *prometheus.CounterVec
@@ -61,6 +62,10 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 			Name: "burnrate_collector_trace_store_corrupt_records_total",
 			Help: "Damaged or torn records found in segment files and skipped.",
 		}),
+		fsyncFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "burnrate_collector_trace_store_fsync_failures_total",
+			Help: "Failed fsyncs of segment files; each is retried at the next sync (every second).",
+		}),
 		fwdSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "burnrate_collector_trace_forward_sent_spans_total",
 			Help: "Spans forwarded and accepted by the forward endpoint.",
@@ -81,7 +86,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		m.deleted.WithLabelValues(r)
 	}
 	cs := []prometheus.Collector{
-		m.accepted, m.duplicates, m.rejected, m.appendDuration, m.bytes, m.segments, m.traces, m.deleted, m.corrupt,
+		m.accepted, m.duplicates, m.rejected, m.appendDuration, m.bytes, m.segments, m.traces, m.deleted, m.corrupt, m.fsyncFailures,
 	}
 	if s.fwd != nil {
 		for _, r := range []string{"queue_full", "rejected", "retries_exhausted", "shutdown"} {

@@ -55,11 +55,17 @@ type Options struct {
 	ForwardBackoff    time.Duration
 	ForwardMaxBackoff time.Duration
 	ForwardMaxElapsed time.Duration
+	// Sync makes a segment file durable. Default (*os.File).Sync; tests
+	// make it fail or block.
+	Sync func(*os.File) error
 }
 
 func (o *Options) defaults(cfg Config) {
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Sync == nil {
+		o.Sync = (*os.File).Sync
 	}
 	if o.SegmentBytes <= 0 {
 		o.SegmentBytes = min(max(cfg.MaxBytes/16, 64<<10), 256<<20)
@@ -107,8 +113,10 @@ type Store struct {
 	traces  map[pcommon.TraceID]int32
 	entries []traceEntry
 	bytes   int64
-	dirty   bool // written since the last fsync
-	closed  bool
+	// unsynced are the segments written since their last successful fsync
+	// (the active one, and sealed ones until the next sync).
+	unsynced map[*segment]struct{}
+	closed   bool
 }
 
 // Open opens (creating if needed) the store in dir and rebuilds the index
@@ -134,13 +142,14 @@ func OpenWithOptions(dir string, cfg Config, opts Options, logger *slog.Logger, 
 		return nil, fmt.Errorf("trace store: %w", err)
 	}
 	s := &Store{
-		dir:     dir,
-		cfg:     cfg,
-		opts:    opts,
-		logger:  logger,
-		pending: make(chan struct{}, opts.MaxPendingAppends),
-		recent:  newRecentSpans(),
-		traces:  make(map[pcommon.TraceID]int32),
+		dir:      dir,
+		cfg:      cfg,
+		opts:     opts,
+		logger:   logger,
+		pending:  make(chan struct{}, opts.MaxPendingAppends),
+		recent:   newRecentSpans(),
+		unsynced: map[*segment]struct{}{},
+		traces:   make(map[pcommon.TraceID]int32),
 	}
 	if cfg.Forward.Enabled() {
 		fwd, err := newForwarder(cfg.Forward, opts, logger)
@@ -471,7 +480,7 @@ func (s *Store) writeFrame(fr frame) error {
 	}
 	seg.size += int64(len(fr.buf))
 	s.bytes += int64(len(fr.buf))
-	s.dirty = true
+	s.unsynced[seg] = struct{}{}
 	chunks := make([]chunkMeta, len(fr.groups))
 	for i, g := range fr.groups {
 		chunks[i] = g.meta
@@ -482,14 +491,11 @@ func (s *Store) writeFrame(fr frame) error {
 
 func (s *Store) active() *segment { return s.segments[len(s.segments)-1] }
 
-// roll seals the active segment (fsync) and starts a new one. The caller
-// holds the write lock.
+// roll seals the active segment and starts a new one. The caller holds
+// the write lock. The sealed segment is fsynced by the next sync, outside
+// the lock, so that appends never wait for the disk.
 func (s *Store) roll() (*segment, error) {
 	old := s.active()
-	if err := old.f.Sync(); err != nil {
-		s.logger.Error("trace store: fsync of a sealed segment failed", "file", old.path, "err", err)
-	}
-	s.dirty = false
 	seg, err := createSegment(s.dir, old.seq+1)
 	if err != nil {
 		return nil, fmt.Errorf("trace store: new segment: %w", err)
@@ -541,6 +547,7 @@ func (s *Store) applyRetention(now time.Time) {
 func (s *Store) deleteOldest(reason string) {
 	seg := s.segments[0]
 	s.segments = slices.Delete(s.segments, 0, 1)
+	delete(s.unsynced, seg)
 	for _, id := range seg.traces {
 		if i, ok := s.traces[id]; ok && !s.entries[i].dropSegment(seg) {
 			s.removeEntry(i)
@@ -568,22 +575,37 @@ func (s *Store) removeEntry(i int32) {
 	s.entries = s.entries[:last]
 }
 
-// sync fsyncs the active segment if it was written since the last sync.
+// sync fsyncs every segment written since its last fsync, outside the
+// lock: appends go on meanwhile. A failed fsync is counted, and the
+// segment stays in line for the next sync: the kernel may still hold the
+// data, and a later fsync that succeeds makes it durable.
 func (s *Store) sync() error {
 	s.mu.Lock()
-	if !s.dirty || s.closed {
+	if s.closed || len(s.unsynced) == 0 {
 		s.mu.Unlock()
 		return nil
 	}
-	f := s.active().f
-	s.dirty = false
-	s.mu.Unlock()
-	// fsync outside the lock: appends go on meanwhile. A roll or Close in
-	// the meantime syncs and closes the file themselves.
-	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
-		return err
+	segs := make([]*segment, 0, len(s.unsynced))
+	for seg := range s.unsynced {
+		segs = append(segs, seg)
 	}
-	return nil
+	clear(s.unsynced)
+	s.mu.Unlock()
+	var errs []error
+	for _, seg := range segs {
+		err := s.opts.Sync(seg.f)
+		if err == nil || errors.Is(err, os.ErrClosed) { // closed: deleted by retention
+			continue
+		}
+		s.m.fsyncFailures.Inc()
+		errs = append(errs, fmt.Errorf("fsync %s: %w", seg.path, err))
+		s.mu.Lock()
+		if !s.closed && slices.Contains(s.segments, seg) {
+			s.unsynced[seg] = struct{}{}
+		}
+		s.mu.Unlock()
+	}
+	return errors.Join(errs...)
 }
 
 // syncInterval bounds what an operating-system crash or power loss can take:
@@ -633,15 +655,21 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	var err error
+	var errs []error
+	for seg := range s.unsynced {
+		if err := s.opts.Sync(seg.f); err != nil && !errors.Is(err, os.ErrClosed) {
+			s.m.fsyncFailures.Inc()
+			errs = append(errs, fmt.Errorf("fsync %s: %w", seg.path, err))
+		}
+	}
+	clear(s.unsynced)
 	if len(s.segments) > 0 {
 		seg := s.active()
-		err = seg.f.Sync()
 		if seg.records == 0 {
 			_ = seg.f.Close()
 			s.segments = s.segments[:len(s.segments)-1]
-			if rerr := os.Remove(seg.path); rerr != nil && err == nil {
-				err = rerr
+			if err := os.Remove(seg.path); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}
@@ -649,7 +677,7 @@ func (s *Store) Close() error {
 	if s.fwd != nil {
 		s.fwd.close()
 	}
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("trace store: close: %w", err)
 	}
 	return nil
