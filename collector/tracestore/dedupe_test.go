@@ -107,3 +107,29 @@ func TestSealingASegmentDoesNotWaitForTheDisk(t *testing.T) {
 	require.NoError(t, s.sync())
 	require.NoError(t, s.Close())
 }
+
+// TestRetentionDeletesDamagedSegmentsSetAside requires the unreadable
+// segment files Open sets aside (.corrupt) to go once they are older than
+// the retention, and the recent ones to stay for inspection.
+func TestRetentionDeletesDamagedSegmentsSetAside(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: t0}
+	cfg := DefaultConfig()
+	old, recent := filepath.Join(dir, "0000000001.seg.corrupt"), filepath.Join(dir, "0000000002.seg.corrupt")
+	for _, p := range []string{old, recent} {
+		require.NoError(t, os.WriteFile(p, []byte("damaged"), 0o640))
+	}
+	require.NoError(t, os.Chtimes(old, t0.Add(-cfg.Retention-time.Minute), t0.Add(-cfg.Retention-time.Minute)))
+	require.NoError(t, os.Chtimes(recent, t0.Add(-time.Minute), t0.Add(-time.Minute)))
+
+	s := openTest(t, dir, cfg, Options{Now: c.Now})
+	defer func() { _ = s.Close() }()
+	require.NoFileExists(t, old)
+	require.FileExists(t, recent)
+	c.Advance(cfg.Retention)
+	s.mu.Lock()
+	s.applyRetention(c.Now())
+	s.mu.Unlock()
+	require.NoFileExists(t, recent)
+	require.Equal(t, 2.0, counter(t, s.m.deleted.WithLabelValues("corrupt")))
+}

@@ -29,9 +29,12 @@
 // lock so that appends never wait for the disk, and on Close: an
 // operating-system crash or power loss can lose the last second. A failed
 // fsync is logged, counted (burnrate_collector_trace_store_fsync_failures_total)
-// and retried at the next second until it succeeds. A frame torn by a crash fails its length or CRC check;
-// Open logs it, skips the rest of that file and writes on in a new segment.
-// Damage never makes Open fail.
+// and retried at the next second until it succeeds. A frame torn by a crash or damaged fails its length or CRC
+// check; Open logs and counts it, resumes at the next offset where a whole
+// frame checks out (so one damaged frame hides only itself), and writes on
+// in a new segment. A file unreadable from its first frame is set aside as
+// .corrupt and deleted once older than the retention. Damage never makes
+// Open fail.
 //
 // # Retention
 //

@@ -56,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		}),
 		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "burnrate_collector_trace_store_segments_deleted_total",
-			Help: "Segment files deleted by retention, by reason (age, size).",
+			Help: "Segment files deleted by retention, by reason (age, size, corrupt: set aside as unreadable and past retention).",
 		}, []string{"reason"}),
 		corrupt: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "burnrate_collector_trace_store_corrupt_records_total",

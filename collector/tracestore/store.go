@@ -7,8 +7,10 @@ import (
 	"hash/crc32"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -213,15 +215,15 @@ func (s *Store) load() error {
 		})
 		if res.corrupt != nil {
 			s.m.corrupt.Inc()
-			s.logger.Warn("trace segment damaged: records from here on are skipped (a torn tail after a crash looks like this)",
-				"file", path, "offset", res.valid, "skipped_bytes", fi.Size()-res.valid, "err", res.corrupt)
+			s.logger.Warn("trace segment damaged: the damaged bytes are skipped, intact frames after them kept (a torn tail after a crash looks like this)",
+				"file", path, "offset", res.valid, "skipped_bytes", res.skipped, "err", res.corrupt)
 		}
 		if seg.records == 0 {
 			_ = f.Close()
 			if res.corrupt != nil && fi.Size() > segmentHeader {
 				// Not a segment this version can read (or damaged from its
 				// first frame): keep it for inspection, out of the way.
-				if err := os.Rename(path, path+".corrupt"); err != nil {
+				if err := os.Rename(path, path+corruptSuffix); err != nil {
 					return err
 				}
 				continue
@@ -541,7 +543,35 @@ func (s *Store) applyRetention(now time.Time) {
 		}
 		s.deleteOldest("age")
 	}
+	s.removeOldCorrupt(now)
 	s.updateGauges()
+}
+
+// corruptSuffix marks a segment file set aside as unreadable.
+const corruptSuffix = ".corrupt"
+
+// removeOldCorrupt deletes the segment files set aside as unreadable once
+// they are older than the retention: kept for inspection, not for ever.
+func (s *Store) removeOldCorrupt(now time.Time) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), corruptSuffix) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || now.Sub(fi.ModTime()) < s.cfg.Retention {
+			continue
+		}
+		path := filepath.Join(s.dir, e.Name())
+		if err := os.Remove(path); err != nil {
+			s.logger.Error("trace store: cannot delete a damaged segment", "file", path, "err", err)
+			continue
+		}
+		s.m.deleted.WithLabelValues("corrupt").Inc()
+	}
 }
 
 func (s *Store) deleteOldest(reason string) {
