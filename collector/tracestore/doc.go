@@ -74,6 +74,10 @@
 // encoding; the write(2) under the store's one mutex is about 5%. See
 // bench/README.md ("Trace store").
 //
-// The forward queue is in memory: spans waiting to be forwarded are lost on
-// restart (they are still in the local store).
+// The forward queue is in memory, bounded in spans (forward.queue_size)
+// and in encoded bytes (forward.queue_bytes, 64 MiB): what does not fit is
+// dropped and counted by reason. A clean stop keeps forwarding what is
+// queued for up to a second, inside the process's stop budget; what is
+// left then, and everything queued at a crash, is not forwarded (it is
+// still in the local store).
 package tracestore

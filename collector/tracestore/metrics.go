@@ -72,7 +72,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		}),
 		fwdDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "burnrate_collector_trace_forward_dropped_spans_total",
-			Help: "Spans not forwarded, by reason (queue_full, rejected, retries_exhausted, shutdown).",
+			Help: "Spans not forwarded, by reason (queue_full, queue_bytes, rejected, retries_exhausted, shutdown).",
 		}, []string{"reason"}),
 		fwdRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "burnrate_collector_trace_forward_retries_total",
@@ -89,7 +89,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		m.accepted, m.duplicates, m.rejected, m.appendDuration, m.bytes, m.segments, m.traces, m.deleted, m.corrupt, m.fsyncFailures,
 	}
 	if s.fwd != nil {
-		for _, r := range []string{"queue_full", "rejected", "retries_exhausted", "shutdown"} {
+		for _, r := range []string{"queue_full", "queue_bytes", "rejected", "retries_exhausted", "shutdown"} {
 			m.fwdDropped.WithLabelValues(r)
 		}
 		fwd := s.fwd
@@ -98,6 +98,10 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 				Name: "burnrate_collector_trace_forward_queue_spans",
 				Help: "Spans waiting to be forwarded.",
 			}, func() float64 { return float64(fwd.queued()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "burnrate_collector_trace_forward_queue_bytes",
+				Help: "Encoded bytes of the spans waiting to be forwarded (at most forward.queue_bytes).",
+			}, func() float64 { return float64(fwd.queuedBytes()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "burnrate_collector_trace_forward_queue_capacity_spans",
 				Help: "Spans the forward queue holds at most (forward.queue_size).",

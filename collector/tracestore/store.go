@@ -57,6 +57,10 @@ type Options struct {
 	ForwardBackoff    time.Duration
 	ForwardMaxBackoff time.Duration
 	ForwardMaxElapsed time.Duration
+	// ForwardDrainTimeout is how long a clean stop (Run's context done)
+	// keeps forwarding what is queued. Default 1s, inside the process's 5s
+	// stop budget.
+	ForwardDrainTimeout time.Duration
 	// Sync makes a segment file durable. Default (*os.File).Sync; tests
 	// make it fail or block.
 	Sync func(*os.File) error
@@ -92,6 +96,9 @@ func (o *Options) defaults(cfg Config) {
 	}
 	if o.ForwardMaxElapsed <= 0 {
 		o.ForwardMaxElapsed = 5 * time.Minute
+	}
+	if o.ForwardDrainTimeout <= 0 {
+		o.ForwardDrainTimeout = time.Second
 	}
 }
 
