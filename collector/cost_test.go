@@ -13,6 +13,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/burnrate/burnrate/collector/tracestore"
 )
 
 // spanMetrics is one resource (with an attribute that gives it a
@@ -211,4 +215,39 @@ func TestTargetInfoSurvivesLongResourceAttributes(t *testing.T) {
 	require.True(t, strings.HasSuffix(v, "...(truncated)"), v)
 	require.LessOrEqual(t, len(v), 64)
 	require.True(t, utf8.ValidString(v))
+}
+
+// TestTraceBatchOverMaxBytesIsAnsweredWithItsCount posts, through
+// /v1/traces into the real trace store, a batch larger than the store's
+// max_bytes, and requires partial success with every span counted as
+// rejected (it was accepted and deleted at once before).
+func TestTraceBatchOverMaxBytesIsAnsweredWithItsCount(t *testing.T) {
+	br := startCollector(t, testConfig(), "")
+	tcfg := tracestore.DefaultConfig()
+	tcfg.MaxBytes = 1 << 20
+	ts, err := tracestore.Open(t.TempDir(), tcfg, nil, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ts.Close() })
+	br.SetSpanStore(ts, nil)
+
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "svc")
+	spans := rs.ScopeSpans().AppendEmpty().Spans()
+	now := time.Now()
+	for i := range 300 {
+		sp := spans.AppendEmpty()
+		sp.SetTraceID(pcommon.TraceID{byte(i), byte(i >> 8), 1})
+		sp.SetSpanID(pcommon.SpanID{byte(i), byte(i >> 8), 1})
+		sp.SetName("big")
+		sp.Attributes().PutStr("payload", strings.Repeat("x", 4096))
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Millisecond)))
+	}
+	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalJSON()
+	require.NoError(t, err)
+	code, _, resp := post(t, br.URL+"/v1/traces", map[string]string{"Content-Type": ctJSON}, body)
+	require.Equal(t, http.StatusOK, code, resp)
+	require.Contains(t, resp, `"rejectedSpans":"300"`)
+	require.Contains(t, resp, "300 of 300 spans rejected")
 }
