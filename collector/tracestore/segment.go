@@ -119,6 +119,10 @@ func scanSegment(r io.ReaderAt, size int64, fn func(off int64, received int64, c
 		return scanResult{corrupt: fmt.Errorf("%w: not a version %d trace segment", errCorrupt, segmentVersion)}
 	}
 	var res scanResult
+	var resync []byte // findFrame's window, allocated on the first damage
+	// The checksum work of resyncing, bounded so that crafted bytes cannot
+	// make Open quadratic: past it the rest of the file is skipped.
+	budget := 4*size + 1<<20
 	off := int64(segmentHeader)
 	for off < size {
 		end, err := scanFrames(r, off, size, fn)
@@ -128,7 +132,10 @@ func scanSegment(r io.ReaderAt, size int64, fn func(off int64, received int64, c
 		if res.corrupt == nil {
 			res.corrupt, res.valid = err, end
 		}
-		next := findFrame(r, end+1, size)
+		if resync == nil {
+			resync = make([]byte, min(64<<10, size)+frameHeader+1)
+		}
+		next := findFrame(r, end+1, size, resync, &budget)
 		if next < 0 {
 			res.skipped += size - end
 			break
@@ -181,18 +188,21 @@ func scanFrames(r io.ReaderAt, off, size int64, fn func(off int64, received int6
 // findFrame returns the first offset at or after from where a whole frame
 // checks out, or -1. Candidates are cheap to rule out (the length must fit,
 // the payload must start with its version byte); only those left get their
-// CRC computed.
-func findFrame(r io.ReaderAt, from, size int64) int64 {
-	const window = 1 << 20
-	buf := make([]byte, window+frameHeader+1)
+// CRC computed, and that work is taken from budget (bytes checksummed).
+// buf is the read window, reused across calls.
+func findFrame(r io.ReaderAt, from, size int64, buf []byte, budget *int64) int64 {
+	window := len(buf) - frameHeader - 1
 	var payload []byte
-	for base := from; base+frameHeader+1 <= size; base += window {
+	for base := from; base+frameHeader+1 <= size; base += int64(window) {
 		n, _ := r.ReadAt(buf[:min(int64(len(buf)), size-base)], base)
 		for i := 0; i+frameHeader+1 <= n && i < window; i++ {
 			p := base + int64(i)
 			length := binary.LittleEndian.Uint32(buf[i:])
 			if length < 1+8+1 || length > maxPayloadBytes || int64(length) > size-p-frameHeader || buf[i+frameHeader] != payloadVersion {
 				continue
+			}
+			if *budget -= int64(length); *budget < 0 {
+				return -1
 			}
 			if cap(payload) < int(length) {
 				payload = make([]byte, length)
