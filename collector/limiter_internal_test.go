@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -40,4 +41,28 @@ func TestLimiterFollowsTheHead(t *testing.T) {
 	require.NoError(t, l.sweep(context.Background(), db, start.Add(24*time.Hour)))
 	require.EqualValues(t, 1, l.total.Load(), "the head dropped the idle series")
 	require.Equal(t, map[string]int{"busy": 1}, l.perMetric)
+}
+
+// BenchmarkLimiterSweep measures the once-a-minute sweep of the series
+// limits against a head of 100k series.
+func BenchmarkLimiterSweep(b *testing.B) {
+	db, err := tsdb.Open(b.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
+	require.NoError(b, err)
+	b.Cleanup(func() { require.NoError(b, db.Close()) })
+	l := newLimiter(LimitsConfig{MaxActiveSeries: 1_000_000})
+	now := time.Now()
+	app := db.Appender(context.Background())
+	for i := range 100_000 {
+		ls := labels.FromStrings("__name__", "bench_series", "i", strconv.Itoa(i), "job", "bench")
+		_, _, err := l.admit(ls, now.Unix())
+		require.NoError(b, err)
+		_, err = app.Append(0, ls, now.UnixMilli(), 1)
+		require.NoError(b, err)
+	}
+	require.NoError(b, app.Commit())
+	b.ResetTimer()
+	for b.Loop() {
+		require.NoError(b, l.sweep(context.Background(), db, now))
+	}
+	require.EqualValues(b, 100_000, l.total.Load())
 }
