@@ -74,30 +74,56 @@ func benchOTLPBatch(routes int, ts time.Time) (pmetric.Metrics, int) {
 // BenchmarkOTLPMetricsIngest measures OTLP/HTTP protobuf metrics ingest
 // through the handler (decode, translate, limits, TSDB append and commit),
 // without the network. Each request carries 100 routes x 3 codes (4,200
-// samples); every iteration is a new scrape-like interval.
+// samples); every iteration is a new scrape-like interval. The delta case
+// adds the series-limit pass over a translated copy and the
+// delta-to-cumulative conversion.
 func BenchmarkOTLPMetricsIngest(b *testing.B) {
-	br := startCollector(b, testConfig(), "")
-	h := br.OTLPMetricsHandler()
-	base := time.Now().Add(-time.Hour)
-	var samples int
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		b.StopTimer()
-		md, n := benchOTLPBatch(100, base.Add(time.Duration(i)*time.Second))
-		body := otlpProto(b, md)
-		req := httptest.NewRequest(http.MethodPost, "/v1/metrics", bytes.NewReader(body))
-		req.Header.Set("Content-Type", ctProto)
-		rec := httptest.NewRecorder()
-		b.StartTimer()
-		h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK || bytes.Contains(rec.Body.Bytes(), []byte("rejected")) {
-			b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
-		}
-		samples += n
-		i++
+	for _, tc := range []struct {
+		name string
+		t    pmetric.AggregationTemporality
+	}{{"cumulative", pmetric.AggregationTemporalityCumulative}, {"delta", pmetric.AggregationTemporalityDelta}} {
+		b.Run(tc.name, func(b *testing.B) {
+			br := startCollector(b, testConfig(), "")
+			h := br.OTLPMetricsHandler()
+			base := time.Now().Add(-time.Hour)
+			var samples int
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				ts := base.Add(time.Duration(i) * time.Second)
+				md, n := benchOTLPBatch(100, ts)
+				if tc.t == pmetric.AggregationTemporalityDelta {
+					asDelta(md, ts.Add(-time.Second))
+				}
+				body := otlpProto(b, md)
+				req := httptest.NewRequest(http.MethodPost, "/v1/metrics", bytes.NewReader(body))
+				req.Header.Set("Content-Type", ctProto)
+				rec := httptest.NewRecorder()
+				b.StartTimer()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK || bytes.Contains(rec.Body.Bytes(), []byte("rejected")) {
+					b.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+				}
+				samples += n
+				i++
+			}
+			b.ReportMetric(float64(samples)/b.Elapsed().Seconds(), "samples/s")
+		})
 	}
-	b.ReportMetric(float64(samples)/b.Elapsed().Seconds(), "samples/s")
+}
+
+// asDelta turns benchOTLPBatch's metrics into deltas starting at start.
+func asDelta(md pmetric.Metrics, start time.Time) {
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	st := pcommon.NewTimestampFromTime(start)
+	sum, h := ms.At(0).Sum(), ms.At(1).Histogram()
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	h.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	for i := range sum.DataPoints().Len() {
+		sum.DataPoints().At(i).SetStartTimestamp(st)
+		h.DataPoints().At(i).SetStartTimestamp(st)
+	}
 }
 
 // BenchmarkRemoteWriteIngest measures remote-write 1.0 receive of 2,000-sample

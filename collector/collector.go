@@ -125,10 +125,13 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 		return nil, fmt.Errorf("collector: register metrics: %w", err)
 	}
 	c.limiter = newLimiter(cfg.Limits)
+	if err := c.limiter.rebuild(context.Background(), db, time.Now()); err != nil {
+		return nil, fmt.Errorf("collector: series limits from the head: %w", err)
+	}
 	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "burnrate_collector_active_series",
-		Help: "Series in the TSDB head (recent series, what the active series limit protects).",
-	}, func() float64 { return float64(db.Head().NumSeries()) })); err != nil {
+		Help: "Series the active series limit counts: those of the TSDB head.",
+	}, c.activeSeries)); err != nil {
 		return nil, fmt.Errorf("collector: register metrics: %w", err)
 	}
 
@@ -153,7 +156,7 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 	c.guarded = &guardedStorage{db: c.storage, limiter: c.limiter, metrics: c.metrics, protocol: protoScrape, now: time.Now}
 
 	if cfg.OTLP.DeltaToCumulative {
-		d2c, err := newDeltaToCumulative(c.convertOTLP)
+		d2c, err := newDeltaToCumulative(c.convertOTLP, cfg.Limits.MaxDeltaStreams, c.countDeltaDrops)
 		if err != nil {
 			return nil, fmt.Errorf("collector: delta to cumulative: %w", err)
 		}
@@ -282,7 +285,9 @@ loop:
 		case err = <-errc:
 			break loop
 		case now := <-tick.C:
-			c.limiter.sweep(now)
+			if err := c.limiter.sweep(ctx, c.db, now); err != nil && ctx.Err() == nil {
+				c.logger.Warn("sweeping the series limits", "err", err)
+			}
 		}
 	}
 	c.closing.Store(true)
@@ -296,6 +301,15 @@ loop:
 	c.scrape.Stop()
 	wg.Wait()
 	return err
+}
+
+// activeSeries is what the active series limit counts (the head's series
+// when no limit tracks them).
+func (c *Collector) activeSeries() float64 {
+	if c.limiter.tracking() {
+		return float64(c.limiter.total.Load())
+	}
+	return float64(c.db.Head().NumSeries())
 }
 
 // Close flushes remote write and closes the TSDB. Call it after Run returned.

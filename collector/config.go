@@ -22,8 +22,9 @@ type Config struct {
 	// MaxRequestBytes bounds the body of every ingest request, after
 	// decompression. Larger requests get 413.
 	MaxRequestBytes int64 `mapstructure:"max_request_bytes"`
-	// MaxInflightRequests bounds concurrent ingest requests; more get 429 with
-	// Retry-After, so that senders back off instead of piling up memory.
+	// MaxInflightRequests bounds concurrent ingest requests; more get
+	// Retry-After with 429 (OTLP) or 503 (remote write, whose senders drop a
+	// batch answered 429), so that senders back off instead of piling up memory.
 	MaxInflightRequests int `mapstructure:"max_inflight_requests"`
 
 	TSDB        TSDBConfig        `mapstructure:"tsdb"`
@@ -44,8 +45,12 @@ type TSDBConfig struct {
 	// blocks (the WAL comes on top), oldest blocks deleted first.
 	RetentionBytes int64 `mapstructure:"retention_bytes"`
 	// OutOfOrderWindow accepts samples up to this much older than the newest
-	// sample of their series. Zero rejects (and counts) every out-of-order
-	// sample, as Prometheus does by default.
+	// sample of their series. OTLP senders (SDKs, Collectors with several
+	// exporters or retries) deliver out of order routinely, so the default
+	// is the 30m Prometheus's OTLP guide suggests; 0 rejects (and counts)
+	// every out-of-order sample, as Prometheus does by default. Unlike the
+	// other durations, 0 is kept by WithDefaults: DefaultConfig carries the
+	// default.
 	OutOfOrderWindow time.Duration `mapstructure:"out_of_order_window"`
 	// MaxExemplars is the size of the in-memory exemplar ring buffer.
 	MaxExemplars int64 `mapstructure:"max_exemplars"`
@@ -55,8 +60,9 @@ type TSDBConfig struct {
 // are counted by reason and reported to the sender; they never crash the
 // process or fail the rest of the request.
 type LimitsConfig struct {
-	// MaxActiveSeries bounds the number of series that received a sample within
-	// SeriesIdleTimeout. Zero means no limit.
+	// MaxActiveSeries bounds the number of series in the TSDB head (series
+	// stay there until the head compaction after their last sample, 2-4h
+	// later), across restarts. Zero means no limit.
 	MaxActiveSeries int `mapstructure:"max_active_series"`
 	// MaxSeriesPerMetric bounds the active series of one metric name. Zero
 	// means no limit.
@@ -67,8 +73,14 @@ type LimitsConfig struct {
 	// MaxLabelValueLength bounds the length in bytes of a label value. Zero
 	// means no limit.
 	MaxLabelValueLength int `mapstructure:"max_label_value_length"`
-	// SeriesIdleTimeout is how long a series counts as active after its last
-	// sample.
+	// MaxDeltaStreams bounds the streams whose running total the
+	// delta-to-cumulative conversion keeps (its max_streams); points of new
+	// streams beyond it are rejected as delta_stream_limit until idle
+	// streams expire (5m). Zero means no limit.
+	MaxDeltaStreams int `mapstructure:"max_delta_streams"`
+	// SeriesIdleTimeout is no longer used: series count against the limits
+	// for as long as the TSDB head keeps them, so that the limits bound the
+	// head. It is still accepted so that existing configurations load.
 	SeriesIdleTimeout time.Duration `mapstructure:"series_idle_timeout"`
 }
 
@@ -120,14 +132,16 @@ func DefaultConfig() Config {
 		MaxRequestBytes:     32 << 20,
 		MaxInflightRequests: 64,
 		TSDB: TSDBConfig{
-			Retention:    15 * 24 * time.Hour,
-			MaxExemplars: 100_000,
+			Retention:        15 * 24 * time.Hour,
+			OutOfOrderWindow: 30 * time.Minute,
+			MaxExemplars:     100_000,
 		},
 		Limits: LimitsConfig{
 			MaxActiveSeries:     1_000_000,
 			MaxSeriesPerMetric:  100_000,
 			MaxLabelsPerSeries:  64,
 			MaxLabelValueLength: 2048,
+			MaxDeltaStreams:     100_000,
 			SeriesIdleTimeout:   time.Hour,
 		},
 		OTLP: OTLPConfig{DeltaToCumulative: true},
@@ -221,6 +235,7 @@ func (c Config) Validate() error {
 		"collector.limits.max_series_per_metric":  int64(c.Limits.MaxSeriesPerMetric),
 		"collector.limits.max_labels_per_series":  int64(c.Limits.MaxLabelsPerSeries),
 		"collector.limits.max_label_value_length": int64(c.Limits.MaxLabelValueLength),
+		"collector.limits.max_delta_streams":      int64(c.Limits.MaxDeltaStreams),
 		"collector.query.max_samples":             int64(c.Query.MaxSamples),
 	} {
 		if v < 0 {

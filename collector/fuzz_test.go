@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/prompb"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/burnrate/burnrate/collector"
 )
@@ -28,9 +29,15 @@ func fuzzCollector(f *testing.F) *collector.Collector {
 	return c
 }
 
+// maxRequestCPU is the CPU time one fuzzed OTLP request may cost: a small
+// body that costs more (the target_info loop over a span of years once did)
+// is a finding.
+const maxRequestCPU = 100 * time.Millisecond
+
 // FuzzOTLPMetrics feeds arbitrary bodies, as protobuf and as JSON, through
 // the OTLP metrics decoder and, when they decode, through the translator
-// and the limits into the TSDB. Nothing may panic.
+// and the limits into the TSDB. Nothing may panic, and no request may cost
+// more than maxRequestCPU of CPU.
 func FuzzOTLPMetrics(f *testing.F) {
 	now := time.Unix(1_700_000_000, 0)
 	md := gaugeMetrics("svc", "fuzz_gauge", 2, now)
@@ -38,18 +45,27 @@ func FuzzOTLPMetrics(f *testing.F) {
 	f.Add(otlpJSON(f, md), true)
 	f.Add([]byte(`{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"s"}}]},"scopeMetrics":[{"metrics":[{"name":"h","unit":"s","histogram":{"aggregationTemporality":1,"dataPoints":[{"timeUnixNano":"1700000000000000000","count":"3","sum":1.5,"bucketCounts":["1","2"],"explicitBounds":[0.5]}]}}]}]}]}`), true)
 	f.Add([]byte(`{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"e","exponentialHistogram":{"aggregationTemporality":2,"dataPoints":[{"timeUnixNano":"1700000000000000000","count":"2","scale":3,"positive":{"offset":-1,"bucketCounts":["1","1"]}}]}}]}]}]}`), true)
+	f.Add([]byte(`{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"s"}},{"key":"host.name","value":{"stringValue":"h"}}]},"scopeMetrics":[{"metrics":[{"name":"g","gauge":{"dataPoints":[{"timeUnixNano":"0","asDouble":1},{"timeUnixNano":"1700000000000000000","asDouble":2}]}}]}]}]}`), true)
 	c := fuzzCollector(f)
 	f.Fuzz(func(t *testing.T, body []byte, asJSON bool) {
 		mt := "application/x-protobuf"
 		if asJSON {
 			mt = "application/json"
 		}
-		md, err := collector.DecodeOTLPMetrics(body, mt)
+		var err error
+		cpu, measured := threadCPU(func() {
+			var md pmetric.Metrics
+			if md, err = collector.DecodeOTLPMetrics(body, mt); err != nil {
+				err = nil
+				return
+			}
+			_, err = c.AppendOTLPMetrics(context.Background(), md)
+		})
 		if err != nil {
-			return
-		}
-		if _, err := c.AppendOTLPMetrics(context.Background(), md); err != nil {
 			t.Fatalf("append of a decoded request failed: %v", err)
+		}
+		if measured && cpu > maxRequestCPU {
+			t.Fatalf("a %d-byte request cost %s of CPU, more than %s", len(body), cpu, maxRequestCPU)
 		}
 	})
 }

@@ -192,10 +192,7 @@ var realPrometheus struct {
 // on a free loopback port on first use. Tests skip when it is not installed.
 func startPrometheus(t testing.TB) string {
 	t.Helper()
-	const bin = "/usr/bin/prometheus"
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("%s is not installed (apt-get install prometheus): the comparison with the real Prometheus needs it", bin)
-	}
+	requirePrometheusBinary(t)
 	rp := &realPrometheus
 	rp.once.Do(func() {
 		dir, err := os.MkdirTemp("", "burnrate-prometheus-")
@@ -204,48 +201,62 @@ func startPrometheus(t testing.TB) string {
 			return
 		}
 		rp.dir = dir
-		cfg := filepath.Join(dir, "prometheus.yml")
-		if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1h\n"), 0o600); err != nil {
-			rp.err = err
-			return
-		}
-		port, err := freePort()
-		if err != nil {
-			rp.err = err
-			return
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		rp.cmd = exec.Command(bin,
-			"--config.file="+cfg,
-			"--storage.tsdb.path="+filepath.Join(dir, "data"),
-			"--web.listen-address="+addr,
-			"--web.enable-remote-write-receiver",
-			"--storage.tsdb.retention.time=3650d",
-			"--log.level=warn",
-		)
-		rp.cmd.Stdout = io.Discard
-		var stderr bytes.Buffer
-		rp.cmd.Stderr = &stderr
-		if err := rp.cmd.Start(); err != nil {
-			rp.err = err
-			return
-		}
-		rp.url = "http://" + addr
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			resp, err := http.Get(rp.url + "/-/ready")
-			if err == nil {
-				_ = resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		rp.err = fmt.Errorf("prometheus did not become ready: %s", stderr.String())
+		rp.cmd, rp.url, rp.err = launchPrometheus(dir, "global:\n  scrape_interval: 1h\n",
+			"--web.enable-remote-write-receiver", "--storage.tsdb.retention.time=3650d")
 	})
 	require.NoError(t, rp.err)
 	return rp.url
+}
+
+// launchPrometheus starts Debian's prometheus with configYAML and its
+// storage in dir, on a free loopback port, and waits until it is ready.
+func launchPrometheus(dir, configYAML string, args ...string) (*exec.Cmd, string, error) {
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte(configYAML), 0o600); err != nil {
+		return nil, "", err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cmd := exec.Command(prometheusBin, append([]string{
+		"--config.file=" + cfg,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
+		"--log.level=warn",
+	}, args...)...)
+	cmd.Stdout = io.Discard
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	url := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url + "/-/ready")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return cmd, url, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	return nil, "", fmt.Errorf("prometheus did not become ready: %s", stderr.String())
+}
+
+const prometheusBin = "/usr/bin/prometheus"
+
+// requirePrometheusBinary skips the test when Debian's prometheus is absent.
+func requirePrometheusBinary(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat(prometheusBin); err != nil {
+		t.Skipf("%s is not installed (apt-get install prometheus): the comparison with the real Prometheus needs it", prometheusBin)
+	}
 }
 
 func stopPrometheus() {

@@ -291,20 +291,20 @@ func TestLimitsRejectWithACount(t *testing.T) {
 		require.Contains(t, body, "max_label_value_length")
 	})
 
-	t.Run("out-of-order and duplicate samples are refused and counted", func(t *testing.T) {
+	t.Run("samples older than the out-of-order window and duplicates are refused and counted", func(t *testing.T) {
 		s := func(ts int64, v float64) *prompb.WriteRequest {
 			return &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
 				Labels: labelsOf("__name__", "wide_gauge", "shard", "1", "job", "svc"), Samples: []prompb.Sample{{Timestamp: ts, Value: v}},
 			}}}
 		}
 		// The OTLP series above has this label set, at now.
-		code, _, body := post(t, br.URL+"/api/v1/write", remoteWriteHeaders, remoteWriteBody(t, s(now.Add(-time.Minute).UnixMilli(), 5)))
+		code, _, body := post(t, br.URL+"/api/v1/write", remoteWriteHeaders, remoteWriteBody(t, s(now.Add(-cfg.TSDB.OutOfOrderWindow-time.Minute).UnixMilli(), 5)))
 		require.Equal(t, http.StatusBadRequest, code, body)
-		require.Contains(t, body, "out of order")
+		require.Contains(t, body, "too old")
 		code, _, body = post(t, br.URL+"/api/v1/write", remoteWriteHeaders, remoteWriteBody(t, s(now.UnixMilli(), 99)))
 		require.Equal(t, http.StatusBadRequest, code, body)
 		require.Contains(t, body, "duplicate")
-		require.Equal(t, 1.0, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "remote_write", "reason": "out_of_order"}))
+		require.Equal(t, 1.0, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "remote_write", "reason": "too_old"}))
 		require.Equal(t, 1.0, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "remote_write", "reason": "duplicate"}))
 	})
 
@@ -316,4 +316,28 @@ func TestLimitsRejectWithACount(t *testing.T) {
 		code, _ := apiCall(t, br.URL, "/api/v1/query", url.Values{"query": {`1`}}, false)
 		require.Equal(t, http.StatusOK, code)
 	})
+}
+
+// TestOTLPOutOfOrderWithinTheWindowIsKept sends an OTLP point older than the
+// newest of its series, as a retrying exporter does, and requires the
+// default out-of-order window to keep it; a point older than the window is
+// refused and counted.
+func TestOTLPOutOfOrderWithinTheWindowIsKept(t *testing.T) {
+	cfg := testConfig()
+	require.Equal(t, 30*time.Minute, cfg.TSDB.OutOfOrderWindow)
+	br := startCollector(t, cfg, "")
+	now := time.Now().Truncate(time.Second)
+	hdr := map[string]string{"Content-Type": ctJSON}
+	for _, ts := range []time.Time{now, now.Add(-10 * time.Minute)} {
+		code, _, body := post(t, br.URL+"/v1/metrics", hdr, otlpJSON(t, gaugeMetrics("svc", "late_gauge", 1, ts)))
+		require.Equal(t, http.StatusOK, code, body)
+		require.NotContains(t, body, "rejectedDataPoints", "a point %s old", now.Sub(ts))
+	}
+	_, r := apiCall(t, br.URL, "/api/v1/query", url.Values{"query": {`count_over_time(late_gauge[1h])`}, "time": {strconv.FormatInt(now.Unix(), 10)}}, false)
+	require.Contains(t, string(r.Data), `"2"]`)
+
+	code, _, body := post(t, br.URL+"/v1/metrics", hdr, otlpJSON(t, gaugeMetrics("svc", "late_gauge", 1, now.Add(-time.Hour))))
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"rejectedDataPoints":"1"`)
+	require.Equal(t, 1.0, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": "too_old"}))
 }

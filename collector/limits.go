@@ -4,16 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/index"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
 // ErrSeriesLimit is returned (wrapped, with the counts) for a sample that
@@ -28,14 +33,17 @@ var ErrMetricSeriesLimit = errors.New("per-metric series limit reached")
 // naming rules or the label limits.
 var ErrInvalidLabels = errors.New("invalid labels")
 
-// limiter admits or rejects series. It remembers every series that received a
-// sample within the idle timeout, by label hash, so that the check for a
-// known series is one read-locked map lookup; only new series take the
-// global lock.
+// limiter admits or rejects series. It tracks the series of the TSDB head,
+// by label hash, so that the check for a known series is one read-locked
+// map lookup; only new series take the global lock. Its set follows the
+// head: rebuilt from it on start (the WAL replay), and swept of series the
+// head no longer has (after the head compaction that follows their last
+// sample), so that the limits bound the head itself, across restarts.
 type limiter struct {
 	cfg    LimitsConfig
 	shards [256]limiterShard
 	total  atomic.Int64
+	gen    atomic.Uint32 // the current sweep's mark
 
 	mu        sync.Mutex
 	perMetric map[string]int
@@ -48,7 +56,8 @@ type limiterShard struct {
 
 type trackedSeries struct {
 	metric   string
-	lastSeen atomic.Int64 // unix seconds
+	lastSeen atomic.Int64  // unix seconds
+	gen      atomic.Uint32 // the last sweep that found it in the head
 }
 
 func newLimiter(cfg LimitsConfig) *limiter {
@@ -57,6 +66,85 @@ func newLimiter(cfg LimitsConfig) *limiter {
 		l.shards[i].m = map[uint64]*trackedSeries{}
 	}
 	return l
+}
+
+// headSeries calls fn with the labels of every series in the head.
+func headSeries(ctx context.Context, db *tsdb.DB, fn func(labels.Labels)) error {
+	ir, err := db.Head().Index()
+	if err != nil {
+		return fmt.Errorf("head index: %w", err)
+	}
+	defer func() { _ = ir.Close() }()
+	name, value := index.AllPostingsKey()
+	p, err := ir.Postings(ctx, name, value)
+	if err != nil {
+		return fmt.Errorf("head postings: %w", err)
+	}
+	var b labels.ScratchBuilder
+	for p.Next() {
+		if err := ir.Series(p.At(), &b, nil); err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				continue // garbage-collected meanwhile
+			}
+			return fmt.Errorf("head series: %w", err)
+		}
+		fn(b.Labels())
+	}
+	return p.Err()
+}
+
+// rebuild tracks every series of the head, beyond the limits if need be:
+// they are in memory already, and new series wait until enough go.
+func (l *limiter) rebuild(ctx context.Context, db *tsdb.DB, now time.Time) error {
+	if !l.tracking() {
+		return nil
+	}
+	return headSeries(ctx, db, func(ls labels.Labels) {
+		h := ls.Hash()
+		sh := &l.shards[h%uint64(len(l.shards))]
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		if sh.m[h] == nil {
+			l.mu.Lock()
+			l.track(sh, h, ls.Get(model.MetricNameLabel), now.Unix())
+			l.mu.Unlock()
+		}
+	})
+}
+
+// track adds a series; the caller holds sh.mu and l.mu.
+func (l *limiter) track(sh *limiterShard, h uint64, metric string, now int64) {
+	s := &trackedSeries{metric: metric}
+	s.lastSeen.Store(now)
+	s.gen.Store(l.gen.Load())
+	sh.m[h] = s
+	l.perMetric[metric]++
+	l.total.Add(1)
+}
+
+// untrack removes a series; the caller holds sh.mu.
+func (l *limiter) untrack(sh *limiterShard, h uint64, s *trackedSeries) {
+	delete(sh.m, h)
+	l.total.Add(-1)
+	l.mu.Lock()
+	if l.perMetric[s.metric]--; l.perMetric[s.metric] <= 0 {
+		delete(l.perMetric, s.metric)
+	}
+	l.mu.Unlock()
+}
+
+// release forgets series a failed request created, so that its slots go
+// back: the head drops them at its next garbage collection, and the WAL
+// never saw them.
+func (l *limiter) release(hashes []uint64) {
+	for _, h := range hashes {
+		sh := &l.shards[h%uint64(len(l.shards))]
+		sh.mu.Lock()
+		if s := sh.m[h]; s != nil {
+			l.untrack(sh, h, s)
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // tracking reports whether series are tracked at all: without series limits
@@ -90,14 +178,56 @@ func (l *limiter) validate(ls labels.Labels) (string, error) {
 	return "", nil
 }
 
-// admit returns a reason and an error when a sample of ls must be rejected.
-// now is in unix seconds.
-func (l *limiter) admit(ls labels.Labels, now int64) (string, error) {
+// truncatedMarker ends a target_info label value cut to
+// collector.limits.max_label_value_length.
+const truncatedMarker = "...(truncated)"
+
+// truncateLongValues cuts the label values of ls longer than the value
+// length limit to the limit, ending them with truncatedMarker. It is for
+// target_info, whose labels are every resource attribute: one long command
+// line must not cost a service its target_info.
+func (l *limiter) truncateLongValues(ls labels.Labels) labels.Labels {
+	m := l.cfg.MaxLabelValueLength
+	if m <= 0 {
+		return ls
+	}
+	long := false
+	ls.Range(func(lb labels.Label) { long = long || len(lb.Value) > m })
+	if !long {
+		return ls
+	}
+	b := labels.NewBuilder(ls)
+	ls.Range(func(lb labels.Label) {
+		if len(lb.Value) > m {
+			b.Set(lb.Name, truncateUTF8(lb.Value, m-len(truncatedMarker))+truncatedMarker)
+		}
+	})
+	return b.Labels()
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// admit returns a reason and an error when a sample of ls must be rejected,
+// and the hash of the series when this call began tracking it. now is in
+// unix seconds.
+func (l *limiter) admit(ls labels.Labels, now int64) (created uint64, reason string, err error) {
 	if reason, err := l.validate(ls); err != nil {
-		return reason, err
+		return 0, reason, err
 	}
 	if !l.tracking() {
-		return "", nil
+		return 0, "", nil
 	}
 	h := ls.Hash()
 	sh := &l.shards[h%uint64(len(l.shards))]
@@ -108,57 +238,68 @@ func (l *limiter) admit(ls labels.Labels, now int64) (string, error) {
 		if s.lastSeen.Load() != now {
 			s.lastSeen.Store(now)
 		}
-		return "", nil
+		return 0, "", nil
 	}
 
 	name := ls.Get(model.MetricNameLabel)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if s := sh.m[h]; s != nil {
-		return "", nil
+		return 0, "", nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if m := l.cfg.MaxActiveSeries; m > 0 && l.total.Load() >= int64(m) {
-		return reasonSeriesLimit, fmt.Errorf("%w: %d active series, the limit is %d (collector.limits.max_active_series); new series of %s rejected", ErrSeriesLimit, l.total.Load(), m, name)
+		return 0, reasonSeriesLimit, fmt.Errorf("%w: %d active series, the limit is %d (collector.limits.max_active_series); new series of %s rejected", ErrSeriesLimit, l.total.Load(), m, name)
 	}
 	if m := l.cfg.MaxSeriesPerMetric; m > 0 && l.perMetric[name] >= m {
-		return reasonMetricSeriesLimit, fmt.Errorf("%w: metric %s has %d active series, the limit is %d (collector.limits.max_series_per_metric)", ErrMetricSeriesLimit, name, l.perMetric[name], m)
+		return 0, reasonMetricSeriesLimit, fmt.Errorf("%w: metric %s has %d active series, the limit is %d (collector.limits.max_series_per_metric)", ErrMetricSeriesLimit, name, l.perMetric[name], m)
 	}
-	s = &trackedSeries{metric: name}
-	s.lastSeen.Store(now)
-	sh.m[h] = s
-	l.perMetric[name]++
-	l.total.Add(1)
-	return "", nil
+	l.track(sh, h, name, now)
+	return h, "", nil
 }
 
-// sweep forgets series idle since before now-SeriesIdleTimeout, so that they
-// no longer count against the limits.
-func (l *limiter) sweep(now time.Time) {
-	cutoff := now.Add(-l.cfg.SeriesIdleTimeout).Unix()
+// sweep forgets the series the head no longer has, so that they no longer
+// count against the limits. Series seen since the sweep began are kept:
+// their appends may not have reached the head yet.
+func (l *limiter) sweep(ctx context.Context, db *tsdb.DB, now time.Time) error {
+	if !l.tracking() {
+		return nil
+	}
+	gen := l.gen.Add(1)
+	err := headSeries(ctx, db, func(ls labels.Labels) {
+		h := ls.Hash()
+		sh := &l.shards[h%uint64(len(l.shards))]
+		sh.mu.RLock()
+		if s := sh.m[h]; s != nil {
+			s.gen.Store(gen)
+		}
+		sh.mu.RUnlock()
+	})
+	if err != nil {
+		return err
+	}
+	start := now.Unix()
 	for i := range l.shards {
 		sh := &l.shards[i]
 		sh.mu.Lock()
 		for h, s := range sh.m {
-			if s.lastSeen.Load() < cutoff {
-				delete(sh.m, h)
-				l.total.Add(-1)
-				l.mu.Lock()
-				if l.perMetric[s.metric]--; l.perMetric[s.metric] <= 0 {
-					delete(l.perMetric, s.metric)
-				}
-				l.mu.Unlock()
+			if s.gen.Load() != gen && s.lastSeen.Load() < start {
+				l.untrack(sh, h, s)
 			}
 		}
 		sh.mu.Unlock()
 	}
+	return nil
 }
 
 // ingestCounts accumulates the outcome of one request or one scrape.
 type ingestCounts struct {
 	accepted int
-	rejected map[string]int
+	// acceptedHistograms is the part of accepted that were histograms
+	// (remote write 2.0 reports them apart).
+	acceptedHistograms int
+	rejected           map[string]int
 	// firstErr is the first rejection, reported to the sender.
 	firstErr error
 }
@@ -175,6 +316,7 @@ func (c *ingestCounts) reject(reason string, n int, err error) {
 
 func (c *ingestCounts) add(o ingestCounts) {
 	c.accepted += o.accepted
+	c.acceptedHistograms += o.acceptedHistograms
 	for r, n := range o.rejected {
 		c.reject(r, n, o.firstErr)
 	}
@@ -299,12 +441,16 @@ func (g *guardedStorage) Appender(ctx context.Context) storage.Appender {
 	return &guardedAppender{Appender: g.db.Appender(ctx), tally: tally{g: g, st: st, protocol: p, now: g.now().Unix()}}
 }
 
-// AppenderV2 returns a V2 appender (OTLP). Every per-sample error is
-// counted and swallowed: the OTLP translator would otherwise drop the rest
-// of the metric, and the sender learns the counts as partial success.
-func (g *guardedStorage) AppenderV2(ctx context.Context) storage.AppenderV2 {
+// AppenderV2 returns a V2 appender (OTLP) that writes at most
+// targetInfoBudget target_info samples. Every per-sample error of a data
+// point is counted and swallowed: the OTLP translator would otherwise drop
+// the rest of the metric, and the sender learns the counts as partial
+// success. target_info errors are returned, so that the translator's loop
+// stops (see targetInfoGuard).
+func (g *guardedStorage) AppenderV2(ctx context.Context, targetInfoBudget int) storage.AppenderV2 {
 	st, p := g.state(ctx)
-	return &guardedAppenderV2{AppenderV2: g.db.AppenderV2(ctx), tally: tally{g: g, st: st, protocol: p, now: g.now().Unix()}}
+	return &guardedAppenderV2{AppenderV2: g.db.AppenderV2(ctx), tally: tally{g: g, st: st, protocol: p, now: g.now().Unix()},
+		targetInfo: targetInfoGuard{budget: targetInfoBudget, newestT: math.MinInt64}}
 }
 
 // tally is the per-request accounting both appender versions share: what
@@ -315,6 +461,26 @@ type tally struct {
 	protocol string
 	now      int64
 	pending  ingestCounts
+	created  []uint64 // series this appender began tracking
+}
+
+// admit asks the limiter about ls, remembering the series it creates so
+// that a failed request gives their slots back.
+func (t *tally) admit(ls labels.Labels) (string, error) {
+	h, reason, err := t.g.limiter.admit(ls, t.now)
+	if h != 0 {
+		t.created = append(t.created, h)
+	}
+	return reason, err
+}
+
+// done ends the request's accounting; failed releases the series it
+// created.
+func (t *tally) done(failed bool) {
+	if failed {
+		t.g.limiter.release(t.created)
+	}
+	t.created = nil
 }
 
 // committed records the outcome of Commit: on failure every sample admitted
@@ -323,10 +489,11 @@ func (t *tally) committed(err error) error {
 	c := t.pending
 	if err != nil {
 		c.reject(reasonRolledBack, c.accepted, err)
-		c.accepted = 0
+		c.accepted, c.acceptedHistograms = 0, 0
 	}
 	t.g.flush(t.st, t.protocol, c)
 	t.pending = ingestCounts{}
+	t.done(err != nil)
 	return err
 }
 
@@ -335,10 +502,11 @@ func (t *tally) rolledBack() {
 	c := t.pending
 	if c.accepted > 0 {
 		c.reject(reasonRolledBack, c.accepted, errors.New("the request was rolled back"))
-		c.accepted = 0
+		c.accepted, c.acceptedHistograms = 0, 0
 	}
 	t.g.flush(t.st, t.protocol, c)
 	t.pending = ingestCounts{}
+	t.done(true)
 }
 
 type guardedAppender struct {
@@ -346,8 +514,8 @@ type guardedAppender struct {
 	tally
 }
 
-func (a *guardedAppender) admit(ls labels.Labels) bool {
-	if reason, err := a.g.limiter.admit(ls, a.now); err != nil {
+func (a *guardedAppender) admitSample(ls labels.Labels) bool {
+	if reason, err := a.admit(ls); err != nil {
 		a.pending.reject(reason, 1, err)
 		return false
 	}
@@ -364,17 +532,39 @@ func (a *guardedAppender) result(ref storage.SeriesRef, err error) (storage.Seri
 }
 
 func (a *guardedAppender) Append(ref storage.SeriesRef, ls labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
-	if !a.admit(ls) {
+	if !a.admitSample(ls) {
 		return 0, nil
 	}
 	return a.result(a.Appender.Append(ref, ls, t, v))
 }
 
 func (a *guardedAppender) AppendHistogram(ref storage.SeriesRef, ls labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
-	if !a.admit(ls) {
+	if !a.admitSample(ls) {
 		return 0, nil
 	}
-	return a.result(a.Appender.AppendHistogram(ref, ls, t, h, fh))
+	ref, err := a.result(a.Appender.AppendHistogram(ref, ls, t, h, fh))
+	if err == nil {
+		a.pending.acceptedHistograms++
+	}
+	return ref, err
+}
+
+// AppendSTZeroSample admits the series first: remote write 2.0 calls it
+// before Append, and it would otherwise create a series the limits refuse.
+// A refused zero sample is not counted (the sample after it is).
+func (a *guardedAppender) AppendSTZeroSample(ref storage.SeriesRef, ls labels.Labels, t, st int64) (storage.SeriesRef, error) {
+	if _, err := a.admit(ls); err != nil {
+		return 0, nil
+	}
+	return a.Appender.AppendSTZeroSample(ref, ls, t, st)
+}
+
+// AppendHistogramSTZeroSample is AppendSTZeroSample for histograms.
+func (a *guardedAppender) AppendHistogramSTZeroSample(ref storage.SeriesRef, ls labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	if _, err := a.admit(ls); err != nil {
+		return 0, nil
+	}
+	return a.Appender.AppendHistogramSTZeroSample(ref, ls, t, st, h, fh)
 }
 
 func (a *guardedAppender) AppendExemplar(ref storage.SeriesRef, ls labels.Labels, e exemplar.Exemplar) (storage.SeriesRef, error) {
@@ -391,12 +581,92 @@ func (a *guardedAppender) Rollback() error {
 type guardedAppenderV2 struct {
 	storage.AppenderV2
 	tally
+	targetInfo targetInfoGuard
+}
+
+// countedError is an append error the appender has already counted, so
+// that the caller does not count it again as a translation error.
+type countedError struct{ err error }
+
+func (e countedError) Error() string { return e.err.Error() }
+func (e countedError) Unwrap() error { return e.err }
+
+// errTargetInfoBudget is returned (wrapped) for a target_info sample beyond
+// the request's budget (see targetInfoBudget).
+var errTargetInfoBudget = errors.New("target_info sample budget of the request spent")
+
+// targetInfoGuard bounds what the OTLP translator's target_info loop can
+// cost. The translator writes a target_info sample every lookback_delta/2
+// between a resource's earliest and latest point, so two points years apart
+// would mean millions of appends. The guard stops the loop at its first
+// error, as Prometheus's own OTLP handler does (it returns the error), and
+// after budget samples per request; a stopped loop still gets one sample at
+// the resource's newest point, so that joins on target_info keep working
+// for the present.
+type targetInfoGuard struct {
+	budget  int   // samples left in this request
+	newestT int64 // newest sample of the resource being translated
+	inLoop  bool  // the last append was a target_info sample
+	stopped bool  // this resource's loop was stopped
+}
+
+// targetInfoBudget is the number of target_info samples a request may
+// write: two per resource (its earliest and latest point) and 1,000 more
+// (41h40m of span at the default lookback delta) shared by all.
+func targetInfoBudget(md pmetric.Metrics) int {
+	return 2*md.ResourceMetrics().Len() + 1_000
+}
+
+func isTargetInfo(ls labels.Labels) bool {
+	return ls.Get(model.MetricNameLabel) == "target_info"
 }
 
 func (a *guardedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
-	if reason, err := a.g.limiter.admit(ls, a.now); err != nil {
+	g := &a.targetInfo
+	if !isTargetInfo(ls) {
+		if g.inLoop {
+			// The translator moved on to the next resource.
+			*g = targetInfoGuard{budget: g.budget, newestT: math.MinInt64}
+		}
+		g.newestT = max(g.newestT, t)
+		_, _ = a.append(ref, ls, st, t, v, h, fh, opts)
+		return ref, nil // counted; the rest of the metric still goes in
+	}
+	g.inLoop = true
+	ls = a.g.limiter.truncateLongValues(ls)
+	if g.stopped {
+		return 0, countedError{errTargetInfoBudget}
+	}
+	if g.budget <= 0 {
+		err := fmt.Errorf("%w (at most 2 per resource and 1000 more per request)", errTargetInfoBudget)
+		a.pending.reject(reasonTargetInfoLimit, 1, err)
+		a.stopTargetInfo(ls, t, opts)
+		return 0, countedError{err}
+	}
+	g.budget--
+	ref, err := a.append(ref, ls, st, t, v, h, fh, opts)
+	if err != nil {
+		a.stopTargetInfo(ls, t, opts)
+		return 0, countedError{err}
+	}
+	return ref, nil
+}
+
+// stopTargetInfo ends a resource's target_info loop refused at t with one
+// sample at the resource's newest point.
+func (a *guardedAppenderV2) stopTargetInfo(ls labels.Labels, t int64, opts storage.AOptions) {
+	g := &a.targetInfo
+	g.stopped = true
+	if g.newestT > t {
+		_, _ = a.append(0, ls, 0, g.newestT, 1, nil, nil, opts)
+	}
+}
+
+// append admits and appends one sample, counting the outcome.
+func (a *guardedAppenderV2) append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AOptions) (storage.SeriesRef, error) {
+	if reason, err := a.admit(ls); err != nil {
 		a.pending.reject(reason, 1, err)
-		return 0, nil
+		return 0, err
 	}
 	ref, err := a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
 	if err != nil {
@@ -406,8 +676,11 @@ func (a *guardedAppenderV2) Append(ref storage.SeriesRef, ls labels.Labels, st, 
 			a.pending.accepted++
 			return ref, nil
 		}
-		a.pending.reject(classify(err), 1, fmt.Errorf("%w (series %s)", err, ls.String()))
-		return 0, nil
+		if a.pending.firstErr == nil {
+			err = fmt.Errorf("%w (series %s)", err, ls.String())
+		}
+		a.pending.reject(classify(err), 1, err)
+		return 0, err
 	}
 	a.pending.accepted++
 	return ref, nil

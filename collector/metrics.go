@@ -15,6 +15,7 @@ const (
 	reasonMetricSeriesLimit = "metric_series_limit"
 	reasonInvalidLabels     = "invalid_labels"
 	reasonInvalidSample     = "invalid_sample"
+	reasonTargetInfoLimit   = "target_info_limit"
 	reasonRolledBack        = "request_failed"
 	reasonOther             = "other"
 )
@@ -22,7 +23,8 @@ const (
 var reasons = []string{
 	reasonOutOfOrder, reasonDuplicate, reasonTooOld, reasonOutOfBounds,
 	reasonSeriesLimit, reasonMetricSeriesLimit, reasonInvalidLabels,
-	reasonInvalidSample, reasonRolledBack, reasonOther,
+	reasonInvalidSample, reasonTargetInfoLimit, reasonDeltaOutOfOrder,
+	reasonDeltaOlderStart, reasonDeltaStreamLimit, reasonRolledBack, reasonOther,
 }
 
 // Protocols, the values of the protocol label.

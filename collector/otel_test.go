@@ -2,11 +2,14 @@ package collector_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -73,9 +76,10 @@ var testResource = resource.NewWithAttributes(semconv.SchemaURL,
 	attribute.String("deployment.environment", "test"),
 )
 
-// prometheusExporterNames is what the OpenTelemetry Prometheus exporter
-// exposes for the same instruments: the reference for series names.
-func prometheusExporterNames(t *testing.T) []string {
+// prometheusExporterSeries is what the OpenTelemetry Prometheus exporter
+// exposes for the same instruments, one label set per series: the reference
+// for series names and labels.
+func prometheusExporterSeries(t *testing.T) []string {
 	t.Helper()
 	reg := promclient.NewRegistry()
 	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
@@ -85,37 +89,87 @@ func prometheusExporterNames(t *testing.T) []string {
 	recordInstruments(t, context.Background(), mp)
 	mfs, err := reg.Gather()
 	require.NoError(t, err)
-	var names []string
+	var series []string
 	for _, mf := range mfs {
-		switch mf.GetType() {
-		case dto.MetricType_HISTOGRAM:
-			names = append(names, mf.GetName()+"_bucket", mf.GetName()+"_sum", mf.GetName()+"_count")
-		default:
-			names = append(names, mf.GetName())
+		for _, m := range mf.GetMetric() {
+			ls := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				ls[lp.GetName()] = lp.GetValue()
+			}
+			if mf.GetName() == "target_info" {
+				// A scrape gives job and instance; Prometheus's translator
+				// makes them of these, and leaves them off target_info.
+				delete(ls, "service_name")
+				delete(ls, "service_instance_id")
+			}
+			if mf.GetType() != dto.MetricType_HISTOGRAM {
+				series = append(series, labelSet(mf.GetName(), ls))
+				continue
+			}
+			series = append(series, labelSet(mf.GetName()+"_sum", ls), labelSet(mf.GetName()+"_count", ls))
+			for _, b := range m.GetHistogram().GetBucket() {
+				ls["le"] = strconv.FormatFloat(b.GetUpperBound(), 'f', -1, 64)
+				series = append(series, labelSet(mf.GetName()+"_bucket", ls))
+			}
+			ls["le"] = "+Inf"
+			series = append(series, labelSet(mf.GetName()+"_bucket", ls))
 		}
 	}
-	sort.Strings(names)
-	return names
+	sort.Strings(series)
+	return series
 }
 
-// seriesNames lists the metric names of job's series in the collector.
-func seriesNames(t *testing.T, base, job string) []string {
+// labelSet formats a series as name{k="v",...} with sorted labels. An
+// empty label is no label, as in Prometheus (a scrape drops it).
+func labelSet(name string, ls map[string]string) string {
+	keys := make([]string, 0, len(ls))
+	for k, v := range ls {
+		if v != "" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(name + "{")
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, "%s=%q", k, ls[k])
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// collectorSeries lists job's series in the collector as labelSet does,
+// without job and instance (a scrape of the exporter adds those).
+func collectorSeries(t *testing.T, base, job string) []string {
 	t.Helper()
-	code, r := apiCall(t, base, "/api/v1/label/__name__/values", url.Values{"match[]": {`{job="` + job + `"}`, `target_info{job="` + job + `"}`}}, false)
+	code, r := apiCall(t, base, "/api/v1/series", url.Values{"match[]": {`{job="` + job + `"}`}}, false)
 	require.Equal(t, http.StatusOK, code)
-	var names []string
-	require.NoError(t, jsonUnmarshal(r.Data, &names))
-	sort.Strings(names)
-	return names
+	var sets []map[string]string
+	require.NoError(t, jsonUnmarshal(r.Data, &sets))
+	var series []string
+	for _, ls := range sets {
+		name := ls["__name__"]
+		delete(ls, "__name__")
+		delete(ls, "job")
+		delete(ls, "instance")
+		series = append(series, labelSet(name, ls))
+	}
+	sort.Strings(series)
+	return series
 }
 
 // TestOpenTelemetrySDKDeliversWithPrometheusExporterNames exports with the
-// Go SDK's own OTLP/HTTP exporter and requires the series names the
-// OpenTelemetry Prometheus exporter gives the same instruments.
+// Go SDK's own OTLP/HTTP exporter and requires the series (names and label
+// sets, otel_scope_name and otel_scope_version included) the OpenTelemetry
+// Prometheus exporter gives the same instruments.
 func TestOpenTelemetrySDKDeliversWithPrometheusExporterNames(t *testing.T) {
-	want := prometheusExporterNames(t)
-	require.Contains(t, want, "http_server_request_duration_seconds_bucket")
-	require.Contains(t, want, "target_info")
+	want := prometheusExporterSeries(t)
+	require.Contains(t, strings.Join(want, "\n"), "http_server_request_duration_seconds_bucket{")
+	require.Contains(t, strings.Join(want, "\n"), `otel_scope_name="burnrate.test"`)
+	require.Contains(t, strings.Join(want, "\n"), "target_info{")
 
 	t.Run("protobuf from the SDK exporter gives the Prometheus exporter's names", func(t *testing.T) {
 		br := startCollector(t, testConfig(), "")
@@ -133,7 +187,7 @@ func TestOpenTelemetrySDKDeliversWithPrometheusExporterNames(t *testing.T) {
 		require.NoError(t, mp.ForceFlush(ctx))
 		require.NoError(t, mp.Shutdown(ctx))
 
-		require.Equal(t, want, seriesNames(t, br.URL, "demo-api"))
+		require.Equal(t, want, collectorSeries(t, br.URL, "demo-api"))
 
 		// service.name and service.instance.id become job and instance.
 		_, r := apiCall(t, br.URL, "/api/v1/query", url.Values{"query": {`sum by (job, instance, http_response_status_code) (http_server_requests_total)`}}, false)
@@ -185,7 +239,7 @@ func TestOpenTelemetrySDKDeliversWithPrometheusExporterNames(t *testing.T) {
 			require.Equal(t, http.StatusOK, code, body)
 			require.Equal(t, "application/json", hdr.Get("Content-Type"))
 		}
-		require.Equal(t, want, seriesNames(t, br.URL, "demo-api"))
+		require.Equal(t, want, collectorSeries(t, br.URL, "demo-api"))
 	})
 
 	t.Run("delta counters are accumulated to cumulative series", func(t *testing.T) {

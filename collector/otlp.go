@@ -99,12 +99,12 @@ func otlpMediaType(r *http.Request) (string, *httpError) {
 }
 
 // ingest wraps an ingest endpoint with what every protocol shares: the
-// in-flight bound (429 with Retry-After), the status counter and the latency
-// histogram.
+// in-flight bound (Retry-After with 429 for OTLP, 503 for remote write), the
+// status counter and the latency histogram.
 func (c *Collector) ingest(protocol string, h func(w http.ResponseWriter, r *http.Request) (int, *httpError)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		code, herr := c.ingestOnce(w, r, h)
+		code, herr := c.ingestOnce(w, r, protocol, h)
 		if herr != nil {
 			code = herr.code
 			if herr.retryAfter > 0 {
@@ -122,7 +122,19 @@ func (c *Collector) ingest(protocol string, h func(w http.ResponseWriter, r *htt
 	})
 }
 
-func (c *Collector) ingestOnce(w http.ResponseWriter, r *http.Request, h func(w http.ResponseWriter, r *http.Request) (int, *httpError)) (int, *httpError) {
+// pushBackCode is the status that makes a protocol's senders retry later.
+// OTLP exporters retry 429. Prometheus's remote-write senders do not (unless
+// retry_on_http_429 is set, and it is off by default): they drop the batch
+// for good, so remote write is pushed back with 503, which they retry with
+// backoff, honouring Retry-After.
+func pushBackCode(protocol string) int {
+	if protocol == protoRemoteWrite {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusTooManyRequests
+}
+
+func (c *Collector) ingestOnce(w http.ResponseWriter, r *http.Request, protocol string, h func(w http.ResponseWriter, r *http.Request) (int, *httpError)) (int, *httpError) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		return 0, &httpError{code: http.StatusMethodNotAllowed, msg: "method " + r.Method + " not allowed: send POST"}
@@ -131,7 +143,7 @@ func (c *Collector) ingestOnce(w http.ResponseWriter, r *http.Request, h func(w 
 	case c.inflight <- struct{}{}:
 		defer func() { <-c.inflight }()
 	default:
-		return 0, &httpError{code: http.StatusTooManyRequests, retryAfter: time.Second,
+		return 0, &httpError{code: pushBackCode(protocol), retryAfter: time.Second,
 			msg: fmt.Sprintf("too many concurrent ingest requests (collector.max_inflight_requests=%d); retry later", cap(c.inflight))}
 	}
 	if c.closing.Load() {
@@ -270,7 +282,9 @@ func (c *Collector) AppendOTLPMetrics(ctx context.Context, md pmetric.Metrics) (
 	ctx, st := withRequestState(ctx, protoOTLP)
 	var err error
 	if c.d2c != nil && hasDelta(md) {
-		err = c.d2c.ConsumeMetrics(ctx, md)
+		if err = c.admitDelta(ctx, md); err == nil {
+			err = c.d2c.ConsumeMetrics(ctx, md)
+		}
 	} else {
 		err = c.convertOTLP(ctx, md)
 	}
@@ -281,18 +295,26 @@ func (c *Collector) AppendOTLPMetrics(ctx context.Context, md pmetric.Metrics) (
 			return st.counts, err
 		}
 		// Translation errors (an invalid temporality, an empty metric) drop
-		// single metrics; the rest went in. Report them as rejections.
-		st.counts.reject(reasonInvalidSample, 1, err)
+		// single metrics; the rest went in. Report them as rejections;
+		// append errors were counted by the appender.
+		for _, e := range uncounted(err) {
+			st.counts.reject(reasonInvalidSample, 1, e)
+			c.metrics.samplesRejected.WithLabelValues(protoOTLP, reasonInvalidSample).Inc()
+		}
 	}
 	return st.counts, nil
 }
 
-func (c *Collector) convertOTLP(ctx context.Context, md pmetric.Metrics) error {
-	app := c.guarded.AppenderV2(ctx)
-	conv := prw.NewPrometheusConverter(app)
+// translatorSettings configures Prometheus's OTLP translator as
+// Prometheus's own OTLP receiver does by default.
+func (c *Collector) translatorSettings() prw.Settings {
 	otlpCfg := config.DefaultConfig.OTLPConfig
 	otlpCfg.PromoteResourceAttributes = c.cfg.OTLP.PromoteResourceAttributes
-	_, err := conv.FromMetrics(ctx, md, prw.Settings{
+	// otel_scope_name, otel_scope_version (and the scope's schema URL and
+	// attributes) on every series, as the OpenTelemetry Prometheus exporter
+	// writes them, so that dashboards built on either see the same series.
+	otlpCfg.PromoteScopeMetadata = true
+	return prw.Settings{
 		AddMetricSuffixes:                    otlpCfg.TranslationStrategy.ShouldAddSuffixes(),
 		AllowUTF8:                            !otlpCfg.TranslationStrategy.ShouldEscape(),
 		PromoteResourceAttributes:            prw.NewPromoteResourceAttributes(otlpCfg),
@@ -302,37 +324,94 @@ func (c *Collector) convertOTLP(ctx context.Context, md pmetric.Metrics) error {
 		LookbackDelta:                        c.cfg.Query.LookbackDelta,
 		LabelNameUnderscoreSanitization:      otlpCfg.LabelNameUnderscoreSanitization,
 		LabelNamePreserveMultipleUnderscores: otlpCfg.LabelNamePreserveMultipleUnderscores,
-	})
+	}
+}
+
+func (c *Collector) convertOTLP(ctx context.Context, md pmetric.Metrics) error {
+	if counts := dropUntranslatable(md); counts.rejectedTotal() > 0 {
+		st, p := c.guarded.state(ctx)
+		c.guarded.flush(st, p, counts)
+	}
+	app := c.guarded.AppenderV2(ctx, targetInfoBudget(md))
+	conv := prw.NewPrometheusConverter(app)
+	_, err := conv.FromMetrics(ctx, md, c.translatorSettings())
 	if cerr := app.Commit(); cerr != nil {
 		return errors.Join(err, fmt.Errorf("%w: commit: %w", errStorage, cerr))
 	}
 	return err
 }
 
+// dropUntranslatable removes the metrics the OTLP translator would drop
+// whole (a temporality other than cumulative, which is what is left after
+// the delta-to-cumulative conversion), and counts their points, so that the
+// sender learns how many points were lost rather than one per error.
+func dropUntranslatable(md pmetric.Metrics) ingestCounts {
+	var counts ingestCounts
+	forEachMetrics(md, func(ms pmetric.MetricSlice) {
+		ms.RemoveIf(func(m pmetric.Metric) bool {
+			t, points := temporality(m)
+			if t == pmetric.AggregationTemporalityCumulative || points < 0 {
+				return false
+			}
+			counts.reject(reasonInvalidSample, points, fmt.Errorf("metric %q has %s temporality: only cumulative is accepted (delta too with collector.otlp.delta_to_cumulative)", m.Name(), t))
+			return true
+		})
+	})
+	return counts
+}
+
+// temporality returns a metric's aggregation temporality and its number of
+// points; points is -1 for kinds without a temporality (gauges, summaries).
+func temporality(m pmetric.Metric) (pmetric.AggregationTemporality, int) {
+	switch m.Type() {
+	case pmetric.MetricTypeSum:
+		return m.Sum().AggregationTemporality(), m.Sum().DataPoints().Len()
+	case pmetric.MetricTypeHistogram:
+		return m.Histogram().AggregationTemporality(), m.Histogram().DataPoints().Len()
+	case pmetric.MetricTypeExponentialHistogram:
+		return m.ExponentialHistogram().AggregationTemporality(), m.ExponentialHistogram().DataPoints().Len()
+	}
+	return pmetric.AggregationTemporalityUnspecified, -1
+}
+
+// uncounted returns the leaves of a (joined) translator error that the
+// appender has not counted already.
+func uncounted(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, uncounted(e)...)
+		}
+		return out
+	}
+	var ce countedError
+	if err == nil || errors.As(err, &ce) {
+		return nil
+	}
+	return []error{err}
+}
+
 func hasDelta(md pmetric.Metrics) bool {
+	found := false
+	forEachMetrics(md, func(ms pmetric.MetricSlice) {
+		for k := range ms.Len() {
+			if t, _ := temporality(ms.At(k)); t == pmetric.AggregationTemporalityDelta {
+				found = true
+			}
+		}
+	})
+	return found
+}
+
+// forEachMetrics calls fn with the metrics of every scope of md.
+func forEachMetrics(md pmetric.Metrics, fn func(pmetric.MetricSlice)) {
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
 		sms := rms.At(i).ScopeMetrics()
 		for j := range sms.Len() {
-			ms := sms.At(j).Metrics()
-			for k := range ms.Len() {
-				m := ms.At(k)
-				t := pmetric.AggregationTemporalityUnspecified
-				switch m.Type() {
-				case pmetric.MetricTypeSum:
-					t = m.Sum().AggregationTemporality()
-				case pmetric.MetricTypeHistogram:
-					t = m.Histogram().AggregationTemporality()
-				case pmetric.MetricTypeExponentialHistogram:
-					t = m.ExponentialHistogram().AggregationTemporality()
-				}
-				if t == pmetric.AggregationTemporalityDelta {
-					return true
-				}
-			}
+			fn(sms.At(j).Metrics())
 		}
 	}
-	return false
 }
 
 // DecodeOTLPTraces decodes an OTLP/HTTP traces request body.

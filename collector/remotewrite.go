@@ -2,27 +2,22 @@ package collector
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/golang/snappy"
-	deltatocumulative "github.com/open-telemetry/opentelemetry-collector-contrib/processor/deltatocumulativeprocessor"
 	"github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
 	promremote "github.com/prometheus/prometheus/storage/remote"
-	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/processor"
-	"go.opentelemetry.io/otel/metric/noop"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -58,12 +53,30 @@ func (c *Collector) serveRemoteWrite(w http.ResponseWriter, r *http.Request) (in
 	st.mu.Lock()
 	counts := st.counts
 	st.mu.Unlock()
+	correctWrittenHeaders(w.Header(), counts)
 	if rec.code/100 == 2 && counts.rejectedTotal() > 0 {
 		return 0, &httpError{code: http.StatusBadRequest, msg: counts.summary()}
 	}
 	w.WriteHeader(rec.code)
 	_, _ = w.Write(rec.body.Bytes())
 	return rec.code, nil
+}
+
+// Remote write 2.0's response headers: what the receiver wrote.
+const (
+	headerSamplesWritten    = "X-Prometheus-Remote-Write-Samples-Written"
+	headerHistogramsWritten = "X-Prometheus-Remote-Write-Histograms-Written"
+)
+
+// correctWrittenHeaders sets remote write 2.0's written counts to what the
+// TSDB took: Prometheus's handler counts the samples the limits swallowed
+// as written. Remote write 1.0 answers have no such headers.
+func correctWrittenHeaders(h http.Header, counts ingestCounts) {
+	if h.Get(headerSamplesWritten) == "" {
+		return
+	}
+	h.Set(headerSamplesWritten, strconv.Itoa(counts.accepted-counts.acceptedHistograms))
+	h.Set(headerHistogramsWritten, strconv.Itoa(counts.acceptedHistograms))
 }
 
 // recorder holds a response back until the collector decides on the status.
@@ -120,23 +133,3 @@ func (c *Collector) openRemoteWrite() error {
 type readyScrape struct{ c *Collector }
 
 func (r readyScrape) Get() (*scrape.Manager, error) { return r.c.scrape, nil }
-
-func newDeltaToCumulative(fn consumer.ConsumeMetricsFunc) (processor.Metrics, error) {
-	next, err := consumer.NewMetrics(fn)
-	if err != nil {
-		return nil, err
-	}
-	fac := deltatocumulative.NewFactory()
-	set := processor.Settings{
-		ID:                component.NewID(fac.Type()),
-		TelemetrySettings: component.TelemetrySettings{MeterProvider: noop.NewMeterProvider()},
-	}
-	p, err := fac.CreateMetrics(context.Background(), set, fac.CreateDefaultConfig(), next)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.Start(context.Background(), nil); err != nil {
-		return nil, err
-	}
-	return p, nil
-}

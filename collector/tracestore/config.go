@@ -35,7 +35,14 @@ type ForwardConfig struct {
 	// QueueSize is how many spans may wait to be forwarded. Spans that do not
 	// fit are dropped and counted; ingest never waits for the forward.
 	QueueSize int `mapstructure:"queue_size"`
+	// QueueBytes bounds the encoded size of the spans waiting to be
+	// forwarded, so that a few huge spans cannot take the memory a span
+	// count suggests. Zero means the default, 64 MiB.
+	QueueBytes int64 `mapstructure:"queue_bytes"`
 }
+
+// defaultQueueBytes is ForwardConfig.QueueBytes when unset.
+const defaultQueueBytes = 64 << 20
 
 // Enabled reports whether spans are forwarded.
 func (c ForwardConfig) Enabled() bool { return c.Endpoint != "" }
@@ -81,6 +88,9 @@ func (c ForwardConfig) validate() error {
 	}
 	if c.QueueSize < 1 {
 		return fmt.Errorf("forward.queue_size: %d must be at least 1", c.QueueSize)
+	}
+	if c.QueueBytes < 0 {
+		return fmt.Errorf("forward.queue_bytes: %d must not be negative", c.QueueBytes)
 	}
 	for k := range c.Headers {
 		if k == "" {

@@ -24,11 +24,17 @@
 //
 // Append returns after the frame is handed to the kernel with one write(2)
 // (no user-space buffer), so spans accepted before the process crashes are
-// in the file. The active segment is fsynced once a second by Run, when it
-// is sealed and on Close: an operating-system crash or power loss can lose
-// the last second. A frame torn by a crash fails its length or CRC check;
-// Open logs it, skips the rest of that file and writes on in a new segment.
-// Damage never makes Open fail.
+// in the file. Every segment written since its last fsync (the active one,
+// and one just sealed) is fsynced once a second by Run, outside the store's
+// lock so that appends never wait for the disk, and on Close: an
+// operating-system crash or power loss can lose the last second. A failed
+// fsync is logged, counted (burnrate_collector_trace_store_fsync_failures_total)
+// and retried at the next second until it succeeds. A frame torn by a crash or damaged fails its length or CRC
+// check; Open logs and counts it, resumes at the next offset where a whole
+// frame checks out (so one damaged frame hides only itself), and writes on
+// in a new segment. A file unreadable from its first frame is set aside as
+// .corrupt and deleted once older than the retention. Damage never makes
+// Open fail.
 //
 // # Retention
 //
@@ -68,6 +74,10 @@
 // encoding; the write(2) under the store's one mutex is about 5%. See
 // bench/README.md ("Trace store").
 //
-// The forward queue is in memory: spans waiting to be forwarded are lost on
-// restart (they are still in the local store).
+// The forward queue is in memory, bounded in spans (forward.queue_size)
+// and in encoded bytes (forward.queue_bytes, 64 MiB): what does not fit is
+// dropped and counted by reason. A clean stop keeps forwarding what is
+// queued for up to a second, inside the process's stop budget; what is
+// left then, and everything queued at a crash, is not forwarded (it is
+// still in the local store).
 package tracestore

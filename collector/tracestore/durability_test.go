@@ -146,7 +146,7 @@ func TestRunAppliesRetentionAndSyncs(t *testing.T) {
 		synctest.Wait()
 		require.Equal(t, map[string]bool{traceA: true}, present(s.Store, traceA))
 		s.mu.RLock()
-		require.False(t, s.dirty, "Run fsyncs within a second")
+		require.Empty(t, s.unsynced, "Run fsyncs within a second")
 		s.mu.RUnlock()
 
 		time.Sleep(45 * time.Second) // past retention plus one retention tick
@@ -240,11 +240,11 @@ func TestDamagedSegmentsDoNotStopOpen(t *testing.T) {
 			require.NoError(t, os.WriteFile(filepath.Join(dir, filepath.Base(good)), data, 0o640))
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "0000000000.seg"), data[:segmentHeader], 0o640))
 		}, map[string]bool{traceA: true, traceB: true}},
-		{"a frame claiming 4 GiB ends the scan", func(t *testing.T, dir string) {
+		{"a frame claiming 4 GiB hides only itself", func(t *testing.T, dir string) {
 			d := append([]byte(nil), data...)
 			d[segmentHeader], d[segmentHeader+1], d[segmentHeader+2], d[segmentHeader+3] = 0xff, 0xff, 0xff, 0xff
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "0000000001.seg"), d, 0o640))
-		}, map[string]bool{traceA: false, traceB: false}},
+		}, map[string]bool{traceA: true, traceB: true}},
 		{"an empty file is removed", func(t *testing.T, dir string) {
 			require.NoError(t, os.WriteFile(filepath.Join(dir, "0000000007.seg"), nil, 0o640))
 		}, map[string]bool{traceA: false}},
@@ -263,6 +263,30 @@ func TestDamagedSegmentsDoNotStopOpen(t *testing.T) {
 			require.Equal(t, map[string]bool{traceB: true}, present(r.Store, traceB), "the store takes new spans")
 		})
 	}
+}
+
+// TestDamagedFrameHidesOnlyItself damages the middle one of three frames
+// and requires the frames after it to be read: the scan resumes at the
+// next frame that checks out.
+func TestDamagedFrameHidesOnlyItself(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, DefaultConfig(), Options{})
+	appendAll(t, s.Store, checkoutBatches()...)
+	require.NoError(t, s.Close())
+	path := segmentFiles(t, dir)[0]
+	d, err := os.ReadFile(path)
+	require.NoError(t, err)
+	second := int(le32(d[segmentHeader:])) + segmentHeader + frameHeader
+	d[second+frameHeader+20] ^= 0xff
+	require.NoError(t, os.WriteFile(path, d, 0o640))
+
+	r := openTest(t, dir, DefaultConfig(), Options{})
+	defer func() { _ = r.Close() }()
+	require.InDelta(t, 1, counter(t, r.m.corrupt), 0)
+	td, err := r.Trace(context.Background(), traceID(traceA))
+	require.NoError(t, err)
+	require.Equal(t, []string{"demo-edge/GET /checkout", "demo-store/SELECT"}, spanNames(td), "the third frame is read past the damaged second")
+	require.Equal(t, map[string]bool{traceB: false}, present(r.Store, traceB))
 }
 
 func le32(b []byte) uint32 {

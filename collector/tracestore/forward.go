@@ -2,6 +2,7 @@ package tracestore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -17,8 +18,9 @@ import (
 )
 
 // forwarder sends accepted batches on to another OTLP/HTTP receiver. Its
-// queue is bounded in spans and lives in memory: ingest never waits for it,
-// and what does not fit is dropped and counted.
+// queue is bounded in spans and in bytes and lives in memory: ingest never
+// waits for it, and what does not fit is dropped and counted. On a clean
+// stop it drains for up to Options.ForwardDrainTimeout.
 type forwarder struct {
 	url      string
 	headers  map[string]string
@@ -27,12 +29,14 @@ type forwarder struct {
 	logger   *slog.Logger
 	m        *metrics
 	capacity int
+	maxBytes int64
 
 	// queue holds marshalled batches. Its capacity (in batches) is the
 	// span capacity, so a send never blocks once nSpans has room.
 	queue  chan fwdBatch
 	mu     sync.Mutex
 	nSpans int
+	nBytes int64
 	closed bool
 }
 
@@ -53,29 +57,47 @@ func newForwarder(cfg ForwardConfig, opts Options, logger *slog.Logger) (*forwar
 		opts:     opts,
 		logger:   logger.With("forward", "otlp"),
 		capacity: cfg.QueueSize,
+		maxBytes: cmp.Or(cfg.QueueBytes, defaultQueueBytes),
 		queue:    make(chan fwdBatch, cfg.QueueSize),
 	}, nil
 }
 
-// enqueue queues a copy of the batch, or drops it when the queue is full.
+// enqueue queues a copy of the batch, or drops it (counted by reason) when
+// the queue is full in spans or in bytes.
 func (f *forwarder) enqueue(td ptrace.Traces) {
 	n := td.SpanCount()
 	f.mu.Lock()
-	full := f.closed || f.nSpans+n > f.capacity
-	if !full {
+	reason := ""
+	switch {
+	case f.closed:
+		reason = "shutdown"
+	case f.nSpans+n > f.capacity:
+		reason = "queue_full"
+	default:
 		f.nSpans += n // reserved before the unlocked marshal
 	}
 	f.mu.Unlock()
-	if full {
-		f.m.fwdDropped.WithLabelValues("queue_full").Add(float64(n))
+	if reason != "" {
+		f.m.fwdDropped.WithLabelValues(reason).Add(float64(n))
 		return
 	}
 	var m ptrace.ProtoMarshaler
 	body, _ := m.MarshalTraces(td) // TracesData and ExportTraceServiceRequest share their encoding
+	f.mu.Lock()
+	fits := f.nBytes+int64(len(body)) <= f.maxBytes
+	if fits {
+		f.nBytes += int64(len(body))
+	}
+	f.mu.Unlock()
+	if !fits {
+		f.done(n, 0)
+		f.m.fwdDropped.WithLabelValues("queue_bytes").Add(float64(n))
+		return
+	}
 	select {
 	case f.queue <- fwdBatch{body: body, spans: n}:
 	default: // cannot happen while nSpans <= capacity; never block ingest anyway
-		f.done(n)
+		f.done(n, len(body))
 		f.m.fwdDropped.WithLabelValues("queue_full").Add(float64(n))
 	}
 }
@@ -86,9 +108,16 @@ func (f *forwarder) queued() int {
 	return f.nSpans
 }
 
-func (f *forwarder) done(spans int) {
+func (f *forwarder) queuedBytes() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.nBytes
+}
+
+func (f *forwarder) done(spans, bytes int) {
 	f.mu.Lock()
 	f.nSpans -= spans
+	f.nBytes -= int64(bytes)
 	f.mu.Unlock()
 }
 
@@ -100,7 +129,7 @@ func (f *forwarder) close() {
 	for {
 		select {
 		case b := <-f.queue:
-			f.done(b.spans)
+			f.done(b.spans, len(b.body))
 			f.m.fwdDropped.WithLabelValues("shutdown").Add(float64(b.spans))
 		default:
 			return
@@ -109,23 +138,51 @@ func (f *forwarder) close() {
 }
 
 // run sends batches with opts.ForwardWorkers requests in flight until ctx is
-// done.
+// done, then drains the queue for up to opts.ForwardDrainTimeout: requests
+// in flight finish and what is queued is sent. What is left is dropped (as
+// shutdown) by close.
 func (f *forwarder) run(ctx context.Context) {
+	sendCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	drained := make(chan struct{})
+	go func() {
+		<-ctx.Done()
+		t := time.NewTimer(f.opts.ForwardDrainTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-drained:
+		}
+	}()
 	var wg sync.WaitGroup
 	for range f.opts.ForwardWorkers {
 		wg.Go(func() {
 			for {
 				select {
-				case <-ctx.Done():
-					return
 				case b := <-f.queue:
-					f.send(ctx, b.body, b.spans)
-					f.done(b.spans)
+					f.send(sendCtx, b.body, b.spans)
+					f.done(b.spans, len(b.body))
+					continue
+				case <-ctx.Done():
 				}
+				// Stopping: send what is queued until it is empty or the
+				// drain budget is spent.
+				for sendCtx.Err() == nil {
+					select {
+					case b := <-f.queue:
+						f.send(sendCtx, b.body, b.spans)
+						f.done(b.spans, len(b.body))
+					default:
+						return
+					}
+				}
+				return
 			}
 		})
 	}
 	wg.Wait()
+	close(drained)
 }
 
 // send posts one batch, retrying 429, 502, 503, 504 and network errors with

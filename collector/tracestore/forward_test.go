@@ -211,3 +211,57 @@ func TestSelfMetricsAreOnTheInjectedRegistry(t *testing.T) {
 	}
 	require.Equal(t, float64(s.Stats().Bytes), got["burnrate_collector_trace_store_bytes"])
 }
+
+// TestForwardDrainsOnCleanShutdown queues batches and stops the store at
+// once: a clean stop forwards what is queued instead of dropping it.
+func TestForwardDrainsOnCleanShutdown(t *testing.T) {
+	srv, rcv := newOTLPReceiver(t, func(int) int { return http.StatusOK })
+	s := openTest(t, t.TempDir(), forwardConfig(srv.URL), Options{})
+	appendAll(t, s.Store, checkoutBatches()...) // queued; Run is not running yet
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, s.Run(ctx))
+	require.NoError(t, s.Close())
+	require.Len(t, rcv.received(), 4)
+	require.Zero(t, counter(t, s.m.fwdDropped.WithLabelValues("shutdown")))
+}
+
+// TestForwardDrainIsBoundedAndCounted stops the store while the receiver
+// hangs: the drain ends after ForwardDrainTimeout and what was not sent is
+// counted as dropped at shutdown.
+func TestForwardDrainIsBoundedAndCounted(t *testing.T) {
+	release := make(chan struct{})
+	srv, _ := newOTLPReceiver(t, func(int) int {
+		<-release
+		return http.StatusOK
+	})
+	t.Cleanup(func() { close(release) })
+	s := openTest(t, t.TempDir(), forwardConfig(srv.URL), Options{ForwardWorkers: 1, ForwardDrainTimeout: 50 * time.Millisecond})
+	appendAll(t, s.Store, checkoutBatches()...)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, s.Run(ctx))
+	require.NoError(t, s.Close())
+	require.InDelta(t, 4, counter(t, s.m.fwdDropped.WithLabelValues("shutdown")), 0)
+	require.Zero(t, s.fwd.queued())
+	require.Zero(t, s.fwd.queuedBytes())
+}
+
+// TestForwardQueueIsBoundedInBytes fills the forward queue's byte bound
+// with one batch and requires the next to be dropped as queue_bytes, while
+// the store keeps every span.
+func TestForwardQueueIsBoundedInBytes(t *testing.T) {
+	srv, _ := newOTLPReceiver(t, func(int) int { return http.StatusOK })
+	cfg := forwardConfig(srv.URL)
+	b := checkoutBatches()
+	var m ptrace.ProtoMarshaler
+	first, err := m.MarshalTraces(b[1])
+	require.NoError(t, err)
+	cfg.Forward.QueueBytes = int64(len(first)) + 10
+	s := openTest(t, t.TempDir(), cfg, Options{})
+	defer func() { _ = s.Close() }()
+	appendAll(t, s.Store, b[1], b[0])
+	require.InDelta(t, 1, counter(t, s.m.fwdDropped.WithLabelValues("queue_bytes")), 0)
+	require.Equal(t, 2, s.fwd.queued())
+	require.Equal(t, int64(len(first)), s.fwd.queuedBytes())
+}

@@ -32,7 +32,7 @@ func seedSegment(t testing.TB) []byte {
 }
 
 // FuzzScanSegment feeds arbitrary bytes to the reader Open uses on every
-// segment file: it must stop at damage, never panic, and report only
+// segment file: it must skip damage, never panic, and report only
 // chunks that lie inside the bytes it was given.
 func FuzzScanSegment(f *testing.F) {
 	seg := seedSegment(f)

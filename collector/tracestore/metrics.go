@@ -8,6 +8,7 @@ import (
 // registerer.
 type metrics struct {
 	accepted       prometheus.Counter
+	duplicates     prometheus.Counter
 	rejected       *prometheus.CounterVec
 	appendDuration prometheus.Histogram
 	bytes          prometheus.Gauge
@@ -15,6 +16,7 @@ type metrics struct {
 	traces         prometheus.Gauge
 	deleted        *prometheus.CounterVec
 	corrupt        prometheus.Counter
+	fsyncFailures  prometheus.Counter
 
 	fwdSent    prometheus.Counter
 	fwdDropped *prometheus.CounterVec
@@ -26,6 +28,10 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		accepted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "burnrate_collector_spans_accepted_total",
 			Help: "Spans written to the trace store.",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "burnrate_collector_spans_deduplicated_total",
+			Help: "Spans received again (same trace and span ID, an SDK retrying) and not stored twice.",
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "burnrate_collector_spans_rejected_total",
@@ -50,11 +56,15 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		}),
 		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "burnrate_collector_trace_store_segments_deleted_total",
-			Help: "Segment files deleted by retention, by reason (age, size).",
+			Help: "Segment files deleted by retention, by reason (age, size, corrupt: set aside as unreadable and past retention).",
 		}, []string{"reason"}),
 		corrupt: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "burnrate_collector_trace_store_corrupt_records_total",
 			Help: "Damaged or torn records found in segment files and skipped.",
+		}),
+		fsyncFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "burnrate_collector_trace_store_fsync_failures_total",
+			Help: "Failed fsyncs of segment files; each is retried at the next sync (every second).",
 		}),
 		fwdSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "burnrate_collector_trace_forward_sent_spans_total",
@@ -62,7 +72,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		}),
 		fwdDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "burnrate_collector_trace_forward_dropped_spans_total",
-			Help: "Spans not forwarded, by reason (queue_full, rejected, retries_exhausted, shutdown).",
+			Help: "Spans not forwarded, by reason (queue_full, queue_bytes, rejected, retries_exhausted, shutdown).",
 		}, []string{"reason"}),
 		fwdRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "burnrate_collector_trace_forward_retries_total",
@@ -76,10 +86,10 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		m.deleted.WithLabelValues(r)
 	}
 	cs := []prometheus.Collector{
-		m.accepted, m.rejected, m.appendDuration, m.bytes, m.segments, m.traces, m.deleted, m.corrupt,
+		m.accepted, m.duplicates, m.rejected, m.appendDuration, m.bytes, m.segments, m.traces, m.deleted, m.corrupt, m.fsyncFailures,
 	}
 	if s.fwd != nil {
-		for _, r := range []string{"queue_full", "rejected", "retries_exhausted", "shutdown"} {
+		for _, r := range []string{"queue_full", "queue_bytes", "rejected", "retries_exhausted", "shutdown"} {
 			m.fwdDropped.WithLabelValues(r)
 		}
 		fwd := s.fwd
@@ -88,6 +98,10 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 				Name: "burnrate_collector_trace_forward_queue_spans",
 				Help: "Spans waiting to be forwarded.",
 			}, func() float64 { return float64(fwd.queued()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "burnrate_collector_trace_forward_queue_bytes",
+				Help: "Encoded bytes of the spans waiting to be forwarded (at most forward.queue_bytes).",
+			}, func() float64 { return float64(fwd.queuedBytes()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "burnrate_collector_trace_forward_queue_capacity_spans",
 				Help: "Spans the forward queue holds at most (forward.queue_size).",

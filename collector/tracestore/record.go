@@ -78,8 +78,11 @@ type traceGroup struct {
 
 // splitByTrace groups a batch's spans by trace ID, keeping each span's
 // resource and scope. Spans without a valid trace or span ID are counted as
-// rejected: they could never be looked up.
-func splitByTrace(td ptrace.Traces) (groups []*traceGroup, rejected int) {
+// rejected: they could never be looked up. Spans stored already (seen, or
+// twice in the batch) are left out and counted as duplicates; keys lists
+// the spans kept.
+func splitByTrace(td ptrace.Traces, seen func(spanKey) bool) (groups []*traceGroup, rejected, duplicates int, keys []spanKey) {
+	inBatch := make(map[spanKey]struct{})
 	byID := make(map[pcommon.TraceID]*traceGroup)
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
@@ -96,6 +99,13 @@ func splitByTrace(td ptrace.Traces) (groups []*traceGroup, rejected int) {
 					rejected++
 					continue
 				}
+				key := keyOf(id, sp.SpanID())
+				if _, twice := inBatch[key]; twice || seen(key) {
+					duplicates++
+					continue
+				}
+				inBatch[key] = struct{}{}
+				keys = append(keys, key)
 				g := byID[id]
 				if g == nil {
 					g = &traceGroup{td: ptrace.NewTraces(), lastRS: -1, lastSS: -1}
@@ -123,7 +133,7 @@ func splitByTrace(td ptrace.Traces) (groups []*traceGroup, rejected int) {
 			}
 		}
 	}
-	return groups, rejected
+	return groups, rejected, duplicates, keys
 }
 
 func (g *traceGroup) add(sp ptrace.Span, svc unique.Handle[string]) {

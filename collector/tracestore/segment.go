@@ -98,53 +98,123 @@ func syncDir(dir string) error {
 type scanResult struct {
 	// valid is the length of the readable prefix of the file.
 	valid int64
-	// corrupt describes why reading stopped early; nil when the whole file
+	// corrupt describes the first damage found; nil when the whole file
 	// was read.
 	corrupt error
+	// skipped is how many bytes were skipped as damaged.
+	skipped int64
 }
 
-// scanSegment reads frames from r until the end or the first bad frame, and
-// calls fn for each good one with the frame's offset and decoded chunks. A
-// bad frame (a torn tail after a crash, or damage) ends the scan: nothing
-// after it can be trusted to start at a frame boundary.
-func scanSegment(r io.Reader, size int64, fn func(off int64, received int64, chunks []chunkMeta)) scanResult {
-	br := bufio.NewReaderSize(r, int(min(max(size, 4096), 1<<20)))
+// scanSegment reads frames from r, calls fn for each good one with the
+// frame's offset and decoded chunks. A bad frame (damage, or a torn tail
+// after a crash) does not end the scan: it resumes at the next offset where
+// a whole frame checks out (length, payload version and CRC), so one
+// damaged frame hides only itself.
+func scanSegment(r io.ReaderAt, size int64, fn func(off int64, received int64, chunks []chunkMeta)) scanResult {
 	hdr := make([]byte, segmentHeader)
-	if _, err := io.ReadFull(br, hdr); err != nil {
+	if _, err := r.ReadAt(hdr, 0); err != nil {
 		return scanResult{corrupt: fmt.Errorf("%w: short segment header", errCorrupt)}
 	}
 	if string(hdr[:4]) != segmentMagic || binary.LittleEndian.Uint32(hdr[4:]) != segmentVersion {
 		return scanResult{corrupt: fmt.Errorf("%w: not a version %d trace segment", errCorrupt, segmentVersion)}
 	}
+	var res scanResult
+	var resync []byte // findFrame's window, allocated on the first damage
+	// The checksum work of resyncing, bounded so that crafted bytes cannot
+	// make Open quadratic: past it the rest of the file is skipped.
+	budget := 4*size + 1<<20
 	off := int64(segmentHeader)
+	for off < size {
+		end, err := scanFrames(r, off, size, fn)
+		if err == nil {
+			break
+		}
+		if res.corrupt == nil {
+			res.corrupt, res.valid = err, end
+		}
+		if resync == nil {
+			resync = make([]byte, min(64<<10, size)+frameHeader+1)
+		}
+		next := findFrame(r, end+1, size, resync, &budget)
+		if next < 0 {
+			res.skipped += size - end
+			break
+		}
+		res.skipped += next - end
+		off = next
+	}
+	if res.corrupt == nil {
+		res.valid = size
+	}
+	return res
+}
+
+// scanFrames reads good frames from off on, returning where it stopped
+// and, before the end of the file, why.
+func scanFrames(r io.ReaderAt, off, size int64, fn func(off int64, received int64, chunks []chunkMeta)) (int64, error) {
+	br := bufio.NewReaderSize(io.NewSectionReader(r, off, size-off), int(min(max(size-off, 4096), 1<<20)))
 	var payload []byte
 	fh := make([]byte, frameHeader)
 	for {
 		if _, err := io.ReadFull(br, fh); err != nil {
 			if errors.Is(err, io.EOF) {
-				return scanResult{valid: off}
+				return off, nil
 			}
-			return scanResult{valid: off, corrupt: fmt.Errorf("%w: torn frame header at offset %d", errCorrupt, off)}
+			return off, fmt.Errorf("%w: torn frame header at offset %d", errCorrupt, off)
 		}
 		n := binary.LittleEndian.Uint32(fh)
 		if n > maxPayloadBytes || int64(n) > size-off-frameHeader {
-			return scanResult{valid: off, corrupt: fmt.Errorf("%w: frame at offset %d claims %d bytes", errCorrupt, off, n)}
+			return off, fmt.Errorf("%w: frame at offset %d claims %d bytes", errCorrupt, off, n)
 		}
 		if cap(payload) < int(n) {
 			payload = make([]byte, n)
 		}
 		payload = payload[:n]
 		if _, err := io.ReadFull(br, payload); err != nil {
-			return scanResult{valid: off, corrupt: fmt.Errorf("%w: torn frame at offset %d", errCorrupt, off)}
+			return off, fmt.Errorf("%w: torn frame at offset %d", errCorrupt, off)
 		}
 		if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(fh[4:]) {
-			return scanResult{valid: off, corrupt: fmt.Errorf("%w: checksum mismatch in frame at offset %d", errCorrupt, off)}
+			return off, fmt.Errorf("%w: checksum mismatch in frame at offset %d", errCorrupt, off)
 		}
 		received, chunks, err := decodePayload(payload)
 		if err != nil {
-			return scanResult{valid: off, corrupt: fmt.Errorf("frame at offset %d: %w", off, err)}
+			return off, fmt.Errorf("frame at offset %d: %w", off, err)
 		}
 		fn(off, received, chunks)
 		off += frameHeader + int64(n)
 	}
+}
+
+// findFrame returns the first offset at or after from where a whole frame
+// checks out, or -1. Candidates are cheap to rule out (the length must fit,
+// the payload must start with its version byte); only those left get their
+// CRC computed, and that work is taken from budget (bytes checksummed).
+// buf is the read window, reused across calls.
+func findFrame(r io.ReaderAt, from, size int64, buf []byte, budget *int64) int64 {
+	window := len(buf) - frameHeader - 1
+	var payload []byte
+	for base := from; base+frameHeader+1 <= size; base += int64(window) {
+		n, _ := r.ReadAt(buf[:min(int64(len(buf)), size-base)], base)
+		for i := 0; i+frameHeader+1 <= n && i < window; i++ {
+			p := base + int64(i)
+			length := binary.LittleEndian.Uint32(buf[i:])
+			if length < 1+8+1 || length > maxPayloadBytes || int64(length) > size-p-frameHeader || buf[i+frameHeader] != payloadVersion {
+				continue
+			}
+			if *budget -= int64(length); *budget < 0 {
+				return -1
+			}
+			if cap(payload) < int(length) {
+				payload = make([]byte, length)
+			}
+			payload = payload[:length]
+			if _, err := r.ReadAt(payload, p+frameHeader); err != nil {
+				continue
+			}
+			if crc32.Checksum(payload, castagnoli) == binary.LittleEndian.Uint32(buf[i+4:]) {
+				return p
+			}
+		}
+	}
+	return -1
 }

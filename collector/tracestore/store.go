@@ -7,8 +7,10 @@ import (
 	"hash/crc32"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,11 +57,21 @@ type Options struct {
 	ForwardBackoff    time.Duration
 	ForwardMaxBackoff time.Duration
 	ForwardMaxElapsed time.Duration
+	// ForwardDrainTimeout is how long a clean stop (Run's context done)
+	// keeps forwarding what is queued. Default 1s, inside the process's 5s
+	// stop budget.
+	ForwardDrainTimeout time.Duration
+	// Sync makes a segment file durable. Default (*os.File).Sync; tests
+	// make it fail or block.
+	Sync func(*os.File) error
 }
 
 func (o *Options) defaults(cfg Config) {
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Sync == nil {
+		o.Sync = (*os.File).Sync
 	}
 	if o.SegmentBytes <= 0 {
 		o.SegmentBytes = min(max(cfg.MaxBytes/16, 64<<10), 256<<20)
@@ -85,6 +97,9 @@ func (o *Options) defaults(cfg Config) {
 	if o.ForwardMaxElapsed <= 0 {
 		o.ForwardMaxElapsed = 5 * time.Minute
 	}
+	if o.ForwardDrainTimeout <= 0 {
+		o.ForwardDrainTimeout = time.Second
+	}
 }
 
 // Store keeps spans in append-only segment files under one directory, with
@@ -98,6 +113,7 @@ type Store struct {
 	fwd    *forwarder
 	// pending bounds the Append calls in progress (see ErrOverloaded).
 	pending chan struct{}
+	recent  *recentSpans
 
 	mu       sync.RWMutex
 	segments []*segment // oldest first; the last one is written
@@ -106,8 +122,10 @@ type Store struct {
 	traces  map[pcommon.TraceID]int32
 	entries []traceEntry
 	bytes   int64
-	dirty   bool // written since the last fsync
-	closed  bool
+	// unsynced are the segments written since their last successful fsync
+	// (the active one, and sealed ones until the next sync).
+	unsynced map[*segment]struct{}
+	closed   bool
 }
 
 // Open opens (creating if needed) the store in dir and rebuilds the index
@@ -133,12 +151,14 @@ func OpenWithOptions(dir string, cfg Config, opts Options, logger *slog.Logger, 
 		return nil, fmt.Errorf("trace store: %w", err)
 	}
 	s := &Store{
-		dir:     dir,
-		cfg:     cfg,
-		opts:    opts,
-		logger:  logger,
-		pending: make(chan struct{}, opts.MaxPendingAppends),
-		traces:  make(map[pcommon.TraceID]int32),
+		dir:      dir,
+		cfg:      cfg,
+		opts:     opts,
+		logger:   logger,
+		pending:  make(chan struct{}, opts.MaxPendingAppends),
+		recent:   newRecentSpans(),
+		unsynced: map[*segment]struct{}{},
+		traces:   make(map[pcommon.TraceID]int32),
 	}
 	if cfg.Forward.Enabled() {
 		fwd, err := newForwarder(cfg.Forward, opts, logger)
@@ -202,15 +222,15 @@ func (s *Store) load() error {
 		})
 		if res.corrupt != nil {
 			s.m.corrupt.Inc()
-			s.logger.Warn("trace segment damaged: records from here on are skipped (a torn tail after a crash looks like this)",
-				"file", path, "offset", res.valid, "skipped_bytes", fi.Size()-res.valid, "err", res.corrupt)
+			s.logger.Warn("trace segment damaged: the damaged bytes are skipped, intact frames after them kept (a torn tail after a crash looks like this)",
+				"file", path, "offset", res.valid, "skipped_bytes", res.skipped, "err", res.corrupt)
 		}
 		if seg.records == 0 {
 			_ = f.Close()
 			if res.corrupt != nil && fi.Size() > segmentHeader {
 				// Not a segment this version can read (or damaged from its
 				// first frame): keep it for inspection, out of the way.
-				if err := os.Rename(path, path+".corrupt"); err != nil {
+				if err := os.Rename(path, path+corruptSuffix); err != nil {
 					return err
 				}
 				continue
@@ -286,9 +306,14 @@ func (s *Store) Append(ctx context.Context, td ptrace.Traces) (rejected int, err
 	defer func() { <-s.pending }()
 	begin := time.Now()
 
-	groups, invalid := splitByTrace(td)
+	groups, invalid, dups, keys := splitByTrace(td, s.storedAlready())
 	if invalid > 0 {
 		s.m.rejected.WithLabelValues("invalid_id").Add(float64(invalid))
+	}
+	if dups > 0 {
+		// Stored already (a retried export): nothing is lost, nothing to
+		// report to the sender.
+		s.m.duplicates.Add(float64(dups))
 	}
 	marshal(groups)
 	var tooLarge int
@@ -296,19 +321,56 @@ func (s *Store) Append(ctx context.Context, td ptrace.Traces) (rejected int, err
 	if tooLarge > 0 {
 		s.m.rejected.WithLabelValues("too_large").Add(float64(tooLarge))
 	}
+	if size := framesBytes(frames); size+segmentHeader > s.cfg.MaxBytes {
+		// Written, it would be deleted at once by the size retention (with
+		// everything else): refuse it instead, with the count.
+		n := total - invalid - dups - tooLarge
+		s.m.rejected.WithLabelValues("too_large").Add(float64(n))
+		return invalid + tooLarge + n, nil
+	}
 	written, err := s.write(frames)
 	if err != nil {
-		lost := total - invalid - tooLarge - written
+		lost := total - invalid - dups - tooLarge - written
 		s.m.rejected.WithLabelValues(reasonOf(err)).Add(float64(lost))
 		s.m.accepted.Add(float64(written))
-		return total - written, err
+		return total - dups - written, err
 	}
+	s.recent.add(keys)
 	s.m.accepted.Add(float64(written))
 	s.m.appendDuration.Observe(time.Since(begin).Seconds())
 	if s.fwd != nil && written > 0 {
 		s.fwd.enqueue(td)
 	}
 	return invalid + tooLarge, nil
+}
+
+// storedAlready returns a check for spans stored lately whose trace is
+// still in the store (retention may have deleted it since: then the span is
+// stored again).
+func (s *Store) storedAlready() func(spanKey) bool {
+	held := map[pcommon.TraceID]bool{}
+	return func(k spanKey) bool {
+		if !s.recent.contains(k) {
+			return false
+		}
+		id := pcommon.TraceID(k[:16])
+		ok, known := held[id]
+		if !known {
+			s.mu.RLock()
+			_, ok = s.traces[id]
+			s.mu.RUnlock()
+			held[id] = ok
+		}
+		return ok
+	}
+}
+
+func framesBytes(frames []frame) int64 {
+	var n int64
+	for _, f := range frames {
+		n += int64(len(f.buf))
+	}
+	return n
 }
 
 func reasonOf(err error) string {
@@ -427,7 +489,7 @@ func (s *Store) writeFrame(fr frame) error {
 	}
 	seg.size += int64(len(fr.buf))
 	s.bytes += int64(len(fr.buf))
-	s.dirty = true
+	s.unsynced[seg] = struct{}{}
 	chunks := make([]chunkMeta, len(fr.groups))
 	for i, g := range fr.groups {
 		chunks[i] = g.meta
@@ -438,14 +500,11 @@ func (s *Store) writeFrame(fr frame) error {
 
 func (s *Store) active() *segment { return s.segments[len(s.segments)-1] }
 
-// roll seals the active segment (fsync) and starts a new one. The caller
-// holds the write lock.
+// roll seals the active segment and starts a new one. The caller holds
+// the write lock. The sealed segment is fsynced by the next sync, outside
+// the lock, so that appends never wait for the disk.
 func (s *Store) roll() (*segment, error) {
 	old := s.active()
-	if err := old.f.Sync(); err != nil {
-		s.logger.Error("trace store: fsync of a sealed segment failed", "file", old.path, "err", err)
-	}
-	s.dirty = false
 	seg, err := createSegment(s.dir, old.seq+1)
 	if err != nil {
 		return nil, fmt.Errorf("trace store: new segment: %w", err)
@@ -491,12 +550,41 @@ func (s *Store) applyRetention(now time.Time) {
 		}
 		s.deleteOldest("age")
 	}
+	s.removeOldCorrupt(now)
 	s.updateGauges()
+}
+
+// corruptSuffix marks a segment file set aside as unreadable.
+const corruptSuffix = ".corrupt"
+
+// removeOldCorrupt deletes the segment files set aside as unreadable once
+// they are older than the retention: kept for inspection, not for ever.
+func (s *Store) removeOldCorrupt(now time.Time) {
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), corruptSuffix) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || now.Sub(fi.ModTime()) < s.cfg.Retention {
+			continue
+		}
+		path := filepath.Join(s.dir, e.Name())
+		if err := os.Remove(path); err != nil {
+			s.logger.Error("trace store: cannot delete a damaged segment", "file", path, "err", err)
+			continue
+		}
+		s.m.deleted.WithLabelValues("corrupt").Inc()
+	}
 }
 
 func (s *Store) deleteOldest(reason string) {
 	seg := s.segments[0]
 	s.segments = slices.Delete(s.segments, 0, 1)
+	delete(s.unsynced, seg)
 	for _, id := range seg.traces {
 		if i, ok := s.traces[id]; ok && !s.entries[i].dropSegment(seg) {
 			s.removeEntry(i)
@@ -524,22 +612,37 @@ func (s *Store) removeEntry(i int32) {
 	s.entries = s.entries[:last]
 }
 
-// sync fsyncs the active segment if it was written since the last sync.
+// sync fsyncs every segment written since its last fsync, outside the
+// lock: appends go on meanwhile. A failed fsync is counted, and the
+// segment stays in line for the next sync: the kernel may still hold the
+// data, and a later fsync that succeeds makes it durable.
 func (s *Store) sync() error {
 	s.mu.Lock()
-	if !s.dirty || s.closed {
+	if s.closed || len(s.unsynced) == 0 {
 		s.mu.Unlock()
 		return nil
 	}
-	f := s.active().f
-	s.dirty = false
-	s.mu.Unlock()
-	// fsync outside the lock: appends go on meanwhile. A roll or Close in
-	// the meantime syncs and closes the file themselves.
-	if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
-		return err
+	segs := make([]*segment, 0, len(s.unsynced))
+	for seg := range s.unsynced {
+		segs = append(segs, seg)
 	}
-	return nil
+	clear(s.unsynced)
+	s.mu.Unlock()
+	var errs []error
+	for _, seg := range segs {
+		err := s.opts.Sync(seg.f)
+		if err == nil || errors.Is(err, os.ErrClosed) { // closed: deleted by retention
+			continue
+		}
+		s.m.fsyncFailures.Inc()
+		errs = append(errs, fmt.Errorf("fsync %s: %w", seg.path, err))
+		s.mu.Lock()
+		if !s.closed && slices.Contains(s.segments, seg) {
+			s.unsynced[seg] = struct{}{}
+		}
+		s.mu.Unlock()
+	}
+	return errors.Join(errs...)
 }
 
 // syncInterval bounds what an operating-system crash or power loss can take:
@@ -589,15 +692,21 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	var err error
+	var errs []error
+	for seg := range s.unsynced {
+		if err := s.opts.Sync(seg.f); err != nil && !errors.Is(err, os.ErrClosed) {
+			s.m.fsyncFailures.Inc()
+			errs = append(errs, fmt.Errorf("fsync %s: %w", seg.path, err))
+		}
+	}
+	clear(s.unsynced)
 	if len(s.segments) > 0 {
 		seg := s.active()
-		err = seg.f.Sync()
 		if seg.records == 0 {
 			_ = seg.f.Close()
 			s.segments = s.segments[:len(s.segments)-1]
-			if rerr := os.Remove(seg.path); rerr != nil && err == nil {
-				err = rerr
+			if err := os.Remove(seg.path); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}
@@ -605,7 +714,7 @@ func (s *Store) Close() error {
 	if s.fwd != nil {
 		s.fwd.close()
 	}
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("trace store: close: %w", err)
 	}
 	return nil
