@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/scrape"
@@ -73,6 +74,8 @@ type Collector struct {
 	otlpSrv *http.Server
 
 	closeOnce sync.Once
+	// observe is told of the series each committed ingest request wrote.
+	observe atomic.Pointer[func(labels.Labels)]
 }
 
 // Open opens (or creates) the TSDB in dir, replaying its WAL, and builds
@@ -153,7 +156,8 @@ func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer
 			return nil, err
 		}
 	}
-	c.guarded = &guardedStorage{db: c.storage, limiter: c.limiter, metrics: c.metrics, protocol: protoScrape, now: time.Now}
+	c.guarded = &guardedStorage{db: c.storage, limiter: c.limiter, metrics: c.metrics, protocol: protoScrape, now: time.Now,
+		observe: &c.observe}
 
 	if cfg.OTLP.DeltaToCumulative {
 		d2c, err := newDeltaToCumulative(c.convertOTLP, cfg.Limits.MaxDeltaStreams, c.countDeltaDrops)
@@ -200,6 +204,12 @@ func (c *Collector) SetSpanStore(s SpanStore, isOverloaded func(error) bool) {
 // components that query it or write recorded series back (the SLO engine).
 // Writes through it bypass the ingest limits.
 func (c *Collector) Storage() storage.Storage { return c.storage }
+
+// ObserveWrites has fn told, once per committed ingest request (OTLP,
+// remote write, scrape), of every series the request wrote to, so the SLO
+// engine can evaluate the SLOs reading them as their samples arrive. fn
+// must be cheap and safe for concurrent use.
+func (c *Collector) ObserveWrites(fn func(labels.Labels)) { c.observe.Store(&fn) }
 
 // QueryEngine is the PromQL engine the query API uses.
 func (c *Collector) QueryEngine() *promql.Engine { return c.engine }

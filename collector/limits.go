@@ -403,6 +403,9 @@ type guardedStorage struct {
 	metrics  *metrics
 	protocol string // used when the context carries no request state
 	now      func() time.Time
+	// observe, when set, is told once per request of every series that a
+	// committed request wrote to (the SLO engine evaluates on arrival).
+	observe *atomic.Pointer[func(labels.Labels)]
 }
 
 func (g *guardedStorage) withProtocol(p string) *guardedStorage {
@@ -462,6 +465,8 @@ type tally struct {
 	now      int64
 	pending  ingestCounts
 	created  []uint64 // series this appender began tracking
+	// written are the series of this request, for the observer.
+	written map[uint64]labels.Labels
 }
 
 // admit asks the limiter about ls, remembering the series it creates so
@@ -470,6 +475,15 @@ func (t *tally) admit(ls labels.Labels) (string, error) {
 	h, reason, err := t.g.limiter.admit(ls, t.now)
 	if h != 0 {
 		t.created = append(t.created, h)
+	}
+	if err == nil && t.g.observe != nil && t.g.observe.Load() != nil {
+		if t.written == nil {
+			t.written = map[uint64]labels.Labels{}
+		}
+		k := ls.Hash()
+		if _, ok := t.written[k]; !ok {
+			t.written[k] = ls
+		}
 	}
 	return reason, err
 }
@@ -494,6 +508,14 @@ func (t *tally) committed(err error) error {
 	t.g.flush(t.st, t.protocol, c)
 	t.pending = ingestCounts{}
 	t.done(err != nil)
+	if err == nil && len(t.written) > 0 {
+		if fn := t.g.observe.Load(); fn != nil {
+			for _, ls := range t.written {
+				(*fn)(ls)
+			}
+		}
+	}
+	t.written = nil
 	return err
 }
 
@@ -507,6 +529,7 @@ func (t *tally) rolledBack() {
 	t.g.flush(t.st, t.protocol, c)
 	t.pending = ingestCounts{}
 	t.done(true)
+	t.written = nil
 }
 
 type guardedAppender struct {

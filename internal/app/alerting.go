@@ -84,6 +84,11 @@ func (a *App) buildAlerting() error {
 		return fmt.Errorf("alerting: %w", err)
 	}
 	a.alerting = m
+	if a.slo != nil {
+		// The SLO rules run right after each SLO evaluation, besides their
+		// own interval; this stops with the other engines.
+		a.addRunner("alert rules on SLO evaluation", a.runRulesOnEvaluation)
+	}
 	a.mount("/api/v2/", m.Handler())
 	{
 		// Alerting flushes groups and delivers the outbox; it stops after

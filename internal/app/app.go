@@ -148,6 +148,8 @@ type App struct {
 	slo *sloengine.Engine
 	// alerting holds alerts, silences and the notification outbox.
 	alerting *alerting.Manager
+	// rulesNow asks for the alert rules to run after an SLO evaluation.
+	rulesNow chan struct{}
 	// gate answers deploy pipelines from the SLO engine's snapshot.
 	gate *deploy.Gate
 	// incidents is alerting's "incidents" receiver, so it is built first.
@@ -193,7 +195,7 @@ func New(opts Options) (*App, error) {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
-	a := &App{opts: opts, logger: opts.Logger, reg: opts.Registry}
+	a := &App{opts: opts, logger: opts.Logger, reg: opts.Registry, rulesNow: make(chan struct{}, 1)}
 
 	if err := os.MkdirAll(opts.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data_dir: create %s: %w", opts.DataDir, err)

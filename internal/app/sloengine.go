@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -43,11 +44,17 @@ func (a *App) buildSLOEngine() error {
 		Registerer:       a.reg,
 		OutOfOrderWindow: a.opts.Collector.TSDB.OutOfOrderWindow,
 		StateDir:         filepath.Join(a.opts.DataDir, "sloengine"),
+		OnEvaluated:      func([]sloengine.Status) { a.rulesDue() },
 	})
 	if err != nil {
 		return fmt.Errorf("slo engine: %w", err)
 	}
 	a.slo = e
+	if a.opts.Metrics.Backend != "prometheus" {
+		// Evaluate an SLO as samples for its series arrive, not only on
+		// the ticker: a page goes out seconds after the data shows a burn.
+		a.collector.ObserveWrites(e.SeriesAppended)
+	}
 	a.mount("/api/v1/slos", e.Handler())
 	a.mount("/api/v1/slos/", e.Handler())
 	{
@@ -105,4 +112,28 @@ func (a *App) tsdbRetention() (retention time.Duration, raised bool) {
 		return need, true
 	}
 	return retention, false
+}
+
+// rulesDue asks for the alert rules to run now, after an SLO evaluation,
+// without making the engine wait for them.
+func (a *App) rulesDue() {
+	select {
+	case a.rulesNow <- struct{}{}:
+	default:
+	}
+}
+
+// runRulesOnEvaluation runs the alert rules each time the SLO engine has
+// evaluated, so a burn pages as soon as the engine sees it.
+func (a *App) runRulesOnEvaluation(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.rulesNow:
+			if err := a.alerting.Evaluate(ctx); err != nil && ctx.Err() == nil {
+				a.logger.Warn("alert rules after an SLO evaluation", "err", err)
+			}
+		}
+	}
 }

@@ -1,12 +1,17 @@
 package app_test
 
 import (
+	"bytes"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/internal/app"
@@ -78,4 +83,59 @@ func TestSLOEngineSavesItsSliceCheckpointOnStop(t *testing.T) {
 		code, body := testutil.HTTPGet(t, r.URL+"/api/v1/slos/shop-quarterly")
 		return code == 200 && !strings.Contains(body, "not evaluated yet")
 	}, 30*time.Second, 100*time.Millisecond)
+}
+
+// TestAnSLOIsEvaluatedAndItsRulesRunAsSamplesArrive: with both tickers an
+// hour apart, a remote-written outage still reaches the SLO's windows and
+// its page rule within seconds, because the collector tells the engine
+// which series were written and the rules run right after.
+func TestAnSLOIsEvaluatedAndItsRulesRunAsSamplesArrive(t *testing.T) {
+	spec := filepath.Join(t.TempDir(), "shop.yml")
+	require.NoError(t, os.WriteFile(spec, []byte(strings.Replace(quarterSLO, "period: 90d", "period: 30d", 1)), 0o644))
+	opts := app.DefaultOptions()
+	opts.Demo.Enabled = false
+	opts.Collector.OTLPListen = ""
+	opts.Slos = []string{spec}
+	opts.SLO.Interval = time.Hour
+	opts.Alerting.EvaluationInterval = time.Hour
+	r := testutil.StartApp(t, opts)
+	time.Sleep(500 * time.Millisecond) // let the first cycles pass
+
+	// Ten minutes in which every request failed, in one request.
+	now := time.Now()
+	var req prompb.WriteRequest
+	for _, name := range []string{"requests_total", "errors_total"} {
+		ts := prompb.TimeSeries{Labels: []prompb.Label{{Name: "__name__", Value: name}}}
+		for i := 40; i >= 0; i-- {
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: now.Add(-time.Duration(i) * 15 * time.Second).UnixMilli(), Value: float64(40-i) * 150})
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	raw, err := req.Marshal()
+	require.NoError(t, err)
+	code, body := postRemoteWrite(t, r.URL, snappy.Encode(nil, raw))
+	require.Less(t, code, 300, body)
+
+	require.Eventually(t, func() bool {
+		for ls, st := range r.App.Alerting().RuleStates() {
+			if strings.Contains(ls, `tier="page-fast"`) && st != "inactive" {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 100*time.Millisecond, "the page rule did not see the outage: %v", r.App.Alerting().RuleStates())
+}
+
+func postRemoteWrite(t *testing.T, base string, body []byte) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, base+"/api/v1/write", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
