@@ -51,6 +51,7 @@ func (a *App) buildAlerting() error {
 	if len(cfg.Webhook.URLs) > 0 {
 		receivers[alerting.ReceiverWebhook] = webhook.New(cfg.Webhook.URLs, nil)
 	}
+	a.addIncidentWebhook(receivers)
 	if len(cfg.Alertmanager.URLs) > 0 {
 		fwd, err := alertmanager.New(alertmanager.Options{
 			URLs: cfg.Alertmanager.URLs, ResendDelay: cfg.Alertmanager.ResendDelay, EvaluationInterval: cfg.EvaluationInterval,
@@ -83,6 +84,9 @@ func (a *App) buildAlerting() error {
 		return fmt.Errorf("alerting: %w", err)
 	}
 	a.alerting = m
+	if err := a.sendIncidentEvents(m); err != nil {
+		return err
+	}
 	a.mount("/api/v2/", m.Handler())
 	{
 		// Alerting flushes groups and delivers the outbox; it stops after
