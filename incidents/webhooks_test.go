@@ -58,7 +58,9 @@ type webhookProcess struct {
 	done   chan struct{}
 }
 
-func startWebhookProcess(t *testing.T, dir, url string, c *clock) *webhookProcess {
+// forward false leaves the service's loop stopped, as a process killed
+// right after committing changes and before handing them to the outbox.
+func startWebhookProcess(t *testing.T, dir, url string, c *clock, forward bool) *webhookProcess {
 	t.Helper()
 	ctx := context.Background()
 	cfg := incidents.Config{WebhookURLs: []string{url}}
@@ -72,7 +74,12 @@ func startWebhookProcess(t *testing.T, dir, url string, c *clock) *webhookProces
 	require.NoError(t, svc.SendEvents(ctx, m, incidents.WebhookReceiverName))
 	runCtx, cancel := context.WithCancel(ctx)
 	p := &webhookProcess{svc: svc, store: store, m: m, cancel: cancel, done: make(chan struct{})}
-	go func() { defer close(p.done); _ = svc.Run(runCtx) }()
+	go func() {
+		defer close(p.done)
+		if forward {
+			_ = svc.Run(runCtx)
+		}
+	}()
 	t.Cleanup(p.stop)
 	return p
 }
@@ -111,7 +118,7 @@ func TestWebhookReceiverThatIsDownGetsEveryIncidentChangeInOrderAfterARestart(t 
 	ctx := context.Background()
 	actor := incidents.Actor{By: "ana", Source: "api"}
 
-	p := startWebhookProcess(t, dir, srv.URL, c)
+	p := startWebhookProcess(t, dir, srv.URL, c, true)
 	require.NoError(t, p.svc.PutUser(ctx, &incidents.User{ID: "ana", Name: "Ana"}))
 	require.NoError(t, p.svc.PutPolicy(ctx, &incidents.Policy{ID: "p", Steps: []incidents.Step{
 		{Targets: []incidents.Target{{Type: incidents.TargetUser, ID: "ana"}}, WaitMinutes: 5}}}))
@@ -130,13 +137,16 @@ func TestWebhookReceiverThatIsDownGetsEveryIncidentChangeInOrderAfterARestart(t 
 	require.Empty(t, hook.received())
 	p.stop()
 
-	// The process restarts; more happens while the receiver is still down.
-	p = startWebhookProcess(t, dir, srv.URL, c)
+	// The process restarts; more happens while the receiver is still down,
+	// and the process dies before handing it to the outbox.
+	p = startWebhookProcess(t, dir, srv.URL, c, false)
 	c.Advance(time.Minute)
 	_, err = p.svc.Resolve(ctx, inc.ID, actor, "rolled back")
 	require.NoError(t, err)
 	_, err = p.svc.Reopen(ctx, inc.ID, actor, "errors are back")
 	require.NoError(t, err)
+	p.stop()
+	p = startWebhookProcess(t, dir, srv.URL, c, true)
 
 	hook.mu.Lock()
 	hook.down = false
