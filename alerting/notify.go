@@ -33,6 +33,9 @@ type Notification struct {
 	TruncatedAlerts   int               `json:"truncatedAlerts"`
 	// CreatedAt is when the notification was written to the outbox.
 	CreatedAt time.Time `json:"createdAt"`
+	// Event, when set, makes this an event notification (Manager.Enqueue)
+	// without alerts: receivers that post events post its Body.
+	Event *Event `json:"event,omitempty"`
 }
 
 // NotifiedAlert is one alert of a notification.

@@ -303,7 +303,7 @@ func (o *outbox) deliver(ctx context.Context, it outboxItem) (res outcome, err e
 		o.logger.Error("notification for a receiver that is not configured; marking it failed", "receiver", name, "id", n.ID)
 		return fail(fmt.Errorf("no receiver named %q is configured", name))
 	}
-	if len(n.Alerts) == 0 {
+	if len(n.Alerts) == 0 && n.Event == nil {
 		// Written by an older version that notified muted groups: there is
 		// nothing to tell.
 		o.logger.Error("notification without alerts; marking it failed", "receiver", name, "id", n.ID, "group", n.GroupKey)

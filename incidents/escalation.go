@@ -412,6 +412,16 @@ func (s *Service) Run(ctx context.Context) error {
 		if !handoff.IsZero() && (next.IsZero() || handoff.Before(next)) {
 			next = handoff
 		}
+		if s.sendsEvents() {
+			// Timeline events go to the webhooks; a few are written
+			// without a nudge (notifications), so look again every second.
+			if err := s.forwardEvents(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Error("incident webhooks", "err", err)
+			}
+			if poll := s.now().Add(time.Second); next.IsZero() || poll.Before(next) {
+				next = poll
+			}
+		}
 		var timer *time.Timer
 		var fire <-chan time.Time
 		if !next.IsZero() {

@@ -92,6 +92,9 @@ type Config struct {
 	EscalationPolicy string `mapstructure:"escalation_policy"`
 	// ExternalURL is Burnrate's URL as people reach it, used in links.
 	ExternalURL string `mapstructure:"external_url"`
+	// WebhookURLs receive a JSON POST for every incident change, through
+	// alerting's durable outbox (docs/incidents.md, "Outgoing webhooks").
+	WebhookURLs []string `mapstructure:"webhook_urls"`
 }
 
 // WithDefaults fills the zero fields of c.
@@ -126,7 +129,7 @@ func (c Config) Validate() error {
 	if _, err := ParseSeverity(c.TicketSeverity); err != nil {
 		return fmt.Errorf("incidents.ticket_severity: %w", err)
 	}
-	return nil
+	return validateWebhookURLs(c.WebhookURLs)
 }
 
 // SlackOptions connect the Service to Slack. Without a token, escalation
@@ -181,6 +184,11 @@ type Service struct {
 	httpClient *http.Client
 	// bg tracks Slack follow-ups still running; Close waits for them.
 	bg sync.WaitGroup
+	// events, when set (SendEvents), receives every timeline event for
+	// the receiver eventsTo; eventsMu serialises forwarding.
+	eventsMu sync.Mutex
+	events   EventQueue
+	eventsTo string
 }
 
 // Open opens (creating and migrating) the database and builds the Service.

@@ -309,6 +309,12 @@ func (s *Service) Timeline(ctx context.Context, id int64) ([]Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read timeline of %d: %w", id, err)
 	}
+	return scanEvents(rows)
+}
+
+// scanEvents reads timeline rows (id, incident_id, at, kind, source,
+// actor, text) and closes them.
+func scanEvents(rows *sql.Rows) ([]Event, error) {
 	defer rows.Close()
 	var out []Event
 	for rows.Next() {
@@ -357,6 +363,7 @@ func (s *Service) change(ctx context.Context, id int64, fn func(tx *sql.Tx, inc 
 	if err != nil {
 		return nil, err
 	}
+	s.nudge() // a timeline event for the webhooks
 	return s.Get(ctx, id)
 }
 
@@ -541,6 +548,7 @@ func (s *Service) Record(ctx context.Context, service, kind, source, text string
 				return err
 			}
 		}
+		s.nudge() // timeline events for the webhooks, sent after this commits (one connection)
 		return nil
 	})
 }

@@ -1,6 +1,7 @@
 // Package webhook delivers notifications as Alertmanager's webhook does:
 // a JSON POST in the version 4 payload, so existing webhook consumers work
-// unchanged.
+// unchanged. Event notifications (alerting.Manager.Enqueue) are posted as
+// their body.
 package webhook
 
 import (
@@ -71,6 +72,10 @@ func (e endpoint) Notify(ctx context.Context, n *alerting.Notification) error {
 }
 
 func post(ctx context.Context, client *http.Client, u string, n *alerting.Notification) error {
+	if n.Event != nil {
+		// An event (Manager.Enqueue) is posted as its sender wrote it.
+		return alerting.PostJSON(ctx, client, u, n.Event.Body, "webhook "+redact(u))
+	}
 	body, err := json.Marshal(Payload{Version: "4", Notification: n})
 	if err != nil {
 		return fmt.Errorf("%w: encode webhook payload: %w", alerting.ErrPermanent, err)

@@ -147,7 +147,9 @@ timeline:
 	md := rep.Markdown()
 	require.Contains(t, md, "# Game day: Mini outage")
 	require.Contains(t, md, "| burn on time |")
-	require.Contains(t, md, "not measured (expected 5m0s)")
+	require.Contains(t, md, "not measured: no page or workbook SLO to find the incident by (expected 5m0s)")
+	require.Contains(t, md, "| page arrives | page demo-edge-availability | 1s |")
+	require.Contains(t, md, "not measured: the incident tracker is not running", "the fake serves no /api/v1/incidents")
 	require.Contains(t, md, "set store.shard_down = 1")
 	require.Contains(t, md, "**Score: ")
 }

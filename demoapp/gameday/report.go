@@ -9,8 +9,8 @@ import (
 )
 
 // Markdown renders the report. The table has one row per expectation; the
-// acknowledgement and resolution columns stay "not measured" until the
-// incident tracker records those instants.
+// acknowledgement and resolution columns show the times from the drill's
+// incident's trigger (incident tracker), or why they were not measured.
 func (r *Report) Markdown() string {
 	var b strings.Builder
 	s := r.Scenario
@@ -62,13 +62,7 @@ func (r *Report) Markdown() string {
 		if !math.IsNaN(x.BurnRate) {
 			burn = fmt.Sprintf("%.2f", x.BurnRate)
 		}
-		ack, res := "-", "-"
-		if e.AcknowledgeWithin > 0 {
-			ack = "not measured (expected " + e.AcknowledgeWithin.String() + ")"
-		}
-		if e.ResolveWithin > 0 {
-			res = "not measured (expected " + e.ResolveWithin.String() + ")"
-		}
+		ack, res := responseCells(x)
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %.0f | %s | %s |\n",
 			s.Timeline[x.Step].At, e.Name, signal, within, after, ratio, burn, x.Score, ack, res)
 	}

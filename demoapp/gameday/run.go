@@ -46,9 +46,9 @@ type Options struct {
 // Pager tells when an alert first paged. It is the hook alerting plugs
 // into. The default, AlertsPager, reads Burnrate's Alertmanager-compatible
 // GET /api/v2/alerts (so it works against a real Alertmanager too);
-// QueryPager reads the ALERTS series of a Prometheus ruler instead. When
-// the incident tracker lands, a pager that also reports acknowledgement and
-// resolution instants fills the report's remaining columns.
+// QueryPager reads the ALERTS series of a Prometheus ruler instead. The
+// acknowledgement and resolution columns come from the incident tracker
+// (GET /api/v1/incidents) when the drill ends.
 type Pager interface {
 	// Paged reports whether a page for name (an SLO id or an alert name)
 	// started at or after since.
@@ -138,6 +138,11 @@ type Result struct {
 	// TooEarly flags a detection sooner than TooEarlyFraction of the
 	// workbook time.
 	TooEarly bool
+	// Incident is the drill's incident for this expectation, read from
+	// the incident tracker when the drill ended; IncidentWhy says why there
+	// is none (tracker not running, no incident, no name to look it up by).
+	Incident    *IncidentTimes
+	IncidentWhy string
 	// condition, from the SLO, for the workbook arithmetic.
 	factor float64
 	window time.Duration
@@ -330,6 +335,10 @@ func Run(ctx context.Context, s *Scenario, o Options) (*Report, error) {
 		}
 		rep.Results = append(rep.Results, rs...)
 	}
+	// Response times are a measurement of people, not of the platform: a
+	// tracker that does not answer leaves them "not measured", the drill
+	// stands.
+	attachIncidents(fctx, a, rep.Results, rep.Ended)
 	for _, id := range s.workbookSLOs() {
 		rep.BudgetConsumed[id] = math.NaN()
 		st, err := a.slo(fctx, id)

@@ -35,8 +35,10 @@
 // An expectation is met when its query first returns a non-empty vector (or,
 // for page, when the alert fires) after the step's time; never: true turns it
 // into "must not happen before the drill ends". acknowledge_within and
-// resolve_within are accepted now and reported as not measured until the
-// incident tracker provides those instants.
+// resolve_within are compared with the times to acknowledge and resolve of
+// the drill's incident: the first incident of the page's (or workbook's)
+// SLO triggered during the drill, read from GET /api/v1/incidents when it
+// ends. Without the incident tracker they are reported as not measured.
 package gameday
 
 import (
@@ -112,7 +114,7 @@ type Expectation struct {
 	// Never inverts the expectation: the signal must not appear.
 	Never bool `yaml:"never"`
 	// AcknowledgeWithin and ResolveWithin are the workbook's response
-	// times, reported once the incident tracker records them.
+	// times, compared with the drill's incident's (incident tracker).
 	AcknowledgeWithin time.Duration `yaml:"acknowledge_within"`
 	ResolveWithin     time.Duration `yaml:"resolve_within"`
 }

@@ -166,11 +166,16 @@ func TestTheReportMatchesItsGoldenFile(t *testing.T) {
 	s, err := gameday.Parse([]byte(workbookDrill))
 	require.NoError(t, err)
 	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	// The drill's incident was acknowledged within the drill, not resolved.
+	burn := s.Timeline[0].Expect[0]
+	burn.AcknowledgeWithin, burn.ResolveWithin = 5*time.Minute, 30*time.Minute
+	triggered, acked := start.Add(700*time.Millisecond), start.Add(1900*time.Millisecond)
 	rep := &gameday.Report{
 		Scenario: s, Started: start, Ended: start.Add(2 * time.Second),
 		Results: []gameday.Result{
-			{Step: 0, Expect: s.Timeline[0].Expect[0], Detected: true, After: 450 * time.Millisecond, Score: 89,
-				Within: 400 * time.Millisecond, WithinWhy: "2 × 0.1 / 0.5000 × 1s", ErrorRatio: 0.5, Answers: 160, BurnRate: 5},
+			{Step: 0, Expect: burn, Detected: true, After: 450 * time.Millisecond, Score: 89,
+				Within: 400 * time.Millisecond, WithinWhy: "2 × 0.1 / 0.5000 × 1s", ErrorRatio: 0.5, Answers: 160, BurnRate: 5,
+				Incident: &gameday.IncidentTimes{ID: 7, SLO: "demo-edge-availability", TriggeredAt: triggered, AcknowledgedAt: &acked}},
 			{Step: 0, Expect: s.Timeline[0].Expect[1], Score: 100, Within: 1036800 * time.Millisecond,
 				WithinWhy: "14.4 × 0.1 / 0.5000 × 1h0m0s", ErrorRatio: 0.5, Answers: 180, BurnRate: math.NaN()},
 		},

@@ -51,6 +51,7 @@ func (a *App) buildAlerting() error {
 	if len(cfg.Webhook.URLs) > 0 {
 		receivers[alerting.ReceiverWebhook] = webhook.New(cfg.Webhook.URLs, nil)
 	}
+	a.addIncidentWebhook(receivers)
 	if len(cfg.Alertmanager.URLs) > 0 {
 		fwd, err := alertmanager.New(alertmanager.Options{
 			URLs: cfg.Alertmanager.URLs, ResendDelay: cfg.Alertmanager.ResendDelay, EvaluationInterval: cfg.EvaluationInterval,
@@ -88,6 +89,9 @@ func (a *App) buildAlerting() error {
 		// The SLO rules run right after each SLO evaluation, besides their
 		// own interval; this stops with the other engines.
 		a.addRunner("alert rules on SLO evaluation", a.runRulesOnEvaluation)
+	}
+	if err := a.sendIncidentEvents(m); err != nil {
+		return err
 	}
 	a.mount("/api/v2/", m.Handler())
 	{

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/burnrate/burnrate/alerting"
+	"github.com/burnrate/burnrate/alerting/webhook"
 	"github.com/burnrate/burnrate/incidents"
 )
 
@@ -82,4 +83,24 @@ func withIncidentsRoute(cfg alerting.Config, ic incidents.Config) alerting.Confi
 	}
 	cfg.Route.Routes = append([]alerting.RouteConfig{route}, cfg.Route.Routes...)
 	return cfg
+}
+
+// addIncidentWebhook adds the receiver that posts incident events to
+// incidents.webhook_urls (when set) to alerting's receivers.
+func (a *App) addIncidentWebhook(receivers map[string]alerting.Receiver) {
+	if a.incidents != nil && len(a.opts.Incidents.WebhookURLs) > 0 {
+		receivers[incidents.WebhookReceiverName] = webhook.New(a.opts.Incidents.WebhookURLs, nil)
+	}
+}
+
+// sendIncidentEvents hands every incident change to alerting's outbox for
+// incidents.webhook_urls, once alerting is built.
+func (a *App) sendIncidentEvents(m *alerting.Manager) error {
+	if a.incidents == nil || len(a.opts.Incidents.WebhookURLs) == 0 {
+		return nil
+	}
+	if err := a.incidents.SendEvents(context.Background(), m, incidents.WebhookReceiverName); err != nil {
+		return fmt.Errorf("incidents: %w", err)
+	}
+	return nil
 }
