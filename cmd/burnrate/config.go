@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/yamlfile"
 )
 
 // config is the whole configuration file. Keys are the mapstructure tags;
@@ -164,7 +165,7 @@ func walkNode(file string, n *yaml.Node, t reflect.Type, prefix string, lines ma
 		f, ok := fields[k.Value]
 		if !ok {
 			msg := fmt.Sprintf("config file %s:%d: unknown key %q", file, k.Line, key)
-			if s := nearest(k.Value, fields); s != "" {
+			if s := yamlfile.Nearest(strings.ToLower(k.Value), fields); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", prefix+s)
 			}
 			*errs = append(*errs, errors.New(msg))
@@ -347,42 +348,6 @@ func leaves(v reflect.Value, prefix string) map[string]reflect.Value {
 		out[prefix+name] = v.Field(i)
 	}
 	return out
-}
-
-// nearest returns the known key closest to k when it is a plausible typo.
-func nearest(k string, fields map[string]reflect.Type) string {
-	best, bestD := "", 3
-	names := make([]string, 0, len(fields))
-	for name := range fields {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if d := editDistance(strings.ToLower(k), name); d < bestD {
-			best, bestD = name, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // printConfig writes the effective configuration as YAML, in struct order,

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/burnrate/burnrate/dashboards"
-	"github.com/burnrate/burnrate/sloengine"
 )
 
 func newDashboardsCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
@@ -37,25 +36,9 @@ at --path.`,
 			if out == "" {
 				return usageError{errors.New("--out DIR is required")}
 			}
-			paths := args
-			if len(paths) == 0 {
-				cfg, err := loadConfig(g.configFile, nil)
-				if err != nil {
-					return usageError{err}
-				}
-				paths = cfg.Slos
-			}
-			slos, err := sloengine.LoadPaths(paths)
+			slos, err := commandSLOs(g, args, demo, stderr)
 			if err != nil {
-				n := reportSpecErrors(stderr, err)
-				return fmt.Errorf("%d problem(s) in SLO files", n)
-			}
-			if demo {
-				ex, err := sloengine.Examples()
-				if err != nil {
-					return err
-				}
-				slos = append(slos, ex...)
+				return err
 			}
 			files, err := dashboards.Generate(slos, dashboards.Options{URL: url, Folder: folder, Path: path, Demo: demo})
 			if err != nil {

@@ -45,6 +45,33 @@ func newSLOValidateCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 }
 
+// commandSLOs loads the SLOs a command works on: the files of its arguments,
+// or the configuration's slos when there are none, plus the demo
+// platform's with demo.
+func commandSLOs(g *globals, args []string, demo bool, stderr io.Writer) ([]*sloengine.SLO, error) {
+	paths := args
+	if len(paths) == 0 {
+		cfg, err := loadConfig(g.configFile, nil)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		paths = cfg.Slos
+	}
+	slos, err := sloengine.LoadPaths(paths)
+	if err != nil {
+		n := reportSpecErrors(stderr, err)
+		return nil, fmt.Errorf("%d problem(s) in SLO files", n)
+	}
+	if demo {
+		ex, err := sloengine.Examples()
+		if err != nil {
+			return nil, err
+		}
+		slos = append(slos, ex...)
+	}
+	return slos, nil
+}
+
 // reportSpecErrors prints one problem per line and returns how many.
 func reportSpecErrors(w io.Writer, err error) int {
 	var list []error
@@ -75,25 +102,9 @@ configuration key slos when there are none; --demo adds the demo platform's SLOs
 			if out == "" {
 				return usageError{errors.New("--out DIR is required")}
 			}
-			paths := args
-			if len(paths) == 0 {
-				cfg, err := loadConfig(g.configFile, nil)
-				if err != nil {
-					return usageError{err}
-				}
-				paths = cfg.Slos
-			}
-			slos, err := sloengine.LoadPaths(paths)
+			slos, err := commandSLOs(g, args, demo, stderr)
 			if err != nil {
-				n := reportSpecErrors(stderr, err)
-				return fmt.Errorf("%d problem(s) in SLO files", n)
-			}
-			if demo {
-				ex, err := sloengine.Examples()
-				if err != nil {
-					return err
-				}
-				slos = append(slos, ex...)
+				return err
 			}
 			if len(slos) == 0 {
 				return usageError{errors.New("no SLOs: give SLO files as arguments, set slos in the configuration, or use --demo")}

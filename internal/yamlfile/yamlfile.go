@@ -167,7 +167,7 @@ func walk(file string, n *yaml.Node, t reflect.Type, key string, errs *[]error) 
 			ft, ok := fields[k]
 			if !ok {
 				reason := fmt.Sprintf("unknown key %q", k)
-				if s := nearest(k, fields); s != "" {
+				if s := Nearest(k, fields); s != "" {
 					reason += fmt.Sprintf(" (did you mean %q?)", s)
 				}
 				*errs = append(*errs, &Error{File: file, Line: n.Content[i].Line, Key: join(key, k), Reason: reason})
@@ -246,8 +246,9 @@ func fieldsOf(t reflect.Type) map[string]reflect.Type {
 	return out
 }
 
-// nearest suggests the known key closest to k, if it is close.
-func nearest(k string, fields map[string]reflect.Type) string {
+// Nearest suggests the known key closest to k when it is a plausible typo
+// (at most two edits away), or "".
+func Nearest(k string, fields map[string]reflect.Type) string {
 	names := make([]string, 0, len(fields))
 	for n := range fields {
 		names = append(names, n)
