@@ -196,6 +196,25 @@ func TestUIPagesInAHeadlessBrowser(t *testing.T) {
 		}, 10*time.Second, 100*time.Millisecond)
 		require.Empty(t, b.takeErrors())
 	})
+
+	t.Run("the load switch in the UI stops and starts the background load", func(t *testing.T) {
+		b := newBrowser(t, 1280, 900)
+		loadOn := func() bool {
+			_, body := testutil.HTTPGet(t, r.URL+"/api/v1/demo/load")
+			var res struct{ Data struct{ Enabled bool } }
+			require.NoError(t, json.Unmarshal([]byte(body), &res), body)
+			return res.Data.Enabled
+		}
+		require.True(t, loadOn(), "burnrate up starts with its load on")
+		b.open(t, r.URL, "#/demo", "demo")
+		require.NoError(t, chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(`#load-toggle[data-on="true"]`))))
+		require.Eventually(t, func() bool { return !loadOn() }, 10*time.Second, 100*time.Millisecond)
+		require.NoError(t, chromedp.Do(b.ctx,
+			chromedp.WaitVisible(chromedp.CSS(`#load-toggle[data-on="false"]`)),
+			chromedp.Click(chromedp.CSS(`#load-toggle[data-on="false"]`))))
+		require.Eventually(t, loadOn, 10*time.Second, 100*time.Millisecond)
+		require.Empty(t, b.takeErrors())
+	})
 }
 
 // TestUIRendersAThousandSLOsQuickly loads 1,000 SLOs and measures, in the

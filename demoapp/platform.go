@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -89,6 +90,10 @@ type Platform struct {
 	stressor  *faults.Stressor
 	edgeURL   string
 	ran       bool
+
+	// loadOn switches the background load; loadChanged wakes it.
+	loadOn      atomic.Bool
+	loadChanged chan struct{}
 }
 
 type server struct {
@@ -118,7 +123,8 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		_, _ = rand.Read(b[:])
 		o.ClientIDSecret = hex.EncodeToString(b[:])
 	}
-	p = &Platform{opts: o, logger: o.Logger, faults: o.Faults, stressor: faults.NewStressor(o.Faults)}
+	p = &Platform{opts: o, logger: o.Logger, faults: o.Faults, stressor: faults.NewStressor(o.Faults), loadChanged: make(chan struct{}, 1)}
+	p.loadOn.Store(o.Load.Enabled)
 	built := p // p is nil when an error is returned
 	defer func() {
 		if err != nil {
@@ -363,9 +369,7 @@ func (p *Platform) Run(ctx context.Context) error {
 	wg.Go(func() { _ = p.stressor.Run(rctx) })
 	if p.edge != nil {
 		wg.Go(func() { _ = p.edge.Run(rctx) })
-		if p.opts.Load.Enabled {
-			wg.Go(func() { p.backgroundLoad(rctx) })
-		}
+		wg.Go(func() { p.backgroundLoad(rctx) })
 	}
 	var err error
 	select {
@@ -378,12 +382,42 @@ func (p *Platform) Run(ctx context.Context) error {
 	return err
 }
 
+// SetLoad switches the background load on or off while the platform runs
+// (the UI's and the API's load switch).
+func (p *Platform) SetLoad(on bool) {
+	p.loadOn.Store(on)
+	select {
+	case p.loadChanged <- struct{}{}:
+	default:
+	}
+}
+
+// LoadOn reports whether the background load runs.
+func (p *Platform) LoadOn() bool { return p.loadOn.Load() }
+
 // backgroundLoad keeps the dashboards alive: the configured shape, in runs
-// each bounded in time and count, until ctx ends.
+// each bounded in time and count, while the load is switched on and until
+// ctx ends. Switching it off ends the current run at once.
 func (p *Platform) backgroundLoad(ctx context.Context) {
 	lo := p.opts.Load
 	for ctx.Err() == nil {
-		rep, err := load.Run(ctx, load.Options{
+		if !p.loadOn.Load() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.loadChanged:
+			}
+			continue
+		}
+		runCtx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-p.loadChanged:
+				cancel()
+			case <-runCtx.Done():
+			}
+		}()
+		rep, err := load.Run(runCtx, load.Options{
 			Target:   p.edgeURL,
 			Rate:     lo.Rate,
 			Duration: lo.Period,
@@ -395,7 +429,9 @@ func (p *Platform) backgroundLoad(ctx context.Context) {
 			// Signed, so each simulated client has its own bucket.
 			ClientSecret: p.opts.ClientIDSecret,
 		}, nil)
-		if err != nil {
+		stopped := runCtx.Err() != nil
+		cancel()
+		if err != nil && !stopped {
 			p.logger.Error("background load failed", "err", err)
 			return
 		}

@@ -368,6 +368,8 @@ pages.demo = async function () {
     return;
   }
   const { active = [], catalog = [] } = r.data.data || {};
+  const lr = await api("/api/v1/demo/load", { allow: [404] });
+  const loadOn = lr.status === 200 && lr.data?.data?.enabled;
   const activeBy = Object.fromEntries(active.map((a) => [a.name, a]));
   const rows = catalog.map((c) => {
     const a = activeBy[c.name];
@@ -377,7 +379,9 @@ pages.demo = async function () {
       ${a ? `<button type="button" class="secondary" data-clear="${esc(c.name)}">Clear</button>` : ""}</form></td></tr>`;
   }).join("");
   main.innerHTML = `<h1>Demo platform</h1><p class="muted">Break something, watch the budget burn, get paged. Set a fault flag; clear it to recover.</p>
-    <div class="toolbar"><button class="danger" id="clear-all">Clear every fault</button></div>
+    <div class="toolbar"><button class="danger" id="clear-all">Clear every fault</button>
+      ${lr.status === 200 ? `<button class="secondary" id="load-toggle" data-on="${loadOn}">${loadOn ? "Stop the background load" : "Start the background load"}</button>
+      <span class="badge ${loadOn ? "ok" : ""}">load ${loadOn ? "on" : "off"}</span>` : ""}</div>
     <div class="panel"><table><thead><tr><th>Fault flag</th><th>What it does</th><th>Now</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>`;
   for (const f of document.querySelectorAll(".fault-form")) {
     f.addEventListener("submit", async (ev) => {
@@ -391,6 +395,10 @@ pages.demo = async function () {
       try { await api("/api/v1/demo/faults/" + encodeURIComponent(b.dataset.clear), { method: "DELETE" }); toast(b.dataset.clear + " cleared"); route(); } catch (e) { toast(e.message); }
     });
   }
+  document.getElementById("load-toggle")?.addEventListener("click", async (ev) => {
+    const on = ev.target.dataset.on !== "true";
+    try { await api("/api/v1/demo/load", { method: "PUT", body: { enabled: on } }); toast("Background load " + (on ? "on" : "off")); route(); } catch (e) { toast(e.message); }
+  });
   document.getElementById("clear-all").addEventListener("click", async () => {
     try { await api("/api/v1/demo/faults", { method: "DELETE" }); toast("Every fault cleared"); route(); } catch (e) { toast(e.message); }
   });

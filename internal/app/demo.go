@@ -2,6 +2,9 @@ package app
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"path/filepath"
 
 	"github.com/burnrate/burnrate/demoapp"
@@ -38,6 +41,7 @@ func (a *App) buildDemo() error {
 	}
 	a.addCloser("demo store shards", p.Close)
 	a.mount("/api/v1/demo/", set.Handler())
+	a.mount("/api/v1/demo/load", loadHandler(p))
 	{
 		// The platform serves its tiers and the background load, and exports
 		// its telemetry to this process's listener: it stops and flushes
@@ -49,4 +53,38 @@ func (a *App) buildDemo() error {
 	a.endpoints = append(a.endpoints, Endpoint{Name: "demo edge", URL: p.EdgeURL() + "/api/products/1"})
 	a.addEndpoint("faults", "/api/v1/demo/faults")
 	return nil
+}
+
+// loadHandler serves the background load's switch: GET answers
+// {"enabled": bool}, PUT or POST {"enabled": bool} switches it.
+func loadHandler(p *demoapp.Platform) http.Handler {
+	answer := func(w http.ResponseWriter, code int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet:
+		case http.MethodPut, http.MethodPost:
+			var body struct {
+				Enabled *bool `json:"enabled"`
+			}
+			raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<12))
+			if err == nil {
+				err = json.Unmarshal(raw, &body)
+			}
+			if err != nil || body.Enabled == nil {
+				answer(w, http.StatusBadRequest, map[string]string{"status": "error", "errorType": "bad_data",
+					"error": `body: want {"enabled": true} or {"enabled": false}`})
+				return
+			}
+			p.SetLoad(*body.Enabled)
+		default:
+			w.Header().Set("Allow", "GET, PUT, POST")
+			answer(w, http.StatusMethodNotAllowed, map[string]string{"status": "error", "errorType": "bad_data", "error": "use GET, PUT or POST"})
+			return
+		}
+		answer(w, http.StatusOK, map[string]any{"status": "success", "data": map[string]bool{"enabled": p.LoadOn()}})
+	})
 }
