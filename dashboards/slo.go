@@ -140,6 +140,26 @@ func detail(s *sloengine.SLO) *dashboard.DashboardBuilder {
 			TextFormat("{{author}} {{commit}}").
 			TagKeys("service,version").
 			Step("60s")).
+		Annotation(dashboard.NewAnnotationQueryBuilder().
+			Name("Incidents").
+			Datasource(dsRef()).
+			Enable(true).
+			IconColor("red").
+			Expr(fmt.Sprintf(`burnrate_incident_event{service=%q}`, s.Service)).
+			TitleFormat("incident #{{incident_id}} {{kind}}").
+			TextFormat("{{severity}} {{title}}").
+			TagKeys("severity,kind").
+			Step("60s")).
+		Annotation(dashboard.NewAnnotationQueryBuilder().
+			Name("Demo faults").
+			Datasource(dsRef()).
+			Enable(true).
+			IconColor("orange").
+			Expr(`burnrate_demo_fault_event`).
+			TitleFormat("fault {{flag}} {{kind}} {{value}}").
+			TextFormat("by {{source}}").
+			TagKeys("flag,kind").
+			Step("60s")).
 		Link(dashboard.NewDashboardLinkBuilder("SLO overview").Type(dashboard.DashboardLinkTypeLink).Url("/d/" + OverviewUID).Icon("dashboard")).
 		WithRow(dashboard.NewRowBuilder("Budget")).
 		WithPanel(stat.NewPanelBuilder().Datasource(dsRef()).

@@ -78,7 +78,7 @@ func (s *Service) forwardEvents(ctx context.Context) error {
 		if err := s.db.QueryRowContext(ctx, `SELECT last_id FROM event_cursor WHERE receiver = ?`, s.eventsTo).Scan(&last); err != nil {
 			return fmt.Errorf("read event cursor: %w", err)
 		}
-		evs, err := s.eventsAfter(ctx, last, 100)
+		evs, err := s.EventsAfter(ctx, last, 100)
 		if err != nil || len(evs) == 0 {
 			return err
 		}
@@ -101,7 +101,10 @@ func (s *Service) forwardEvents(ctx context.Context) error {
 	}
 }
 
-func (s *Service) eventsAfter(ctx context.Context, after int64, limit int) ([]Event, error) {
+// EventsAfter returns up to limit timeline events, of every incident, with
+// an ID above after, oldest first: for readers that follow the timeline
+// (webhooks, annotation series).
+func (s *Service) EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT id, incident_id, at, kind, source, actor, text FROM timeline WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read timeline events: %w", err)

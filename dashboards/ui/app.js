@@ -212,7 +212,7 @@ pages.slo = async function (id) {
   } catch (e) { /* no deploy gate */ }
   try {
     const f = await api("/api/v1/demo/events", { allow: [404] });
-    for (const x of f.data?.data || []) markers.push({ t: new Date(x.at || x.time || x.timestamp).getTime() / 1000, color: "#d9480f", label: "fault " + (x.name || "") });
+    for (const x of f.data?.data || []) markers.push({ t: new Date(x.at).getTime() / 1000, color: "#d9480f", label: `fault ${x.flag} ${x.kind} ${x.value || ""}` });
   } catch (e) { /* no demo platform */ }
   const sel = `{sloth_id="${s.id.replace(/"/g, '\\"')}"}`;
   try {

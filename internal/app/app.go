@@ -24,6 +24,7 @@ import (
 	"github.com/burnrate/burnrate/alerting"
 	"github.com/burnrate/burnrate/collector"
 	"github.com/burnrate/burnrate/demoapp"
+	"github.com/burnrate/burnrate/demoapp/faults"
 	"github.com/burnrate/burnrate/deploy"
 	"github.com/burnrate/burnrate/incidents"
 	"github.com/burnrate/burnrate/internal/httpserver"
@@ -148,6 +149,8 @@ type App struct {
 	slo *sloengine.Engine
 	// alerting holds alerts, silences and the notification outbox.
 	alerting *alerting.Manager
+	// faults are the demo platform's fault flags (nil without the demo).
+	faults *faults.Set
 	// rulesNow asks for the alert rules to run after an SLO evaluation.
 	rulesNow chan struct{}
 	// gate answers deploy pipelines from the SLO engine's snapshot.
@@ -236,6 +239,7 @@ func New(opts Options) (*App, error) {
 		a.buildAlerting,
 		a.buildDeploy,
 		a.buildUI,
+		a.buildAnnotations,
 	} {
 		if err := build(); err != nil {
 			a.http.Close()

@@ -40,6 +40,7 @@ func (a *App) buildDemo() error {
 		return err
 	}
 	a.addCloser("demo store shards", p.Close)
+	a.faults = set
 	a.mount("/api/v1/demo/", set.Handler())
 	a.mount("/api/v1/demo/load", loadHandler(p))
 	{
