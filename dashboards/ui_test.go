@@ -92,7 +92,7 @@ func (b *browser) open(t *testing.T, base, hash, page string) {
 
 func (b *browser) screenshot(t *testing.T, name string) {
 	t.Helper()
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(t.ArtifactDir(), name+".png"), png, 0o644))
 }
@@ -194,6 +194,27 @@ func TestUIPagesInAHeadlessBrowser(t *testing.T) {
 			_, body := testutil.HTTPGet(t, r.URL+"/api/v1/demo/faults")
 			return !strings.Contains(body, `"api.error_fraction","value"`) && !strings.Contains(body, `"name":"api.error_fraction","value":"0.25"`)
 		}, 10*time.Second, 100*time.Millisecond)
+		require.Empty(t, b.takeErrors())
+	})
+
+	t.Run("a game day launched from the UI runs and shows its report", func(t *testing.T) {
+		b := newBrowser(t, 1280, 900)
+		b.open(t, r.URL, "#/demo", "demo")
+		require.NoError(t, chromedp.Do(b.ctx,
+			chromedp.WaitVisible(chromedp.CSS(`button[data-gameday][data-scale]`)),
+			chromedp.Click(chromedp.CSS(`button[data-gameday][data-scale]`))))
+		require.Eventually(t, func() bool {
+			_, body := testutil.HTTPGet(t, r.URL+"/api/v1/demo/gamedays")
+			return strings.Contains(body, `"status":"done"`) || strings.Contains(body, `"status":"failed"`)
+		}, 3*time.Minute, time.Second, "the game day did not finish")
+		_, body := testutil.HTTPGet(t, r.URL+"/api/v1/demo/gamedays")
+		require.Contains(t, body, `"status":"done"`, body)
+		// The page polls while the drill runs and shows the report when done.
+		require.NoError(t, chromedp.Do(b.ctx, chromedp.WaitVisible(chromedp.CSS(`[data-status="done"] pre.report`))))
+		report, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS(`[data-status="done"] pre.report`)))
+		require.NoError(t, err)
+		require.Contains(t, report, "Score")
+		b.screenshot(t, "desktop-gameday")
 		require.Empty(t, b.takeErrors())
 	})
 

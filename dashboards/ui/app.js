@@ -143,7 +143,7 @@ pages.slos = async function () {
   const rows = slos.map((s) => {
     const w5 = windowOf(s, "5m"), w1 = windowOf(s, "1h");
     return `<tr data-text="${esc((s.id + " " + s.service).toLowerCase())}"><td><a href="#/slo/${encodeURIComponent(s.id)}">${esc(s.id)}</a></td>` +
-      `<td class="hide-narrow">${esc(s.service)}</td><td class="num">${pct(s.objective, 3)}</td>` +
+      `<td class="hide-narrow">${esc(s.service)}</td><td class="num hide-narrow">${pct(s.objective, 3)}</td>` +
       `<td class="num hide-narrow">${pct(s.period_window?.sli, 3)}</td><td>${budgetBar(s.budget_remaining)}</td>` +
       `<td class="num">${num(w5.burn_rate)}</td><td class="num hide-narrow">${num(w1.burn_rate)}</td><td>${badge(s)}</td></tr>`;
   }).join("");
@@ -156,7 +156,7 @@ pages.slos = async function () {
       <div class="card"><div class="label">Pending</div><div class="value">${counts.pending}</div></div>
     </div>
     <div class="toolbar"><input id="filter" placeholder="Filter by SLO or service" aria-label="Filter SLOs" size="30"></div>
-    <div class="panel"><table id="slo-table"><thead><tr><th>SLO</th><th class="hide-narrow">Service</th><th class="num">Objective</th>
+    <div class="panel"><table id="slo-table"><thead><tr><th>SLO</th><th class="hide-narrow">Service</th><th class="num hide-narrow">Objective</th>
     <th class="num hide-narrow">SLI (period)</th><th>Budget left</th><th class="num">Burn 5m</th><th class="num hide-narrow">Burn 1h</th><th>Status</th></tr></thead>
     <tbody>${rows || '<tr><td colspan="8" class="muted">No SLOs loaded.</td></tr>'}</tbody></table></div>`;
   const filter = document.getElementById("filter");
@@ -382,7 +382,8 @@ pages.demo = async function () {
     <div class="toolbar"><button class="danger" id="clear-all">Clear every fault</button>
       ${lr.status === 200 ? `<button class="secondary" id="load-toggle" data-on="${loadOn}">${loadOn ? "Stop the background load" : "Start the background load"}</button>
       <span class="badge ${loadOn ? "ok" : ""}">load ${loadOn ? "on" : "off"}</span>` : ""}</div>
-    <div class="panel"><table><thead><tr><th>Fault flag</th><th>What it does</th><th>Now</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>`;
+    <div class="panel"><table><thead><tr><th>Fault flag</th><th>What it does</th><th>Now</th><th></th></tr></thead><tbody>${rows}</tbody></table></div>
+    <h2>Game days</h2><div id="gamedays"><p class="muted">Loading…</p></div>`;
   for (const f of document.querySelectorAll(".fault-form")) {
     f.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -395,6 +396,7 @@ pages.demo = async function () {
       try { await api("/api/v1/demo/faults/" + encodeURIComponent(b.dataset.clear), { method: "DELETE" }); toast(b.dataset.clear + " cleared"); route(); } catch (e) { toast(e.message); }
     });
   }
+  await renderGamedays();
   document.getElementById("load-toggle")?.addEventListener("click", async (ev) => {
     const on = ev.target.dataset.on !== "true";
     try { await api("/api/v1/demo/load", { method: "PUT", body: { enabled: on } }); toast("Background load " + (on ? "on" : "off")); route(); } catch (e) { toast(e.message); }
@@ -403,6 +405,37 @@ pages.demo = async function () {
     try { await api("/api/v1/demo/faults", { method: "DELETE" }); toast("Every fault cleared"); route(); } catch (e) { toast(e.message); }
   });
 };
+
+// renderGamedays shows the shipped scenarios with a launcher, and the runs
+// of this process with their reports.
+async function renderGamedays() {
+  const el = document.getElementById("gamedays");
+  const r = await api("/api/v1/demo/gamedays", { allow: [404] });
+  if (r.status === 404) { el.innerHTML = '<p class="muted">Game days need the demo platform.</p>'; return; }
+  const { scenarios = [], runs = [] } = r.data.data || {};
+  const running = runs.find((x) => x.status === "running");
+  el.innerHTML = `<p class="muted">A drill sends its own load, sets and clears faults on its timeline after an hour of steady history, and scores
+    detection, acknowledgement and resolution against the workbook. One at a time; a smoke run plays the timeline 90 times faster (scores then mean little).</p>
+    <div class="panel"><table><thead><tr><th>Scenario</th><th>What happens</th><th class="num">Duration</th><th></th></tr></thead><tbody>${
+      scenarios.map((s) => `<tr><td>${esc(s.name)}</td><td class="wrap">${esc(s.title)}</td><td class="num">${dur(s.duration_seconds)}</td>
+      <td><button data-gameday="${esc(s.name)}" ${running ? "disabled" : ""}>Run</button> <button class="secondary" data-gameday="${esc(s.name)}" data-scale="90" ${running ? "disabled" : ""}>Smoke run</button></td></tr>`).join("")
+    }</tbody></table></div>
+    ${runs.map((x) => `<div class="panel" data-run="${x.id}" data-status="${esc(x.status)}"><h2 style="margin-top:0">Run ${x.id}: ${esc(x.scenario)}
+      <span class="badge ${x.status === "done" ? "ok" : x.status === "failed" ? "bad" : "warn"}">${esc(x.status)}</span>
+      ${x.score !== undefined && x.score !== null ? `<span class="badge">score ${num(x.score, 0)}/100</span>` : ""}</h2>
+      <p class="muted">started ${ago(x.started_at)}${x.time_scale > 1 ? `, ${x.time_scale}× faster` : ""}${x.error ? " · " + esc(x.error) : ""}</p>
+      ${x.report ? `<pre class="report">${esc(x.report)}</pre>` : ""}</div>`).join("")}`;
+  for (const b of el.querySelectorAll("[data-gameday]")) {
+    b.addEventListener("click", async () => {
+      try {
+        await api("/api/v1/demo/gamedays/" + encodeURIComponent(b.dataset.gameday), { method: "POST", body: b.dataset.scale ? { time_scale: Number(b.dataset.scale) } : {} });
+        toast("Game day " + b.dataset.gameday + " started");
+        await renderGamedays();
+      } catch (e) { toast(e.message); }
+    });
+  }
+  if (running) setTimeout(() => { if (document.getElementById("gamedays")) renderGamedays(); }, 3000);
+}
 
 // --- routing -------------------------------------------------------------
 

@@ -43,6 +43,13 @@ func (a *App) buildDemo() error {
 	a.faults = set
 	a.mount("/api/v1/demo/", set.Handler())
 	a.mount("/api/v1/demo/load", loadHandler(p))
+	g := &gamedays{url: a.URL(), edge: p.EdgeURL(), token: a.opts.APIToken, app: a}
+	a.mount("/api/v1/demo/gamedays", g.Handler())
+	a.mount("/api/v1/demo/gamedays/", g.Handler())
+	{
+		// Drills started from the API stop with the process.
+		a.addRunner("game days", g.run)
+	}
 	{
 		// The platform serves its tiers and the background load, and exports
 		// its telemetry to this process's listener: it stops and flushes
