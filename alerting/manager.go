@@ -137,6 +137,9 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		}, func() float64 { return float64(m.disp.groupCount()) })); err != nil {
 			return nil, fmt.Errorf("register alerting metrics: %w", err)
 		}
+		if err := opts.Registerer.Register(outboxDepth{opts.Store}); err != nil {
+			return nil, fmt.Errorf("register alerting metrics: %w", err)
+		}
 	}
 	if m.silences, err = newSilences(ctx, opts.Store, opts.Now); err != nil {
 		return nil, err
@@ -240,6 +243,29 @@ func (m *Manager) Evaluate(ctx context.Context) error {
 	now := m.now()
 	alerts, err := m.rules.evaluate(ctx, now)
 	return errors.Join(err, m.Put(ctx, alerts...), m.writeAlertSeries(ctx, now))
+}
+
+// outboxDepth reports the notifications waiting in the outbox, by state,
+// read from the store at scrape time (the partial index of undelivered
+// rows keeps it cheap).
+type outboxDepth struct{ store *Store }
+
+var outboxDepthDesc = prometheus.NewDesc("burnrate_alerting_outbox_notifications",
+	"Notifications in the outbox not yet delivered, by state (pending, sending).", []string{"state"}, nil)
+
+func (o outboxDepth) Describe(ch chan<- *prometheus.Desc) { ch <- outboxDepthDesc }
+
+func (o outboxDepth) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := o.store.undeliveredCounts(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(outboxDepthDesc, err)
+		return
+	}
+	for _, st := range []string{"pending", "sending"} {
+		ch <- prometheus.MustNewConstMetric(outboxDepthDesc, prometheus.GaugeValue, float64(counts[st]), st)
+	}
 }
 
 // writeAlertSeries appends ALERTS{alertname, alertstate, labels...} = 1 for

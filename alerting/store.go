@@ -496,6 +496,25 @@ func (s *Store) OutboxCounts(ctx context.Context) (map[string]int, error) {
 	return out, rows.Err()
 }
 
+// undeliveredCounts counts the pending and sending notifications.
+func (s *Store) undeliveredCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM outbox WHERE state IN ('pending', 'sending') GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("outbox depth: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
 // deleteSentBefore trims delivered notifications older than t.
 func (s *Store) deleteSentBefore(ctx context.Context, t time.Time) error {
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
