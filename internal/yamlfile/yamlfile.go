@@ -60,7 +60,7 @@ func Decode(file string, raw []byte, out any) (*Doc, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &Error{File: file, Reason: "the file is empty"}
 		}
-		return nil, &Error{File: file, Line: errLine(err), Reason: strings.TrimPrefix(err.Error(), "yaml: ")}
+		return nil, &Error{File: file, Line: errLine(err), Reason: lineRe.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -124,7 +124,7 @@ func (d *Doc) Line(key string) int {
 	return line
 }
 
-var lineRe = regexp.MustCompile(`line (\d+)`)
+var lineRe = regexp.MustCompile(`line (\d+):? ?`)
 
 func errLine(err error) int {
 	if m := lineRe.FindStringSubmatch(err.Error()); m != nil {
