@@ -479,28 +479,20 @@ func (s *Store) retryAt(ctx context.Context, id int64, at time.Time, cause error
 
 // OutboxCounts returns the number of notifications in each state.
 func (s *Store) OutboxCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM outbox GROUP BY state`)
-	if err != nil {
-		return nil, fmt.Errorf("outbox counts: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[st] = n
-	}
-	return out, rows.Err()
+	return s.countByState(ctx, `SELECT state, COUNT(*) FROM outbox GROUP BY state`)
 }
 
-// undeliveredCounts counts the pending and sending notifications.
+// undeliveredCounts counts the pending and sending notifications, through
+// the partial index of undelivered rows.
 func (s *Store) undeliveredCounts(ctx context.Context) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM outbox WHERE state IN ('pending', 'sending') GROUP BY state`)
+	return s.countByState(ctx, `SELECT state, COUNT(*) FROM outbox WHERE state IN ('pending', 'sending') GROUP BY state`)
+}
+
+// countByState runs a query answering (state, count) rows.
+func (s *Store) countByState(ctx context.Context, query string) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, query)
 	if err != nil {
-		return nil, fmt.Errorf("outbox depth: %w", err)
+		return nil, fmt.Errorf("outbox counts: %w", err)
 	}
 	defer rows.Close()
 	out := map[string]int{}
