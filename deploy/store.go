@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"strconv"
 	"time"
 
@@ -53,15 +52,10 @@ type Store struct {
 
 // OpenStore opens (creating and migrating) the database at file.
 func OpenStore(ctx context.Context, file string) (*Store, error) {
-	sub, err := fs.Sub(migrationFiles, "migrations")
+	db, err := sqlite.Open(ctx, file, sqlite.Options{Migrations: migrationFiles, MigrationsDir: "migrations", OneConnection: true})
 	if err != nil {
 		return nil, err
 	}
-	db, err := sqlite.Open(ctx, file, sqlite.Options{Migrations: sub})
-	if err != nil {
-		return nil, err
-	}
-	db.SetMaxOpenConns(1)
 	return &Store{db: db}, nil
 }
 

@@ -14,7 +14,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -202,17 +201,12 @@ func Open(ctx context.Context, opts Options) (*Service, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	db, err := sqlite.Open(ctx, opts.Path, sqlite.Options{Migrations: sub, Now: opts.Now})
+	// One connection: every change is a read-check-write transaction, and
+	// serialising them makes concurrent acknowledgements trivially safe.
+	db, err := sqlite.Open(ctx, opts.Path, sqlite.Options{Migrations: migrationFiles, MigrationsDir: "migrations", OneConnection: true, Now: opts.Now})
 	if err != nil {
 		return nil, fmt.Errorf("incidents: %w", err)
 	}
-	// One connection: every change is a read-check-write transaction, and
-	// serialising them makes concurrent acknowledgements trivially safe.
-	db.SetMaxOpenConns(1)
 	s := &Service{
 		cfg:    opts.Config.WithDefaults(),
 		db:     db,

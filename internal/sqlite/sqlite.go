@@ -41,6 +41,14 @@ type Options struct {
 	// applied in order, each in its own transaction, and recorded in
 	// schema_migrations so each runs once.
 	Migrations fs.FS
+	// MigrationsDir, when set, is the folder of Migrations that holds them
+	// (packages embed `migrations/*.sql` and pass "migrations").
+	MigrationsDir string
+	// OneConnection serialises every use of the database on a single
+	// connection: SQLite serialises writers anyway, and one connection
+	// keeps "database is locked" retries out of read-check-write
+	// transactions.
+	OneConnection bool
 	// BusyTimeout is how long a writer waits for the lock. Default 5s.
 	BusyTimeout time.Duration
 	// Now defaults to time.Now.
@@ -56,6 +64,13 @@ func Open(ctx context.Context, file string, opts Options) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Migrations != nil && opts.MigrationsDir != "" {
+		sub, err := fs.Sub(opts.Migrations, opts.MigrationsDir)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite %s: migrations: %w", file, err)
+		}
+		opts.Migrations = sub
+	}
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
@@ -69,6 +84,9 @@ func Open(ctx context.Context, file string, opts Options) (*DB, error) {
 	if err := sqlDB.PingContext(ctx); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", file, err)
+	}
+	if opts.OneConnection {
+		sqlDB.SetMaxOpenConns(1)
 	}
 	db := &DB{DB: sqlDB, Path: file, Now: opts.Now}
 	if opts.Migrations != nil {
