@@ -100,7 +100,7 @@ func WaitReady(t testing.TB, base string, timeout time.Duration) {
 // Logger returns a logger that writes through t.Log, so output shows only for
 // failing tests (or with -v).
 func Logger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 type tWriter struct{ t testing.TB }
