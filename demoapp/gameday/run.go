@@ -417,6 +417,10 @@ func watch(ctx context.Context, o Options, q *Querier, a *api, step int, e Expec
 		} else {
 			ok, err = q.Nonempty(ctx, e.Query)
 		}
+		// A poll that answers clears an earlier failure: the drill is void
+		// only when the signal could not be watched, not when one poll of
+		// many met a busy server.
+		res.Err, res.Failed = "", false
 		if err != nil {
 			res.Err, res.Failed = err.Error(), true
 		}

@@ -162,6 +162,15 @@ func TestADrillWhoseQueriesFailedScoresZeroAndSaysWhy(t *testing.T) {
 	require.Contains(t, md, "storage is down")
 }
 
+func TestAQueryThatFailsOnceThenAnswersDoesNotVoidTheDrill(t *testing.T) {
+	f := newFakeStack(t, 0)
+	f.queryFails.Store(true)
+	time.AfterFunc(300*time.Millisecond, func() { f.queryFails.Store(false) })
+	rep := f.run(t, workbookDrill)
+	require.Empty(t, rep.Void, rep.Markdown())
+	require.True(t, rep.Results[0].Detected, rep.Markdown())
+}
+
 func TestTheReportMatchesItsGoldenFile(t *testing.T) {
 	s, err := gameday.Parse([]byte(workbookDrill))
 	require.NoError(t, err)
