@@ -465,6 +465,11 @@ func (e *Engine) evaluateStates(ctx context.Context, at time.Time, states []*sta
 				appMu.Unlock()
 			}
 			st.record(status, e.opts.History)
+			// One SLO is a millisecond or two of CPU; yielding between
+			// them lets requests that arrived meanwhile (the gate, the
+			// query API, ingest) run now instead of after the whole
+			// cycle's burst or the scheduler's 10 ms preemption.
+			runtime.Gosched()
 		}
 	}
 	for range runtime.GOMAXPROCS(0) {

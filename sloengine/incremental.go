@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -226,6 +227,7 @@ func (b *buffers) refresh(ctx context.Context, at time.Time, accept int64, worke
 					failed[k] = err
 					mu.Unlock()
 				}
+				runtime.Gosched() // as the evaluation workers: requests first
 			}
 		})
 	}
