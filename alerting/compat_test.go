@@ -4,12 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,25 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/alerting"
+	"github.com/burnrate/burnrate/internal/testutil"
 )
-
-// needBinary skips the test when a Debian binary is not installed.
-func needBinary(t *testing.T, path string) {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("%s is not installed (Debian packages prometheus, prometheus-alertmanager; CI installs them via .ci/run): %v", path, err)
-	}
-}
-
-// freePort returns a loopback address with a port that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return addr
-}
 
 func amtool(t *testing.T, url string, args ...string) (string, error) {
 	t.Helper()
@@ -48,7 +28,7 @@ func amtool(t *testing.T, url string, args ...string) (string, error) {
 }
 
 func TestAmtoolQueriesAlertsAndManagesSilences(t *testing.T) {
-	needBinary(t, "/usr/bin/amtool")
+	testutil.NeedBinary(t, testutil.AmtoolBin)
 	// amtool stamps silences with the wall clock, so this Manager runs on it.
 	f := newRealtimeFixture(t, alerting.DefaultConfig())
 	srv := f.serve()
@@ -121,7 +101,6 @@ func newRealtimeFixture(t *testing.T, cfg alerting.Config) *fixture {
 }
 
 func TestPrometheusSendsItsAlertsToBurnrate(t *testing.T) {
-	needBinary(t, "/usr/bin/prometheus")
 	cfg := alerting.DefaultConfig()
 	cfg.Route.GroupWait = 200 * time.Millisecond
 	cfg.Route.Routes = []alerting.RouteConfig{{Matchers: []string{`severity="page"`}}} // pages inherit every timer
@@ -142,7 +121,6 @@ func TestPrometheusSendsItsAlertsToBurnrate(t *testing.T) {
 	go func() { done <- f.m.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	dir := t.TempDir()
 	rules := `groups:
 - name: burnrate-intake
   interval: 1s
@@ -155,7 +133,6 @@ func TestPrometheusSendsItsAlertsToBurnrate(t *testing.T) {
     annotations:
       summary: "it always fires"
 `
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "rules.yml"), []byte(rules), 0o644))
 	conf := fmt.Sprintf(`global:
   evaluation_interval: 1s
 rule_files: [rules.yml]
@@ -167,25 +144,18 @@ alerting:
     static_configs:
     - targets: ["%s"]
 `, strings.TrimPrefix(srv.URL, "http://"))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(conf), 0o644))
-	pctx, pcancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(pctx, "/usr/bin/prometheus",
-		"--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+freePort(t),
-		// Alertmanager targets are discovered about 5s after start; the
-		// first alert, sent before that, is re-sent after this delay.
-		"--rules.alert.resend-delay=1s")
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	require.NoError(t, cmd.Start())
 	t.Cleanup(func() {
-		pcancel()
-		_ = cmd.Wait()
 		if t.Failed() {
 			_, body := do(t, "GET", srv.URL+"/api/v2/alerts", "")
-			t.Logf("alerts held: %s\nprometheus log:\n%s", body, logs.String())
+			t.Logf("alerts held: %s", body)
 		}
+	})
+	testutil.StartPrometheus(t, testutil.PromConfig{
+		Config: conf,
+		Files:  map[string][]byte{"rules.yml": []byte(rules)},
+		// Alertmanager targets are discovered about 5s after start; the
+		// first alert, sent before that, is re-sent after this delay.
+		Args: []string{"--rules.alert.resend-delay=1s"},
 	})
 
 	require.Eventually(t, func() bool {

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/burnrate/burnrate/collector/tracestore"
+	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 // BenchOTLPBatch builds what an instrumented HTTP service exports every
@@ -169,7 +170,7 @@ func benchRemoteWrite(series int, ts int64) *prompb.WriteRequest {
 // trace store through the handler: 100 spans (10 traces) per request.
 func BenchmarkOTLPTracesIngest(b *testing.B) {
 	br := startCollector(b, testConfig(), "")
-	ts, err := tracestore.Open(b.TempDir(), tracestore.DefaultConfig(), testLogger(b), br.Reg)
+	ts, err := tracestore.Open(b.TempDir(), tracestore.DefaultConfig(), testutil.Logger(b), br.Reg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/burnrate/burnrate/collector/tracestore"
+	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 // spanMetrics is one resource (with an attribute that gives it a
@@ -42,8 +43,8 @@ func spanMetrics(ts ...time.Time) pmetric.Metrics {
 // accepted or rejected.
 func appendsAttempted(t testing.TB, br *testCollector) float64 {
 	t.Helper()
-	return counterValue(t, br.Reg, "burnrate_collector_samples_accepted_total", map[string]string{"protocol": "otlp"}) +
-		counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp"})
+	return testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_accepted_total", map[string]string{"protocol": "otlp"}) +
+		testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp"})
 }
 
 // TestOTLPRequestCostIsBounded sends tiny requests whose points span years.
@@ -124,7 +125,7 @@ func TestDeltaPointsDroppedAreCountedAndAnswered(t *testing.T) {
 		return body
 	}
 	rejected := func(reason string) float64 {
-		return counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": reason})
+		return testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": reason})
 	}
 
 	body := send(deltaSum(t0, t0.Add(10*time.Second), "a", "b"))
@@ -159,7 +160,7 @@ func TestPartialSuccessCountsPoints(t *testing.T) {
 	require.Contains(t, body, `"rejectedDataPoints":"3"`)
 	require.Contains(t, body, "invalid_sample=3")
 	require.Contains(t, body, "Delta temporality")
-	require.Equal(t, 3.0, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": "invalid_sample"}))
+	require.Equal(t, 3.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": "invalid_sample"}))
 }
 
 // TestSeriesLimitComesBeforeTheDeltaState floods one delta metric with new
@@ -187,7 +188,7 @@ func TestSeriesLimitComesBeforeTheDeltaState(t *testing.T) {
 	code, _, body = post(t, br.URL+"/v1/metrics", hdr, otlpJSON(t, other))
 	require.Equal(t, http.StatusOK, code, body)
 	require.NotContains(t, body, "rejectedDataPoints")
-	require.Zero(t, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": "delta_stream_limit"}))
+	require.Zero(t, testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": "delta_stream_limit"}))
 }
 
 // TestTargetInfoSurvivesLongResourceAttributes sends a resource with a

@@ -4,29 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/burnrate/burnrate/collector"
+	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 // testCollector is a Collector served by an httptest server on loopback.
@@ -45,7 +38,7 @@ func startCollector(t testing.TB, cfg collector.Config, dir string) *testCollect
 		dir = t.TempDir()
 	}
 	reg := prometheus.NewRegistry()
-	c, err := collector.Open(dir, cfg, testLogger(t), reg, reg)
+	c, err := collector.Open(dir, cfg, testutil.Logger(t), reg, reg)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	c.Mount(mux.Handle)
@@ -139,52 +132,12 @@ func apiCall(t testing.TB, base, path string, vals url.Values, usePost bool) (in
 	return resp.StatusCode, r
 }
 
-// counterValue reads a counter or gauge with the given labels from reg.
-func counterValue(t testing.TB, reg prometheus.Gatherer, name string, lbls map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	total := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			have := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				have[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range lbls {
-				if have[k] != v {
-					continue next
-				}
-			}
-			total += metricValue(m)
-		}
-	}
-	return total
-}
-
-func metricValue(m *dto.Metric) float64 {
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	case m.Histogram != nil:
-		return float64(m.Histogram.GetSampleCount())
-	}
-	return 0
-}
-
 // realPrometheus is one Debian prometheus process shared by the tests of
 // this package, with its remote-write receiver on.
 var realPrometheus struct {
 	once sync.Once
-	url  string
+	p    *testutil.Server
 	err  error
-	cmd  *exec.Cmd
 	dir  string
 }
 
@@ -192,7 +145,7 @@ var realPrometheus struct {
 // on a free loopback port on first use. Tests skip when it is not installed.
 func startPrometheus(t testing.TB) string {
 	t.Helper()
-	requirePrometheusBinary(t)
+	testutil.NeedBinary(t, testutil.PrometheusBin)
 	rp := &realPrometheus
 	rp.once.Do(func() {
 		dir, err := os.MkdirTemp("", "burnrate-prometheus-")
@@ -201,69 +154,18 @@ func startPrometheus(t testing.TB) string {
 			return
 		}
 		rp.dir = dir
-		rp.cmd, rp.url, rp.err = launchPrometheus(dir, "global:\n  scrape_interval: 1h\n",
-			"--web.enable-remote-write-receiver", "--storage.tsdb.retention.time=3650d")
+		rp.p, rp.err = testutil.LaunchPrometheus(dir, testutil.PromConfig{
+			Args: []string{"--web.enable-remote-write-receiver", "--storage.tsdb.retention.time=3650d"},
+		})
 	})
 	require.NoError(t, rp.err)
-	return rp.url
-}
-
-// launchPrometheus starts Debian's prometheus with configYAML and its
-// storage in dir, on a free loopback port, and waits until it is ready.
-func launchPrometheus(dir, configYAML string, args ...string) (*exec.Cmd, string, error) {
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte(configYAML), 0o600); err != nil {
-		return nil, "", err
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, "", err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cmd := exec.Command(prometheusBin, append([]string{
-		"--config.file=" + cfg,
-		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=" + addr,
-		"--log.level=warn",
-	}, args...)...)
-	cmd.Stdout = io.Discard
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
-	}
-	url := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url + "/-/ready")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return cmd, url, nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
-	return nil, "", fmt.Errorf("prometheus did not become ready: %s", stderr.String())
-}
-
-const prometheusBin = "/usr/bin/prometheus"
-
-// requirePrometheusBinary skips the test when Debian's prometheus is absent.
-func requirePrometheusBinary(t testing.TB) {
-	t.Helper()
-	if _, err := os.Stat(prometheusBin); err != nil {
-		t.Skipf("%s is not installed (apt-get install prometheus): the comparison with the real Prometheus needs it", prometheusBin)
-	}
+	return rp.p.URL
 }
 
 func stopPrometheus() {
 	rp := &realPrometheus
-	if rp.cmd != nil && rp.cmd.Process != nil {
-		_ = rp.cmd.Process.Kill()
-		_ = rp.cmd.Wait()
+	if rp.p != nil {
+		rp.p.Stop()
 	}
 	if rp.dir != "" {
 		_ = os.RemoveAll(rp.dir)
@@ -274,15 +176,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	stopPrometheus()
 	os.Exit(code)
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = ln.Close() }()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func labelsOf(kv ...string) []prompb.Label {
@@ -298,18 +191,4 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 func marshalMetricsJSON(md pmetric.Metrics) ([]byte, error) {
 	var m pmetric.JSONMarshaler
 	return m.MarshalMetrics(md)
-}
-
-// testLogger writes through t.Log, so output shows only for failing tests.
-// (internal/testutil has the same, but importing it would build the whole
-// app into this package's tests.)
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
 }

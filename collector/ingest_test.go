@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/burnrate/burnrate/collector/tracestore"
+	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 // gaugeMetrics builds an OTLP request with n series of one gauge.
@@ -94,7 +95,7 @@ func TestBadInputGetsTheRightStatus(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxRequestBytes = 64 << 10
 	br := startCollector(t, cfg, "")
-	ts, err := tracestore.Open(t.TempDir(), tracestore.DefaultConfig(), testLogger(t), br.Reg)
+	ts, err := tracestore.Open(t.TempDir(), tracestore.DefaultConfig(), testutil.Logger(t), br.Reg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ts.Close() })
 	br.SetSpanStore(ts, func(err error) bool { return errors.Is(err, tracestore.ErrOverloaded) })
@@ -161,9 +162,9 @@ func TestBadInputGetsTheRightStatus(t *testing.T) {
 		code, r := apiCall(t, br.URL, "/api/v1/query", url.Values{"query": {`count({__name__=~"good_gauge|json_gauge|gz_gauge|rw_metric"})`}}, false)
 		require.Equal(t, 200, code)
 		require.Contains(t, string(r.Data), `"8"]`)
-		require.Equal(t, 2.0, counterValue(t, br.Reg, "burnrate_collector_requests_total", map[string]string{"protocol": "otlp", "code": "413"}))
-		require.Equal(t, 3.0, counterValue(t, br.Reg, "burnrate_collector_requests_total", map[string]string{"protocol": "otlp", "code": "415"}))
-		require.Equal(t, 1.0, counterValue(t, br.Reg, "burnrate_collector_spans_accepted_total", nil))
+		require.Equal(t, 2.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_requests_total", map[string]string{"protocol": "otlp", "code": "413"}))
+		require.Equal(t, 3.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_requests_total", map[string]string{"protocol": "otlp", "code": "415"}))
+		require.Equal(t, 1.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_spans_accepted_total", nil))
 	})
 
 	t.Run("an accepted trace can be read back", func(t *testing.T) {
@@ -304,15 +305,15 @@ func TestLimitsRejectWithACount(t *testing.T) {
 		code, _, body = post(t, br.URL+"/api/v1/write", remoteWriteHeaders, remoteWriteBody(t, s(now.UnixMilli(), 99)))
 		require.Equal(t, http.StatusBadRequest, code, body)
 		require.Contains(t, body, "duplicate")
-		require.Equal(t, 1.0, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "remote_write", "reason": "too_old"}))
-		require.Equal(t, 1.0, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "remote_write", "reason": "duplicate"}))
+		require.Equal(t, 1.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "remote_write", "reason": "too_old"}))
+		require.Equal(t, 1.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "remote_write", "reason": "duplicate"}))
 	})
 
 	t.Run("the self-metrics count every rejection by reason", func(t *testing.T) {
-		require.Equal(t, 10.0, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": "metric_series_limit"}))
-		require.Equal(t, 6.0, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "remote_write", "reason": "series_limit"}))
-		require.Equal(t, 1.0, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "remote_write", "reason": "invalid_labels"}))
-		require.Equal(t, 10.0, counterValue(t, br.Reg, "burnrate_collector_samples_accepted_total", map[string]string{"protocol": "otlp"}))
+		require.Equal(t, 10.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": "metric_series_limit"}))
+		require.Equal(t, 6.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "remote_write", "reason": "series_limit"}))
+		require.Equal(t, 1.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "remote_write", "reason": "invalid_labels"}))
+		require.Equal(t, 10.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_accepted_total", map[string]string{"protocol": "otlp"}))
 		code, _ := apiCall(t, br.URL, "/api/v1/query", url.Values{"query": {`1`}}, false)
 		require.Equal(t, http.StatusOK, code)
 	})
@@ -339,5 +340,5 @@ func TestOTLPOutOfOrderWithinTheWindowIsKept(t *testing.T) {
 	code, _, body := post(t, br.URL+"/v1/metrics", hdr, otlpJSON(t, gaugeMetrics("svc", "late_gauge", 1, now.Add(-time.Hour))))
 	require.Equal(t, http.StatusOK, code, body)
 	require.Contains(t, body, `"rejectedDataPoints":"1"`)
-	require.Equal(t, 1.0, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": "too_old"}))
+	require.Equal(t, 1.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "otlp", "reason": "too_old"}))
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 // prometheusCounter reads one unlabelled counter (summed over its series)
@@ -44,7 +46,7 @@ func prometheusCounter(t testing.TB, base, name string) float64 {
 // default), so the collector must push back with 503: the sender retries,
 // no sample fails, and the samples arrive once the pressure is gone.
 func TestRealPrometheusRetriesRemoteWritePushBack(t *testing.T) {
-	requirePrometheusBinary(t)
+	testutil.NeedBinary(t, testutil.PrometheusBin)
 	cfg := testConfig()
 	cfg.MaxInflightRequests = 1
 	br := startCollector(t, cfg, "")
@@ -79,12 +81,7 @@ remote_write:
   - url: %s/api/v1/write
     queue_config: {batch_send_deadline: 500ms, min_backoff: 50ms, max_backoff: 500ms}
 `, strings.TrimPrefix(target.URL, "http://"), br.URL)
-	cmd, prom, err := launchPrometheus(t.TempDir(), yml)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
+	prom := testutil.StartPrometheus(t, testutil.PromConfig{Config: yml}).URL
 
 	require.Eventually(t, func() bool {
 		return prometheusCounter(t, prom, "prometheus_remote_storage_samples_retried_total") > 0 ||
@@ -92,12 +89,12 @@ remote_write:
 	}, 45*time.Second, 100*time.Millisecond, "Prometheus never sent while the collector pushed back")
 	require.Zero(t, prometheusCounter(t, prom, "prometheus_remote_storage_samples_failed_total"), "samples dropped during push-back")
 	require.Positive(t, prometheusCounter(t, prom, "prometheus_remote_storage_samples_retried_total"), "Prometheus never retried")
-	require.Positive(t, counterValue(t, br.Reg, "burnrate_collector_requests_total", map[string]string{"protocol": "remote_write", "code": "503"}))
+	require.Positive(t, testutil.MetricValue(t, br.Reg, "burnrate_collector_requests_total", map[string]string{"protocol": "remote_write", "code": "503"}))
 
 	release()
 	require.Eventually(t, func() bool {
-		return counterValue(t, br.Reg, "burnrate_collector_samples_accepted_total", map[string]string{"protocol": "remote_write"}) > 0
+		return testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_accepted_total", map[string]string{"protocol": "remote_write"}) > 0
 	}, 30*time.Second, 100*time.Millisecond, "the retried samples never arrived")
 	require.Zero(t, prometheusCounter(t, prom, "prometheus_remote_storage_samples_failed_total"), "samples dropped during push-back")
-	require.Zero(t, counterValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "remote_write"}))
+	require.Zero(t, testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_rejected_total", map[string]string{"protocol": "remote_write"}))
 }

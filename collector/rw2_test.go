@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
+
+	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 // TestRemoteWrite2WrittenHeadersCountOnlyWhatWasWritten sends a remote
@@ -44,5 +46,5 @@ func TestRemoteWrite2WrittenHeadersCountOnlyWhatWasWritten(t *testing.T) {
 	require.Contains(t, body, "3 of 5 samples rejected (series_limit=3)")
 	require.Equal(t, "2", h.Get("X-Prometheus-Remote-Write-Samples-Written"))
 	require.Equal(t, "0", h.Get("X-Prometheus-Remote-Write-Histograms-Written"))
-	require.Equal(t, 2.0, counterValue(t, br.Reg, "prometheus_tsdb_head_series", nil), "series beyond the limit reached the head")
+	require.Equal(t, 2.0, testutil.MetricValue(t, br.Reg, "prometheus_tsdb_head_series", nil), "series beyond the limit reached the head")
 }

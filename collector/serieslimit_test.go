@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
+
+	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 // seriesRequest is a remote-write request with one sample at ts for each
@@ -34,17 +36,17 @@ func TestSeriesLimitHoldsAcrossRestarts(t *testing.T) {
 	t.Run("before the restart the limit admits 5 series", func(t *testing.T) {
 		br := startCollector(t, cfg, dir)
 		remoteWrite(t, br.URL, seriesRequest("before", 0, 5, now))
-		require.Equal(t, 5.0, counterValue(t, br.Reg, "burnrate_collector_active_series", nil))
+		require.Equal(t, 5.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_active_series", nil))
 	})
 	t.Run("after the restart 5 new series are refused", func(t *testing.T) {
 		br := startCollector(t, cfg, dir)
-		require.Equal(t, 5.0, counterValue(t, br.Reg, "burnrate_collector_active_series", nil))
+		require.Equal(t, 5.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_active_series", nil))
 		code, _, body := post(t, br.URL+"/api/v1/write", remoteWriteHeaders, remoteWriteBody(t, seriesRequest("after", 0, 5, now.Add(time.Second))))
 		require.Equal(t, http.StatusBadRequest, code, body)
 		require.Contains(t, body, "5 of 5 samples rejected (series_limit=5)")
 		// The old series still take samples.
 		remoteWrite(t, br.URL, seriesRequest("before", 0, 5, now.Add(time.Second)))
-		require.Equal(t, 5.0, counterValue(t, br.Reg, "burnrate_collector_active_series", nil))
+		require.Equal(t, 5.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_active_series", nil))
 	})
 }
 
@@ -63,8 +65,8 @@ func TestRolledBackRequestReleasesItsSeries(t *testing.T) {
 	failing.Timeseries = append(failing.Timeseries, seriesRequest("old", 0, 1, now.Add(-2*time.Hour)).Timeseries...)
 	code, _, body := post(t, br.URL+"/api/v1/write", remoteWriteHeaders, remoteWriteBody(t, failing))
 	require.Equal(t, http.StatusBadRequest, code, body)
-	require.Equal(t, 1.0, counterValue(t, br.Reg, "burnrate_collector_active_series", nil))
+	require.Equal(t, 1.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_active_series", nil))
 
 	remoteWrite(t, br.URL, seriesRequest("other", 0, 5, now))
-	require.Equal(t, 6.0, counterValue(t, br.Reg, "burnrate_collector_active_series", nil))
+	require.Equal(t, 6.0, testutil.MetricValue(t, br.Reg, "burnrate_collector_active_series", nil))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/collector"
+	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 const crashChildEnv = "BURNRATE_COLLECTOR_CRASH_CHILD_DIR"
@@ -77,7 +78,7 @@ func TestDataSurvivesACrash(t *testing.T) {
 
 func runCrashChild(t *testing.T, dir string) {
 	reg := prometheus.NewRegistry()
-	c, err := collector.Open(filepath.Join(dir, "tsdb"), testConfig(), testLogger(t), reg, reg)
+	c, err := collector.Open(filepath.Join(dir, "tsdb"), testConfig(), testutil.Logger(t), reg, reg)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	c.Mount(mux.Handle)
@@ -123,7 +124,7 @@ func TestScrapesStaticTargets(t *testing.T) {
 	}
 	_, r := apiCall(t, br.URL, "/api/v1/targets", url.Values{}, false)
 	require.Contains(t, string(r.Data), `"health":"up"`)
-	require.Positive(t, counterValue(t, br.Reg, "burnrate_collector_samples_accepted_total", map[string]string{"protocol": "scrape"}))
+	require.Positive(t, testutil.MetricValue(t, br.Reg, "burnrate_collector_samples_accepted_total", map[string]string{"protocol": "scrape"}))
 }
 
 // TestRemoteWriteOutReachesRealPrometheus sends what Burnrate ingests on to

@@ -14,7 +14,7 @@ import (
 
 	"github.com/burnrate/burnrate/dashboards"
 	"github.com/burnrate/burnrate/internal/app"
-	"github.com/burnrate/burnrate/internal/testutil"
+	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/sloengine"
 )
 
@@ -60,7 +60,7 @@ func TestEveryPanelHasDataOnARunningBurnrate(t *testing.T) {
 	opts.Collector.Scrape.Interval = 5 * time.Second
 	opts.Collector.Scrape.Timeout = 5 * time.Second
 	opts.SLO.Interval = 2 * time.Second
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 
 	slos, err := sloengine.Examples()
 	require.NoError(t, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/internal/testutil"
 )
 
@@ -107,7 +108,7 @@ func TestUIPagesInAHeadlessBrowser(t *testing.T) {
 	}
 	opts := app.DefaultOptions()
 	opts.SLO.Interval = time.Second
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 	pages := []struct{ hash, page string }{
 		{"#/", "slos"}, {"#/slo/demo-api-availability", "slo"}, {"#/alerts", "alerts"},
 		{"#/incidents", "incidents"}, {"#/incident/1", "incident"}, {"#/oncall", "oncall"}, {"#/gate", "gate"}, {"#/demo", "demo"},
@@ -292,7 +293,7 @@ func thousandSLOs(t testing.TB) (*browser, string) {
 	opts.Demo.Enabled = false
 	opts.Slos = files
 	opts.SLO.Interval = time.Second
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 	require.Eventually(t, func() bool {
 		_, body := testutil.HTTPGet(t, r.URL+"/api/v1/slos")
 		return strings.Count(body, `"evaluated_at"`) == 1000 && !strings.Contains(body, "not evaluated yet")

@@ -4,19 +4,15 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/stretchr/testify/require"
+
+	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 // series is one counter: its labels and its value at each sample time.
@@ -80,64 +76,16 @@ func openMetrics(family string, ss []series) string {
 // It returns the base URL.
 func startPrometheus(t *testing.T, om string, ruleFiles map[string][]byte) string {
 	t.Helper()
-	prom, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Skip("prometheus binary not installed (apt-get install prometheus); CI installs it")
+	var names []string
+	for name := range ruleFiles {
+		names = append(names, fmt.Sprintf("%q", name))
 	}
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not installed (apt-get install prometheus); CI installs it")
-	}
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	require.NoError(t, os.MkdirAll(data, 0o755))
-	in := filepath.Join(dir, "in.om")
-	require.NoError(t, os.WriteFile(in, []byte(om), 0o644))
-	out, err := exec.Command(promtool, "tsdb", "create-blocks-from", "openmetrics", in, data).CombinedOutput()
-	require.NoError(t, err, "promtool backfill: %s", out)
-
-	var rf []string
-	for name, body := range ruleFiles {
-		p := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(p, body, 0o644))
-		rf = append(rf, fmt.Sprintf("%q", p))
-	}
-	cfg := filepath.Join(dir, "prometheus.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf("global:\n  evaluation_interval: 1m\nrule_files: [%s]\n", strings.Join(rf, ", "))), 0o644))
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-
-	cmd := exec.Command(prom, "--config.file="+cfg, "--storage.tsdb.path="+data, "--web.listen-address="+addr,
-		"--storage.tsdb.retention.time=10y", "--log.level=warn")
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		if t.Failed() {
-			t.Logf("prometheus logs:\n%s", logs.String())
-		}
-	})
-	url := "http://" + addr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(url + "/-/ready") //nolint:noctx // test
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 60*time.Second, 100*time.Millisecond, "prometheus did not become ready: %s", &logs)
-	return url
+	return testutil.StartPrometheus(t, testutil.PromConfig{
+		Config:      fmt.Sprintf("global:\n  evaluation_interval: 1m\nrule_files: [%s]\n", strings.Join(names, ", ")),
+		Files:       ruleFiles,
+		OpenMetrics: om,
+		Args:        []string{"--storage.tsdb.retention.time=10y"},
+	}).URL
 }
 
 // requireClose requires relative error <= 1e-6 (both NaN counts as equal).

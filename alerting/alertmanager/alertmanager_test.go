@@ -4,12 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,41 +12,14 @@ import (
 
 	"github.com/burnrate/burnrate/alerting"
 	"github.com/burnrate/burnrate/alerting/alertmanager"
+	"github.com/burnrate/burnrate/internal/testutil"
 )
 
-const binary = "/usr/bin/prometheus-alertmanager"
-
 // startAlertmanager runs the real Alertmanager on a free loopback port with
-// clustering disabled and the given resolve_timeout, and returns its URL.
+// the given resolve_timeout, and returns its URL.
 func startAlertmanager(t *testing.T, resolveTimeout time.Duration) string {
 	t.Helper()
-	if _, err := os.Stat(binary); err != nil {
-		t.Skipf("%s is not installed (Debian package prometheus-alertmanager; CI installs it via .ci/run)", binary)
-	}
-	dir := t.TempDir()
-	conf := fmt.Sprintf("global:\n  resolve_timeout: %s\nroute:\n  receiver: blackhole\nreceivers:\n- name: blackhole\n", resolveTimeout)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "am.yml"), []byte(conf), 0o644))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, binary, "--config.file="+filepath.Join(dir, "am.yml"),
-		"--storage.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--cluster.listen-address=")
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
-	url := "http://" + addr
-	require.Eventually(t, func() bool {
-		resp, err := http.Get(url + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}, 20*time.Second, 50*time.Millisecond, "alertmanager did not become ready: %s", &logs)
-	return url
+	return testutil.StartAlertmanager(t, fmt.Sprintf("global:\n  resolve_timeout: %s\nroute:\n  receiver: blackhole\nreceivers:\n- name: blackhole\n", resolveTimeout)).URL
 }
 
 func amAlerts(t *testing.T, url string) []map[string]any {

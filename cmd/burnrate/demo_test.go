@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/internal/app"
-	"github.com/burnrate/burnrate/internal/testutil"
+	"github.com/burnrate/burnrate/internal/apptest"
 )
 
 func TestFaultCommandsDriveTheRunningPlatformWithTheToken(t *testing.T) {
@@ -24,7 +24,7 @@ func TestFaultCommandsDriveTheRunningPlatformWithTheToken(t *testing.T) {
 	opts.Demo.EdgeListen = "127.0.0.1:0"
 	opts.Demo.Load.Enabled = false
 	opts.Demo.Instrumentation = false
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 
 	var out, errb bytes.Buffer
 	code := run([]string{"fault", "set", "store.shard_down", "1", "--url", r.URL}, &out, &errb)

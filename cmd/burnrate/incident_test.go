@@ -12,14 +12,14 @@ import (
 
 	"github.com/burnrate/burnrate/incidents"
 	"github.com/burnrate/burnrate/internal/app"
-	"github.com/burnrate/burnrate/internal/testutil"
+	"github.com/burnrate/burnrate/internal/apptest"
 )
 
 func TestIncidentAndOnCallCommandsWorkARunningBurnrate(t *testing.T) {
 	opts := app.DefaultOptions()
 	opts.Demo.Enabled = false
 	opts.APIToken = "cli-token"
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 	svc := r.Incidents()
 	ctx := context.Background()
 	for _, u := range []string{"ann", "ben"} {

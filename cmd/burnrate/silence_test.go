@@ -12,14 +12,14 @@ import (
 
 	"github.com/burnrate/burnrate/alerting"
 	"github.com/burnrate/burnrate/internal/app"
-	"github.com/burnrate/burnrate/internal/testutil"
+	"github.com/burnrate/burnrate/internal/apptest"
 )
 
 func TestSilenceCommandAddsQueriesAndExpires(t *testing.T) {
 	opts := app.DefaultOptions()
 	opts.Demo.Enabled = false
 	opts.APIToken = "cli-token"
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 	burnrate := func(args ...string) (int, string, string) {
 		var stdout, stderr bytes.Buffer
 		code := run(append([]string{"silence", "--url", r.URL}, args...), &stdout, &stderr)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/internal/testutil"
 )
 
@@ -85,7 +86,7 @@ func TestSLOStatusReadsTheRunningServer(t *testing.T) {
 	opts.Collector.OTLPListen = ""
 	opts.Slos = []string{spec}
 	opts.SLO.Interval = time.Second
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 
 	require.Eventually(t, func() bool {
 		code, body := testutil.HTTPGet(t, r.URL+"/api/v1/slos/shop-checkout")

@@ -2,16 +2,17 @@ package tracestore
 
 import (
 	"encoding/hex"
-	"log/slog"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 // t0 is the fixed start of every test trace.
@@ -115,26 +116,12 @@ type testStore struct {
 func openTest(t testing.TB, dir string, cfg Config, opts Options) *testStore {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := OpenWithOptions(dir, cfg, opts, testLogger(t), reg)
+	s, err := OpenWithOptions(dir, cfg, opts, testutil.Logger(t), reg)
 	require.NoError(t, err)
 	return &testStore{Store: s, reg: reg}
 }
 
-func testLogger(t testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(p))
-	return len(p), nil
-}
-
 func counter(t testing.TB, c prometheus.Collector) float64 {
 	t.Helper()
-	return testutil.ToFloat64(c)
+	return promtest.ToFloat64(c)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/burnrate/burnrate/demoapp/gameday"
 	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/internal/testutil"
 )
 
@@ -24,7 +25,7 @@ func TestGameDaysAgainstBurnrateUp(t *testing.T) {
 	opts.Demo.MetricInterval = time.Second
 	opts.Demo.HealthInterval = 100 * time.Millisecond
 	opts.SLO.Interval = time.Second
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 	edge := ""
 	for _, e := range r.App.Endpoints() {
 		if e.Name == "demo edge" {

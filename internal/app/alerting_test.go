@@ -14,6 +14,7 @@ import (
 
 	"github.com/burnrate/burnrate/alerting"
 	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/internal/testutil"
 )
 
@@ -37,7 +38,7 @@ func TestAlertmanagerAPIIsServedAndGuardedByTheToken(t *testing.T) {
 	opts := app.DefaultOptions()
 	opts.Demo.Enabled = false
 	opts.APIToken = "t0ken"
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 	require.NotNil(t, r.Alerting())
 	require.FileExists(t, r.DataDir+"/alerting.db")
 
@@ -101,7 +102,7 @@ func TestAnOutageOnTheDemoPagesThroughTheWholeStack(t *testing.T) {
 	opts.SLO.Interval = time.Second
 	opts.Alerting.EvaluationInterval = time.Second
 	opts.APIToken = "t"
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 
 	// Some good traffic first, so the SLO engine has numbers.
 	require.Eventually(t, func() bool {

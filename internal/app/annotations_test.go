@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/internal/testutil"
 )
 
@@ -24,7 +25,7 @@ func TestFaultAndIncidentEventsBecomeAnnotationSeries(t *testing.T) {
 	}
 	opts := app.DefaultOptions()
 	opts.Demo.Load.Enabled = false
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 
 	req, err := http.NewRequest(http.MethodPut, r.URL+"/api/v1/demo/faults/api.latency", strings.NewReader(`{"value":"50ms","source":"test"}`))
 	require.NoError(t, err)

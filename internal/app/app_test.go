@@ -6,11 +6,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 func TestAppStartsAndServesItsOwnMetrics(t *testing.T) {
-	r := testutil.StartApp(t, app.DefaultOptions())
+	r := apptest.StartApp(t, app.DefaultOptions())
 
 	code, body := testutil.HTTPGet(t, r.URL+"/metrics")
 	require.Equal(t, 200, code)
@@ -46,7 +47,7 @@ func TestOptionsValidate(t *testing.T) {
 }
 
 func TestNewFailsWhenTheAddressIsTaken(t *testing.T) {
-	r := testutil.StartApp(t, app.DefaultOptions())
+	r := apptest.StartApp(t, app.DefaultOptions())
 	o := app.DefaultOptions()
 	o.Listen = r.App.URL()[len("http://"):]
 	o.DataDir = t.TempDir()

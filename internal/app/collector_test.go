@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/internal/testutil"
 )
 
@@ -107,7 +108,7 @@ func TestCollectorIsWiredIntoTheApp(t *testing.T) {
 		require.NoError(t, <-done)
 	}
 	opts.Collector.OTLPListen = ""
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 	require.Contains(t, query(r.URL), `"value":[`, "the sample survives a restart")
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/internal/testutil"
 )
 
@@ -30,7 +31,7 @@ func TestUpRunsTheDemoAndTheCollectorSeesItsMetricsAndTraces(t *testing.T) {
 	opts.Demo.Load.Shape = "constant"
 	opts.Demo.Load.Rate = 30
 	opts.Demo.Load.Period = 5 * time.Second
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 
 	type vector struct {
 		Status string `json:"status"`

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/internal/testutil"
 )
 
@@ -26,7 +27,7 @@ func TestTheGateFreezesOnAnOpenSEV2AndDeploysReachIncidentTimelines(t *testing.T
 	opts.Collector.OTLPListen = ""
 	opts.Slos = []string{spec}
 	opts.SLO.Interval = time.Second
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 
 	gate := func() map[string]any {
 		_, body := testutil.HTTPGet(t, r.URL+"/api/v1/gate?service=shop")

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/internal/testutil"
 )
 
@@ -16,7 +17,7 @@ func TestAPageAlertPostedToBurnrateOpensAnIncident(t *testing.T) {
 	opts := app.DefaultOptions()
 	opts.Demo.Enabled = false
 	opts.APIToken = "t0ken"
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 	require.FileExists(t, r.DataDir+"/incidents.db")
 
 	alert := `[{"labels":{"alertname":"APIDown","severity":"page","service":"api","slo":"api-availability"},

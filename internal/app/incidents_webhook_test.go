@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/internal/app"
-	"github.com/burnrate/burnrate/internal/testutil"
+	"github.com/burnrate/burnrate/internal/apptest"
 )
 
 func TestIncidentChangesArePostedToIncidentsWebhookURLs(t *testing.T) {
@@ -42,7 +42,7 @@ func TestIncidentChangesArePostedToIncidentsWebhookURLs(t *testing.T) {
 	opts.Demo.Enabled = false
 	opts.APIToken = "t0ken"
 	opts.Incidents.WebhookURLs = []string{hook.URL}
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 
 	code, body := post(t, r.URL+"/api/v1/incidents", "t0ken", `{"title":"db slow","severity":"SEV3","service":"db"}`)
 	require.Equal(t, http.StatusCreated, code, body)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/internal/testutil"
 )
 
@@ -39,7 +40,7 @@ func TestDefaultRetentionCoversTheLongestSLOPeriod(t *testing.T) {
 	opts.Demo.Enabled = false
 	opts.Collector.OTLPListen = ""
 	opts.Slos = []string{spec}
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 	code, body := testutil.HTTPGet(t, r.URL+"/api/v1/status/runtimeinfo")
 	require.Equal(t, 200, code, body)
 	require.Contains(t, body, `"storageRetention":"2232h0m0s"`, "93 days")
@@ -62,7 +63,7 @@ func TestSLOLongerThanConfiguredRetentionIsRefused(t *testing.T) {
 	require.ErrorContains(t, err, "shop.yml:4: SLO shop-quarterly: period 90d is longer than collector.tsdb.retention 30d")
 
 	opts.SLO.AllowShortRetention = true
-	testutil.StartApp(t, opts)
+	apptest.StartApp(t, opts)
 }
 
 // TestSLOEngineSavesItsSliceCheckpointOnStop: the slices a restart starts
@@ -78,7 +79,7 @@ func TestSLOEngineSavesItsSliceCheckpointOnStop(t *testing.T) {
 	require.NoError(t, os.WriteFile(spec, []byte(strings.ReplaceAll(quarterSLO, "90d", "30d")), 0o644))
 	opts.Slos = []string{spec}
 	opts.SLO.Interval = time.Second
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 	require.Eventually(t, func() bool {
 		code, body := testutil.HTTPGet(t, r.URL+"/api/v1/slos/shop-quarterly")
 		return code == 200 && !strings.Contains(body, "not evaluated yet")
@@ -98,7 +99,7 @@ func TestAnSLOIsEvaluatedAndItsRulesRunAsSamplesArrive(t *testing.T) {
 	opts.Slos = []string{spec}
 	opts.SLO.Interval = time.Hour
 	opts.Alerting.EvaluationInterval = time.Hour
-	r := testutil.StartApp(t, opts)
+	r := apptest.StartApp(t, opts)
 	time.Sleep(500 * time.Millisecond) // let the first cycles pass
 
 	// Ten minutes in which every request failed, in one request.

@@ -54,3 +54,18 @@ func TestGolden(t *testing.T) {
 		require.Equal(t, "c\n", string(b))
 	})
 }
+
+func TestStartPrometheusBackfillsLoadsRulesAndAnswersQueries(t *testing.T) {
+	p := StartPrometheus(t, PromConfig{
+		Config:      "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\n",
+		Files:       map[string][]byte{"rules.yml": []byte("groups:\n- name: g\n  rules:\n  - record: backfilled:sum\n    expr: sum(backfilled)\n")},
+		OpenMetrics: "# TYPE backfilled gauge\nbackfilled{a=\"1\"} 7 1700000000\n# EOF\n",
+		Args:        []string{"--storage.tsdb.retention.time=10y"},
+	})
+	code, body := HTTPGet(t, p.URL+"/api/v1/query?query=backfilled&time=1700000000")
+	require.Equal(t, 200, code, body)
+	require.Contains(t, body, `"value":[1700000000,"7"]`)
+	code, body = HTTPGet(t, p.URL+"/api/v1/rules")
+	require.Equal(t, 200, code, body)
+	require.Contains(t, body, "backfilled:sum")
+}
