@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,6 +17,7 @@ type Stressor struct {
 	leaked   [][]byte
 	burnStop context.CancelFunc
 	burning  float64
+	burners  atomic.Int32
 }
 
 // slice is the duty-cycle period of the CPU burn: short enough that a
@@ -108,9 +110,17 @@ func (s *Stressor) applyBurn(ctx context.Context, cores float64) {
 		if i == whole-1 && cores < float64(whole) {
 			duty = cores - float64(whole-1)
 		}
-		go burn(bctx, duty)
+		s.burners.Add(1)
+		go func() {
+			defer s.burners.Add(-1)
+			burn(bctx, duty)
+		}()
 	}
 }
+
+// Burners is the number of goroutines burning CPU now: the cores of
+// cpu.burn rounded up while it is set, 0 once a clear has taken effect.
+func (s *Stressor) Burners() int { return int(s.burners.Load()) }
 
 // burn keeps one core busy for duty of every slice.
 func burn(ctx context.Context, duty float64) {

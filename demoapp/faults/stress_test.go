@@ -25,19 +25,18 @@ func TestCPUBurnUsesCPUUntilCleared(t *testing.T) {
 	go func() { _ = s.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	_, err := set.Set(ctx, "cpu.burn", "1", "test")
+	_, err := set.Set(ctx, "cpu.burn", "1.5", "test")
 	require.NoError(t, err)
+	require.Eventually(t, func() bool { return s.Burners() == 2 }, 5*time.Second, 10*time.Millisecond,
+		"1.5 cores: one burner at full duty, one at half")
+	// The burners spend CPU: at one and a half cores, 300 ms of it comes in
+	// 200 ms on an idle machine and later on a busy one, never on an idle
+	// process.
 	before := cpuTime()
-	time.Sleep(500 * time.Millisecond)
-	burnt := cpuTime() - before
-	// One core for half a second is 500ms of CPU on an idle machine; a
-	// shared one gives less, but far more than an idle process uses.
-	require.Greater(t, burnt, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return cpuTime()-before > 300*time.Millisecond }, 30*time.Second, 20*time.Millisecond)
 
 	_, err = set.Clear(ctx, "cpu.burn", "test")
 	require.NoError(t, err)
-	time.Sleep(50 * time.Millisecond) // the burners see the cancellation
-	before = cpuTime()
-	time.Sleep(300 * time.Millisecond)
-	require.Less(t, cpuTime()-before, 30*time.Millisecond, "cleared, the process is idle again")
+	require.Eventually(t, func() bool { return s.Burners() == 0 }, 5*time.Second, 10*time.Millisecond,
+		"cleared, every burner has stopped")
 }
