@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/version"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/burnrate/burnrate/internal/httpserver"
 )
 
 // maxBodyBytes bounds request bodies of the API.
@@ -41,22 +43,16 @@ func (m *Manager) Handler() http.Handler {
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 // writeAPIError answers like go-openapi does for requests that fail
 // parsing or schema validation: {"code":N,"message":"..."}.
 func writeAPIError(w http.ResponseWriter, status, code int, msg string) {
-	writeJSON(w, status, map[string]any{"code": code, "message": msg})
+	httpserver.WriteJSON(w, status, map[string]any{"code": code, "message": msg})
 }
 
 // writeMessage answers like Alertmanager's handlers do for semantic
 // errors: the message as a JSON string.
 func writeMessage(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, msg)
+	httpserver.WriteJSON(w, status, msg)
 }
 
 func (m *Manager) postAlerts(w http.ResponseWriter, r *http.Request) {
@@ -215,7 +211,7 @@ func (m *Manager) getAlerts(w http.ResponseWriter, r *http.Request) {
 		res = append(res, gettableAlert(a, st, receivers))
 	}
 	sort.Slice(res, func(i, j int) bool { return *res[i].Fingerprint < *res[j].Fingerprint })
-	writeJSON(w, http.StatusOK, res)
+	httpserver.WriteJSON(w, http.StatusOK, res)
 }
 
 func anyMatch(re *regexp.Regexp, names []string) bool {
@@ -315,7 +311,7 @@ func (m *Manager) getSilences(w http.ResponseWriter, r *http.Request) {
 			res = append(res, gettableSilence(s, now))
 		}
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpserver.WriteJSON(w, http.StatusOK, res)
 }
 
 func (m *Manager) postSilences(w http.ResponseWriter, r *http.Request) {
@@ -374,7 +370,7 @@ func (m *Manager) postSilences(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"silenceID": id})
+	httpserver.WriteJSON(w, http.StatusOK, map[string]string{"silenceID": id})
 }
 
 var uuidRe = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -400,7 +396,7 @@ func (m *Manager) getSilence(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusNotFound, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, gettableSilence(s, m.now()))
+	httpserver.WriteJSON(w, http.StatusOK, gettableSilence(s, m.now()))
 }
 
 func (m *Manager) deleteSilence(w http.ResponseWriter, r *http.Request) {
@@ -426,7 +422,7 @@ func (m *Manager) getStatus(w http.ResponseWriter, _ *http.Request) {
 	goVersion := runtime.Version()
 	v, rev, br, user, date := version.Version, version.Revision, version.Branch, version.BuildUser, version.BuildDate
 	original := m.originalConfig()
-	writeJSON(w, http.StatusOK, &models.AlertmanagerStatus{
+	httpserver.WriteJSON(w, http.StatusOK, &models.AlertmanagerStatus{
 		Uptime:      &uptime,
 		VersionInfo: &models.VersionInfo{Version: &v, Revision: &rev, Branch: &br, BuildUser: &user, BuildDate: &date, GoVersion: &goVersion},
 		Config:      &models.AlertmanagerConfig{Original: &original},
@@ -444,7 +440,7 @@ func (m *Manager) getReceivers(w http.ResponseWriter, _ *http.Request) {
 			res = append(res, &models.Receiver{Name: &name})
 		}
 	})
-	writeJSON(w, http.StatusOK, res)
+	httpserver.WriteJSON(w, http.StatusOK, res)
 }
 
 // originalConfig renders the routing configuration as an Alertmanager

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/burnrate/burnrate/internal/httpserver"
 )
 
 // Options build a Gate.
@@ -174,23 +176,11 @@ func (g *Gate) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="burnrate"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
+			httpserver.WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, errType, msg string) {
-	writeJSON(w, code, map[string]string{"status": "error", "errorType": errType, "error": msg})
 }
 
 // FlaggerPayload is what Flagger posts to a webhook.
@@ -244,7 +234,7 @@ func (g *Gate) serveGate(w http.ResponseWriter, r *http.Request) {
 	var p FlaggerPayload
 	if r.Method == http.MethodPost {
 		if err := readJSON(r, &p); err != nil {
-			writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+			httpserver.WriteError(w, http.StatusBadRequest, "bad_data", err.Error())
 			return
 		}
 	}
@@ -252,27 +242,27 @@ func (g *Gate) serveGate(w http.ResponseWriter, r *http.Request) {
 	version := first(q.Get("version"), p.Version, p.Metadata["version"], p.Checksum)
 	mode := first(q.Get("mode"), modeDecision)
 	if service == "" {
-		writeError(w, http.StatusBadRequest, "bad_data", "service: required (?service=NAME, or a Flagger payload's name or metadata.service)")
+		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", "service: required (?service=NAME, or a Flagger payload's name or metadata.service)")
 		return
 	}
 	strict, err := boolParam(q, "strict")
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
 	switch mode {
 	case modeDecision, modeStatus, modeRollback:
 	default:
-		writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("mode: %q is not one of decision, status, rollback", mode))
+		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("mode: %q is not one of decision, status, rollback", mode))
 		return
 	}
 	d, err := g.Decide(service, version)
 	switch {
 	case errors.Is(err, ErrUnknownService):
-		writeError(w, http.StatusNotFound, "not_found", err.Error())
+		httpserver.WriteError(w, http.StatusNotFound, "not_found", err.Error())
 		return
 	case err != nil:
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		httpserver.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
 	blocked := d.Decision == Fail || (strict && d.Decision == Warn)
@@ -286,7 +276,7 @@ func (g *Gate) serveGate(w http.ResponseWriter, r *http.Request) {
 	if p.Phase != "" {
 		g.logger.Info("flagger webhook", "service", service, "canary", p.Namespace+"/"+p.Name, "phase", p.Phase, "mode", mode, "decision", d.Decision)
 	}
-	writeJSON(w, code, d)
+	httpserver.WriteJSON(w, code, d)
 }
 
 func first(vs ...string) string {
@@ -324,7 +314,7 @@ type ExceptionRequest struct {
 func (g *Gate) postException(w http.ResponseWriter, r *http.Request) {
 	var req ExceptionRequest
 	if err := readJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
 	e, err := g.RecordException(r.Context(), req)
@@ -334,13 +324,13 @@ func (g *Gate) postException(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, ErrUnknownService) {
 			code = http.StatusNotFound
 		}
-		writeError(w, code, "bad_data", err.Error())
+		httpserver.WriteError(w, code, "bad_data", err.Error())
 		return
 	case err != nil:
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		httpserver.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusCreated, e)
+	httpserver.WriteJSON(w, http.StatusCreated, e)
 }
 
 var errBadException = errors.New("invalid exception")
@@ -394,10 +384,10 @@ func (g *Gate) RecordException(ctx context.Context, req ExceptionRequest) (Excep
 func (g *Gate) listExceptions(w http.ResponseWriter, r *http.Request) {
 	es, err := g.opts.Store.Exceptions(r.Context(), r.URL.Query().Get("service"), 500)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		httpserver.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": es})
+	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"status": "success", "data": es})
 }
 
 // DeployRequest is the body of POST /api/v1/deploys.
@@ -413,19 +403,19 @@ type DeployRequest struct {
 func (g *Gate) postDeploy(w http.ResponseWriter, r *http.Request) {
 	var req DeployRequest
 	if err := readJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
 	d, err := g.RecordDeploy(r.Context(), req)
 	switch {
 	case errors.Is(err, errBadDeploy):
-		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	case err != nil:
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		httpserver.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusCreated, d)
+	httpserver.WriteJSON(w, http.StatusCreated, d)
 }
 
 var errBadDeploy = errors.New("invalid deploy")
@@ -495,17 +485,17 @@ func (g *Gate) listDeploys(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("since"); v != "" {
 		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("since: %q is not an RFC 3339 time", v))
+			httpserver.WriteError(w, http.StatusBadRequest, "bad_data", fmt.Sprintf("since: %q is not an RFC 3339 time", v))
 			return
 		}
 		since = t
 	}
 	ds, err := g.opts.Store.Deploys(r.Context(), q.Get("service"), since, 500)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		httpserver.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": ds})
+	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"status": "success", "data": ds})
 }
 
 func (g *Gate) getDeploy(w http.ResponseWriter, r *http.Request) {
@@ -514,15 +504,15 @@ func (g *Gate) getDeploy(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": d})
+	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"status": "success", "data": d})
 }
 
 func writeStoreError(w http.ResponseWriter, err error) {
 	if errors.Is(err, ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", err.Error())
+		httpserver.WriteError(w, http.StatusNotFound, "not_found", err.Error())
 		return
 	}
-	writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	httpserver.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
 }
 
 func (g *Gate) verifyDeploy(w http.ResponseWriter, r *http.Request) {
@@ -536,7 +526,7 @@ func (g *Gate) verifyDeploy(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	httpserver.WriteJSON(w, http.StatusOK, v)
 }
 
 // sortedWindows returns the windows of m, shortest first.

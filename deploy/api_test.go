@@ -138,14 +138,14 @@ func TestGateRefusesBadRequestsPrecisely(t *testing.T) {
 			code, body := f.do(t, tc.method, tc.path, tc.body)
 			require.Equal(t, tc.code, code, body)
 			require.Contains(t, body, tc.msg)
-			require.Contains(t, body, `"status": "error"`)
+			require.Contains(t, body, `"status":"error"`)
 		})
 	}
 	// Nothing was recorded by the refused requests.
 	_, body := f.do(t, "GET", "/api/v1/gate/exceptions", "")
-	require.Contains(t, body, `"data": []`)
+	require.Contains(t, body, `"data":[]`)
 	_, body = f.do(t, "GET", "/api/v1/deploys", "")
-	require.Contains(t, body, `"data": []`)
+	require.Contains(t, body, `"data":[]`)
 }
 
 func TestGateNeedsTheTokenWhenOneIsConfigured(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/burnrate/burnrate/internal/httpserver"
 )
 
 // Prefixes are the URL paths Handler serves; internal/app mounts each of
@@ -59,25 +61,9 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
-// errorBody is the error answer: Prometheus's shape plus the field at fault.
-type errorBody struct {
-	Status    string `json:"status"`
-	ErrorType string `json:"errorType"`
-	Error     string `json:"error"`
-	Field     string `json:"field,omitempty"`
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
 // writeError maps the package's sentinel errors to HTTP statuses.
 func writeError(w http.ResponseWriter, err error) {
-	body := errorBody{Status: "error", Error: err.Error()}
+	body := httpserver.ErrorBody{Status: "error", Error: err.Error()}
 	code := http.StatusInternalServerError
 	var fe *FieldError
 	switch {
@@ -92,7 +78,7 @@ func writeError(w http.ResponseWriter, err error) {
 	default:
 		body.ErrorType = "internal"
 	}
-	writeJSON(w, code, body)
+	httpserver.WriteJSON(w, code, body)
 }
 
 // decode reads a JSON body strictly: unknown fields and trailing data are
@@ -150,7 +136,7 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"incidents": list})
+	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"incidents": list})
 }
 
 func (s *Service) handleDeclare(w http.ResponseWriter, r *http.Request) {
@@ -164,7 +150,7 @@ func (s *Service) handleDeclare(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, inc)
+	httpserver.WriteJSON(w, http.StatusCreated, inc)
 }
 
 func (s *Service) handleRecord(w http.ResponseWriter, r *http.Request) {
@@ -210,7 +196,7 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request, id int64) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, incidentView{inc, s.budgetSpent(r.Context(), inc), tl})
+	httpserver.WriteJSON(w, http.StatusOK, incidentView{inc, s.budgetSpent(r.Context(), inc), tl})
 }
 
 func (s *Service) handleTimeline(w http.ResponseWriter, r *http.Request, id int64) {
@@ -219,7 +205,7 @@ func (s *Service) handleTimeline(w http.ResponseWriter, r *http.Request, id int6
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"timeline": tl})
+	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"timeline": tl})
 }
 
 func (s *Service) handlePostmortem(w http.ResponseWriter, r *http.Request, id int64) {
@@ -277,7 +263,7 @@ func (s *Service) handleAction(w http.ResponseWriter, r *http.Request, id int64)
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, inc)
+	httpserver.WriteJSON(w, http.StatusOK, inc)
 }
 
 func (s *Service) handleUsers(w http.ResponseWriter, r *http.Request) {
@@ -286,7 +272,7 @@ func (s *Service) handleUsers(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": us})
+	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"users": us})
 }
 
 func (s *Service) handleGetUser(w http.ResponseWriter, r *http.Request) {
@@ -295,7 +281,7 @@ func (s *Service) handleGetUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, u)
+	httpserver.WriteJSON(w, http.StatusOK, u)
 }
 
 // samePathID refuses a body whose id differs from the URL's.
@@ -327,7 +313,7 @@ func (s *Service) handlePutUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, u)
+	httpserver.WriteJSON(w, http.StatusOK, u)
 }
 
 func (s *Service) handleSchedules(w http.ResponseWriter, r *http.Request) {
@@ -336,7 +322,7 @@ func (s *Service) handleSchedules(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"schedules": scs})
+	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"schedules": scs})
 }
 
 func (s *Service) handleGetSchedule(w http.ResponseWriter, r *http.Request) {
@@ -345,7 +331,7 @@ func (s *Service) handleGetSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, sc)
+	httpserver.WriteJSON(w, http.StatusOK, sc)
 }
 
 func (s *Service) handlePutSchedule(w http.ResponseWriter, r *http.Request) {
@@ -393,7 +379,7 @@ func (s *Service) handleOnCall(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"oncall": oc})
+	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"oncall": oc})
 }
 
 func (s *Service) handleFinal(w http.ResponseWriter, r *http.Request) {
@@ -421,7 +407,7 @@ func (s *Service) handleFinal(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"schedule": sc.ID, "time_zone": sc.TimeZone, "from": from.UTC(), "to": to.UTC(),
+	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"schedule": sc.ID, "time_zone": sc.TimeZone, "from": from.UTC(), "to": to.UTC(),
 		"shifts": nonNil(sc.Final(from, to))})
 }
 
@@ -447,7 +433,7 @@ func (s *Service) handleAddOverride(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, out)
+	httpserver.WriteJSON(w, http.StatusCreated, out)
 }
 
 func (s *Service) handleDeleteOverride(w http.ResponseWriter, r *http.Request) {
@@ -474,7 +460,7 @@ func (s *Service) handleSwap(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"overrides": out})
+	httpserver.WriteJSON(w, http.StatusCreated, map[string]any{"overrides": out})
 }
 
 func (s *Service) handlePolicies(w http.ResponseWriter, r *http.Request) {
@@ -483,7 +469,7 @@ func (s *Service) handlePolicies(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"escalation_policies": ps})
+	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"escalation_policies": ps})
 }
 
 func (s *Service) handleGetPolicy(w http.ResponseWriter, r *http.Request) {
@@ -492,7 +478,7 @@ func (s *Service) handleGetPolicy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, p)
+	httpserver.WriteJSON(w, http.StatusOK, p)
 }
 
 func (s *Service) handlePutPolicy(w http.ResponseWriter, r *http.Request) {
@@ -509,7 +495,7 @@ func (s *Service) handlePutPolicy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, p)
+	httpserver.WriteJSON(w, http.StatusOK, p)
 }
 
 func (s *Service) handleDeletePolicy(w http.ResponseWriter, r *http.Request) {
@@ -526,5 +512,5 @@ func (s *Service) handleHandoffs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"handoffs": hs})
+	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"handoffs": hs})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/slack-go/slack"
 
 	alertslack "github.com/burnrate/burnrate/alerting/slack"
+	"github.com/burnrate/burnrate/internal/httpserver"
 )
 
 // maxSlackBody bounds what a Slack request may carry.
@@ -31,7 +32,7 @@ const slackFollowUpTimeout = 30 * time.Second
 func (s *Service) verifySlack(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	deny := func(why string) ([]byte, bool) {
 		s.logger.Warn("slack request refused", "why", why, "remote", r.RemoteAddr)
-		writeJSON(w, http.StatusUnauthorized, errorBody{Status: "error", ErrorType: "unauthorized", Error: "slack signature: " + why})
+		httpserver.WriteJSON(w, http.StatusUnauthorized, httpserver.ErrorBody{Status: "error", ErrorType: "unauthorized", Error: "slack signature: " + why})
 		return nil, false
 	}
 	if s.secret == "" {
@@ -259,7 +260,7 @@ func (s *Service) handleSlackCommand(w http.ResponseWriter, r *http.Request) {
 	if public {
 		kind = "in_channel"
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"response_type": kind, "text": text})
+	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"response_type": kind, "text": text})
 }
 
 // command runs one /burnrate command and returns the answer and whether

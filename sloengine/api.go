@@ -1,9 +1,10 @@
 package sloengine
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
+
+	"github.com/burnrate/burnrate/internal/httpserver"
 )
 
 // Handler serves the SLO API:
@@ -23,12 +24,12 @@ func (e *Engine) Handler() http.Handler {
 			}
 			out = append(out, s)
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": out})
+		httpserver.WriteData(w, http.StatusOK, out)
 	})
 	mux.HandleFunc("GET /api/v1/slos/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s, hist, err := e.Get(r.PathValue("id"))
 		if errors.Is(err, ErrNotFound) {
-			writeJSON(w, http.StatusNotFound, map[string]any{"status": "error", "errorType": "not_found", "error": err.Error()})
+			httpserver.WriteError(w, http.StatusNotFound, "not_found", err.Error())
 			return
 		}
 		if s.EvaluatedAt.IsZero() {
@@ -37,7 +38,7 @@ func (e *Engine) Handler() http.Handler {
 		if hist == nil {
 			hist = []Evaluation{}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"slo": s, "history": hist}})
+		httpserver.WriteData(w, http.StatusOK, map[string]any{"slo": s, "history": hist})
 	})
 	return mux
 }
@@ -49,10 +50,4 @@ func (e *Engine) pending(s *SLO) Status {
 		BudgetConsumed: Value(nan), BudgetRemaining: Value(nan), PeriodCoverage: Value(nan), InsufficientData: true, PeriodSLI: WindowStatus{ErrorRatio: Value(nan), SLI: Value(nan),
 			BurnRate: Value(nan), BadEvents: Value(nan), GoodEvents: Value(nan), TotalEvents: Value(nan)},
 		Windows: []WindowStatus{}, Forecasts: []Forecast{}, Tiers: []TierStatus{}, Error: "not evaluated yet"}
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
 }

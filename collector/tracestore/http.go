@@ -13,6 +13,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/burnrate/burnrate/internal/httpserver"
 )
 
 // Handler serves the trace API:
@@ -45,25 +47,25 @@ func (s *Store) serveTrace(w http.ResponseWriter, r *http.Request) {
 	raw := r.PathValue("traceID")
 	id, err := ParseTraceID(raw)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, errBadData, err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, errBadData, err.Error())
 		return
 	}
 	td, err := s.Trace(r.Context(), id)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		writeError(w, http.StatusNotFound, errNotFound, fmt.Sprintf("trace %s not found", hex.EncodeToString(id[:])))
+		httpserver.WriteError(w, http.StatusNotFound, errNotFound, fmt.Sprintf("trace %s not found", hex.EncodeToString(id[:])))
 		return
 	case err != nil && r.Context().Err() != nil:
-		writeError(w, 499, errCancelled, err.Error())
+		httpserver.WriteError(w, 499, errCancelled, err.Error())
 		return
 	case err != nil:
-		writeError(w, http.StatusInternalServerError, errInternal, err.Error())
+		httpserver.WriteError(w, http.StatusInternalServerError, errInternal, err.Error())
 		return
 	}
 	var m ptrace.JSONMarshaler
 	data, err := m.MarshalTraces(td)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, errInternal, err.Error())
+		httpserver.WriteError(w, http.StatusInternalServerError, errInternal, err.Error())
 		return
 	}
 	writeSuccess(w, json.RawMessage(data))
@@ -75,7 +77,7 @@ func (s *Store) serveSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	q, err := ParseQuery(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, errBadData, err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, errBadData, err.Error())
 		return
 	}
 	writeSuccess(w, s.Search(q))
@@ -86,7 +88,7 @@ func allowGet(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	w.Header().Set("Allow", "GET, HEAD")
-	writeError(w, http.StatusMethodNotAllowed, errMethod, fmt.Sprintf("method %s not allowed, use GET", r.Method))
+	httpserver.WriteError(w, http.StatusMethodNotAllowed, errMethod, fmt.Sprintf("method %s not allowed, use GET", r.Method))
 	return false
 }
 
@@ -206,20 +208,10 @@ func writeSuccess(w http.ResponseWriter, data any) {
 		Data   any    `json:"data"`
 	}{"success", data})
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, errInternal, err.Error())
+		httpserver.WriteError(w, http.StatusInternalServerError, errInternal, err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
-}
-
-func writeError(w http.ResponseWriter, code int, errType, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(struct {
-		Status    string `json:"status"`
-		ErrorType string `json:"errorType"`
-		Error     string `json:"error"`
-	}{"error", errType, msg})
 }

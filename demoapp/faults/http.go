@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/burnrate/burnrate/internal/httpserver"
 )
 
 // Handler serves the fault API, mounted by the app under /api/v1/demo/:
@@ -41,7 +43,7 @@ type ListResponse struct {
 }
 
 func (s *Set) serveList(w http.ResponseWriter, _ *http.Request) {
-	writeData(w, http.StatusOK, ListResponse{Active: s.Values(), Catalog: Catalog})
+	httpserver.WriteData(w, http.StatusOK, ListResponse{Active: s.Values(), Catalog: Catalog})
 }
 
 // SetRequest is the body of PUT /api/v1/demo/faults/{name}. Value may be a
@@ -54,17 +56,17 @@ type SetRequest struct {
 func (s *Set) serveSet(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<16))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_data", "read body: "+err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", "read body: "+err.Error())
 		return
 	}
 	var req SetRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_data", `body: want {"value": ...}: `+err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", `body: want {"value": ...}: `+err.Error())
 		return
 	}
 	raw, err := rawValue(req.Value)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
 	v, err := s.Set(r.Context(), r.PathValue("name"), raw, sourceOf(req.Source))
@@ -72,7 +74,7 @@ func (s *Set) serveSet(w http.ResponseWriter, r *http.Request) {
 		writeFaultError(w, err)
 		return
 	}
-	writeData(w, http.StatusOK, v)
+	httpserver.WriteData(w, http.StatusOK, v)
 }
 
 func rawValue(m json.RawMessage) (string, error) {
@@ -106,7 +108,7 @@ func (s *Set) serveClear(w http.ResponseWriter, r *http.Request) {
 	if cleared == nil {
 		cleared = []string{}
 	}
-	writeData(w, http.StatusOK, map[string][]string{"cleared": cleared})
+	httpserver.WriteData(w, http.StatusOK, map[string][]string{"cleared": cleared})
 }
 
 func (s *Set) serveEvents(w http.ResponseWriter, r *http.Request) {
@@ -115,7 +117,7 @@ func (s *Set) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("since"); v != "" {
 		t, err := time.Parse(time.RFC3339Nano, v)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_data", "since: want an RFC 3339 time: "+err.Error())
+			httpserver.WriteError(w, http.StatusBadRequest, "bad_data", "since: want an RFC 3339 time: "+err.Error())
 			return
 		}
 		since = t
@@ -124,40 +126,28 @@ func (s *Set) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n <= 0 || n > 10000 {
-			writeError(w, http.StatusBadRequest, "bad_data", "limit: want a whole number between 1 and 10000")
+			httpserver.WriteError(w, http.StatusBadRequest, "bad_data", "limit: want a whole number between 1 and 10000")
 			return
 		}
 		limit = n
 	}
 	events, err := s.Events(r.Context(), since, limit)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		httpserver.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
-	writeData(w, http.StatusOK, events)
+	httpserver.WriteData(w, http.StatusOK, events)
 }
 
 func writeFaultError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, ErrUnknownFlag):
-		writeError(w, http.StatusNotFound, "not_found", err.Error())
+		httpserver.WriteError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, ErrBadValue):
-		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", err.Error())
 	default:
-		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		httpserver.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
 	}
-}
-
-func writeData(w http.ResponseWriter, code int, data any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": data})
-}
-
-func writeError(w http.ResponseWriter, code int, errType, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "errorType": errType, "error": msg})
 }
 
 // RequireToken guards the mutating calls of h (PUT, POST, DELETE) with the
@@ -176,7 +166,7 @@ func RequireToken(token string, h http.Handler) http.Handler {
 		default:
 			if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="burnrate"`)
-				writeError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
+				httpserver.WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
 				return
 			}
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/burnrate/burnrate/demoapp"
 	"github.com/burnrate/burnrate/demoapp/faults"
+	"github.com/burnrate/burnrate/internal/httpserver"
 )
 
 // buildDemo builds the demo platform (`burnrate up` only): its tiers on
@@ -66,11 +67,6 @@ func (a *App) buildDemo() error {
 // loadHandler serves the background load's switch: GET answers
 // {"enabled": bool}, PUT or POST {"enabled": bool} switches it.
 func loadHandler(p *demoapp.Platform) http.Handler {
-	answer := func(w http.ResponseWriter, code int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(v)
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet:
@@ -83,16 +79,15 @@ func loadHandler(p *demoapp.Platform) http.Handler {
 				err = json.Unmarshal(raw, &body)
 			}
 			if err != nil || body.Enabled == nil {
-				answer(w, http.StatusBadRequest, map[string]string{"status": "error", "errorType": "bad_data",
-					"error": `body: want {"enabled": true} or {"enabled": false}`})
+				httpserver.WriteError(w, http.StatusBadRequest, "bad_data", `body: want {"enabled": true} or {"enabled": false}`)
 				return
 			}
 			p.SetLoad(*body.Enabled)
 		default:
 			w.Header().Set("Allow", "GET, PUT, POST")
-			answer(w, http.StatusMethodNotAllowed, map[string]string{"status": "error", "errorType": "bad_data", "error": "use GET, PUT or POST"})
+			httpserver.WriteError(w, http.StatusMethodNotAllowed, "bad_data", "use GET, PUT or POST")
 			return
 		}
-		answer(w, http.StatusOK, map[string]any{"status": "success", "data": map[string]bool{"enabled": p.LoadOn()}})
+		httpserver.WriteData(w, http.StatusOK, map[string]bool{"enabled": p.LoadOn()})
 	})
 }

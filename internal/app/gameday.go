@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/burnrate/burnrate/demoapp/gameday"
+	"github.com/burnrate/burnrate/internal/httpserver"
 )
 
 // gamedays runs the shipped game-day scenarios from the API (the UI's
@@ -46,14 +47,8 @@ func (g *gamedays) run(ctx context.Context) error {
 	return nil
 }
 
-func writeGamedayJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 func gamedayError(w http.ResponseWriter, code int, msg string) {
-	writeGamedayJSON(w, code, map[string]string{"status": "error", "errorType": "bad_data", "error": msg})
+	httpserver.WriteError(w, code, "bad_data", msg)
 }
 
 // Handler serves GET /api/v1/demo/gamedays (scenarios and runs) and POST
@@ -82,7 +77,7 @@ func (g *gamedays) Handler() http.Handler {
 			runs = append(runs, *g.runs[i])
 		}
 		g.mu.Unlock()
-		writeGamedayJSON(w, http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"scenarios": out, "runs": runs}})
+		httpserver.WriteJSON(w, http.StatusOK, map[string]any{"status": "success", "data": map[string]any{"scenarios": out, "runs": runs}})
 	})
 	mux.HandleFunc("POST /api/v1/demo/gamedays/{name}", g.start)
 	return mux
@@ -157,5 +152,5 @@ func (g *gamedays) start(w http.ResponseWriter, r *http.Request) {
 		}
 		g.active = nil
 	}()
-	writeGamedayJSON(w, http.StatusAccepted, map[string]any{"status": "success", "data": answer})
+	httpserver.WriteJSON(w, http.StatusAccepted, map[string]any{"status": "success", "data": answer})
 }

@@ -239,7 +239,7 @@ func requireToken(token string, next http.Handler) http.Handler {
 			got := []byte(r.Header.Get("Authorization"))
 			if subtle.ConstantTimeCompare(got, want) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="burnrate"`)
-				writeJSONError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
+				WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
 				return
 			}
 		}
@@ -264,12 +264,6 @@ func isReadOnlyPost(path string) bool {
 		return true
 	}
 	return false
-}
-
-func writeJSONError(w http.ResponseWriter, code int, errType, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	fmt.Fprintf(w, `{"status":"error","errorType":%q,"error":%q}`+"\n", errType, msg)
 }
 
 type statusRecorder struct {
