@@ -236,7 +236,7 @@ func TestEngineMatchesPrometheus(t *testing.T) {
 }
 
 func mustJSON(t testing.TB, v any) string {
-	b, err := jsonMarshal(v)
+	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return string(b)
 }

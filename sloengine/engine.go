@@ -2,7 +2,6 @@ package sloengine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -982,9 +981,4 @@ func writeBack(app storage.Appender, s *SLO, st Status) error {
 	return errors.Join(errs...)
 }
 
-// compile-time check that Status encodes.
-var _ = json.Marshal
-
 var nan = math.NaN()
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
