@@ -170,7 +170,7 @@ func benchRemoteWrite(series int, ts int64) *prompb.WriteRequest {
 // trace store through the handler: 100 spans (10 traces) per request.
 func BenchmarkOTLPTracesIngest(b *testing.B) {
 	br := startCollector(b, testConfig(), "")
-	ts, err := tracestore.Open(b.TempDir(), tracestore.DefaultConfig(), testutil.Logger(b), br.Reg)
+	ts, err := tracestore.Open(tracestore.Options{Dir: b.TempDir(), Config: tracestore.DefaultConfig(), Logger: testutil.Logger(b), Registerer: br.Reg})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -78,15 +78,35 @@ type Collector struct {
 	observe atomic.Pointer[func(labels.Labels)]
 }
 
-// Open opens (or creates) the TSDB in dir, replaying its WAL, and builds
-// every handler. reg receives the collector's, the TSDB's and the engine's
-// metrics; gatherer (usually the same registry) serves /api/v1/status pages.
-// The OTLP listener, when configured, is bound here so that a busy port fails
-// start-up rather than the first export.
-func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer prometheus.Gatherer) (*Collector, error) {
-	if err := cfg.Validate(); err != nil {
+// Options are what Open needs.
+type Options struct {
+	// Dir is the TSDB's directory, created if missing. Required.
+	Dir    string
+	Config Config
+	// Logger and Registerer default to discarding. Registerer receives the
+	// collector's, the TSDB's and the engine's metrics; Gatherer (usually
+	// the same registry) serves /api/v1/status pages.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+}
+
+// Validate checks the options and the configuration.
+func (o Options) Validate() error {
+	if o.Dir == "" {
+		return errors.New("collector: a data directory is required")
+	}
+	return o.Config.Validate()
+}
+
+// Open opens (or creates) the TSDB in o.Dir, replaying its WAL, and builds
+// every handler. The OTLP listener, when configured, is bound here so that
+// a busy port fails start-up rather than the first export.
+func Open(o Options) (*Collector, error) {
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	dir, cfg, logger, reg, gatherer := o.Dir, o.Config, o.Logger, o.Registerer, o.Gatherer
 	cfg = cfg.WithDefaults()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

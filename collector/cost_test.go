@@ -226,7 +226,7 @@ func TestTraceBatchOverMaxBytesIsAnsweredWithItsCount(t *testing.T) {
 	br := startCollector(t, testConfig(), "")
 	tcfg := tracestore.DefaultConfig()
 	tcfg.MaxBytes = 1 << 20
-	ts, err := tracestore.Open(t.TempDir(), tcfg, nil, nil)
+	ts, err := tracestore.Open(tracestore.Options{Dir: t.TempDir(), Config: tcfg})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ts.Close() })
 	br.SetSpanStore(ts, nil)

@@ -21,7 +21,7 @@ func fuzzCollector(f *testing.F) *collector.Collector {
 	cfg := testConfig()
 	cfg.Limits.MaxActiveSeries = 10_000
 	reg := prometheus.NewRegistry()
-	c, err := collector.Open(f.TempDir(), cfg, nil, reg, reg)
+	c, err := collector.Open(collector.Options{Dir: f.TempDir(), Config: cfg, Registerer: reg, Gatherer: reg})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func startCollector(t testing.TB, cfg collector.Config, dir string) *testCollect
 		dir = t.TempDir()
 	}
 	reg := prometheus.NewRegistry()
-	c, err := collector.Open(dir, cfg, testutil.Logger(t), reg, reg)
+	c, err := collector.Open(collector.Options{Dir: dir, Config: cfg, Logger: testutil.Logger(t), Registerer: reg, Gatherer: reg})
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	c.Mount(mux.Handle)

@@ -95,7 +95,7 @@ func TestBadInputGetsTheRightStatus(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxRequestBytes = 64 << 10
 	br := startCollector(t, cfg, "")
-	ts, err := tracestore.Open(t.TempDir(), tracestore.DefaultConfig(), testutil.Logger(t), br.Reg)
+	ts, err := tracestore.Open(tracestore.Options{Dir: t.TempDir(), Config: tracestore.DefaultConfig(), Logger: testutil.Logger(t), Registerer: br.Reg})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ts.Close() })
 	br.SetSpanStore(ts, func(err error) bool { return errors.Is(err, tracestore.ErrOverloaded) })

@@ -78,7 +78,7 @@ func TestDataSurvivesACrash(t *testing.T) {
 
 func runCrashChild(t *testing.T, dir string) {
 	reg := prometheus.NewRegistry()
-	c, err := collector.Open(filepath.Join(dir, "tsdb"), testConfig(), testutil.Logger(t), reg, reg)
+	c, err := collector.Open(collector.Options{Dir: filepath.Join(dir, "tsdb"), Config: testConfig(), Logger: testutil.Logger(t), Registerer: reg, Gatherer: reg})
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	c.Mount(mux.Handle)

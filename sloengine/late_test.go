@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -146,7 +145,7 @@ func remoteWrite(t *testing.T, url string, ss []sample) {
 func TestBacklogPushedAfterTheEngineRanCountsInEveryWindow(t *testing.T) {
 	cfg := collector.DefaultConfig()
 	cfg.OTLPListen = ""
-	c, err := collector.Open(t.TempDir(), cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), prometheus.NewRegistry())
+	c, err := collector.Open(collector.Options{Dir: t.TempDir(), Config: cfg, Gatherer: prometheus.NewRegistry()})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, c.Close()) })
 	mux := http.NewServeMux()

@@ -57,7 +57,7 @@ func main() {
 	}
 	cfg := tracestore.DefaultConfig()
 	cfg.MaxBytes = 64 << 30 // measure ingest, not deletion
-	s, err := tracestore.Open(*dir, cfg, nil, nil)
+	s, err := tracestore.Open(tracestore.Options{Dir: *dir, Config: cfg})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func main() {
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	t := time.Now()
-	s, err = tracestore.Open(*dir, cfg, nil, nil)
+	s, err = tracestore.Open(tracestore.Options{Dir: *dir, Config: cfg})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func BenchmarkAppend(b *testing.B) {
 	for _, size := range []int{100, 512, 1000} {
 		for _, parallel := range []bool{false, true} {
 			b.Run(fmt.Sprintf("batch=%d/parallel=%v", size, parallel), func(b *testing.B) {
-				s, err := Open(b.TempDir(), DefaultConfig(), nil, nil)
+				s, err := Open(Options{Dir: b.TempDir(), Config: DefaultConfig()})
 				require.NoError(b, err)
 				defer func() { _ = s.Close() }()
 				var first uint64
@@ -139,7 +139,7 @@ func renumber(td ptrace.Traces, next *atomic.Uint64) {
 // benchStore fills a store with n spans in 512-span batches of 5-span
 // traces and returns the trace IDs.
 func benchStore(b *testing.B, n int) (*Store, []pcommon.TraceID) {
-	s, err := Open(b.TempDir(), DefaultConfig(), nil, nil)
+	s, err := Open(Options{Dir: b.TempDir(), Config: DefaultConfig()})
 	require.NoError(b, err)
 	var next uint64
 	for i := 0; i < n; i += 512 {
@@ -208,7 +208,7 @@ func BenchmarkIndexMemory(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		b.StartTimer()
-		r, err := Open(dir, DefaultConfig(), nil, nil)
+		r, err := Open(Options{Dir: dir, Config: DefaultConfig()})
 		b.StopTimer()
 		require.NoError(b, err)
 		runtime.GC()

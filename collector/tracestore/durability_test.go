@@ -317,7 +317,7 @@ func TestDamagedChunkIsSkippedOnRead(t *testing.T) {
 // SIGKILLs itself right after Append returned, with no Close.
 func TestKilledProcessLosesNoAcceptedBatch(t *testing.T) {
 	if dir := os.Getenv("TRACESTORE_CRASH_DIR"); dir != "" {
-		s, err := Open(dir, DefaultConfig(), nil, nil)
+		s, err := Open(Options{Dir: dir, Config: DefaultConfig()})
 		if err != nil {
 			os.Exit(3)
 		}

@@ -16,7 +16,7 @@ import (
 // seedSegment is a real segment file written by the store.
 func seedSegment(t testing.TB) []byte {
 	dir := t.TempDir()
-	s, err := Open(dir, DefaultConfig(), nil, nil)
+	s, err := Open(Options{Dir: dir, Config: DefaultConfig()})
 	require.NoError(t, err)
 	for _, td := range checkoutBatches() {
 		_, err := s.Append(context.Background(), td)

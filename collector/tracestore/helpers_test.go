@@ -116,7 +116,8 @@ type testStore struct {
 func openTest(t testing.TB, dir string, cfg Config, opts Options) *testStore {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := OpenWithOptions(dir, cfg, opts, testutil.Logger(t), reg)
+	opts.Dir, opts.Config, opts.Logger, opts.Registerer = dir, cfg, testutil.Logger(t), reg
+	s, err := Open(opts)
 	require.NoError(t, err)
 	return &testStore{Store: s, reg: reg}
 }

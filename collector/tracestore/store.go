@@ -31,9 +31,16 @@ var (
 	ErrClosed = errors.New("trace store closed")
 )
 
-// Options are knobs for tests and benchmarks; the zero value is what Open
-// uses.
+// Options are what Open needs: the directory and configuration, the logger
+// and registerer, and knobs for tests and benchmarks whose zero values are
+// the defaults.
 type Options struct {
+	// Dir is the store's directory, created if missing. Required.
+	Dir    string
+	Config Config
+	// Logger and Registerer default to discarding.
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 	// Now stamps the receive time of batches and drives age retention.
 	// Default time.Now.
 	Now func() time.Time
@@ -128,18 +135,17 @@ type Store struct {
 	closed   bool
 }
 
-// Open opens (creating if needed) the store in dir and rebuilds the index
-// from the segment files. Damaged or torn records are logged and skipped;
-// they never make Open fail.
-func Open(dir string, cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
-	return OpenWithOptions(dir, cfg, Options{}, logger, reg)
-}
-
-// OpenWithOptions is Open with test and tuning options.
-func OpenWithOptions(dir string, cfg Config, opts Options, logger *slog.Logger, reg prometheus.Registerer) (*Store, error) {
-	if err := cfg.Validate(); err != nil {
+// Open opens (creating if needed) the store in opts.Dir and rebuilds the
+// index from the segment files. Damaged or torn records are logged and
+// skipped; they never make Open fail.
+func Open(opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("trace store: a directory is required")
+	}
+	if err := opts.Config.Validate(); err != nil {
 		return nil, err
 	}
+	dir, cfg, logger, reg := opts.Dir, opts.Config, opts.Logger, opts.Registerer
 	opts.defaults(cfg)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

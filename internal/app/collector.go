@@ -25,12 +25,12 @@ func (a *App) buildCollector() error {
 		cfg.TSDB.Retention = r
 		logger.Info("TSDB retention raised to cover the longest SLO period plus 3 days", "retention", r)
 	}
-	c, err := collector.Open(filepath.Join(a.opts.DataDir, "tsdb"), cfg, logger, a.reg, a.reg)
+	c, err := collector.Open(collector.Options{Dir: filepath.Join(a.opts.DataDir, "tsdb"), Config: cfg, Logger: logger, Registerer: a.reg, Gatherer: a.reg})
 	if err != nil {
 		return err
 	}
 	a.addCloser("collector (tsdb)", c.Close)
-	ts, err := tracestore.Open(filepath.Join(a.opts.DataDir, "traces"), cfg.Traces, a.logger.With("component", "tracestore"), a.reg)
+	ts, err := tracestore.Open(tracestore.Options{Dir: filepath.Join(a.opts.DataDir, "traces"), Config: cfg.Traces, Logger: a.logger.With("component", "tracestore"), Registerer: a.reg})
 	if err != nil {
 		return fmt.Errorf("collector.traces: %w", err)
 	}
