@@ -411,6 +411,7 @@ func buildOpenSLO(c *fileCtx, o osObject, byKind map[string]map[string]osObject)
 	if len(spec.AlertPolicies) == 0 {
 		slo.Tiers = DefaultTiers(slo.Period)
 	}
+	slo.OwnTiers = len(spec.AlertPolicies) > 0
 	if len(c.errs) > before {
 		return nil
 	}

@@ -205,9 +205,9 @@ func printStatus(w io.Writer, list []sloengine.Status) {
 		for _, t := range s.Tiers {
 			switch {
 			case t.Firing:
-				alerts = append(alerts, fmt.Sprintf("%s %s/%s", t.Severity, t.LongWindow, t.ShortWindow))
+				alerts = append(alerts, fmt.Sprintf("%s %s/%s", t.Severity, sloengine.FormatWindow(t.LongWindow), sloengine.FormatWindow(t.ShortWindow)))
 			case t.Held:
-				alerts = append(alerts, fmt.Sprintf("(held: low traffic %s/%s)", t.LongWindow, t.ShortWindow))
+				alerts = append(alerts, fmt.Sprintf("(held: low traffic %s/%s)", sloengine.FormatWindow(t.LongWindow), sloengine.FormatWindow(t.ShortWindow)))
 			}
 		}
 		sli := "-"
