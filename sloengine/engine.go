@@ -667,11 +667,7 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time, accept i
 		}
 		status.Forecasts = append(status.Forecasts, f)
 	}
-	for _, t := range s.Tiers {
-		long, _ := status.WindowOf(t.LongWindow)
-		short, _ := status.WindowOf(t.ShortWindow)
-		status.Tiers = append(status.Tiers, decideTier(t, long, short, eb))
-	}
+	status.Tiers = EvaluateTiers(s.Tiers, status.Windows, eb)
 	return status
 }
 

@@ -40,6 +40,26 @@ func decideTier(t Tier, long, short WindowStatus, eb float64) TierState {
 	return ts
 }
 
+// EvaluateTiers decides every tier over windows for an SLO with error
+// budget eb, as the engine does each evaluation: the one firing decision,
+// exported so that the consumers' tests build the snapshots the engine
+// would.
+func EvaluateTiers(tiers []Tier, windows []WindowStatus, eb float64) []TierState {
+	find := func(d time.Duration) WindowStatus {
+		for _, w := range windows {
+			if w.Length == d {
+				return w
+			}
+		}
+		return WindowStatus{}
+	}
+	out := make([]TierState, 0, len(tiers))
+	for _, t := range tiers {
+		out = append(out, decideTier(t, find(t.LongWindow), find(t.ShortWindow), eb))
+	}
+	return out
+}
+
 // measured reports whether the window has a burn rate worth alerting on.
 func (w WindowStatus) measured() bool {
 	r, total := float64(w.ErrorRatio), float64(w.TotalEvents)
