@@ -5,13 +5,9 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/burnrate/burnrate/alerting"
@@ -66,7 +62,7 @@ func (a *App) buildAlerting() error {
 	if a.slo != nil {
 		sb := sloBurns{engine: a.slo, baseURL: cfg.ExternalURL}
 		if a.collector != nil {
-			sb.exemplars = a.collector.DB()
+			sb.traceIDs = a.collector.TraceIDs
 		}
 		burns = sb
 	}
@@ -123,8 +119,9 @@ func (a *App) Alerting() *alerting.Manager { return a.alerting }
 type sloBurns struct {
 	engine  *sloengine.Engine
 	baseURL string
-	// exemplars, when set, supplies trace IDs of failing requests.
-	exemplars storage.ExemplarQueryable
+	// traceIDs, when set, finds trace IDs of failing requests in the
+	// exemplars of the SLI's error series (collector.TraceIDs).
+	traceIDs func(ctx context.Context, query string, from, to time.Time, n int) ([]string, error)
 }
 
 func (s sloBurns) Burns() []alerting.SLOBurn {
@@ -164,68 +161,12 @@ func (s sloBurns) Burns() []alerting.SLOBurn {
 			if v := o.AlertAnnotations["dashboard_url"]; v != "" {
 				b.DashboardURL = v
 			}
-			if w, ok := b.Windows[5*time.Minute]; ok && w.BurnRate > 1 {
-				b.ExampleTraceIDs = s.traceIDs(o, st.EvaluatedAt)
+			if w, ok := b.Windows[5*time.Minute]; ok && w.BurnRate > 1 && s.traceIDs != nil && o.SLI.ErrorQuery != "" {
+				// Best effort: an annotation, not a reason to hold the alert.
+				b.ExampleTraceIDs, _ = s.traceIDs(context.Background(), o.SLI.ErrorQuery, st.EvaluatedAt.Add(-15*time.Minute), st.EvaluatedAt, 5)
 			}
 		}
 		out = append(out, b)
-	}
-	return out
-}
-
-var windowTmpl = regexp.MustCompile(`\{\{\s*\.window\s*\}\}`)
-
-// traceIDs returns up to five trace IDs from exemplars of the SLO's error
-// series in the last 15 minutes, newest first. otelhttp's exemplars sit on
-// the histogram's _bucket series, so a _count selector is tried as _bucket
-// too.
-func (s sloBurns) traceIDs(o *sloengine.SLO, at time.Time) []string {
-	if s.exemplars == nil || o.SLI.ErrorQuery == "" {
-		return nil
-	}
-	expr, err := parser.NewParser(parser.Options{}).ParseExpr(windowTmpl.ReplaceAllString(o.SLI.ErrorQuery, "5m"))
-	if err != nil {
-		return nil
-	}
-	var sets [][]*labels.Matcher
-	for _, sel := range parser.ExtractSelectors(expr) {
-		sets = append(sets, sel)
-		for i, m := range sel {
-			if m.Name == labels.MetricName && m.Type == labels.MatchEqual && strings.HasSuffix(m.Value, "_count") {
-				bucket := append([]*labels.Matcher(nil), sel...)
-				bucket[i] = labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, strings.TrimSuffix(m.Value, "_count")+"_bucket")
-				sets = append(sets, bucket)
-			}
-		}
-	}
-	q, err := s.exemplars.ExemplarQuerier(context.Background())
-	if err != nil {
-		return nil
-	}
-	res, err := q.Select(at.Add(-15*time.Minute).UnixMilli(), at.UnixMilli(), sets...)
-	if err != nil {
-		return nil
-	}
-	type ex struct {
-		id string
-		ts int64
-	}
-	var all []ex
-	for _, r := range res {
-		for _, e := range r.Exemplars {
-			if id := e.Labels.Get("trace_id"); id != "" {
-				all = append(all, ex{id, e.Ts})
-			}
-		}
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].ts > all[j].ts })
-	var out []string
-	seen := map[string]bool{}
-	for _, e := range all {
-		if !seen[e.id] && len(out) < 5 {
-			seen[e.id] = true
-			out = append(out, e.id)
-		}
 	}
 	return out
 }
