@@ -745,6 +745,26 @@ func (e *ruleEvaluator) save(ctx context.Context, changed map[model.Fingerprint]
 	})
 }
 
+// FiringPages returns, by SLO ID, the alert names of the SLO's firing rule
+// alerts of severity page (sloth_severity, which an SLO's own labels do not
+// override): what the deploy gate blocks on.
+func (m *Manager) FiringPages() map[string][]string {
+	m.rules.mu.Lock()
+	defer m.rules.mu.Unlock()
+	out := map[string][]string{}
+	for _, ra := range m.rules.active {
+		if ra.state != StateFiring || ra.labels["sloth_severity"] != "page" {
+			continue
+		}
+		id := string(ra.labels["slo"])
+		out[id] = append(out[id], string(ra.labels[model.AlertNameLabel]))
+	}
+	for _, names := range out {
+		sort.Strings(names)
+	}
+	return out
+}
+
 // RuleStates returns the lifecycle state of every rule alert that is not
 // inactive, by alert labels.
 func (m *Manager) RuleStates() map[string]string {

@@ -347,3 +347,25 @@ func TestARestartBeforeTheSLOEngineHasNumbersNeitherResolvesNorRepages(t *testin
 	}
 	require.Equal(t, []string{"firing:SLOErrorBudgetBurn"}, names(f.rcv.all()), "no resolve and no second page")
 }
+
+func TestFiringPagesListOnlyFiringPagesBySLO(t *testing.T) {
+	cfg := testConfig()
+	cfg.Rules.Tiers = []alerting.TierConfig{
+		{Name: "page-fast", Severity: "page", Long: time.Hour, Short: 5 * time.Minute, BudgetPercent: 2},
+		{Name: "page-slow", Severity: "page", Long: 6 * time.Hour, Short: 30 * time.Minute, BudgetPercent: 5, For: time.Hour},
+		{Name: "ticket-fast", Severity: "ticket", Long: 24 * time.Hour, Short: 2 * time.Hour, BudgetPercent: 10},
+	}
+	// A label name Prometheus's text form cannot write unquoted, and an SLO
+	// label that tries to pass for the severity.
+	dotted := only(slo(20), "page-fast", "page-slow", "ticket-fast")
+	dotted.Labels = map[string]string{"app.kubernetes.io/team": "checkout", "sloth_severity": "ticket"}
+	quiet := slo(0)
+	quiet.ID = "web-availability"
+	src := &burns{}
+	src.set(dotted, quiet)
+	f := &fixture{t: t, dir: t.TempDir(), cfg: cfg, clock: newClock(t0), rcv: &recorder{}, burns: src}
+	f.open()
+	require.NoError(t, f.m.Evaluate(context.Background()))
+	require.Equal(t, map[string][]string{"api-availability": {alerting.AlertBurnRate}}, f.m.FiringPages(),
+		"page-fast fires; page-slow is pending for 1h; ticket-fast is not a page")
+}
