@@ -469,6 +469,7 @@ func (c *fileCtx) buildOwn(p string, fs fileSpec, s sloSpec) *SLO {
 	}
 	slo.Tiers = c.buildTiers(p+".alerting", s.Alerting, slo.Period)
 	slo.OwnTiers = len(s.Alerting.Tiers) > 0
+	nameSpecTiers(slo.Tiers, slo.Period)
 	slo.disabledSeverity = map[string]bool{"page": s.Alerting.PageAlert.Disable, "ticket": s.Alerting.TicketAlert.Disable}
 	if len(c.errs) > before {
 		return nil

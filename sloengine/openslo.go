@@ -412,6 +412,7 @@ func buildOpenSLO(c *fileCtx, o osObject, byKind map[string]map[string]osObject)
 		slo.Tiers = DefaultTiers(slo.Period)
 	}
 	slo.OwnTiers = len(spec.AlertPolicies) > 0
+	nameSpecTiers(slo.Tiers, slo.Period)
 	if len(c.errs) > before {
 		return nil
 	}

@@ -104,6 +104,27 @@ func (t *TierState) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// nameSpecTiers names the tiers an SLO spec lists (or trims, disabling page
+// or ticket alerts) as alerts have always been labelled: the default names
+// when they are exactly the default tiers, else severity-long/short for
+// every one, so that upgrading does not relabel, and re-page, an alert.
+func nameSpecTiers(tiers []Tier, period time.Duration) {
+	def := DefaultTiers(period)
+	same := len(def) == len(tiers)
+	for i := 0; same && i < len(def); i++ {
+		t := tiers[i]
+		same = t.Severity == def[i].Severity && t.LongWindow == def[i].LongWindow && t.ShortWindow == def[i].ShortWindow &&
+			math.Abs(t.Factor-def[i].Factor) < 1e-9
+	}
+	for i := range tiers {
+		if same {
+			tiers[i].Name = def[i].Name
+		} else {
+			tiers[i].Name = tiers[i].Severity + "-" + FormatWindow(tiers[i].LongWindow) + "/" + FormatWindow(tiers[i].ShortWindow)
+		}
+	}
+}
+
 // TierSpec configures a tier. Factor, when zero, is derived from
 // BudgetPercent and the SLO's period: Factor = percent/100 * period / long.
 type TierSpec struct {

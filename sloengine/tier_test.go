@@ -118,7 +118,7 @@ load 1m
 		}
 	}
 	require.Equal(t, map[string][]string{
-		"api-own":     {"page-slow=6h/30m:firing"},
+		"api-own":     {"page-6h/30m=6h/30m:firing"},
 		"api-default": {"page-quick=1h/5m:ok", "ticket-2h/30m=2h/30m:firing"},
 		"api-tuned":   {"ticket-2h/30m=2h/30m:firing"},
 		"api-tickets": {"ticket-2h/30m=2h/30m:firing"},
@@ -142,6 +142,31 @@ func TestTierOverridesTheEngineCannotEvaluateAreRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(Options{Querier: LocalQuerier{}, Tiers: tc.o})
 			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestTiersASpecListsKeepTheNamesTheirAlertsHad(t *testing.T) {
+	day := 24 * time.Hour
+	cases := []struct {
+		name  string
+		tiers []Tier
+		want  []string
+	}{
+		{"the default tiers keep their names", DefaultTiers(30 * day), []string{"page-fast", "page-slow", "ticket-fast", "ticket-slow"}},
+		{"any other list names every tier by severity and windows", DefaultTiers(30 * day)[2:],
+			[]string{"ticket-1d/2h", "ticket-3d/6h"}},
+		{"a default window with another budget is not the default tier", []Tier{newTier("page", time.Hour, 5*time.Minute, 5, 30*day)},
+			[]string{"page-1h/5m"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			nameSpecTiers(tc.tiers, 30*day)
+			var got []string
+			for _, tier := range tc.tiers {
+				got = append(got, tier.Name)
+			}
+			require.Equal(t, tc.want, got)
 		})
 	}
 }
