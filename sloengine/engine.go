@@ -337,8 +337,8 @@ func New(opts Options) (*Engine, error) {
 			}, func() float64 { return float64(e.bufs.total.Load()) }))
 		}
 	}
+	opts.Tiers.Apply(opts.SLOs)
 	for _, s := range opts.SLOs {
-		opts.Tiers.apply(s)
 		st := &state{slo: s, ring: newRing(int(s.maxPeriod()/SliceWidth) + 2), final: math.MinInt64}
 		if e.bufs != nil {
 			if st.plan = newPlan(s); st.plan != nil {

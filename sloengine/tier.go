@@ -205,6 +205,15 @@ func (o TierOverrides) Validate() error {
 	return nil
 }
 
+// Apply sets the tiers of every SLO of slos that does not list its own, as
+// the engine does at start (Options.Tiers): for the commands that export
+// rules and dashboards without running the engine.
+func (o TierOverrides) Apply(slos []*SLO) {
+	for _, s := range slos {
+		o.apply(s)
+	}
+}
+
 // apply sets the tiers of s unless its spec lists its own. Severities the
 // spec disabled (page_alert.disable, ticket_alert.disable) stay disabled.
 func (o TierOverrides) apply(s *SLO) {
