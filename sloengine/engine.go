@@ -118,6 +118,12 @@ func (s Status) Window(w string) (WindowStatus, bool) {
 	return WindowStatus{}, false
 }
 
+// HadTraffic reports whether the SLI had traffic at some point of the
+// period: its error ratio is known once one of its slices had traffic.
+func (s Status) HadTraffic() bool {
+	return s.Error == "" && !math.IsNaN(float64(s.PeriodSLI.ErrorRatio))
+}
+
 // WindowOf returns the status of the window of length d.
 func (s Status) WindowOf(d time.Duration) (WindowStatus, bool) {
 	for _, ws := range s.Windows {

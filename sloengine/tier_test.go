@@ -170,3 +170,19 @@ func TestTiersASpecListsKeepTheNamesTheirAlertsHad(t *testing.T) {
 		})
 	}
 }
+
+func TestStatusAccessorsReadTheTypedSnapshot(t *testing.T) {
+	s := Status{Windows: []WindowStatus{{Window: "5m", Length: 5 * time.Minute, BurnRate: 2}, {Window: "1h", Length: time.Hour, BurnRate: 3}},
+		PeriodSLI: WindowStatus{ErrorRatio: 0.01}}
+	w, ok := s.WindowOf(time.Hour)
+	require.True(t, ok)
+	require.InDelta(t, 3, float64(w.BurnRate), 0)
+	_, ok = s.WindowOf(6 * time.Hour)
+	require.False(t, ok, "a window that was not evaluated")
+
+	require.True(t, s.HadTraffic(), "the period's ratio is known")
+	s.PeriodSLI.ErrorRatio = Value(math.NaN())
+	require.False(t, s.HadTraffic(), "no slice of the period had traffic")
+	s.PeriodSLI.ErrorRatio, s.Error = 0.01, "query failed"
+	require.False(t, s.HadTraffic(), "a failed evaluation says nothing")
+}

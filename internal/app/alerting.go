@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"math"
 	"path/filepath"
 	"strings"
 	"time"
@@ -147,9 +146,7 @@ func (s sloBurns) Burns() []alerting.SLOBurn {
 			b.Windows[w.Length] = alerting.WindowBurn{BurnRate: float64(w.BurnRate), Errors: float64(w.BadEvents),
 				Total: float64(w.TotalEvents), NoData: w.NoData}
 		}
-		// The period's error ratio is known once one of its slices had
-		// traffic.
-		b.HadTraffic = st.Error == "" && !math.IsNaN(float64(st.PeriodSLI.ErrorRatio))
+		b.HadTraffic = st.HadTraffic()
 		if o := slos[st.ID]; o != nil {
 			b.Labels = o.Labels
 			for _, k := range []string{"runbook_url", "runbook"} {
