@@ -185,15 +185,6 @@ func (c RulesConfig) Validate() error {
 				return fmt.Errorf("tier %d: needs a unique name", i)
 			}
 			seen[t.Name] = true
-			if t.Severity == "" {
-				return fmt.Errorf("tier %s: severity must be set", t.Name)
-			}
-			if t.Long <= 0 || t.Short <= 0 || t.Short > t.Long {
-				return fmt.Errorf("tier %s: need 0 < short_window <= long_window", t.Name)
-			}
-			if t.Factor < 0 || t.BudgetPercent < 0 || (t.Factor == 0 && t.BudgetPercent == 0) {
-				return fmt.Errorf("tier %s: set factor or budget_percent (positive)", t.Name)
-			}
 			if t.For < 0 || t.KeepFiringFor < 0 {
 				return fmt.Errorf("tier %s: for and keep_firing_for must not be negative", t.Name)
 			}
@@ -208,7 +199,9 @@ func (c RulesConfig) Validate() error {
 			return fmt.Errorf("slos.%s: %w", id, err)
 		}
 	}
-	// The SLO engine evaluates the tiers: only its windows can be used.
+	// The SLO engine evaluates the tiers and checks what it needs of them
+	// (severity, windows it evaluates, a threshold); names and the
+	// lifecycle are alerting's.
 	if err := c.TierOverrides().Validate(); err != nil {
 		return err
 	}

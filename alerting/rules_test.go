@@ -369,3 +369,31 @@ func TestFiringPagesListOnlyFiringPagesBySLO(t *testing.T) {
 	require.Equal(t, map[string][]string{"api-availability": {alerting.AlertBurnRate}}, f.m.FiringPages(),
 		"page-fast fires; page-slow is pending for 1h; ticket-fast is not a page")
 }
+
+func TestTierConfigErrorsNameTheTier(t *testing.T) {
+	page := alerting.TierConfig{Name: "page-fast", Severity: "page", Long: time.Hour, Short: 5 * time.Minute, BudgetPercent: 2}
+	with := func(f func(*alerting.TierConfig)) []alerting.TierConfig {
+		c := page
+		f(&c)
+		return []alerting.TierConfig{c}
+	}
+	cases := []struct {
+		name  string
+		tiers []alerting.TierConfig
+		want  string
+	}{
+		{"a tier needs a name", with(func(c *alerting.TierConfig) { c.Name = "" }), "tier 0: needs a unique name"},
+		{"names are unique", []alerting.TierConfig{page, page}, "tier 1: needs a unique name"},
+		{"a tier needs a severity", with(func(c *alerting.TierConfig) { c.Severity = "" }), "tier page-fast: severity must be set"},
+		{"the short window is not longer than the long one", with(func(c *alerting.TierConfig) { c.Short = 6 * time.Hour }), "tier page-fast: short_window must not be longer than long_window"},
+		{"a tier needs a threshold", with(func(c *alerting.TierConfig) { c.BudgetPercent = 0 }), "tier page-fast: set factor or budget_percent (positive)"},
+		{"for is not negative", with(func(c *alerting.TierConfig) { c.For = -time.Second }), "tier page-fast: for and keep_firing_for must not be negative"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := alerting.DefaultRulesConfig()
+			cfg.Tiers = tc.tiers
+			require.ErrorContains(t, cfg.Validate(), tc.want)
+		})
+	}
+}
