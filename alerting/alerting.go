@@ -219,9 +219,6 @@ func (c Config) WithDefaults() Config {
 	orDefault(&c.Outbox.InitialInterval, d.Outbox.InitialInterval)
 	orDefault(&c.Outbox.MaxInterval, d.Outbox.MaxInterval)
 	orDefault(&c.Outbox.PollInterval, d.Outbox.PollInterval)
-	if len(c.Rules.Tiers) == 0 {
-		c.Rules.Tiers = DefaultRulesConfig().Tiers
-	}
 	c.Rules = c.Rules.withDefaults()
 	orDefault(&c.Alertmanager.ResendDelay, d.Alertmanager.ResendDelay)
 	return c

@@ -18,12 +18,15 @@ import (
 // pageFastOnly is testConfig with one page tier whose `for` is forDur.
 func pageFastOnly(forDur time.Duration) alerting.Config {
 	cfg := testConfig()
-	tier := alerting.DefaultRulesConfig().Tiers[0]
-	tier.For = forDur
-	cfg.Rules.Tiers = []alerting.TierConfig{tier}
+	cfg.Rules.Tiers = []alerting.TierConfig{{Name: "page-fast", Severity: "page", Long: time.Hour, Short: 5 * time.Minute,
+		BudgetPercent: 2, For: forDur}}
 	cfg.Rules.BudgetExhausted, cfg.Rules.DataAbsentFor = false, 0
 	return cfg
 }
+
+// pageFastSLO is slo(r) as the engine evaluates it with pageFastOnly's
+// tiers: the page-fast tier only.
+func pageFastSLO(r float64) alerting.SLOBurn { return only(slo(r), "page-fast") }
 
 // pageState is the state of the page-fast alert ("" when inactive).
 func pageState(m *alerting.Manager) string {
@@ -54,7 +57,7 @@ func TestPendingTimeRestoredAfterARestartLeavesOutTheDowntime(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			src := &burns{}
-			src.set(slo(20))
+			src.set(pageFastSLO(20))
 			f := &fixture{t: t, dir: t.TempDir(), cfg: pageFastOnly(tc.forDur), clock: newClock(t0), rcv: &recorder{}, burns: src}
 			f.open()
 			ctx := context.Background()
@@ -84,7 +87,7 @@ func TestPendingTimeRestoredAfterARestartLeavesOutTheDowntime(t *testing.T) {
 
 func TestSLOAlertsOutliveAFewMissedEvaluations(t *testing.T) {
 	src := &burns{}
-	src.set(slo(20))
+	src.set(pageFastSLO(20))
 	f := &fixture{t: t, dir: t.TempDir(), cfg: pageFastOnly(0), clock: newClock(t0), rcv: &recorder{}, burns: src}
 	f.open()
 	require.NoError(t, f.m.Evaluate(context.Background()))
@@ -105,7 +108,7 @@ func TestSLOAlertsOutliveAFewMissedEvaluations(t *testing.T) {
 
 func TestAFailedRuleStateSaveIsSavedWithTheNextEvaluation(t *testing.T) {
 	src := &burns{}
-	src.set(slo(20))
+	src.set(pageFastSLO(20))
 	f := &fixture{t: t, dir: t.TempDir(), cfg: pageFastOnly(0), clock: newClock(t0), rcv: &recorder{}, burns: src}
 	f.open()
 	ctx := context.Background()
@@ -120,7 +123,7 @@ func TestAFailedRuleStateSaveIsSavedWithTheNextEvaluation(t *testing.T) {
 		_, err := side.Exec(`CREATE TRIGGER fail_` + op + ` BEFORE ` + op + ` ON rule_alerts BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`)
 		require.NoError(t, err)
 	}
-	src.set(slo(0)) // the burn is over: the page resolves
+	src.set(pageFastSLO(0)) // the burn is over: the page resolves
 	f.clock.Advance(5 * time.Second)
 	err = f.m.Evaluate(ctx)
 	require.ErrorContains(t, err, "disk I/O error")
@@ -148,7 +151,7 @@ func TestAnSLOWhoseEvaluationKeepsFailingRaisesItsOwnAlertAndReleasesItsPage(t *
 		}
 		t.Run("evaluation_failing_for "+want.String(), func(t *testing.T) {
 			src := &burns{}
-			src.set(slo(20))
+			src.set(pageFastSLO(20))
 			cfg := pageFastOnly(0)
 			cfg.Rules.EvaluationFailingFor = failingFor
 			f := &fixture{t: t, dir: t.TempDir(), cfg: cfg, clock: newClock(t0), rcv: &recorder{}, burns: src}
@@ -157,7 +160,7 @@ func TestAnSLOWhoseEvaluationKeepsFailingRaisesItsOwnAlertAndReleasesItsPage(t *
 			require.NoError(t, f.m.Evaluate(ctx))
 			require.Equal(t, alerting.StateFiring, pageState(f.m))
 
-			broken := slo(0)
+			broken := pageFastSLO(0)
 			broken.Stale, broken.Error = true, `window 5m: found duplicate series for the match group`
 			src.set(broken)
 			failingState := func() string {
@@ -178,7 +181,7 @@ func TestAnSLOWhoseEvaluationKeepsFailingRaisesItsOwnAlertAndReleasesItsPage(t *
 			require.Equal(t, alerting.StateFiring, failingState(), "failing for %s raises SLOEvaluationFailing", want)
 			require.Equal(t, alerting.StateResolved, pageState(f.m), "and the page it held resolves")
 
-			src.set(slo(0))
+			src.set(pageFastSLO(0))
 			f.clock.Advance(time.Minute)
 			require.NoError(t, f.m.Evaluate(ctx))
 			require.Equal(t, alerting.StateResolved, failingState(), "numbers again resolve it")

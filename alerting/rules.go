@@ -16,11 +16,13 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/burnrate/burnrate/sloengine"
 )
 
-// BurnSource is what SLO alert rules read: the current burn rates of every
-// SLO. The SLO engine provides it (internal/app adapts its type); keeping
-// the interface here keeps alerting testable with fixed numbers.
+// BurnSource is what SLO alert rules read: the current state of every SLO.
+// The SLO engine provides it (internal/app maps its statuses); keeping the
+// interface here keeps alerting testable with fixed numbers.
 type BurnSource interface {
 	Burns() []SLOBurn
 }
@@ -58,8 +60,13 @@ type SLOBurn struct {
 	RunbookURL, DashboardURL string
 	// ExampleTraceIDs are failing requests' trace IDs (from exemplars).
 	ExampleTraceIDs []string
-	// Tiers, when not nil, replace the configured tiers for this SLO.
-	Tiers []Tier
+	// Tiers are the SLO's burn-rate tiers as the SLO engine evaluated them,
+	// each with the engine's firing decision: a burn-rate rule is active
+	// exactly when its tier is Firing. Which tiers an SLO has is decided
+	// by the engine too (its spec, else RulesConfig.TierOverrides, else
+	// the defaults); alerting adds the rule lifecycle (for,
+	// keep_firing_for, restore, resolve) and drops disabled tiers.
+	Tiers []sloengine.TierState
 	// Stale marks an SLO whose evaluation failed: its alerts keep their
 	// state rather than resolving for lack of numbers, for at most
 	// RulesConfig.EvaluationFailingFor. Error says why it failed.
@@ -67,52 +74,29 @@ type SLOBurn struct {
 	Error string
 }
 
-// WindowBurn is one window of one SLO.
+// WindowBurn is one window of one SLO, for alert annotations and the
+// data-absent rule.
 type WindowBurn struct {
 	BurnRate float64
 	// Errors and Total count the window's events; NaN when the SLI does not
 	// count events (a raw error-ratio SLI), 0 when there was no traffic.
 	Errors, Total float64
-	// Held marks a window with too few events for its burn rate to page on
-	// (low traffic): tiers using it do not fire.
-	Held bool
 	// NoData marks a window over which the SLI's series do not exist (the
 	// metric is gone), as opposed to existing without traffic.
 	NoData bool
 }
 
-// measured reports whether the window has a burn rate worth alerting on:
-// its series exist and it saw events (or, for a raw ratio SLI whose events
-// are not counted, the ratio is known).
-func (w WindowBurn) measured() bool {
-	if w.NoData || math.IsNaN(w.BurnRate) {
-		return false
-	}
-	return w.Total > 0 || math.IsNaN(w.Total)
+// tierWindow is Sloth's name of a tier's windows, such as "1h/5m".
+func tierWindow(t sloengine.Tier) string {
+	return promDuration(t.LongWindow) + "/" + promDuration(t.ShortWindow)
 }
-
-// Tier is one multi-window burn-rate alert: it fires when both the long and
-// the short window burn faster than Factor.
-type Tier struct {
-	Name     string
-	Severity string
-	Long     time.Duration
-	Short    time.Duration
-	// Factor is the burn-rate threshold.
-	Factor float64
-	// For and KeepFiringFor are Prometheus's: how long the condition must
-	// hold before firing, and how long a firing alert outlives it.
-	For           time.Duration
-	KeepFiringFor time.Duration
-}
-
-// Window is Sloth's name of the tier, such as "1h/5m".
-func (t Tier) Window() string { return promDuration(t.Long) + "/" + promDuration(t.Short) }
 
 func promDuration(d time.Duration) string { return model.Duration(d).String() }
 
 // TierConfig configures a tier. Factor, when zero, is derived from
 // BudgetPercent and the SLO period: Factor = percent/100 * period / long.
+// The tiers themselves are handed to the SLO engine (TierOverrides), which
+// evaluates them; For and KeepFiringFor stay here, applied by tier name.
 type TierConfig struct {
 	Name          string        `mapstructure:"name" yaml:"name,omitempty"`
 	Severity      string        `mapstructure:"severity" yaml:"severity,omitempty"`
@@ -129,13 +113,16 @@ type TierConfig struct {
 type SLORulesConfig struct {
 	// Disable names tiers (or "budget_exhausted", "data_absent") to drop.
 	Disable []string `mapstructure:"disable" yaml:"disable,omitempty"`
-	// Tiers, when set, replace the default tiers.
+	// Tiers, when set, replace the default tiers (unless the SLO's spec
+	// lists its own).
 	Tiers []TierConfig `mapstructure:"tiers" yaml:"tiers,omitempty"`
 }
 
 // RulesConfig configures the alerts generated from SLOs.
 type RulesConfig struct {
-	// Tiers are the multi-window burn-rate alerts of every SLO.
+	// Tiers, when set, replace the default multi-window burn-rate tiers
+	// (sloengine.DefaultTiers) of every SLO whose spec does not list its
+	// own. The SLO engine evaluates them (see TierOverrides).
 	Tiers []TierConfig `mapstructure:"tiers"`
 	// BudgetExhausted adds an alert when the period's budget is spent.
 	BudgetExhausted bool `mapstructure:"budget_exhausted"`
@@ -159,17 +146,11 @@ type RulesConfig struct {
 	SLOs map[string]SLORulesConfig `mapstructure:"slos"`
 }
 
-// DefaultRulesConfig is the Google SRE Workbook's four tiers, stated as
-// budget percentages so that they scale with the SLO period: for 30 days
-// they are 14.4, 6, 3 and 1.
+// DefaultRulesConfig keeps the SLO engine's default tiers (the Google SRE
+// Workbook's four, sloengine.DefaultTiers) and turns on the budget,
+// data-absent and evaluation-failing rules.
 func DefaultRulesConfig() RulesConfig {
 	return RulesConfig{
-		Tiers: []TierConfig{
-			{Name: "page-fast", Severity: "page", Long: time.Hour, Short: 5 * time.Minute, BudgetPercent: 2},
-			{Name: "page-slow", Severity: "page", Long: 6 * time.Hour, Short: 30 * time.Minute, BudgetPercent: 5},
-			{Name: "ticket-fast", Severity: "ticket", Long: 24 * time.Hour, Short: 2 * time.Hour, BudgetPercent: 10},
-			{Name: "ticket-slow", Severity: "ticket", Long: 3 * 24 * time.Hour, Short: 6 * time.Hour, BudgetPercent: 10},
-		},
 		BudgetExhausted:      true,
 		DataAbsentFor:        10 * time.Minute,
 		EvaluationFailingFor: 10 * time.Minute,
@@ -204,15 +185,6 @@ func (c RulesConfig) Validate() error {
 				return fmt.Errorf("tier %d: needs a unique name", i)
 			}
 			seen[t.Name] = true
-			if t.Severity == "" {
-				return fmt.Errorf("tier %s: severity must be set", t.Name)
-			}
-			if t.Long <= 0 || t.Short <= 0 || t.Short > t.Long {
-				return fmt.Errorf("tier %s: need 0 < short_window <= long_window", t.Name)
-			}
-			if t.Factor < 0 || t.BudgetPercent < 0 || (t.Factor == 0 && t.BudgetPercent == 0) {
-				return fmt.Errorf("tier %s: set factor or budget_percent (positive)", t.Name)
-			}
 			if t.For < 0 || t.KeepFiringFor < 0 {
 				return fmt.Errorf("tier %s: for and keep_firing_for must not be negative", t.Name)
 			}
@@ -227,6 +199,12 @@ func (c RulesConfig) Validate() error {
 			return fmt.Errorf("slos.%s: %w", id, err)
 		}
 	}
+	// The SLO engine evaluates the tiers and checks what it needs of them
+	// (severity, windows it evaluates, a threshold); names and the
+	// lifecycle are alerting's.
+	if err := c.TierOverrides().Validate(); err != nil {
+		return err
+	}
 	if c.DataAbsentFor < 0 {
 		return errors.New("data_absent_for must not be negative")
 	}
@@ -236,22 +214,48 @@ func (c RulesConfig) Validate() error {
 	return nil
 }
 
-// TiersFor returns the tiers of an SLO with the given period, factors
-// scaled to it.
-func TiersFor(cfgs []TierConfig, period time.Duration) []Tier {
-	var out []Tier
-	for _, c := range cfgs {
-		if c.Disabled {
-			continue
+// TierOverrides are the configured tiers as the SLO engine takes them:
+// rules.tiers for every SLO, rules.slos.<id>.tiers for one (disabled tiers
+// left out). Unset lists keep the engine's defaults.
+func (c RulesConfig) TierOverrides() sloengine.TierOverrides {
+	specs := func(cfgs []TierConfig) []sloengine.TierSpec {
+		if cfgs == nil {
+			return nil
 		}
-		f := c.Factor
-		if f == 0 {
-			f = c.BudgetPercent / 100 * float64(period) / float64(c.Long)
+		out := []sloengine.TierSpec{}
+		for _, t := range cfgs {
+			if !t.Disabled {
+				out = append(out, sloengine.TierSpec{Name: t.Name, Severity: t.Severity, LongWindow: t.Long, ShortWindow: t.Short,
+					BudgetPercent: t.BudgetPercent, Factor: t.Factor})
+			}
 		}
-		out = append(out, Tier{Name: c.Name, Severity: c.Severity, Long: c.Long, Short: c.Short, Factor: f,
-			For: c.For, KeepFiringFor: c.KeepFiringFor})
+		return out
 	}
-	return out
+	o := sloengine.TierOverrides{Default: specs(c.Tiers)}
+	for id, s := range c.SLOs {
+		if s.Tiers != nil {
+			if o.SLOs == nil {
+				o.SLOs = map[string][]sloengine.TierSpec{}
+			}
+			o.SLOs[id] = specs(s.Tiers)
+		}
+	}
+	return o
+}
+
+// lifecycle returns the configured for and keep_firing_for of the tier
+// named name of the SLO id: from rules.slos.<id>.tiers, else rules.tiers.
+func (c RulesConfig) lifecycle(id, name string) (forDur, keepFor time.Duration) {
+	cfgs := c.Tiers
+	if per, ok := c.SLOs[id]; ok && per.Tiers != nil {
+		cfgs = per.Tiers
+	}
+	for _, t := range cfgs {
+		if t.Name == name {
+			return t.For, t.KeepFiringFor
+		}
+	}
+	return 0, 0
 }
 
 // Alert names of SLO rules.
@@ -368,38 +372,32 @@ func (e *ruleEvaluator) conditions(burns []SLOBurn, now time.Time) []condition {
 		for _, d := range per.Disable {
 			disabled[d] = true
 		}
-		tiers := b.Tiers
-		if tiers == nil {
-			cfgs := e.cfg.Tiers
-			if per.Tiers != nil {
-				cfgs = per.Tiers
-			}
-			tiers = TiersFor(cfgs, b.Period)
-		}
 		base := sloLabels(b)
-		for _, t := range tiers {
+		for _, t := range b.Tiers {
 			if disabled[t.Name] {
 				continue
 			}
-			long, short := b.Windows[t.Long], b.Windows[t.Short]
+			long, short := b.Windows[t.LongWindow], b.Windows[t.ShortWindow]
+			window := tierWindow(t.Tier)
 			ls := base.Clone()
 			ls[model.AlertNameLabel] = AlertBurnRate
 			ls["severity"], ls["sloth_severity"] = model.LabelValue(t.Severity), model.LabelValue(t.Severity)
-			ls["tier"], ls["window"] = model.LabelValue(t.Name), model.LabelValue(t.Window())
+			ls["tier"], ls["window"] = model.LabelValue(t.Name), model.LabelValue(window)
 			ann := sloAnnotations(b)
 			ann["summary"] = model.LabelValue(fmt.Sprintf("%s is burning its error budget %.1fx too fast (%s, %s)",
-				sloTitle(b), long.BurnRate, t.Severity, t.Window()))
+				sloTitle(b), long.BurnRate, t.Severity, window))
 			ann["description"] = model.LabelValue(fmt.Sprintf(
 				"Burn rate %s over %s and %s over %s, above %s (%.3g%% of the %s budget in %s). Budget remaining: %s.",
-				fmtRate(long.BurnRate), promDuration(t.Long), fmtRate(short.BurnRate), promDuration(t.Short),
-				fmtRate(t.Factor), t.Factor*float64(t.Long)/float64(b.Period)*100, promDuration(b.Period), promDuration(t.Long),
+				fmtRate(long.BurnRate), promDuration(t.LongWindow), fmtRate(short.BurnRate), promDuration(t.ShortWindow),
+				fmtRate(t.Factor), t.Factor*float64(t.LongWindow)/float64(b.Period)*100, promDuration(b.Period), promDuration(t.LongWindow),
 				fmtPercent(b.BudgetRemaining)))
-			ann["burn_rate_"+model.LabelName(promDuration(t.Long))] = model.LabelValue(fmtRate(long.BurnRate))
-			ann["burn_rate_"+model.LabelName(promDuration(t.Short))] = model.LabelValue(fmtRate(short.BurnRate))
+			ann["burn_rate_"+model.LabelName(promDuration(t.LongWindow))] = model.LabelValue(fmtRate(long.BurnRate))
+			ann["burn_rate_"+model.LabelName(promDuration(t.ShortWindow))] = model.LabelValue(fmtRate(short.BurnRate))
 			ann["burn_rate_threshold"] = model.LabelValue(fmtRate(t.Factor))
-			active := long.measured() && short.measured() && !long.Held && !short.Held &&
-				long.BurnRate > t.Factor && short.BurnRate > t.Factor
-			out = append(out, condition{slo: b.ID, rule: t.Name, labels: ls, annotations: ann, active: active, forDur: t.For, keepFor: t.KeepFiringFor, stale: b.Stale})
+			// The engine decided whether the tier fires; the rule only
+			// gives it a lifecycle.
+			forDur, keepFor := e.cfg.lifecycle(b.ID, t.Name)
+			out = append(out, condition{slo: b.ID, rule: t.Name, labels: ls, annotations: ann, active: t.Firing, forDur: forDur, keepFor: keepFor, stale: b.Stale})
 		}
 		if e.cfg.BudgetExhausted && !disabled["budget_exhausted"] {
 			ls := base.Clone()
@@ -738,6 +736,26 @@ func (e *ruleEvaluator) save(ctx context.Context, changed map[model.Fingerprint]
 		}
 		return nil
 	})
+}
+
+// FiringPages returns, by SLO ID, the alert names of the SLO's firing rule
+// alerts of severity page (sloth_severity, which an SLO's own labels do not
+// override): what the deploy gate blocks on.
+func (m *Manager) FiringPages() map[string][]string {
+	m.rules.mu.Lock()
+	defer m.rules.mu.Unlock()
+	out := map[string][]string{}
+	for _, ra := range m.rules.active {
+		if ra.state != StateFiring || ra.labels["sloth_severity"] != "page" {
+			continue
+		}
+		id := string(ra.labels["slo"])
+		out[id] = append(out[id], string(ra.labels[model.AlertNameLabel]))
+	}
+	for _, names := range out {
+		sort.Strings(names)
+	}
+	return out
 }
 
 // RuleStates returns the lifecycle state of every rule alert that is not

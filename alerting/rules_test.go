@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/alerting"
+	"github.com/burnrate/burnrate/sloengine"
 )
 
 // burns is a settable BurnSource.
@@ -30,40 +31,55 @@ func (s *burns) set(b ...alerting.SLOBurn) {
 	s.mu.Unlock()
 }
 
-// slo returns a 99.9%/30d SLO burning at rate r on every window.
+// slo returns a 99.9%/30d SLO burning at rate r on every window, with the
+// default tiers as the SLO engine decides them at that rate.
 func slo(r float64) alerting.SLOBurn {
 	w := map[time.Duration]alerting.WindowBurn{}
-	for _, d := range []time.Duration{5 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 6 * time.Hour, 24 * time.Hour, 72 * time.Hour} {
+	var windows []sloengine.WindowStatus
+	for _, d := range sloengine.Windows {
 		w[d] = alerting.WindowBurn{BurnRate: r, Errors: r, Total: 1000}
+		windows = append(windows, sloengine.WindowStatus{Length: d, ErrorRatio: sloengine.Value(r * 0.001), BurnRate: sloengine.Value(r), TotalEvents: 1000})
 	}
+	tiers := sloengine.EvaluateTiers(sloengine.DefaultTiers(30*24*time.Hour), windows, 0.001)
 	return alerting.SLOBurn{ID: "api-availability", Service: "api", Name: "availability", Objective: 0.999,
-		Period: 30 * 24 * time.Hour, Windows: w, BudgetRemaining: 0.42, LastData: t0,
+		Period: 30 * 24 * time.Hour, Windows: w, Tiers: tiers, BudgetRemaining: 0.42, LastData: t0,
 		RunbookURL: "https://runbooks.example/api", DashboardURL: "http://127.0.0.1:8080/d/api",
 		ExampleTraceIDs: []string{"4bf92f3577b34da6a3ce929d0e0e4736"}}
 }
 
-func TestTiersScaleWithThePeriod(t *testing.T) {
-	cases := []struct {
-		name   string
-		period time.Duration
-		want   []float64
-	}{
-		{"a 30-day SLO has the workbook's factors", 30 * 24 * time.Hour, []float64{14.4, 6, 3, 1}},
-		{"a 28-day SLO spends the same percentages", 28 * 24 * time.Hour, []float64{13.44, 5.6, 2.8, 0.9333}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			tiers := alerting.TiersFor(alerting.DefaultRulesConfig().Tiers, tc.period)
-			require.Len(t, tiers, 4)
-			for i, tier := range tiers {
-				require.InDelta(t, tc.want[i], tier.Factor, 1e-3, tier.Name)
+// only keeps the tiers of b named names.
+func only(b alerting.SLOBurn, names ...string) alerting.SLOBurn {
+	var keep []sloengine.TierState
+	for _, t := range b.Tiers {
+		for _, n := range names {
+			if t.Name == n {
+				keep = append(keep, t)
 			}
-			require.Equal(t, []string{"1h/5m", "6h/30m", "1d/2h", "3d/6h"},
-				[]string{tiers[0].Window(), tiers[1].Window(), tiers[2].Window(), tiers[3].Window()})
-		})
+		}
 	}
+	b.Tiers = keep
+	return b
 }
 
+func TestConfiguredTiersAreTheEnginesOverrides(t *testing.T) {
+	cfg := alerting.DefaultRulesConfig()
+	require.Equal(t, sloengine.TierOverrides{}, cfg.TierOverrides(), "no tiers configured: the engine's defaults")
+	cfg.Tiers = []alerting.TierConfig{
+		{Name: "page-fast", Severity: "page", Long: time.Hour, Short: 5 * time.Minute, Factor: 20},
+		{Name: "ticket-slow", Severity: "ticket", Long: 72 * time.Hour, Short: 6 * time.Hour, BudgetPercent: 10, Disabled: true},
+	}
+	cfg.SLOs = map[string]alerting.SLORulesConfig{"quiet": {Tiers: []alerting.TierConfig{}}, "other": {Disable: []string{"page-fast"}}}
+	require.Equal(t, sloengine.TierOverrides{
+		Default: []sloengine.TierSpec{{Name: "page-fast", Severity: "page", LongWindow: time.Hour, ShortWindow: 5 * time.Minute, Factor: 20}},
+		SLOs:    map[string][]sloengine.TierSpec{"quiet": {}},
+	}, cfg.TierOverrides())
+
+	cfg.Tiers[0].Short = 15 * time.Minute
+	require.ErrorContains(t, cfg.Validate(), "short_window 15m is not an evaluated window", "the engine cannot evaluate a 15m window")
+}
+
+// TestEveryTierFiresOnlyAboveItsFactor follows the engine's decisions (see
+// slo) into rule states, one firing alert per firing tier.
 func TestEveryTierFiresOnlyAboveItsFactor(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -119,11 +135,18 @@ func indexOf(s, sub string) int {
 	return -1
 }
 
-func TestAShortWindowBelowTheFactorHoldsThePage(t *testing.T) {
+// TestATierTheEngineDoesNotFireDoesNotPage checks that the rules take the
+// engine's decision and do not recompute it from the burn rates: the
+// engine holds the pages (a short window below the factor, say) although
+// every window reads 20.
+func TestATierTheEngineDoesNotFireDoesNotPage(t *testing.T) {
 	src := &burns{}
 	b := slo(20)
-	b.Windows[5*time.Minute] = alerting.WindowBurn{BurnRate: 2, Total: 100}
-	b.Windows[30*time.Minute] = alerting.WindowBurn{BurnRate: 2, Total: 100}
+	for i := range b.Tiers {
+		if b.Tiers[i].Severity == "page" {
+			b.Tiers[i].Firing = false
+		}
+	}
 	src.set(b)
 	f := &fixture{t: t, dir: t.TempDir(), cfg: testConfig(), clock: newClock(t0), rcv: &recorder{}, burns: src}
 	f.open()
@@ -151,7 +174,7 @@ func TestForAndKeepFiringForDriveTheLifecycle(t *testing.T) {
 	}
 	eval := func(d time.Duration, rate float64) string {
 		f.clock.Advance(d)
-		src.set(slo(rate))
+		src.set(only(slo(rate), "page-fast"))
 		require.NoError(t, f.m.Evaluate(ctx))
 		return state()
 	}
@@ -271,7 +294,8 @@ func TestLowTrafficWindowsAndFailedEvaluationsHoldAlerts(t *testing.T) {
 	}
 
 	held := slo(20)
-	held.Windows[5*time.Minute] = alerting.WindowBurn{BurnRate: 1000, Errors: 1, Total: 1, Held: true}
+	held.Windows[5*time.Minute] = alerting.WindowBurn{BurnRate: 1000, Errors: 1, Total: 1}
+	held.Tiers[0].Held, held.Tiers[0].Firing = true, false // the engine holds page-fast
 	src.set(held)
 	require.NoError(t, f.m.Evaluate(ctx))
 	for ls := range f.m.RuleStates() {
@@ -296,10 +320,9 @@ func TestLowTrafficWindowsAndFailedEvaluationsHoldAlerts(t *testing.T) {
 
 func TestARestartBeforeTheSLOEngineHasNumbersNeitherResolvesNorRepages(t *testing.T) {
 	src := &burns{}
-	src.set(slo(20))
+	src.set(only(slo(20), "page-fast"))
 	cfg := testConfig()
 	cfg.Route.GroupBy = []string{"alertname", "slo", "severity"}
-	cfg.Rules.Tiers = alerting.DefaultRulesConfig().Tiers[:1] // page-fast only
 	f := &fixture{t: t, dir: t.TempDir(), cfg: cfg, clock: newClock(t0), rcv: &recorder{}, burns: src}
 	f.open()
 	ctx := context.Background()
@@ -317,10 +340,60 @@ func TestARestartBeforeTheSLOEngineHasNumbersNeitherResolvesNorRepages(t *testin
 		require.NoError(t, f.m.Evaluate(ctx))
 		f.step(5 * time.Second)
 	}
-	src.set(slo(20))
+	src.set(only(slo(20), "page-fast"))
 	for range 12 {
 		require.NoError(t, f.m.Evaluate(ctx))
 		f.step(5 * time.Second)
 	}
 	require.Equal(t, []string{"firing:SLOErrorBudgetBurn"}, names(f.rcv.all()), "no resolve and no second page")
+}
+
+func TestFiringPagesListOnlyFiringPagesBySLO(t *testing.T) {
+	cfg := testConfig()
+	cfg.Rules.Tiers = []alerting.TierConfig{
+		{Name: "page-fast", Severity: "page", Long: time.Hour, Short: 5 * time.Minute, BudgetPercent: 2},
+		{Name: "page-slow", Severity: "page", Long: 6 * time.Hour, Short: 30 * time.Minute, BudgetPercent: 5, For: time.Hour},
+		{Name: "ticket-fast", Severity: "ticket", Long: 24 * time.Hour, Short: 2 * time.Hour, BudgetPercent: 10},
+	}
+	// A label name Prometheus's text form cannot write unquoted, and an SLO
+	// label that tries to pass for the severity.
+	dotted := only(slo(20), "page-fast", "page-slow", "ticket-fast")
+	dotted.Labels = map[string]string{"app.kubernetes.io/team": "checkout", "sloth_severity": "ticket"}
+	quiet := slo(0)
+	quiet.ID = "web-availability"
+	src := &burns{}
+	src.set(dotted, quiet)
+	f := &fixture{t: t, dir: t.TempDir(), cfg: cfg, clock: newClock(t0), rcv: &recorder{}, burns: src}
+	f.open()
+	require.NoError(t, f.m.Evaluate(context.Background()))
+	require.Equal(t, map[string][]string{"api-availability": {alerting.AlertBurnRate}}, f.m.FiringPages(),
+		"page-fast fires; page-slow is pending for 1h; ticket-fast is not a page")
+}
+
+func TestTierConfigErrorsNameTheTier(t *testing.T) {
+	page := alerting.TierConfig{Name: "page-fast", Severity: "page", Long: time.Hour, Short: 5 * time.Minute, BudgetPercent: 2}
+	with := func(f func(*alerting.TierConfig)) []alerting.TierConfig {
+		c := page
+		f(&c)
+		return []alerting.TierConfig{c}
+	}
+	cases := []struct {
+		name  string
+		tiers []alerting.TierConfig
+		want  string
+	}{
+		{"a tier needs a name", with(func(c *alerting.TierConfig) { c.Name = "" }), "tier 0: needs a unique name"},
+		{"names are unique", []alerting.TierConfig{page, page}, "tier 1: needs a unique name"},
+		{"a tier needs a severity", with(func(c *alerting.TierConfig) { c.Severity = "" }), "tier page-fast: severity must be set"},
+		{"the short window is not longer than the long one", with(func(c *alerting.TierConfig) { c.Short = 6 * time.Hour }), "tier page-fast: short_window must not be longer than long_window"},
+		{"a tier needs a threshold", with(func(c *alerting.TierConfig) { c.BudgetPercent = 0 }), "tier page-fast: set factor or budget_percent (positive)"},
+		{"for is not negative", with(func(c *alerting.TierConfig) { c.For = -time.Second }), "tier page-fast: for and keep_firing_for must not be negative"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := alerting.DefaultRulesConfig()
+			cfg.Tiers = tc.tiers
+			require.ErrorContains(t, cfg.Validate(), tc.want)
+		})
+	}
 }

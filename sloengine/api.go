@@ -46,8 +46,8 @@ func (e *Engine) Handler() http.Handler {
 // pending describes an SLO that has not been evaluated yet.
 func (e *Engine) pending(s *SLO) Status {
 	return Status{ID: s.ID, Service: s.Service, Name: s.Name, Description: s.Description, Objective: s.Objective,
-		ErrorBudget: s.ErrorBudget(), Period: periodName(s), Budgeting: string(s.Budgeting), MinEvents: s.MinEvents,
+		ErrorBudget: s.ErrorBudget(), Period: periodName(s), PeriodLength: s.Period, Budgeting: string(s.Budgeting), MinEvents: s.MinEvents,
 		BudgetConsumed: Value(nan), BudgetRemaining: Value(nan), PeriodCoverage: Value(nan), InsufficientData: true, PeriodSLI: WindowStatus{ErrorRatio: Value(nan), SLI: Value(nan),
 			BurnRate: Value(nan), BadEvents: Value(nan), GoodEvents: Value(nan), TotalEvents: Value(nan)},
-		Windows: []WindowStatus{}, Forecasts: []Forecast{}, Tiers: []TierStatus{}, Error: "not evaluated yet"}
+		Windows: []WindowStatus{}, Forecasts: []Forecast{}, Tiers: []TierState{}, Error: "not evaluated yet"}
 }

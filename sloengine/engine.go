@@ -54,25 +54,12 @@ type WindowStatus struct {
 	TotalEvents Value   `json:"total_events"`
 	LowTraffic  bool    `json:"low_traffic"`
 	Seconds     float64 `json:"-"`
+	// Length is the window (zero for the period, whose length varies).
+	Length time.Duration `json:"-"`
 
 	// NoData is true when the SLI's series do not exist over the window
 	// (the query had no result), as opposed to existing without traffic.
 	NoData bool `json:"no_data,omitempty"`
-}
-
-// TierStatus is one alert tier with its current condition.
-type TierStatus struct {
-	Severity      string  `json:"severity"`
-	LongWindow    string  `json:"long_window"`
-	ShortWindow   string  `json:"short_window"`
-	BudgetPercent float64 `json:"budget_percent"`
-	Factor        float64 `json:"factor"`
-	// Threshold is the error ratio both windows must exceed: Factor x budget.
-	Threshold float64 `json:"threshold"`
-	Firing    bool    `json:"firing"`
-	// Held is true when a window has fewer than min_events events: the
-	// burn rate is too noisy to page on.
-	Held bool `json:"held"`
 }
 
 // Forecast is the time left until the budget is spent at one window's burn.
@@ -85,18 +72,21 @@ type Forecast struct {
 
 // Status is one evaluation of one SLO.
 type Status struct {
-	ID          string         `json:"id"`
-	Service     string         `json:"service"`
-	Name        string         `json:"name"`
-	Description string         `json:"description,omitempty"`
-	Objective   float64        `json:"objective"`
-	ErrorBudget float64        `json:"error_budget"`
-	Period      string         `json:"period"`
-	Budgeting   string         `json:"budgeting_method"`
-	EvaluatedAt time.Time      `json:"evaluated_at"`
-	PeriodStart time.Time      `json:"period_start"`
-	Windows     []WindowStatus `json:"windows"`
-	PeriodSLI   WindowStatus   `json:"period_window"`
+	ID          string  `json:"id"`
+	Service     string  `json:"service"`
+	Name        string  `json:"name"`
+	Description string  `json:"description,omitempty"`
+	Objective   float64 `json:"objective"`
+	ErrorBudget float64 `json:"error_budget"`
+	Period      string  `json:"period"`
+	// PeriodLength is the rolling period, or a calendar period's nominal
+	// length (what tier factors are scaled to).
+	PeriodLength time.Duration  `json:"-"`
+	Budgeting    string         `json:"budgeting_method"`
+	EvaluatedAt  time.Time      `json:"evaluated_at"`
+	PeriodStart  time.Time      `json:"period_start"`
+	Windows      []WindowStatus `json:"windows"`
+	PeriodSLI    WindowStatus   `json:"period_window"`
 	// BudgetConsumed is the share of the whole period's error budget spent
 	// so far: bad events over budget x the period's expected total events,
 	// extrapolated from the observed traffic (ratio x coverage / budget).
@@ -110,17 +100,33 @@ type Status struct {
 	// InsufficientData is true while the period has no complete 5-minute
 	// slice with traffic (or fewer than min_events events): the budget is
 	// unknown then, never shown as spent.
-	InsufficientData bool         `json:"insufficient_data"`
-	Forecasts        []Forecast   `json:"forecasts"`
-	MinEvents        float64      `json:"min_events"`
-	Tiers            []TierStatus `json:"tiers"`
-	Error            string       `json:"error,omitempty"`
+	InsufficientData bool        `json:"insufficient_data"`
+	Forecasts        []Forecast  `json:"forecasts"`
+	MinEvents        float64     `json:"min_events"`
+	Tiers            []TierState `json:"tiers"`
+	Error            string      `json:"error,omitempty"`
 }
 
 // Window returns the status of window w ("5m", "1h", ...).
 func (s Status) Window(w string) (WindowStatus, bool) {
 	for _, ws := range s.Windows {
 		if ws.Window == w {
+			return ws, true
+		}
+	}
+	return WindowStatus{}, false
+}
+
+// HadTraffic reports whether the SLI had traffic at some point of the
+// period: its error ratio is known once one of its slices had traffic.
+func (s Status) HadTraffic() bool {
+	return s.Error == "" && !math.IsNaN(float64(s.PeriodSLI.ErrorRatio))
+}
+
+// WindowOf returns the status of the window of length d.
+func (s Status) WindowOf(d time.Duration) (WindowStatus, bool) {
+	for _, ws := range s.Windows {
+		if ws.Length == d {
 			return ws, true
 		}
 	}
@@ -235,6 +241,10 @@ type Options struct {
 	// before evaluating it, so a burst of commits is one evaluation;
 	// default 250ms. Negative disables evaluation on arrival.
 	TriggerDelay time.Duration
+	// Tiers override the default burn-rate tiers of SLOs that do not list
+	// their own (alerting.rules.tiers), so that the tiers the engine
+	// evaluates are the tiers alerting pages on.
+	Tiers TierOverrides
 	// QueryConcurrency is how many SLOs evaluated through queries (PromQL,
 	// an external backend) run at once, apart from the CPU-bound workers of
 	// the in-memory path; default 8.
@@ -286,6 +296,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.Querier == nil {
 		return nil, errors.New("sloengine: a Querier is required")
 	}
+	if err := opts.Tiers.Validate(); err != nil {
+		return nil, fmt.Errorf("sloengine: tier overrides: %w", err)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -329,6 +342,7 @@ func New(opts Options) (*Engine, error) {
 			}, func() float64 { return float64(e.bufs.total.Load()) }))
 		}
 	}
+	opts.Tiers.Apply(opts.SLOs)
 	for _, s := range opts.SLOs {
 		st := &state{slo: s, ring: newRing(int(s.maxPeriod()/SliceWidth) + 2), final: math.MinInt64}
 		if e.bufs != nil {
@@ -566,7 +580,7 @@ func (st *state) record(s Status, keep int) {
 func baseStatus(s *SLO, at time.Time) Status {
 	return Status{
 		ID: s.ID, Service: s.Service, Name: s.Name, Description: s.Description,
-		Objective: s.Objective, ErrorBudget: s.ErrorBudget(), Period: periodName(s), Budgeting: string(s.Budgeting),
+		Objective: s.Objective, ErrorBudget: s.ErrorBudget(), Period: periodName(s), PeriodLength: s.Period, Budgeting: string(s.Budgeting),
 		EvaluatedAt: at.UTC(), MinEvents: s.MinEvents,
 	}
 }
@@ -663,15 +677,7 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time, accept i
 		}
 		status.Forecasts = append(status.Forecasts, f)
 	}
-	for _, t := range s.Tiers {
-		long, _ := status.Window(FormatWindow(t.LongWindow))
-		short, _ := status.Window(FormatWindow(t.ShortWindow))
-		ts := TierStatus{Severity: t.Severity, LongWindow: long.Window, ShortWindow: short.Window,
-			BudgetPercent: t.BudgetPercent, Factor: t.Factor, Threshold: t.Factor * eb}
-		ts.Held = long.LowTraffic || short.LowTraffic
-		ts.Firing = !ts.Held && float64(long.ErrorRatio) > ts.Threshold && float64(short.ErrorRatio) > ts.Threshold
-		status.Tiers = append(status.Tiers, ts)
-	}
+	status.Tiers = EvaluateTiers(s.Tiers, status.Windows, eb)
 	return status
 }
 
@@ -687,7 +693,7 @@ func periodName(s *SLO) string {
 func (e *Engine) window(ctx context.Context, q Querier, st *state, w time.Duration, at time.Time) (WindowStatus, error) {
 	s := st.slo
 	eb := s.ErrorBudget()
-	ws := WindowStatus{Window: FormatWindow(w), Seconds: w.Seconds()}
+	ws := WindowStatus{Window: FormatWindow(w), Seconds: w.Seconds(), Length: w}
 	nan := Value(math.NaN())
 	if s.SLI.Kind == KindRaw {
 		r, ok, err := scalar(ctx, q, s.SLI.ratioExpr(w), at)

@@ -89,7 +89,7 @@ load 1m
 	}
 	firing := map[string]bool{}
 	for _, tier := range s.Tiers {
-		firing[tier.LongWindow] = tier.Firing
+		firing[FormatWindow(tier.LongWindow)] = tier.Firing
 	}
 	require.Equal(t, map[string]bool{"1h": false, "6h": true, "1d": true, "3d": true}, firing, "burn 10 passes 6, 3 and 1 but not 14.4")
 
@@ -165,8 +165,8 @@ load 6m
 	require.Greater(t, float64(h1.BurnRate), 14.4, "one failure in ten requests burns at 100")
 	require.True(t, h1.LowTraffic)
 	for _, tier := range s.Tiers {
-		require.True(t, tier.Held, tier.LongWindow)
-		require.False(t, tier.Firing, tier.LongWindow)
+		require.True(t, tier.Held, tier.Name)
+		require.False(t, tier.Firing, tier.Name)
 	}
 }
 

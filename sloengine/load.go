@@ -468,6 +468,9 @@ func (c *fileCtx) buildOwn(p string, fs fileSpec, s sloSpec) *SLO {
 		c.errf(p+".time_slice_target", "only applies to budgeting_method Timeslices")
 	}
 	slo.Tiers = c.buildTiers(p+".alerting", s.Alerting, slo.Period)
+	slo.OwnTiers = len(s.Alerting.Tiers) > 0
+	nameSpecTiers(slo.Tiers, slo.Period)
+	slo.disabledSeverity = map[string]bool{"page": s.Alerting.PageAlert.Disable, "ticket": s.Alerting.TicketAlert.Disable}
 	if len(c.errs) > before {
 		return nil
 	}

@@ -411,6 +411,8 @@ func buildOpenSLO(c *fileCtx, o osObject, byKind map[string]map[string]osObject)
 	if len(spec.AlertPolicies) == 0 {
 		slo.Tiers = DefaultTiers(slo.Period)
 	}
+	slo.OwnTiers = len(spec.AlertPolicies) > 0
+	nameSpecTiers(slo.Tiers, slo.Period)
 	if len(c.errs) > before {
 		return nil
 	}

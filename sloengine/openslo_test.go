@@ -124,7 +124,7 @@ func TestOpenSLOMapsOntoTheEngineModel(t *testing.T) {
 	require.Equal(t, map[string]string{"team": "web"}, a.Labels)
 	require.Equal(t, `((sum(rate(http_requests_total{job="web"}[1h]))) - (sum(rate(http_requests_total{job="web",code!~"5.."}[1h]))))`, a.SLI.errorExpr(time.Hour))
 	require.Len(t, a.Tiers, 1)
-	require.Equal(t, Tier{Severity: "page", LongWindow: time.Hour, ShortWindow: 5 * time.Minute, BudgetPercent: 2, Factor: 13.44}, roundTier(a.Tiers[0]))
+	require.Equal(t, Tier{Name: "page-1h/5m", Severity: "page", LongWindow: time.Hour, ShortWindow: 5 * time.Minute, BudgetPercent: 2, Factor: 13.44}, roundTier(a.Tiers[0]))
 	require.Equal(t, "web.openslo.yml", a.File)
 	require.Equal(t, 51, a.Line)
 

@@ -94,6 +94,10 @@ type SLI struct {
 
 // Tier is one multi-window multi-burn-rate alert condition.
 type Tier struct {
+	// Name identifies the tier in alerts (their `tier` label): page-fast,
+	// page-slow, ticket-fast, ticket-slow for the default windows, else
+	// severity-long/short ("page-2h/10m").
+	Name        string        `json:"name"`
 	Severity    string        `json:"severity"`
 	LongWindow  time.Duration `json:"-"`
 	ShortWindow time.Duration `json:"-"`
@@ -129,7 +133,15 @@ type SLO struct {
 	TimeSliceTarget float64
 	// MinEvents holds back burn-rate alerts on windows with fewer events.
 	MinEvents float64
-	Tiers     []Tier
+	// Tiers are the burn-rate tiers the engine evaluates. OwnTiers is true
+	// when the spec lists them (Sloth-style alerting.tiers, OpenSLO alert
+	// policies); otherwise they are the defaults, which the engine's
+	// TierOverrides (alerting.rules.tiers) may replace.
+	Tiers    []Tier
+	OwnTiers bool
+	// disabledSeverity holds the severities the spec turned off, which a
+	// tier override does not bring back.
+	disabledSeverity map[string]bool
 	// AlertName and alert labels/annotations (Sloth's alerting section).
 	AlertName        string
 	AlertLabels      map[string]string
@@ -162,35 +174,43 @@ func FormatWindow(d time.Duration) string {
 	return model.Duration(d).String()
 }
 
-// DefaultTiers are REFERENCE.md's tiers for a 30-day period, as budget
-// percentages so they scale with the period.
-var defaultTierSpecs = []struct {
-	severity    string
-	long, short time.Duration
-	percent     float64
-}{
-	{"page", time.Hour, 5 * time.Minute, 2},
-	{"page", 6 * time.Hour, 30 * time.Minute, 5},
-	{"ticket", 24 * time.Hour, 2 * time.Hour, 10},
-	{"ticket", 72 * time.Hour, 6 * time.Hour, 10},
+// defaultTierSpecs are REFERENCE.md's tiers, as budget percentages so they
+// scale with the period (14.4, 6, 3 and 1 for 30 days). They are the one
+// definition of the default tiers: alerting uses the engine's tiers.
+var defaultTierSpecs = []TierSpec{
+	{Name: "page-fast", Severity: "page", LongWindow: time.Hour, ShortWindow: 5 * time.Minute, BudgetPercent: 2},
+	{Name: "page-slow", Severity: "page", LongWindow: 6 * time.Hour, ShortWindow: 30 * time.Minute, BudgetPercent: 5},
+	{Name: "ticket-fast", Severity: "ticket", LongWindow: 24 * time.Hour, ShortWindow: 2 * time.Hour, BudgetPercent: 10},
+	{Name: "ticket-slow", Severity: "ticket", LongWindow: 72 * time.Hour, ShortWindow: 6 * time.Hour, BudgetPercent: 10},
 }
 
 // DefaultTiers returns the default tiers scaled for period: the factor is
 // percent/100 * period / long window.
 func DefaultTiers(period time.Duration) []Tier {
-	out := make([]Tier, 0, len(defaultTierSpecs))
-	for _, d := range defaultTierSpecs {
-		out = append(out, newTier(d.severity, d.long, d.short, d.percent, period))
-	}
-	return out
+	return TiersFor(defaultTierSpecs, period)
 }
+
+// DefaultTierSpecs returns the default tiers unscaled, for configuration
+// defaults and documentation.
+func DefaultTierSpecs() []TierSpec { return append([]TierSpec(nil), defaultTierSpecs...) }
 
 func newTier(sev string, long, short time.Duration, percent float64, period time.Duration) Tier {
 	f := percent / 100 * float64(period) / float64(long)
 	// Round away float noise (14.399999999999999) so rules read as the
 	// workbook's numbers.
 	f = math.Round(f*1e9) / 1e9
-	return Tier{Severity: sev, LongWindow: long, ShortWindow: short, BudgetPercent: percent, Factor: f}
+	return Tier{Name: tierName(sev, long, short), Severity: sev, LongWindow: long, ShortWindow: short, BudgetPercent: percent, Factor: f}
+}
+
+// tierName names a tier as the default with the same severity and windows
+// is named, else severity-long/short.
+func tierName(sev string, long, short time.Duration) string {
+	for _, d := range defaultTierSpecs {
+		if d.Severity == sev && d.LongWindow == long && d.ShortWindow == short {
+			return d.Name
+		}
+	}
+	return sev + "-" + FormatWindow(long) + "/" + FormatWindow(short)
 }
 
 var idRe = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$`)

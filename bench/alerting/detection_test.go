@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/burnrate/burnrate/alerting"
+	"github.com/burnrate/burnrate/sloengine"
 )
 
 // pipeline is one configuration of the path from SLI data to a page.
@@ -43,11 +44,15 @@ func firstPage(t testing.TB, p pipeline, offset time.Duration) time.Duration {
 	burnsAt := func(dataAt time.Time) alerting.SLOBurn {
 		b := alerting.SLOBurn{ID: "demo-edge-availability", Service: "demo-edge", Objective: 0.999,
 			Period: 30 * 24 * time.Hour, BudgetRemaining: 0.9, LastData: dataAt, Windows: map[time.Duration]alerting.WindowBurn{}}
-		for _, w := range []time.Duration{5 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 6 * time.Hour, 24 * time.Hour, 72 * time.Hour} {
+		var windows []sloengine.WindowStatus
+		for _, w := range sloengine.Windows {
 			bad := min(max(dataAt.Sub(fault), 0), w)
 			ratio := float64(bad) / float64(w)
 			b.Windows[w] = alerting.WindowBurn{BurnRate: ratio / 0.001, Errors: ratio * 100, Total: 100}
+			windows = append(windows, sloengine.WindowStatus{Length: w, ErrorRatio: sloengine.Value(ratio), BurnRate: sloengine.Value(ratio / 0.001), TotalEvents: 100})
 		}
+		// The tiers fire as the SLO engine decides.
+		b.Tiers = sloengine.EvaluateTiers(sloengine.DefaultTiers(b.Period), windows, 0.001)
 		return b
 	}
 	src := alerting.BurnSourceFunc(func() []alerting.SLOBurn {

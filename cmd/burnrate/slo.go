@@ -47,14 +47,14 @@ func newSLOValidateCmd(stdout, stderr io.Writer) *cobra.Command {
 
 // commandSLOs loads the SLOs a command works on: the files of its arguments,
 // or the configuration's slos when there are none, plus the demo
-// platform's with demo.
+// platform's with demo, with the configuration's tier overrides.
 func commandSLOs(g *globals, args []string, demo bool, stderr io.Writer) ([]*sloengine.SLO, error) {
+	cfg, err := loadConfig(g.configFile, nil)
+	if err != nil {
+		return nil, usageError{err}
+	}
 	paths := args
 	if len(paths) == 0 {
-		cfg, err := loadConfig(g.configFile, nil)
-		if err != nil {
-			return nil, usageError{err}
-		}
 		paths = cfg.Slos
 	}
 	slos, err := sloengine.LoadPaths(paths)
@@ -69,6 +69,9 @@ func commandSLOs(g *globals, args []string, demo bool, stderr io.Writer) ([]*slo
 		}
 		slos = append(slos, ex...)
 	}
+	// The tiers the running engine evaluates: alerting.rules.tiers replace
+	// the defaults of SLOs that list none.
+	cfg.Alerting.Rules.TierOverrides().Apply(slos)
 	return slos, nil
 }
 
@@ -205,9 +208,9 @@ func printStatus(w io.Writer, list []sloengine.Status) {
 		for _, t := range s.Tiers {
 			switch {
 			case t.Firing:
-				alerts = append(alerts, fmt.Sprintf("%s %s/%s", t.Severity, t.LongWindow, t.ShortWindow))
+				alerts = append(alerts, fmt.Sprintf("%s %s/%s", t.Severity, sloengine.FormatWindow(t.LongWindow), sloengine.FormatWindow(t.ShortWindow)))
 			case t.Held:
-				alerts = append(alerts, fmt.Sprintf("(held: low traffic %s/%s)", t.LongWindow, t.ShortWindow))
+				alerts = append(alerts, fmt.Sprintf("(held: low traffic %s/%s)", sloengine.FormatWindow(t.LongWindow), sloengine.FormatWindow(t.ShortWindow)))
 			}
 		}
 		sli := "-"

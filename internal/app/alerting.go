@@ -3,16 +3,10 @@ package app
 import (
 	"context"
 	"fmt"
-	"math"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/burnrate/burnrate/alerting"
@@ -65,9 +59,9 @@ func (a *App) buildAlerting() error {
 	}
 	var burns alerting.BurnSource
 	if a.slo != nil {
-		sb := sloBurns{engine: a.slo, baseURL: cfg.ExternalURL, tiers: cfg.Rules.Tiers}
+		sb := sloBurns{engine: a.slo, baseURL: cfg.ExternalURL}
 		if a.collector != nil {
-			sb.exemplars = a.collector.DB()
+			sb.traceIDs = a.collector.TraceIDs
 		}
 		burns = sb
 	}
@@ -118,13 +112,15 @@ func longestRepeat(r alerting.RouteConfig) time.Duration {
 // Alerting is the running alerting component (nil before New succeeds).
 func (a *App) Alerting() *alerting.Manager { return a.alerting }
 
-// sloBurns adapts the SLO engine's snapshot to the alert rules' input.
+// sloBurns maps the SLO engine's statuses, tiers and firing decisions
+// included, to the alert rules' input, adding what the spec says about
+// alerts (labels, runbook, dashboard) and example traces.
 type sloBurns struct {
 	engine  *sloengine.Engine
 	baseURL string
-	tiers   []alerting.TierConfig
-	// exemplars, when set, supplies trace IDs of failing requests.
-	exemplars storage.ExemplarQueryable
+	// traceIDs, when set, finds trace IDs of failing requests in the
+	// exemplars of the SLI's error series (collector.TraceIDs).
+	traceIDs func(ctx context.Context, query string, from, to time.Time, n int) ([]string, error)
 }
 
 func (s sloBurns) Burns() []alerting.SLOBurn {
@@ -137,34 +133,22 @@ func (s sloBurns) Burns() []alerting.SLOBurn {
 	for _, st := range snap {
 		b := alerting.SLOBurn{
 			ID: st.ID, Service: st.Service, Name: st.Name, Objective: st.Objective,
-			Windows:         map[time.Duration]alerting.WindowBurn{},
+			Period: st.PeriodLength, Windows: map[time.Duration]alerting.WindowBurn{}, Tiers: st.Tiers,
 			BudgetRemaining: float64(st.BudgetRemaining),
 			Stale:           st.Error != "",
 			Error:           st.Error,
 			DashboardURL:    strings.TrimSuffix(s.baseURL, "/") + "/api/v1/slos/" + st.ID,
 		}
-		if d, err := model.ParseDuration(st.Period); err == nil {
-			b.Period = time.Duration(d)
-		}
 		// Event counts stay NaN where the SLI has none (raw error ratios):
 		// the rules tell "not counted" from "no traffic" (0) and from "no
 		// series" (NoData).
 		for _, w := range st.Windows {
-			d, err := model.ParseDuration(w.Window)
-			if err != nil {
-				continue
-			}
-			b.Windows[time.Duration(d)] = alerting.WindowBurn{BurnRate: float64(w.BurnRate), Errors: float64(w.BadEvents),
-				Total: float64(w.TotalEvents), Held: w.LowTraffic, NoData: w.NoData}
+			b.Windows[w.Length] = alerting.WindowBurn{BurnRate: float64(w.BurnRate), Errors: float64(w.BadEvents),
+				Total: float64(w.TotalEvents), NoData: w.NoData}
 		}
-		// The period's error ratio is known once one of its slices had
-		// traffic.
-		b.HadTraffic = st.Error == "" && !math.IsNaN(float64(st.PeriodSLI.ErrorRatio))
+		b.HadTraffic = st.HadTraffic()
 		if o := slos[st.ID]; o != nil {
 			b.Labels = o.Labels
-			if b.Period == 0 {
-				b.Period = o.Period
-			}
 			for _, k := range []string{"runbook_url", "runbook"} {
 				if v := o.AlertAnnotations[k]; v != "" {
 					b.RunbookURL = v
@@ -174,95 +158,12 @@ func (s sloBurns) Burns() []alerting.SLOBurn {
 			if v := o.AlertAnnotations["dashboard_url"]; v != "" {
 				b.DashboardURL = v
 			}
-			b.Tiers = s.ownTiers(o)
-			if w, ok := b.Windows[5*time.Minute]; ok && w.BurnRate > 1 {
-				b.ExampleTraceIDs = s.traceIDs(o, st.EvaluatedAt)
+			if w, ok := b.Windows[5*time.Minute]; ok && w.BurnRate > 1 && s.traceIDs != nil && o.SLI.ErrorQuery != "" {
+				// Best effort: an annotation, not a reason to hold the alert.
+				b.ExampleTraceIDs, _ = s.traceIDs(context.Background(), o.SLI.ErrorQuery, st.EvaluatedAt.Add(-15*time.Minute), st.EvaluatedAt, 5)
 			}
 		}
 		out = append(out, b)
-	}
-	return out
-}
-
-// ownTiers returns the SLO's tiers when its spec tunes them, or nil when
-// they are the defaults, so that alerting.rules (and per-SLO settings
-// there) govern.
-func (s sloBurns) ownTiers(o *sloengine.SLO) []alerting.Tier {
-	if len(o.Tiers) == 0 {
-		return nil
-	}
-	def := alerting.TiersFor(s.tiers, o.Period)
-	same := len(def) == len(o.Tiers)
-	for i := 0; same && i < len(def); i++ {
-		t := o.Tiers[i]
-		same = t.Severity == def[i].Severity && t.LongWindow == def[i].Long && t.ShortWindow == def[i].Short &&
-			math.Abs(t.Factor-def[i].Factor) < 1e-9
-	}
-	if same {
-		return nil
-	}
-	out := make([]alerting.Tier, 0, len(o.Tiers))
-	for _, t := range o.Tiers {
-		tier := alerting.Tier{Severity: t.Severity, Long: t.LongWindow, Short: t.ShortWindow, Factor: t.Factor}
-		tier.Name = t.Severity + "-" + tier.Window()
-		out = append(out, tier)
-	}
-	return out
-}
-
-var windowTmpl = regexp.MustCompile(`\{\{\s*\.window\s*\}\}`)
-
-// traceIDs returns up to five trace IDs from exemplars of the SLO's error
-// series in the last 15 minutes, newest first. otelhttp's exemplars sit on
-// the histogram's _bucket series, so a _count selector is tried as _bucket
-// too.
-func (s sloBurns) traceIDs(o *sloengine.SLO, at time.Time) []string {
-	if s.exemplars == nil || o.SLI.ErrorQuery == "" {
-		return nil
-	}
-	expr, err := parser.NewParser(parser.Options{}).ParseExpr(windowTmpl.ReplaceAllString(o.SLI.ErrorQuery, "5m"))
-	if err != nil {
-		return nil
-	}
-	var sets [][]*labels.Matcher
-	for _, sel := range parser.ExtractSelectors(expr) {
-		sets = append(sets, sel)
-		for i, m := range sel {
-			if m.Name == labels.MetricName && m.Type == labels.MatchEqual && strings.HasSuffix(m.Value, "_count") {
-				bucket := append([]*labels.Matcher(nil), sel...)
-				bucket[i] = labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, strings.TrimSuffix(m.Value, "_count")+"_bucket")
-				sets = append(sets, bucket)
-			}
-		}
-	}
-	q, err := s.exemplars.ExemplarQuerier(context.Background())
-	if err != nil {
-		return nil
-	}
-	res, err := q.Select(at.Add(-15*time.Minute).UnixMilli(), at.UnixMilli(), sets...)
-	if err != nil {
-		return nil
-	}
-	type ex struct {
-		id string
-		ts int64
-	}
-	var all []ex
-	for _, r := range res {
-		for _, e := range r.Exemplars {
-			if id := e.Labels.Get("trace_id"); id != "" {
-				all = append(all, ex{id, e.Ts})
-			}
-		}
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].ts > all[j].ts })
-	var out []string
-	seen := map[string]bool{}
-	for _, e := range all {
-		if !seen[e.id] && len(out) < 5 {
-			seen[e.id] = true
-			out = append(out, e.id)
-		}
 	}
 	return out
 }

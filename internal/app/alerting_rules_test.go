@@ -200,7 +200,7 @@ func TestSLORulesOnARealEngine(t *testing.T) {
 				t.Cleanup(func() { _ = store.Close() })
 				m, err := alerting.New(ctx, alerting.Options{
 					Config: cfg, Store: store, Now: clk.now,
-					Burns:      sloBurns{engine: eng, baseURL: "http://127.0.0.1:8080", tiers: cfg.Rules.Tiers},
+					Burns:      sloBurns{engine: eng, baseURL: "http://127.0.0.1:8080"},
 					Appendable: db,
 					Logger:     slog.New(slog.DiscardHandler),
 				})

@@ -11,9 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/promql/parser"
-
 	"github.com/burnrate/burnrate/alerting"
 	"github.com/burnrate/burnrate/deploy"
 	"github.com/burnrate/burnrate/incidents"
@@ -211,36 +208,19 @@ func gateState(st sloengine.Status, pages []string) deploy.SLOState {
 		InsufficientData: st.InsufficientData, EvaluatedAt: st.EvaluatedAt, Error: st.Error, PageFiring: pages,
 		BurnRates: map[time.Duration]float64{}}
 	for _, w := range st.Windows {
-		d, err := model.ParseDuration(w.Window)
 		b := float64(w.BurnRate)
-		if err != nil || w.LowTraffic || math.IsNaN(b) {
+		if w.LowTraffic || math.IsNaN(b) {
 			continue
 		}
-		out.BurnRates[time.Duration(d)] = b
+		out.BurnRates[w.Length] = b
 	}
 	return out
 }
 
 // firingPages maps SLO IDs to the names of their firing page alerts.
 func (s *gateSource) firingPages() map[string][]string {
-	out := map[string][]string{}
 	if s.alerts == nil {
-		return out
+		return map[string][]string{}
 	}
-	for key, state := range s.alerts.RuleStates() {
-		if state != alerting.StateFiring {
-			continue
-		}
-		ls, err := metricParser.ParseMetric(key)
-		if err != nil || ls.Get("sloth_severity") != "page" {
-			continue
-		}
-		id := ls.Get("slo")
-		out[id] = append(out[id], ls.Get(model.AlertNameLabel))
-	}
-	return out
+	return s.alerts.FiringPages()
 }
-
-// metricParser reads the label sets that alerting.Manager.RuleStates keys
-// its states by.
-var metricParser = parser.NewParser(parser.Options{})

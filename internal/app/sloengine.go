@@ -45,6 +45,9 @@ func (a *App) buildSLOEngine() error {
 		OutOfOrderWindow: a.opts.Collector.TSDB.OutOfOrderWindow,
 		StateDir:         filepath.Join(a.opts.DataDir, "sloengine"),
 		OnEvaluated:      func([]sloengine.Status) { a.rulesDue() },
+		// alerting.rules.tiers replace the default tiers, so the tiers the
+		// engine evaluates (and the API shows) are the tiers that page.
+		Tiers: a.opts.Alerting.Rules.TierOverrides(),
 	})
 	if err != nil {
 		return fmt.Errorf("slo engine: %w", err)
