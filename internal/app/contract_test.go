@@ -18,6 +18,7 @@ import (
 
 	"github.com/burnrate/burnrate/alerting"
 	"github.com/burnrate/burnrate/internal/app"
+	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/internal/testutil"
 )
 
@@ -99,12 +100,12 @@ func TestTheAPIsFiringIsWhatPages(t *testing.T) {
 			opts.SLO.Interval = time.Second
 			opts.Alerting.EvaluationInterval = time.Second
 			tc.cfg(&opts.Alerting.Rules)
-			requireAPIFiringIsWhatPages(t, testutil.StartApp(t, opts), tc.held)
+			requireAPIFiringIsWhatPages(t, apptest.StartApp(t, opts), tc.held)
 		})
 	}
 }
 
-func requireAPIFiringIsWhatPages(t *testing.T, r *testutil.Running, wantHeld []string) {
+func requireAPIFiringIsWhatPages(t *testing.T, r *apptest.Running, wantHeld []string) {
 
 	// 55 minutes of counters every 15s, in one request, as a sender that
 	// comes back after an outage delivers them (within the hour the head
