@@ -2,8 +2,6 @@ package demoapp
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,11 +115,12 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		o.Faults = faults.New()
 	}
 	if o.ClientIDSecret == "" {
-		// The background load's clients are signed with it; nobody else
-		// knows it, so everyone else is limited by address.
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		o.ClientIDSecret = hex.EncodeToString(b[:])
+		// The background load's clients are signed with it, and so are
+		// those of `burnrate load` run on the same data directory; everyone
+		// else is limited by address.
+		if o.ClientIDSecret, err = clientSecret(o.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	p = &Platform{opts: o, logger: o.Logger, faults: o.Faults, stressor: faults.NewStressor(o.Faults), loadChanged: make(chan struct{}, 1)}
 	p.loadOn.Store(o.Load.Enabled)
