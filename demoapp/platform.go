@@ -160,6 +160,7 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 			Endpoint:       strings.TrimSuffix(o.OTLPEndpoint, "/"),
 			MetricInterval: o.MetricInterval,
 			SampleRatio:    o.TraceSampleRatio,
+			KeepSlowerThan: o.TraceKeepSlowerThan,
 			SpanExporter:   o.SpanExporter,
 			Logger:         o.Logger,
 		}
