@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -359,9 +360,14 @@ func (p *Platform) Run(ctx context.Context) error {
 	errc := make(chan error, len(p.servers))
 	for _, s := range p.servers {
 		go func() {
-			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("demo %s: %w", s.name, err)
-			}
+			// Connections' goroutines inherit the label, so a CPU profile of
+			// a process that also runs the collector tells the tiers' reads
+			// and writes from everyone else's (bench/demo splits by it).
+			pprof.Do(context.Background(), pprof.Labels("component", "demo", "tier", s.name), func(context.Context) {
+				if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					errc <- fmt.Errorf("demo %s: %w", s.name, err)
+				}
+			})
 		}()
 	}
 	rctx, cancel := context.WithCancel(ctx)
