@@ -90,7 +90,7 @@ func DefaultConfig() Config {
 		EdgeListen:          "127.0.0.1:8000",
 		Instrumentation:     true,
 		MetricInterval:      5 * time.Second,
-		TraceSampleRatio:    1,
+		TraceSampleRatio:    0.1,
 		TraceKeepSlowerThan: 250 * time.Millisecond,
 		APIReplicas:         2,
 		Shards:              4,

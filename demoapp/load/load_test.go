@@ -189,7 +189,9 @@ func TestAWarningSaysWhenTheEdgesRateLimitCapsTheLoad(t *testing.T) {
 	rep, err := Run(context.Background(), Options{Target: srv.URL, Rate: 200, Duration: 10 * time.Second, MaxRequests: 40, Seed: 1, Mix: "product:1"}, nil)
 	require.NoError(t, err)
 	require.Greater(t, rep.RateLimited, 20, "one address, a burst of 5 at 10/s")
-	require.Len(t, rep.Warnings, 1)
+	// The rate-limit warning; on a busy machine a late-arrivals warning
+	// may come with it.
+	require.NotEmpty(t, rep.Warnings)
 	require.Contains(t, rep.Warnings[0], "rate limit capped the load")
 	require.Contains(t, rep.Warnings[0], "--client-secret")
 
