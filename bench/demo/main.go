@@ -77,6 +77,7 @@ type flags struct {
 	profileDur             time.Duration
 	profileOut, out, cpuPr string
 	ratio                  float64
+	bin                    string
 }
 
 // cpuTime is this process's user+system CPU time so far.
@@ -100,6 +101,7 @@ func main() {
 	flag.DurationVar(&f.profileDur, "profile", 10*time.Second, "mode up: CPU profile this long at the highest passing rate (0: none)")
 	flag.StringVar(&f.profileOut, "profile-out", "", "mode up: also write the last run's profile here (go tool pprof)")
 	flag.Float64Var(&f.ratio, "trace-sample-ratio", -1, "mode up: set demo.trace_sample_ratio (default: the default configuration's)")
+	flag.StringVar(&f.bin, "bin", "", "mode up: run this burnrate binary instead of building ./cmd/burnrate (to compare builds)")
 	flag.StringVar(&f.out, "json", "", "write the results as JSON to this file")
 	flag.StringVar(&f.cpuPr, "cpuprofile", "", "mode stripped: write a CPU profile of this process to this file")
 	flag.Parse()
@@ -197,18 +199,21 @@ func measure(ctx context.Context, f flags, edgeURL, secret string, rate float64,
 	return s, nil
 }
 
-// cpuOverhead is the median over the rates where both variants passed of
-// instrumented CPU per request over uninstrumented.
+// cpuOverhead is the median of instrumented CPU per request over
+// uninstrumented, over the steps measured on both at one rate with at most
+// 1% 5xx (a step that failed on latency still served its requests; one
+// answered by fast 503s did not do the work).
 func cpuOverhead(off, on []step) (float64, int) {
+	served := func(s step) bool { return s.Errors <= 0.01 && s.CPUus > 0 }
 	base := map[float64]float64{}
 	for _, s := range off {
-		if s.Pass {
+		if served(s) {
 			base[s.Rate] = s.CPUus
 		}
 	}
 	var ratios []float64
 	for _, s := range on {
-		if b, ok := base[s.Rate]; ok && s.Pass && b > 0 {
+		if b, ok := base[s.Rate]; ok && served(s) {
 			ratios = append(ratios, s.CPUus/b)
 		}
 	}

@@ -67,7 +67,7 @@ func runStripped(ctx context.Context, f flags) ([]result, error) {
 		fmt.Printf("instrumented=%-5v max sustained rate %6.0f/s (spans received %d, metric points %d)\n", r.Instrumented, r.MaxRate, r.Spans, r.Points)
 	}
 	if ratio, n := cpuOverhead(results[0].Steps, results[1].Steps); n > 0 {
-		fmt.Printf("overhead: CPU per request instrumented / uninstrumented, median over %d rates both passed: %.2f (%.0f%% more)\n", n, ratio, 100*(ratio-1))
+		fmt.Printf("overhead: CPU per request instrumented / uninstrumented, median over %d steps at equal rates: %.2f (%.0f%% more)\n", n, ratio, 100*(ratio-1))
 	}
 	return results, nil
 }
