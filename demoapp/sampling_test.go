@@ -36,12 +36,7 @@ func TestWithSamplingEveryFailedRequestsTraceAndEveryExemplarIsStored(t *testing
 	opts.Demo.MetricInterval = 500 * time.Millisecond
 	opts.Demo.RateLimit = 1e6 // the test's clients are one address
 	r := testutil.StartApp(t, opts)
-	var edgeURL string
-	for _, e := range r.Endpoints() {
-		if e.Name == "demo edge" {
-			edgeURL = strings.TrimSuffix(e.URL, "/api/products/1")
-		}
-	}
+	edgeURL := r.EdgeURL()
 	require.NotEmpty(t, edgeURL)
 	req, err := http.NewRequest(http.MethodPut, r.URL+"/api/v1/demo/faults/api.error_fraction", strings.NewReader(`{"value":"0.1"}`))
 	require.NoError(t, err)

@@ -42,6 +42,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/google/pprof/profile"
+
 	"github.com/burnrate/burnrate/demoapp/load"
 )
 
@@ -78,6 +80,7 @@ type flags struct {
 	profileOut, out, cpuPr string
 	ratio                  float64
 	bin                    string
+	split                  string
 }
 
 // cpuTime is this process's user+system CPU time so far.
@@ -102,6 +105,7 @@ func main() {
 	flag.StringVar(&f.profileOut, "profile-out", "", "mode up: also write the last run's profile here (go tool pprof)")
 	flag.Float64Var(&f.ratio, "trace-sample-ratio", -1, "mode up: set demo.trace_sample_ratio (default: the default configuration's)")
 	flag.StringVar(&f.bin, "bin", "", "mode up: run this burnrate binary instead of building ./cmd/burnrate (to compare builds)")
+	flag.StringVar(&f.split, "split", "", "only print the split by component of this CPU profile (from -profile-out or go tool pprof) and exit")
 	flag.StringVar(&f.out, "json", "", "write the results as JSON to this file")
 	flag.StringVar(&f.cpuPr, "cpuprofile", "", "mode stripped: write a CPU profile of this process to this file")
 	flag.Parse()
@@ -122,6 +126,20 @@ func main() {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < lim.Max {
 		lim.Cur = lim.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	if f.split != "" {
+		raw, err := os.ReadFile(f.split)
+		if err != nil {
+			log.Fatal(err)
+		}
+		prof, err := profile.ParseData(raw)
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, s := range split(prof) {
+			fmt.Printf("%-52s %5.1f%%\n", s.Component, s.Percent)
+		}
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.budget)
 	defer cancel()

@@ -266,29 +266,40 @@ type share struct {
 }
 
 // components attribute a sample to the first package of its stack, from
-// the leaf, that names one: a sample in the TSDB's head append called from
-// the collector's ingest is "collector ingest", one in the TSDB called by
-// the SLO engine's queries is "SLO engine". Order matters only between
-// prefixes of one another.
+// the leaf, that names a part of Burnrate (or the demo's OpenTelemetry SDK):
+// a sample in the TSDB's head append called from the collector's ingest is
+// "collector ingest", one in net/http writing a collector response too.
+// Only a stack with none of them falls back to the generic parts.
 var components = []struct{ prefix, name string }{
 	{"github.com/burnrate/burnrate/collector/tracestore", "trace store"},
 	{"github.com/burnrate/burnrate/collector", "collector ingest (OTLP, TSDB append, query API)"},
 	{"github.com/burnrate/burnrate/sloengine", "SLO engine"},
 	{"github.com/burnrate/burnrate/alerting", "alerting"},
 	{"github.com/burnrate/burnrate/incidents", "incidents"},
-	{"github.com/burnrate/burnrate/demoapp/telemetry", "demo telemetry (spans, metrics, OTLP export)"},
-	{"go.opentelemetry.io/otel/sdk", "demo telemetry (spans, metrics, OTLP export)"},
-	{"go.opentelemetry.io/otel/exporters", "demo telemetry (spans, metrics, OTLP export)"},
-	{"go.opentelemetry.io/contrib/instrumentation", "demo telemetry (spans, metrics, OTLP export)"},
-	{"github.com/burnrate/burnrate/demoapp", "demo tiers (edge, API, cache, store)"},
-	{"github.com/burnrate/burnrate", "other Burnrate code"},
-	{"github.com/prometheus/prometheus/tsdb", "TSDB (compaction, WAL; not called from the above)"},
-	{"runtime.gcBgMarkWorker", "garbage collector (background)"},
-	{"net/http", "HTTP serving outside handlers (reads, writes, the OTLP client)"},
-	{"net.", "HTTP serving outside handlers (reads, writes, the OTLP client)"},
-	{"internal/poll", "HTTP serving outside handlers (reads, writes, the OTLP client)"},
-	{"syscall", "HTTP serving outside handlers (reads, writes, the OTLP client)"},
+	{"github.com/burnrate/burnrate/demoapp/telemetry", telemetryComponent},
+	{"go.opentelemetry.io/otel/sdk", telemetryComponent},
+	{"go.opentelemetry.io/otel/exporters", telemetryComponent},
+	{otelhttpPrefix, telemetryComponent},
+	{"github.com/burnrate/burnrate/demoapp", tiersComponent},
+	{"github.com/burnrate/burnrate", "other Burnrate code (HTTP middleware, UI, wiring)"},
 }
+
+// fallbacks name stacks with no component frame.
+var fallbacks = []struct{ prefix, name string }{
+	{"github.com/prometheus/prometheus/tsdb", "TSDB (compaction, WAL)"},
+	{"runtime.gcBgMarkWorker", "garbage collector (background)"},
+	{"net/http", httpComponent},
+	{"net.", httpComponent},
+	{"internal/poll", httpComponent},
+	{"syscall", httpComponent},
+}
+
+const (
+	otelhttpPrefix     = "go.opentelemetry.io/contrib/instrumentation"
+	tiersComponent     = "demo tiers (edge, API, cache, store)"
+	telemetryComponent = "demo telemetry (spans, metrics, OTLP export)"
+	httpComponent      = "HTTP outside handlers (main listener, OTLP client)"
+)
 
 // split buckets a CPU profile's samples by component, largest first.
 func split(p *profile.Profile) []share {
@@ -298,7 +309,7 @@ func split(p *profile.Profile) []share {
 	for _, s := range p.Sample {
 		v := s.Value[vi]
 		total += v
-		by[componentOf(s, p)] += v
+		by[componentOf(s)] += v
 	}
 	var out []share
 	for c, v := range by {
@@ -308,28 +319,43 @@ func split(p *profile.Profile) []share {
 	return out
 }
 
-func componentOf(s *profile.Sample, _ *profile.Profile) string {
-	// The demo tiers' connections are labelled where they are served
-	// (demoapp's Platform.Run), so their reads and writes count as theirs.
-	tier := len(s.Label["component"]) > 0 && s.Label["component"][0] == "demo"
-	for _, loc := range s.Location {
-		for _, line := range loc.Line { // the leaf first, then what it was inlined into
-			fn := line.Function
-			if fn == nil {
-				continue
-			}
-			for _, c := range components {
-				if strings.HasPrefix(fn.Name, c.prefix) {
-					if tier && strings.HasPrefix(c.name, "HTTP serving") {
-						return "demo tiers (edge, API, cache, store)"
+func componentOf(s *profile.Sample) string {
+	for _, list := range [][]struct{ prefix, name string }{components, fallbacks} {
+		inHTTP := false
+		for _, loc := range s.Location {
+			for _, line := range loc.Line { // the leaf first, then what it was inlined into
+				if line.Function == nil {
+					continue
+				}
+				name := line.Function.Name
+				if strings.HasPrefix(name, "net/http.") {
+					inHTTP = true
+				}
+				// otelhttp wraps every handler and round trip: below it,
+				// net/http's work is the tier's, not the instrumentation's.
+				if inHTTP && strings.HasPrefix(name, otelhttpPrefix) {
+					continue
+				}
+				for _, c := range list {
+					if strings.HasPrefix(name, c.prefix) {
+						// The demo tiers' connections are labelled where they
+						// are served (demoapp's Platform.Run), so their reads
+						// and writes count as theirs.
+						if c.name == httpComponent && isTier(s) {
+							return tiersComponent
+						}
+						return c.name
 					}
-					return c.name
 				}
 			}
 		}
 	}
-	if tier {
-		return "demo tiers (edge, API, cache, store)"
+	if isTier(s) {
+		return tiersComponent
 	}
 	return "other (runtime, scheduler, unattributed)"
+}
+
+func isTier(s *profile.Sample) bool {
+	return len(s.Label["component"]) > 0 && s.Label["component"][0] == "demo"
 }

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -91,12 +90,7 @@ func TestAPlainLoadRunIsNotThrottledByTheEdgeOfBurnrateUp(t *testing.T) {
 	opts.Demo.Load.Enabled = false
 	opts.Demo.Instrumentation = false
 	r := testutil.StartApp(t, opts)
-	var edge string
-	for _, e := range r.Endpoints() {
-		if e.Name == "demo edge" {
-			edge = strings.TrimSuffix(e.URL, "/api/products/1")
-		}
-	}
+	edge := r.EdgeURL()
 	require.NotEmpty(t, edge)
 
 	// 600/s for a second from ten clients of one address or ten signed

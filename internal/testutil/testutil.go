@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,4 +136,15 @@ func HTTPGet(t testing.TB, url string) (int, string) {
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return resp.StatusCode, string(body)
+}
+
+// EdgeURL is the base URL of the demo platform's edge, from the endpoints
+// the app prints at start-up ("" when the demo is off).
+func (r *Running) EdgeURL() string {
+	for _, e := range r.Endpoints() {
+		if e.Name == "demo edge" {
+			return strings.TrimSuffix(e.URL, "/api/products/1")
+		}
+	}
+	return ""
 }
