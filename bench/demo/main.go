@@ -93,8 +93,8 @@ func cpuTime() time.Duration {
 func main() {
 	var f flags
 	flag.StringVar(&f.mode, "mode", "up", "up: a real `burnrate up` process; stripped: instrumented and uninstrumented platforms in this process")
-	flag.Float64Var(&f.start, "start", 1000, "first rate, requests per second")
-	flag.Float64Var(&f.inc, "step", 500, "rate increment")
+	flag.Float64Var(&f.start, "start", 500, "first rate, requests per second")
+	flag.Float64Var(&f.inc, "step", 250, "rate increment")
 	flag.Float64Var(&f.max, "max", 20000, "highest rate tried")
 	flag.DurationVar(&f.stepDur, "step-duration", 10*time.Second, "length of each step")
 	flag.DurationVar(&f.budget, "budget", 15*time.Minute, "bound on the whole run")
