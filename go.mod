@@ -11,6 +11,7 @@ require (
 	github.com/expr-lang/expr v1.17.8
 	github.com/go-openapi/strfmt v0.27.0
 	github.com/golang/snappy v1.0.0
+	github.com/google/pprof v0.0.0-20260604005048-7023385849c0
 	github.com/grafana/grafana-foundation-sdk/go v0.0.22
 	github.com/grafana/regexp v0.0.0-20250905093917-f7b3be9d1853
 	github.com/oklog/run v1.2.0

@@ -34,8 +34,14 @@ type Config struct {
 	// MetricInterval is how often metrics are exported; short so that SLOs
 	// react within seconds.
 	MetricInterval time.Duration `mapstructure:"metric_interval"`
-	// TraceSampleRatio is the fraction of traces sampled at the edge.
+	// TraceSampleRatio is the share of traces kept whole whatever they did,
+	// decided on the trace ID at the edge. Outside it, spans that failed
+	// or took at least TraceKeepSlowerThan are kept too (docs/traces.md).
 	TraceSampleRatio float64 `mapstructure:"trace_sample_ratio"`
+	// TraceKeepSlowerThan is the latency from which a span is kept outside
+	// the share: the demo latency SLO's threshold (250ms). 0 keeps only
+	// failed spans outside the share.
+	TraceKeepSlowerThan time.Duration `mapstructure:"trace_keep_slower_than"`
 	// APIReplicas is how many API replicas the edge balances over.
 	APIReplicas int `mapstructure:"api_replicas"`
 	// Shards is the number of store shards.
@@ -80,24 +86,25 @@ type LoadConfig struct {
 // DefaultConfig is what `burnrate up` runs.
 func DefaultConfig() Config {
 	return Config{
-		Enabled:          true,
-		EdgeListen:       "127.0.0.1:8000",
-		Instrumentation:  true,
-		MetricInterval:   5 * time.Second,
-		TraceSampleRatio: 1,
-		APIReplicas:      2,
-		Shards:           4,
-		Products:         2000,
-		CacheSize:        500,
-		CacheMaxBytes:    4 << 20,
-		CacheTTL:         30 * time.Second,
-		RateLimit:        50,
-		RateBurst:        50,
-		MaxConcurrent:    512,
-		HealthInterval:   time.Second,
-		EdgeTimeout:      3 * time.Second,
-		CacheTimeout:     time.Second,
-		StoreTimeout:     250 * time.Millisecond,
+		Enabled:             true,
+		EdgeListen:          "127.0.0.1:8000",
+		Instrumentation:     true,
+		MetricInterval:      5 * time.Second,
+		TraceSampleRatio:    0.1,
+		TraceKeepSlowerThan: 250 * time.Millisecond,
+		APIReplicas:         2,
+		Shards:              4,
+		Products:            2000,
+		CacheSize:           500,
+		CacheMaxBytes:       4 << 20,
+		CacheTTL:            30 * time.Second,
+		RateLimit:           50,
+		RateBurst:           50,
+		MaxConcurrent:       512,
+		HealthInterval:      time.Second,
+		EdgeTimeout:         3 * time.Second,
+		CacheTimeout:        time.Second,
+		StoreTimeout:        250 * time.Millisecond,
 		Load: LoadConfig{
 			Enabled: true,
 			Rate:    20,
@@ -144,6 +151,7 @@ func (c Config) Validate() error {
 	}{
 		{c.MetricInterval >= 100*time.Millisecond, "demo.metric_interval: must be at least 100ms"},
 		{c.TraceSampleRatio >= 0 && c.TraceSampleRatio <= 1, "demo.trace_sample_ratio: must be between 0 and 1"},
+		{c.TraceKeepSlowerThan >= 0, "demo.trace_keep_slower_than: must not be negative"},
 		{c.APIReplicas >= 1 && c.APIReplicas <= 16, "demo.api_replicas: must be between 1 and 16"},
 		{c.Shards >= 1 && c.Shards <= 64, "demo.shards: must be between 1 and 64"},
 		{c.Products >= 1 && c.Products <= 1_000_000, "demo.products: must be between 1 and 1000000"},

@@ -2,8 +2,6 @@ package demoapp
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -117,11 +116,12 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		o.Faults = faults.New()
 	}
 	if o.ClientIDSecret == "" {
-		// The background load's clients are signed with it; nobody else
-		// knows it, so everyone else is limited by address.
-		var b [16]byte
-		_, _ = rand.Read(b[:])
-		o.ClientIDSecret = hex.EncodeToString(b[:])
+		// The background load's clients are signed with it, and so are
+		// those of `burnrate load` run on the same data directory; everyone
+		// else is limited by address.
+		if o.ClientIDSecret, err = clientSecret(o.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	p = &Platform{opts: o, logger: o.Logger, faults: o.Faults, stressor: faults.NewStressor(o.Faults), loadChanged: make(chan struct{}, 1)}
 	p.loadOn.Store(o.Load.Enabled)
@@ -161,6 +161,7 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 			Endpoint:       strings.TrimSuffix(o.OTLPEndpoint, "/"),
 			MetricInterval: o.MetricInterval,
 			SampleRatio:    o.TraceSampleRatio,
+			KeepSlowerThan: o.TraceKeepSlowerThan,
 			SpanExporter:   o.SpanExporter,
 			Logger:         o.Logger,
 		}
@@ -359,9 +360,14 @@ func (p *Platform) Run(ctx context.Context) error {
 	errc := make(chan error, len(p.servers))
 	for _, s := range p.servers {
 		go func() {
-			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("demo %s: %w", s.name, err)
-			}
+			// Connections' goroutines inherit the label, so a CPU profile of
+			// a process that also runs the collector tells the tiers' reads
+			// and writes from everyone else's (bench/demo splits by it).
+			pprof.Do(context.Background(), pprof.Labels("component", "demo", "tier", s.name), func(context.Context) {
+				if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					errc <- fmt.Errorf("demo %s: %w", s.name, err)
+				}
+			})
 		}()
 	}
 	rctx, cancel := context.WithCancel(ctx)

@@ -37,6 +37,9 @@ func start(t *testing.T, mut func(*demoapp.Config)) *running {
 	cfg.EdgeListen = "127.0.0.1:0"
 	cfg.Load.Enabled = false
 	cfg.Products = 200
+	// Every trace, as these tests follow single requests across tiers
+	// (sampling has its own tests).
+	cfg.TraceSampleRatio = 1
 	if mut != nil {
 		mut(&cfg)
 	}

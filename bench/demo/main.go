@@ -1,20 +1,33 @@
-// Command demo measures the highest request rate the demo platform's full
-// path (edge, API, cache, sharded store) sustains with p99 latency under a
-// threshold, with OpenTelemetry instrumentation on and off, in one run.
+// Command demo measures the highest request rate the demo platform sustains
+// with p99 latency under a threshold and almost no 5xx, and what each
+// request costs in CPU. Two modes:
 //
-// The platform and the load generator (burnrate load's library) share the
-// process and the machine, as in `burnrate up`. With instrumentation on,
-// every tier exports traces and metrics over OTLP/HTTP to a receiver on
-// loopback that decodes each request (pdata), so export costs what it costs
-// on the wire; the receiver's decoding runs on the same cores. Both platforms
-// run side by side and each rate is measured on one, then the other. The
-// rate steps up until p99 passes the threshold, more than 1% of requests
-// fail, or the achieved rate falls 5% short of the offered one (a failed step
-// is measured once more, since the machine is shared); the last rate that
-// passed is the result. CPU time per request (the whole process: load
-// generator, four tiers, receiver) is reported for every step.
+//   - up (default): what users run. It builds ./cmd/burnrate, starts
+//     `burnrate up` on a temporary data directory with the default
+//     configuration (loopback ports only), and sends load from this process,
+//     a separate one, as `burnrate load` does (simulated clients signed with
+//     the secret the platform keeps in its data directory). The collector,
+//     trace store, TSDB, SLO engine and alerting run in the measured
+//     process. CPU per request is read from /proc/<pid>/stat of the burnrate
+//     process, and a CPU profile taken from its /debug/pprof/profile at the
+//     highest passing rate is split by component (demo tiers, their
+//     telemetry, collector ingest, trace store, TSDB, SLO engine, ...).
+//     -runs repeats the whole search on a fresh process; the result is the
+//     median.
+//   - stripped: the instrumentation-overhead figure. Two stripped
+//     platforms (only the demo tiers, exporting to a receiver that decodes)
+//     in this process, one instrumented and one not, each rate measured on
+//     one then the other; CPU per request at equal rate is compared.
 //
-//	go run ./bench/demo -start 400 -step 200 -budget 6m
+// Each search steps the rate up until a step fails: p99 at or above the
+// threshold, more than -max-errors of 5xx or unanswered requests, more than
+// -max-errors answered 429 (the limiter, not the platform, was measured), or
+// the achieved rate 5% short of the offered one. A failed step is measured
+// once more, since the machine is shared; the last rate that passed is the
+// result.
+//
+//	go run ./bench/demo -runs 3
+//	go run ./bench/demo -mode stripped -start 400 -step 200
 package main
 
 import (
@@ -22,22 +35,15 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"runtime"
 	"runtime/pprof"
-	"strings"
-	"sync/atomic"
+	"sort"
 	"syscall"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"github.com/google/pprof/profile"
 
-	"github.com/burnrate/burnrate/demoapp"
 	"github.com/burnrate/burnrate/demoapp/load"
 )
 
@@ -47,206 +53,152 @@ type step struct {
 	P50      float64 `json:"p50_ms"`
 	P99      float64 `json:"p99_ms"`
 	Errors   float64 `json:"error_ratio"`
+	Limited  float64 `json:"rate_limited_ratio"`
 	CPUus    float64 `json:"cpu_us_per_request"`
 	Pass     bool    `json:"pass"`
-}
-
-// cpuTime is the process's user+system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type result struct {
 	Instrumented bool    `json:"instrumented"`
 	MaxRate      float64 `json:"max_rate"`
 	Steps        []step  `json:"steps"`
-	Spans        int64   `json:"spans_received"`
-	Points       int64   `json:"metric_points_received"`
+	Spans        int64   `json:"spans_received,omitempty"`
+	Points       int64   `json:"metric_points_received,omitempty"`
+	// CPUSplit is the share of the burnrate process's CPU per component, from
+	// a profile at MaxRate (mode up).
+	CPUSplit    []share `json:"cpu_split,omitempty"`
+	ProfileRate float64 `json:"profile_rate,omitempty"`
+}
+
+type flags struct {
+	mode                   string
+	start, inc, max        float64
+	stepDur, budget, p99   time.Duration
+	maxErrors              float64
+	runs                   int
+	profileDur             time.Duration
+	profileOut, out, cpuPr string
+	ratio                  float64
+	bin                    string
+	split                  string
+}
+
+// cpuTime is this process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func main() {
-	start := flag.Float64("start", 500, "first rate, requests per second")
-	inc := flag.Float64("step", 500, "rate increment")
-	maxRate := flag.Float64("max", 20000, "highest rate tried")
-	stepDur := flag.Duration("step-duration", 5*time.Second, "length of each step")
-	budget := flag.Duration("budget", 4*time.Minute, "bound on the whole run")
-	p99 := flag.Duration("p99", 50*time.Millisecond, "p99 latency threshold")
-	out := flag.String("json", "", "write the results as JSON to this file")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	var f flags
+	flag.StringVar(&f.mode, "mode", "up", "up: a real `burnrate up` process; stripped: instrumented and uninstrumented platforms in this process")
+	flag.Float64Var(&f.start, "start", 500, "first rate, requests per second")
+	flag.Float64Var(&f.inc, "step", 250, "rate increment")
+	flag.Float64Var(&f.max, "max", 20000, "highest rate tried")
+	flag.DurationVar(&f.stepDur, "step-duration", 10*time.Second, "length of each step")
+	flag.DurationVar(&f.budget, "budget", 15*time.Minute, "bound on the whole run")
+	flag.DurationVar(&f.p99, "p99", 50*time.Millisecond, "p99 latency threshold")
+	flag.Float64Var(&f.maxErrors, "max-errors", 0.001, "highest ratio of 5xx (or unanswered) requests, and of 429s, in a passing step")
+	flag.IntVar(&f.runs, "runs", 1, "mode up: searches, each on a fresh process; the median is reported")
+	flag.DurationVar(&f.profileDur, "profile", 10*time.Second, "mode up: CPU profile this long at the highest passing rate (0: none)")
+	flag.StringVar(&f.profileOut, "profile-out", "", "mode up: also write the last run's profile here (go tool pprof)")
+	flag.Float64Var(&f.ratio, "trace-sample-ratio", -1, "mode up: set demo.trace_sample_ratio (default: the default configuration's)")
+	flag.StringVar(&f.bin, "bin", "", "mode up: run this burnrate binary instead of building ./cmd/burnrate (to compare builds)")
+	flag.StringVar(&f.split, "split", "", "only print the split by component of this CPU profile (from -profile-out or go tool pprof) and exit")
+	flag.StringVar(&f.out, "json", "", "write the results as JSON to this file")
+	flag.StringVar(&f.cpuPr, "cpuprofile", "", "mode stripped: write a CPU profile of this process to this file")
 	flag.Parse()
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
+	if f.cpuPr != "" {
+		pf, err := os.Create(f.cpuPr)
 		if err != nil {
 			log.Fatal(err)
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
+		if err := pprof.StartCPUProfile(pf); err != nil {
 			log.Fatal(err)
 		}
 		defer pprof.StopCPUProfile()
 	}
 	// Thousands of requests in flight need thousands of sockets: raise the
-	// soft limit on open files to the hard one, as a server would.
+	// soft limit on open files to the hard one, as a server would (the
+	// burnrate process inherits it).
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < lim.Max {
 		lim.Cur = lim.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *budget)
-	defer cancel()
-
-	// Both platforms run for the whole search, and each rate is measured on
-	// one and then the other, so that both see the same machine.
-	var targets []*target
-	for _, instrumented := range []bool{false, true} {
-		t, err := startPlatform(ctx, instrumented)
+	if f.split != "" {
+		raw, err := os.ReadFile(f.split)
 		if err != nil {
 			log.Fatal(err)
 		}
-		defer t.close()
-		targets = append(targets, t)
-	}
-	for rate := *start; rate <= *maxRate && ctx.Err() == nil; rate += *inc {
-		live := false
-		for _, t := range targets {
-			if t.failed {
-				continue
-			}
-			fmt.Printf("instrumented=%-5v", t.res.Instrumented)
-			s, err := measure(ctx, t.edge, rate, *stepDur, *p99)
-			if err != nil {
-				log.Fatal(err)
-			}
-			if !s.Pass && ctx.Err() == nil {
-				// The machine is shared: a step can lose its CPU to another
-				// process. A failed step is measured once more; both attempts
-				// are kept in the results.
-				t.res.Steps = append(t.res.Steps, s)
-				time.Sleep(time.Second)
-				fmt.Printf("   (again)        ")
-				if s, err = measure(ctx, t.edge, rate, *stepDur, *p99); err != nil {
-					log.Fatal(err)
-				}
-			}
-			if ctx.Err() != nil {
-				break // cut short by the budget: not a measurement
-			}
-			t.res.Steps = append(t.res.Steps, s)
-			if !s.Pass {
-				t.failed = true
-				continue
-			}
-			t.res.MaxRate = rate
-			live = true
-			time.Sleep(500 * time.Millisecond) // let stragglers drain
+		prof, err := profile.ParseData(raw)
+		if err != nil {
+			log.Fatal(err)
 		}
-		if !live {
-			break
+		for _, s := range split(prof) {
+			fmt.Printf("%-52s %5.1f%%\n", s.Component, s.Percent)
 		}
+		return
 	}
-	var results []result
-	for _, t := range targets {
-		t.res.Spans, t.res.Points = t.spans.Load(), t.points.Load()
-		results = append(results, t.res)
+	ctx, cancel := context.WithTimeout(context.Background(), f.budget)
+	defer cancel()
+
+	var (
+		results []result
+		err     error
+	)
+	switch f.mode {
+	case "up":
+		results, err = runUp(ctx, f)
+	case "stripped":
+		results, err = runStripped(ctx, f)
+	default:
+		err = fmt.Errorf("-mode: %q is not up or stripped", f.mode)
 	}
-	fmt.Printf("\nGOMAXPROCS=%d, step %s, threshold p99 < %s\n", runtime.GOMAXPROCS(0), *stepDur, *p99)
-	for _, r := range results {
-		fmt.Printf("instrumented=%-5v max sustained rate %6.0f/s (spans received %d, metric points %d)\n", r.Instrumented, r.MaxRate, r.Spans, r.Points)
+	if err != nil {
+		log.Fatal(err)
 	}
-	if results[0].MaxRate > 0 {
-		fmt.Printf("overhead: instrumented sustains %.1f%% of the uninstrumented rate (%.1f%% less)\n",
-			100*results[1].MaxRate/results[0].MaxRate, 100*(1-results[1].MaxRate/results[0].MaxRate))
-	}
-	if *out != "" {
+	if f.out != "" {
 		b, _ := json.MarshalIndent(results, "", "  ")
-		if err := os.WriteFile(*out, b, 0o644); err != nil {
+		if err := os.WriteFile(f.out, b, 0o644); err != nil {
 			log.Fatal(err)
 		}
 	}
 }
 
-// target is one platform under test and its OTLP receiver.
-type target struct {
-	res           result
-	edge          string
-	spans, points *atomic.Int64
-	failed        bool
-	close         func()
+// measureTwice measures a step and, when it fails, once more (the machine
+// is shared: a step can lose its CPU to another process). Both attempts are
+// returned; ok is the last one's verdict.
+func measureTwice(ctx context.Context, f flags, m func() (step, error)) ([]step, bool, error) {
+	s, err := m()
+	if err != nil {
+		return nil, false, err
+	}
+	if s.Pass || ctx.Err() != nil {
+		return []step{s}, s.Pass && ctx.Err() == nil, nil
+	}
+	time.Sleep(time.Second)
+	fmt.Printf("   (again)        ")
+	s2, err := m()
+	if err != nil {
+		return nil, false, err
+	}
+	return []step{s, s2}, s2.Pass && ctx.Err() == nil, nil
 }
 
-// startPlatform runs a demo platform, instrumented or not, exporting to a
-// decoding OTLP receiver, and warms its cache and connections.
-func startPlatform(ctx context.Context, instrumented bool) (*target, error) {
-	t := &target{res: result{Instrumented: instrumented}, spans: new(atomic.Int64), points: new(atomic.Int64)}
-	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		switch {
-		case strings.HasSuffix(r.URL.Path, "/v1/traces"):
-			req := ptraceotlp.NewExportRequest()
-			if err := req.UnmarshalProto(body); err == nil {
-				t.spans.Add(int64(req.Traces().SpanCount()))
-			}
-			b, _ := ptraceotlp.NewExportResponse().MarshalProto()
-			w.Header().Set("Content-Type", "application/x-protobuf")
-			_, _ = w.Write(b)
-		case strings.HasSuffix(r.URL.Path, "/v1/metrics"):
-			req := pmetricotlp.NewExportRequest()
-			if err := req.UnmarshalProto(body); err == nil {
-				t.points.Add(int64(req.Metrics().DataPointCount()))
-			}
-			b, _ := pmetricotlp.NewExportResponse().MarshalProto()
-			w.Header().Set("Content-Type", "application/x-protobuf")
-			_, _ = w.Write(b)
-		}
-	}))
-	dir, err := os.MkdirTemp("", "burnrate-bench-demo")
-	if err != nil {
-		recv.Close()
-		return nil, err
-	}
-	cfg := demoapp.DefaultConfig()
-	cfg.EdgeListen = "127.0.0.1:0"
-	cfg.Load.Enabled = false
-	cfg.Instrumentation = instrumented
-	cfg.OTLPEndpoint = recv.URL
-	cfg.RateLimit = 1e6 // measure the path, not the limiter
-	cfg.RateBurst = 1e6
-	cfg.MaxConcurrent = 4096
-	p, err := demoapp.New(ctx, demoapp.Options{Config: cfg, DataDir: dir})
-	if err != nil {
-		recv.Close()
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	pctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(pctx) }()
-	t.edge = p.EdgeURL()
-	t.close = func() {
-		stop()
-		<-done
-		p.Close()
-		recv.Close()
-		os.RemoveAll(dir)
-	}
-	if _, err := load.Run(ctx, load.Options{Target: t.edge, Rate: 300, Duration: 3 * time.Second, Seed: 1}, nil); err != nil {
-		t.close()
-		return nil, err
-	}
-	return t, nil
-}
-
-// measure sends one step of constant load and judges it.
-func measure(ctx context.Context, edgeURL string, rate float64, stepDur, threshold time.Duration) (step, error) {
-	cpu0 := cpuTime()
+// measure sends one step of constant load to edgeURL and judges it; cpu is
+// the CPU clock of the process under test.
+func measure(ctx context.Context, f flags, edgeURL, secret string, rate float64, cpu func() time.Duration) (step, error) {
+	cpu0 := cpu()
 	rep, err := load.Run(ctx, load.Options{
-		Target: edgeURL, Rate: rate, Duration: stepDur, Shape: "constant",
-		Timeout: 2 * time.Second, Seed: int64(rate),
+		Target: edgeURL, Rate: rate, Duration: f.stepDur, Shape: "constant",
+		Timeout: 2 * time.Second, Seed: int64(rate), ClientSecret: secret,
 	}, nil)
 	if err != nil {
 		return step{}, err
 	}
+	used := cpu() - cpu0
 	var bad int
 	for code, n := range rep.Status {
 		if code == "0" || code[0] == '5' {
@@ -256,10 +208,41 @@ func measure(ctx context.Context, edgeURL string, rate float64, stepDur, thresho
 	s := step{Rate: rate, Achieved: rep.AchievedRPS, P50: rep.Latency.P50, P99: rep.Latency.P99}
 	if rep.Requests > 0 {
 		s.Errors = float64(bad) / float64(rep.Requests)
-		s.CPUus = float64((cpuTime() - cpu0).Microseconds()) / float64(rep.Requests)
+		s.Limited = float64(rep.RateLimited) / float64(rep.Requests)
+		s.CPUus = float64(used.Microseconds()) / float64(rep.Requests)
 	}
-	s.Pass = s.P99 < float64(threshold.Milliseconds()) && s.Errors <= 0.01 && s.Achieved >= 0.95*rate
-	fmt.Printf(" rate %6.0f achieved %7.1f p50 %6.2fms p99 %7.2fms errors %.4f cpu/req %5.0fus pass=%v\n",
-		rate, s.Achieved, s.P50, s.P99, s.Errors, s.CPUus, s.Pass)
+	s.Pass = s.P99 < float64(f.p99.Milliseconds()) && s.Errors <= f.maxErrors && s.Limited <= f.maxErrors && s.Achieved >= 0.95*rate
+	fmt.Printf(" rate %6.0f achieved %7.1f p50 %6.2fms p99 %7.2fms 5xx %.4f 429 %.4f cpu/req %5.0fus pass=%v\n",
+		rate, s.Achieved, s.P50, s.P99, s.Errors, s.Limited, s.CPUus, s.Pass)
 	return s, nil
+}
+
+// cpuOverhead is the median of instrumented CPU per request over
+// uninstrumented, over the steps measured on both at one rate with at most
+// 1% 5xx (a step that failed on latency still served its requests; one
+// answered by fast 503s did not do the work).
+func cpuOverhead(off, on []step) (float64, int) {
+	served := func(s step) bool { return s.Errors <= 0.01 && s.CPUus > 0 }
+	base := map[float64]float64{}
+	for _, s := range off {
+		if served(s) {
+			base[s.Rate] = s.CPUus
+		}
+	}
+	var ratios []float64
+	for _, s := range on {
+		if b, ok := base[s.Rate]; ok && served(s) {
+			ratios = append(ratios, s.CPUus/b)
+		}
+	}
+	return median(ratios), len(ratios)
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
 }

@@ -84,3 +84,40 @@ func TestGamedayListsTheShippedScenarios(t *testing.T) {
 	}
 	require.Equal(t, exitUsage, run([]string{"gameday", "run", "no-such-drill"}, &out, &errb))
 }
+
+func TestAPlainLoadRunIsNotThrottledByTheEdgeOfBurnrateUp(t *testing.T) {
+	opts := app.DefaultOptions()
+	opts.Demo.Load.Enabled = false
+	opts.Demo.Instrumentation = false
+	r := apptest.StartApp(t, opts)
+	edge := r.EdgeURL()
+	require.NotEmpty(t, edge)
+
+	// 600/s for a second from ten clients of one address or ten signed
+	// clients: 60/s each against the edge's default 50/s with a burst of
+	// 50 would be throttled. Run as a user would, with the running
+	// platform's data directory, and nothing else.
+	file := filepath.Join(t.TempDir(), "report.json")
+	var out, errb bytes.Buffer
+	code := run([]string{"load", "--target", edge, "--rate", "600", "--duration", "1500ms", "--data-dir", r.DataDir, "--mix", "product:1", "--quiet", "--report", file}, &out, &errb)
+	require.Equal(t, exitOK, code, errb.String())
+	var rep struct {
+		Requests    int `json:"requests"`
+		RateLimited int `json:"rate_limited"`
+	}
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &rep))
+	require.Greater(t, rep.Requests, 500)
+	require.Zero(t, rep.RateLimited, out.String())
+
+	// Named clients are what the user asked for: two clients at 300/s
+	// each are limited.
+	out.Reset()
+	code = run([]string{"load", "--target", edge, "--rate", "600", "--duration", "1500ms", "--clients", "2", "--data-dir", r.DataDir, "--mix", "product:1", "--quiet", "--report", file}, &out, &errb)
+	require.Equal(t, exitOK, code, errb.String())
+	b, err = os.ReadFile(file)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &rep))
+	require.Greater(t, rep.RateLimited, rep.Requests/3, out.String())
+}

@@ -89,7 +89,7 @@ Run everything on embedded defaults:  burnrate up`,
 		newUpCmd(g, stdout, stderr),
 		newServeCmd(g, stdout, stderr),
 		newDemoCmd(g, stdout, stderr),
-		newLoadCmd(stdout, stderr),
+		newLoadCmd(g, stdout, stderr),
 		newFaultCmd(stdout),
 		newGamedayCmd(stdout, stderr),
 		newSLOCmd(g, stdout, stderr),
@@ -151,9 +151,13 @@ func newUpCmd(g *globals, stdout, stderr io.Writer) *cobra.Command {
 		Short: "Run the whole stack in one process on embedded defaults",
 		Long: `Run the whole stack in one process: every component Burnrate has, on embedded
 defaults. No configuration is needed; --config, BURNRATE_* variables and flags
-override the defaults. Stop with Ctrl-C.`,
+override the defaults. Stop with Ctrl-C.
+
+The garbage collector runs at GOGC=400 with a 2GiB GOMEMLIMIT unless those
+variables are set (measured on the demo platform's load).`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
+			tuneGCForUp(os.Getenv)
 			return serve(c, g, stdout, stderr)
 		},
 	}

@@ -9,7 +9,8 @@
 //     edge is a public endpoint: an inbound traceparent is not trusted as a
 //     parent; the edge starts a new trace linked to it.
 //  2. Request ID: X-Request-ID is kept when the client sent one, assigned
-//     otherwise, echoed in the answer and forwarded to every hop.
+//     otherwise, echoed in the answer and forwarded to every hop. The
+//     answer also names its trace in traceresponse.
 //  3. Load shedding: at most MaxConcurrent requests in flight; the rest are
 //     answered 503 with Retry-After at once. Queueing them would only add
 //     latency to every request until all of them time out.
@@ -50,6 +51,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/burnrate/burnrate/demoapp/faults"
@@ -60,6 +62,11 @@ import (
 
 // ClientIDHeader names the client for rate limiting.
 const ClientIDHeader = "X-Client-ID"
+
+// TraceResponseHeader carries the trace of an answer
+// (00-<trace id>-<span id>-<flags>), as W3C Trace Context level 2's
+// traceresponse does.
+const TraceResponseHeader = "Traceresponse"
 
 // Config tunes the edge.
 type Config struct {
@@ -267,6 +274,11 @@ func requestID(next http.Handler) http.Handler {
 			r.Header.Set(web.RequestIDHeader, id)
 		}
 		w.Header().Set(web.RequestIDHeader, id)
+		if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+			// W3C Trace Context level 2: the answer names its trace, so a
+			// client (and the load generator) can look a failure up.
+			w.Header().Set(TraceResponseHeader, "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-"+sc.TraceFlags().String())
+		}
 		next.ServeHTTP(w, r)
 	})
 }

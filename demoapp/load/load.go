@@ -46,6 +46,24 @@ const (
 	MaxRequests = 100_000_000
 )
 
+// ClientRate is the rate each simulated client sends at when the number of
+// clients follows the rate: half the edge's default per-client limit
+// (demo.rate_limit 50/s, burst 50), so that random arrivals stay inside
+// every client's bucket.
+const ClientRate = 25
+
+// ClientsFor is the number of simulated clients a run of shape at rate gets
+// by default: one per ClientRate of the shape's highest rate, at least 10.
+// A spike is sized for its base rate: its burst is meant to go past the
+// limit.
+func ClientsFor(shape string, rate float64) int {
+	peak := rate
+	if shape == "sine" {
+		peak = 1.5 * rate // the sine's amplitude is half its mean
+	}
+	return max(10, int(math.Ceil(peak/ClientRate)))
+}
+
 // Options configure a run.
 type Options struct {
 	// Target is the edge's base URL.
@@ -68,7 +86,9 @@ type Options struct {
 	SpikeAt     time.Duration
 	SpikeLength time.Duration
 	// Clients is the number of simulated clients (X-Client-ID), each rate
-	// limited separately by the edge when ClientSecret signs them. Default 10.
+	// limited separately by the edge when ClientSecret signs them. 0 means
+	// the number follows the rate (ClientsFor), so that no simulated client
+	// goes past the edge's default limit.
 	Clients int
 	// Keys is the number of products; ZipfS the Zipf exponent (> 1) of their
 	// popularity. Defaults 2000 and 1.1.
@@ -113,7 +133,7 @@ func (o Options) withDefaults() Options {
 		o.SpikeLength = o.Duration / 6
 	}
 	if o.Clients <= 0 {
-		o.Clients = 10
+		o.Clients = ClientsFor(o.Shape, o.Rate)
 	}
 	if o.Keys <= 0 {
 		o.Keys = 2000
@@ -335,7 +355,7 @@ func (r *Report) warnings(o Options) {
 		w := fmt.Sprintf("the edge's rate limit capped the load: %d of %d requests (%.0f%%) were answered 429, so the target saw about %.1f/s of the %.1f/s asked",
 			r.RateLimited, r.Requests, 100*f, r.AchievedRPS*(1-f), o.Rate)
 		if o.ClientSecret == "" {
-			w += "; all load counts as one client (this address): pass --client-secret to sign the simulated clients, or raise demo.rate_limit"
+			w += "; all load counts as one client (this address): pass the data directory of the running platform (--data-dir) or --client-secret to sign the simulated clients, or raise demo.rate_limit"
 		} else {
 			w += "; raise demo.rate_limit or --clients"
 		}

@@ -53,6 +53,9 @@ type ShardOptions struct {
 	SyncInterval time.Duration
 	// CompactMinLines is the smallest log (in lines) worth compacting.
 	CompactMinLines int
+	// Sync makes the log durable. Default (*os.File).Sync; tests slow it
+	// down.
+	Sync func(*os.File) error
 }
 
 // Shard is one partition of the data.
@@ -99,6 +102,9 @@ func OpenShardWith(dir string, id int, o ShardOptions) (*Shard, error) {
 	}
 	if o.CompactMinLines <= 0 {
 		o.CompactMinLines = DefaultCompactMinLines
+	}
+	if o.Sync == nil {
+		o.Sync = (*os.File).Sync
 	}
 	sdir := filepath.Join(dir, fmt.Sprintf("shard-%d", id))
 	if err := os.MkdirAll(sdir, 0o750); err != nil {
@@ -250,14 +256,30 @@ func (s *Shard) syncLoop() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.mu.Lock()
-			if s.dirty && s.f != nil {
-				if s.f.Sync() == nil {
-					s.dirty = false
-				}
-			}
-			s.mu.Unlock()
+			s.syncOnce()
 		}
+	}
+}
+
+// syncOnce fsyncs the log if it has unsynced writes, outside the lock: an
+// fsync can take tens of milliseconds on a busy disk, and holding the lock
+// through it stalled every read and write of the shard once a second, long
+// enough for the cache's 250ms deadline to fire under load. Writes go on
+// meanwhile and mark the log dirty again; a failed fsync leaves it dirty.
+// A file replaced by compaction (which fsyncs the new one) or closed
+// meanwhile fails with os.ErrClosed and needs nothing more.
+func (s *Shard) syncOnce() {
+	s.mu.Lock()
+	f, dirty := s.f, s.dirty
+	s.dirty = false
+	s.mu.Unlock()
+	if !dirty || f == nil {
+		return
+	}
+	if err := s.opts.Sync(f); err != nil && !errors.Is(err, os.ErrClosed) {
+		s.mu.Lock()
+		s.dirty = true
+		s.mu.Unlock()
 	}
 }
 

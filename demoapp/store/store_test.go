@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -136,4 +138,43 @@ func TestALogWithAManyTimesOverwrittenKeyIsCompactedOnOpen(t *testing.T) {
 	v, err := sh.Get("a")
 	require.NoError(t, err)
 	require.Equal(t, "299", string(v))
+}
+
+func TestReadsAndWritesGoOnWhileTheLogIsFsynced(t *testing.T) {
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var once sync.Once
+	sh, err := store.OpenShardWith(t.TempDir(), 0, store.ShardOptions{
+		SyncInterval: 10 * time.Millisecond,
+		Sync: func(f *os.File) error {
+			once.Do(func() {
+				entered <- struct{}{}
+				<-release // a disk that takes its time
+			})
+			return f.Sync()
+		},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, sh.Close()) })
+	require.NoError(t, sh.Put("a", []byte(`1`)))
+	<-entered
+
+	done := make(chan error, 1)
+	go func() {
+		if _, err := sh.Get("a"); err != nil {
+			done <- err
+			return
+		}
+		done <- sh.Put("b", []byte(`2`))
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("a read and a write waited for the fsync")
+	}
+	close(release)
+	v, err := sh.Get("b")
+	require.NoError(t, err)
+	require.Equal(t, `2`, string(v))
 }

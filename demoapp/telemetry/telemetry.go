@@ -41,8 +41,13 @@ type Options struct {
 	Endpoint string
 	// MetricInterval is how often metrics are exported.
 	MetricInterval time.Duration
-	// SampleRatio is the fraction of new traces sampled (parent-based).
+	// SampleRatio is the share of traces kept whole whatever they did
+	// (consistent on the trace ID, parent-based). Outside it, spans that
+	// failed or took at least KeepSlowerThan are kept too (sampling.go).
 	SampleRatio float64
+	// KeepSlowerThan is the latency from which a span is kept outside the
+	// share (0: only failed spans are).
+	KeepSlowerThan time.Duration
 	// SpanExporter and MetricReader replace the OTLP exporters (tests).
 	SpanExporter sdktrace.SpanExporter
 	MetricReader sdkmetric.Reader
@@ -98,8 +103,11 @@ func New(ctx context.Context, service, instance string, o Options) (*Providers, 
 	}
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(o.SampleRatio))),
-		sdktrace.WithBatcher(spanExp, sdktrace.WithBatchTimeout(2*time.Second), sdktrace.WithMaxQueueSize(8192)),
+		sdktrace.WithSampler(sampler(o.SampleRatio)),
+		sdktrace.WithSpanProcessor(keepProcessor{
+			next: sdktrace.NewBatchSpanProcessor(spanExp, sdktrace.WithBatchTimeout(2*time.Second), sdktrace.WithMaxQueueSize(8192)),
+			slow: o.KeepSlowerThan,
+		}),
 	)
 	p.Tracer = tp
 	p.shutdown = append(p.shutdown, tp.Shutdown)
@@ -122,7 +130,8 @@ func New(ctx context.Context, service, instance string, o Options) (*Providers, 
 	// the HTTP histogram series out of every export and of the TSDB.
 	dropBodySizes := sdkmetric.NewView(sdkmetric.Instrument{Name: "http.*.body.size"},
 		sdkmetric.Stream{Aggregation: sdkmetric.AggregationDrop{}})
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(reader), sdkmetric.WithView(dropBodySizes))
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(reader), sdkmetric.WithView(dropBodySizes),
+		sdkmetric.WithExemplarFilter(exemplarFilter(o.KeepSlowerThan)))
 	p.Meter = mp
 	p.shutdown = append(p.shutdown, mp.Shutdown)
 	p.flush = append(p.flush, mp.ForceFlush)

@@ -4,6 +4,7 @@ package apptest
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,4 +74,15 @@ func isolate(t testing.TB, opts *app.Options) {
 	if opts.Demo.EdgeListen == def.Demo.EdgeListen {
 		opts.Demo.EdgeListen = "127.0.0.1:0"
 	}
+}
+
+// EdgeURL is the base URL of the demo platform's edge, from the endpoints
+// the app prints at start-up ("" when the demo is off).
+func (r *Running) EdgeURL() string {
+	for _, e := range r.Endpoints() {
+		if e.Name == "demo edge" {
+			return strings.TrimSuffix(e.URL, "/api/products/1")
+		}
+	}
+	return ""
 }
