@@ -65,7 +65,7 @@ func (a *App) buildAlerting() error {
 	}
 	var burns alerting.BurnSource
 	if a.slo != nil {
-		sb := sloBurns{engine: a.slo, baseURL: cfg.ExternalURL, tiers: cfg.Rules.Tiers}
+		sb := sloBurns{engine: a.slo, baseURL: cfg.ExternalURL}
 		if a.collector != nil {
 			sb.exemplars = a.collector.DB()
 		}
@@ -122,7 +122,6 @@ func (a *App) Alerting() *alerting.Manager { return a.alerting }
 type sloBurns struct {
 	engine  *sloengine.Engine
 	baseURL string
-	tiers   []alerting.TierConfig
 	// exemplars, when set, supplies trace IDs of failing requests.
 	exemplars storage.ExemplarQueryable
 }
@@ -174,7 +173,7 @@ func (s sloBurns) Burns() []alerting.SLOBurn {
 			if v := o.AlertAnnotations["dashboard_url"]; v != "" {
 				b.DashboardURL = v
 			}
-			b.Tiers = s.ownTiers(o)
+			b.Tiers = ownTiers(o)
 			if w, ok := b.Windows[5*time.Minute]; ok && w.BurnRate > 1 {
 				b.ExampleTraceIDs = s.traceIDs(o, st.EvaluatedAt)
 			}
@@ -185,17 +184,19 @@ func (s sloBurns) Burns() []alerting.SLOBurn {
 }
 
 // ownTiers returns the SLO's tiers when its spec tunes them, or nil when
-// they are the defaults, so that alerting.rules (and per-SLO settings
-// there) govern.
-func (s sloBurns) ownTiers(o *sloengine.SLO) []alerting.Tier {
+// they are the SLO engine's defaults (what a spec without tiers gets), so
+// that alerting.rules (and per-SLO settings there) govern. Comparing with
+// the configured tiers instead made any alerting.rules.tiers differing
+// from the defaults lose to the defaults the engine filled in.
+func ownTiers(o *sloengine.SLO) []alerting.Tier {
 	if len(o.Tiers) == 0 {
 		return nil
 	}
-	def := alerting.TiersFor(s.tiers, o.Period)
+	def := sloengine.DefaultTiers(o.Period)
 	same := len(def) == len(o.Tiers)
 	for i := 0; same && i < len(def); i++ {
 		t := o.Tiers[i]
-		same = t.Severity == def[i].Severity && t.LongWindow == def[i].Long && t.ShortWindow == def[i].Short &&
+		same = t.Severity == def[i].Severity && t.LongWindow == def[i].LongWindow && t.ShortWindow == def[i].ShortWindow &&
 			math.Abs(t.Factor-def[i].Factor) < 1e-9
 	}
 	if same {

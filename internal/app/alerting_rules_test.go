@@ -108,9 +108,18 @@ func TestSLORulesOnARealEngine(t *testing.T) {
 		name string
 		spec string
 		// tr is the traffic from t1-3h to t2; nil writes no series at all.
-		tr   traffic
-		want map[string]string // alertname/tier -> state at t2
+		tr traffic
+		// tiers, when set, are alerting.rules.tiers.
+		tiers []alerting.TierConfig
+		want  map[string]string // alertname/tier -> state at t2
 	}{
+		{
+			name:  "configured tiers replace the defaults of an SLO whose spec sets none",
+			spec:  eventsSpec,
+			tr:    steady(10, 0.02),
+			tiers: []alerting.TierConfig{{Name: "page-custom", Severity: "page", Long: time.Hour, Short: 5 * time.Minute, Factor: 10}},
+			want:  map[string]string{"SLOErrorBudgetBurn/page-custom": alerting.StateFiring},
+		},
 		{
 			name: "a raw error-ratio SLI failing 2% of requests pages and is not absent",
 			spec: rawSpec, tr: steady(10, 0.02),
@@ -195,12 +204,15 @@ func TestSLORulesOnARealEngine(t *testing.T) {
 
 				cfg := alerting.DefaultConfig().WithDefaults()
 				cfg.Route.Receiver = alerting.ReceiverLog
+				if tc.tiers != nil {
+					cfg.Rules.Tiers = tc.tiers
+				}
 				store, err := alerting.OpenStore(ctx, filepath.Join(t.TempDir(), "alerting.db"))
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = store.Close() })
 				m, err := alerting.New(ctx, alerting.Options{
 					Config: cfg, Store: store, Now: clk.now,
-					Burns:      sloBurns{engine: eng, baseURL: "http://127.0.0.1:8080", tiers: cfg.Rules.Tiers},
+					Burns:      sloBurns{engine: eng, baseURL: "http://127.0.0.1:8080"},
 					Appendable: db,
 					Logger:     slog.New(slog.DiscardHandler),
 				})
