@@ -35,4 +35,4 @@ update-golden:
 # fake Slack Web API on loopback (docs/e2e.md). Behind the e2e build tag, so
 # `go test ./...` does not run it a second time; about 3 minutes of real time.
 e2e:
-	$(GO) test -tags e2e -run '^TestE2E' -count=1 -v -parallel 3 -timeout 12m ./cmd/burnrate
+	$(GO) test -tags e2e -run '^TestE2E' -count=1 -v -parallel 4 -timeout 12m ./cmd/burnrate

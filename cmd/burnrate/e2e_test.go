@@ -16,10 +16,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -170,12 +172,37 @@ type e2eStack struct {
 	args  []string
 	p     *proc
 	base  string
+	// backend is the remote metrics backend, if any.
+	backend string
 	// timings are printed at the end, in the order measured.
 	timings []string
 }
 
-func newE2EStack(t *testing.T) *e2eStack {
-	s := &e2eStack{t: t, slack: newFakeSlack(t)}
+// e2eOptions vary the stack for the interop variants.
+type e2eOptions struct {
+	// remoteWrite, when set, is collector.remote_write.url.
+	remoteWrite string
+	// backend, when set, is metrics.url with metrics.backend prometheus.
+	backend string
+	// noOwnEdgePage disables Burnrate's own page rule for the edge: pages
+	// then come from Prometheus.
+	noOwnEdgePage bool
+}
+
+func newE2EStack(t *testing.T) *e2eStack { return newE2EStackWith(t, e2eOptions{}) }
+
+func newE2EStackWith(t *testing.T, o e2eOptions) *e2eStack {
+	s := &e2eStack{t: t, slack: newFakeSlack(t), backend: o.backend}
+	collectorExtra, metrics, edgeRules := "", "", ""
+	if o.remoteWrite != "" {
+		collectorExtra = "\n  remote_write: {url: " + o.remoteWrite + "}"
+	}
+	if o.backend != "" {
+		metrics = "metrics: {backend: prometheus, url: " + o.backend + "}\n"
+	}
+	if o.noOwnEdgePage {
+		edgeRules = "\n      demo-edge-availability: {disable: [page-e2e]}"
+	}
 	dir := t.TempDir()
 	policies := filepath.Join(dir, "policies.yml")
 	require.NoError(t, os.WriteFile(policies, []byte(fmt.Sprintf(`policies:
@@ -185,8 +212,8 @@ func newE2EStack(t *testing.T) *e2eStack {
 	cfgFile := filepath.Join(dir, "burnrate.yml")
 	require.NoError(t, os.WriteFile(cfgFile, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
 collector:
-  otlp_listen: ""
-demo:
+  otlp_listen: ""%s
+%sdemo:
   edge_listen: 127.0.0.1:0
   load: {rate: 40, shape: constant, clients: 10}
 alerting:
@@ -207,13 +234,13 @@ alerting:
       - {name: page-e2e, severity: page, long_window: 5m, short_window: 5m, factor: %d}
     slos:
       demo-api-availability: {disable: [page-e2e]}
-      demo-edge-latency: {disable: [page-e2e]}
+      demo-edge-latency: {disable: [page-e2e]}%s
 incidents:
   on_alert_resolved: resolve
   escalation_policy: e2e
 deploy:
   policies: [%s]
-`, e2eSigningSecret, s.slack.URL(), e2eFactor, policies)), 0o600))
+`, collectorExtra, metrics, e2eSigningSecret, s.slack.URL(), e2eFactor, edgeRules, policies)), 0o600))
 	s.args = []string{"up", "--config", cfgFile, "--data-dir", filepath.Join(dir, "data")}
 	return s
 }
@@ -490,8 +517,9 @@ func (s *e2eStack) healthy() {
 				return false
 			}
 		}
-		// The history gives the edge's period complete slices: its budget is known.
-		return sts["demo-edge-availability"].BudgetRemaining != nil
+		// The history gives the edge's period complete slices: its budget
+		// is known (on the embedded TSDB, where the history is written).
+		return s.backend != "" || sts["demo-edge-availability"].BudgetRemaining != nil
 	})
 	// A minute of steady load warms the cache and fills the 5m windows
 	// with good traffic; nothing burns meanwhile.
@@ -815,6 +843,129 @@ func TestE2ESlackOutageAcrossPageAndFirstEscalation(t *testing.T) {
 		seen[c.Text] = true
 	}
 
+	s.acknowledge(page)
+	s.summary()
+	s.stop()
+}
+
+// freeAddr returns a loopback address nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	return addr
+}
+
+// startDebianPrometheus runs Debian's prometheus on addr with the config,
+// a remote-write receiver and its own storage, until the test ends. It
+// skips the test when prometheus is not installed.
+func startDebianPrometheus(t *testing.T, addr, config string) string {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Skip("Debian's prometheus is not installed (apt-get install prometheus); .ci/run installs it")
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte(config), 0o600))
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--web.enable-remote-write-receiver", "--log.level=warn")
+	cmd.Stderr = lockedWriter{&sync.Mutex{}, &stderr}
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := "http://" + addr
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(base + "/-/ready")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 50*time.Millisecond, "prometheus never became ready")
+	return base
+}
+
+// pagesOf returns the page messages of one SLO in the alert channel.
+func (s *e2eStack) pagesOf(slo string) []slackCall {
+	var out []slackCall
+	for _, c := range s.pages() {
+		if strings.Contains(c.Blocks, "PAGE") && strings.Contains(c.Blocks, slo) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// TestE2EInteropPrometheusEvaluatesTheExportedRules: the demo's samples
+// are remote-written on to Debian's Prometheus, which evaluates the rules
+// `burnrate slo rules` exports and sends its alerts to Burnrate's
+// Alertmanager API; Burnrate's own edge page rule is off, so the page,
+// the incident and the acknowledgement come from Prometheus's alert.
+func TestE2EInteropPrometheusEvaluatesTheExportedRules(t *testing.T) {
+	t.Skip("blocked: Burnrate forwards its slo:* write-back series over remote_write, Prometheus's own " +
+		"recording rules write the same series, and Prometheus 2.42 rolls back a whole remote-write request " +
+		"on one out-of-order sample, so the demo's 5xx series never reach it (docs/e2e.md, \"Not covered yet\")")
+	t.Parallel()
+	paddr := freeAddr(t)
+	s := newE2EStackWith(t, e2eOptions{remoteWrite: "http://" + paddr + "/api/v1/write", noOwnEdgePage: true})
+	s.start()
+	rules := t.TempDir()
+	code, out, errOut := runBinary(t, nil, "slo", "rules", "--demo", "--interval", "5s", "--out", rules)
+	require.Equal(t, 0, code, out+errOut)
+	prom := startDebianPrometheus(t, paddr, fmt.Sprintf(`global: {scrape_interval: 1h, evaluation_interval: 5s}
+rule_files: [%s/*.yml]
+alerting:
+  alertmanagers:
+    - api_version: v2
+      static_configs: [{targets: [%q]}]
+`, rules, strings.TrimPrefix(s.base, "http://")))
+	s.setUpOnCall()
+	s.writeHistory(40)
+	s.healthy()
+
+	code, out = s.cli("fault", "set", "store.shard_down", "1")
+	require.Equal(t, 0, code, out)
+	fault := time.Now()
+	s.within("Prometheus's page in Slack", 3*time.Minute, func() bool { return len(s.pagesOf("demo-edge-availability")) > 0 })
+	page := s.pagesOf("demo-edge-availability")[0]
+	s.within("the incident of Prometheus's page", 30*time.Second, func() bool { _, ok := s.edgeIncident(); return ok })
+	inc, _ := s.edgeIncident()
+	s.step("interop: Prometheus evaluates the exported rules", "fault -> Prometheus's page in Slack ", page.At.Sub(fault).Round(10*time.Millisecond),
+		", -> incident ", inc.TriggeredAt.Sub(fault).Round(10*time.Millisecond))
+	code, body := testutil.HTTPGet(t, s.base+"/api/v2/alerts?filter=alertname%3D%22DemoEdgeAvailability%22")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, prom, "the alert was sent by Prometheus (its generatorURL)")
+	require.Contains(t, body, `"severity":"page"`)
+	s.within("escalation step 1", 30*time.Second, func() bool { return s.incident(inc.ID).events("notified") > 0 })
+
+	clicked := time.Now()
+	s.click(page, alertslack.ActionAcknowledge, "UANN", "ann")
+	s.within("the page's message updated", 30*time.Second, func() bool { return len(s.updates(page.TS)) > 0 })
+	s.step("interop: acknowledged from Slack", "ack -> message update ", s.updates(page.TS)[0].At.Sub(clicked).Round(time.Millisecond))
+	inc = s.incident(inc.ID)
+	require.Equal(t, "acknowledged", inc.Status)
+	require.Equal(t, "demo-edge", s.incident(inc.ID).SLO[:9], "the incident is the edge SLO's")
+	code, out = s.cli("gate", "--service", "demo-edge")
+	require.Equal(t, 1, code, "the gate freezes the service of the open SEV2 incident:\n%s", out)
+	s.summary()
+	s.stop()
+}
+
+// TestE2EInteropSLOEngineOnAPrometheusBackend: the demo's samples are
+// remote-written into Debian's Prometheus and the SLO engine reads them
+// from there (metrics.backend: prometheus); the same flow follows.
+func TestE2EInteropSLOEngineOnAPrometheusBackend(t *testing.T) {
+	t.Parallel()
+	paddr := freeAddr(t)
+	prom := startDebianPrometheus(t, paddr, "global: {scrape_interval: 1h}\n")
+	s := newE2EStackWith(t, e2eOptions{remoteWrite: prom + "/api/v1/write", backend: prom})
+	s.startSteady()
+	page, _ := s.outage()
+	inc, _ := s.edgeIncident()
+	s.escalates(inc)
 	s.acknowledge(page)
 	s.summary()
 	s.stop()
