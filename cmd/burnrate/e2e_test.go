@@ -184,6 +184,8 @@ type e2eOptions struct {
 	remoteWrite string
 	// backend, when set, is metrics.url with metrics.backend prometheus.
 	backend string
+	// edge, when set, is demo.edge_listen.
+	edge string
 	// noOwnEdgePage disables Burnrate's own page rule for the edge: pages
 	// then come from Prometheus.
 	noOwnEdgePage bool
@@ -200,6 +202,10 @@ func newE2EStackWith(t *testing.T, o e2eOptions) *e2eStack {
 	if o.backend != "" {
 		metrics = "metrics: {backend: prometheus, url: " + o.backend + "}\n"
 	}
+	edge := "127.0.0.1:0"
+	if o.edge != "" {
+		edge = o.edge
+	}
 	if o.noOwnEdgePage {
 		edgeRules = "\n      demo-edge-availability: {disable: [page-e2e]}"
 	}
@@ -214,7 +220,7 @@ func newE2EStackWith(t *testing.T, o e2eOptions) *e2eStack {
 collector:
   otlp_listen: ""%s
 %sdemo:
-  edge_listen: 127.0.0.1:0
+  edge_listen: %s
   load: {rate: 40, shape: constant, clients: 10}
 alerting:
   slack:
@@ -240,7 +246,7 @@ incidents:
   escalation_policy: e2e
 deploy:
   policies: [%s]
-`, collectorExtra, metrics, e2eSigningSecret, s.slack.URL(), e2eFactor, edgeRules, policies)), 0o600))
+`, collectorExtra, metrics, edge, e2eSigningSecret, s.slack.URL(), e2eFactor, edgeRules, policies)), 0o600))
 	s.args = []string{"up", "--config", cfgFile, "--data-dir", filepath.Join(dir, "data")}
 	return s
 }
