@@ -177,7 +177,16 @@ func (s *Service) fromNotification(n *alerting.Notification, sev Severity) NewIn
 		}
 		return first.Labels[k]
 	}
-	ni := NewIncident{Service: get("service"), SLO: get("slo"), groupKey: DedupKey(n.GroupKey), source: "alert", By: "alertmanager"}
+	// Rules exported for Prometheus (and Sloth's own) name the SLO and its
+	// service with Sloth's labels only.
+	orSloth := func(k, sloth string) string {
+		if v := get(k); v != "" {
+			return v
+		}
+		return get(sloth)
+	}
+	ni := NewIncident{Service: orSloth("service", "sloth_service"), SLO: orSloth("slo", "sloth_id"),
+		groupKey: DedupKey(n.GroupKey), source: "alert", By: "alertmanager"}
 	ni.Title = first.Annotations["summary"]
 	if ni.Title == "" {
 		ni.Title = n.CommonAnnotations["summary"]

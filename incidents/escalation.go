@@ -262,6 +262,8 @@ type page struct {
 	step     int
 	round    int
 	reason   string
+	// attempts counts failed deliveries (redeliver.go).
+	attempts int
 }
 
 // claimDue takes the earliest due escalation step, advances the
@@ -443,17 +445,25 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// runDue runs every due step and returns the next deadline (zero: none).
+// runDue runs every due step, and pages waiting for Slack once their retry
+// is due, and returns the next deadline (zero: none).
 func (s *Service) runDue(ctx context.Context) (time.Time, error) {
+	retry := s.redeliver.at
+	if len(s.redeliver.queue) > 0 && !retry.After(s.now()) {
+		retry = s.retryPages(ctx)
+	}
 	for {
 		pages, next, err := s.claimDue(ctx)
 		if err != nil {
 			return time.Time{}, err
 		}
-		for _, p := range pages {
-			s.deliver(ctx, p)
+		if len(pages) > 0 {
+			retry = s.sendPages(ctx, pages)
 		}
 		if next.IsZero() || next.After(s.now()) {
+			if len(s.redeliver.queue) > 0 && (next.IsZero() || retry.Before(next)) {
+				next = retry
+			}
 			return next, nil
 		}
 	}

@@ -183,6 +183,8 @@ type Service struct {
 	httpClient *http.Client
 	// bg tracks Slack follow-ups still running; Close waits for them.
 	bg sync.WaitGroup
+	// redeliver holds escalation pages Slack could not take yet.
+	redeliver redeliveries
 	// events, when set (SendEvents), receives every timeline event for
 	// the receiver eventsTo; eventsMu serialises forwarding.
 	eventsMu sync.Mutex

@@ -44,6 +44,23 @@ func kinds(tl []incidents.Event) []string {
 	return out
 }
 
+// An alert of the rules `burnrate slo rules` exports, evaluated by
+// Prometheus and sent back, names its SLO and service with Sloth's labels
+// only; the incident is still the SLO's (budget, gate freeze by service).
+func TestAnExportedRulesPageNamesItsSLOAndServiceBySlothLabels(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	n := pageNotification(1, "g1", alerting.StatusFiring)
+	n.CommonLabels = map[string]string{"alertname": "DemoEdgeAvailability", "severity": "page"}
+	n.Alerts[0].Labels = map[string]string{"alertname": "DemoEdgeAvailability", "severity": "page", "sloth_severity": "page",
+		"sloth_id": "demo-edge-availability", "sloth_service": "demo-edge", "sloth_slo": "availability"}
+	require.NoError(t, e.svc.Notify(ctx, n))
+	all := e.list(t, "")
+	require.Len(t, all, 1)
+	require.Equal(t, "demo-edge-availability", all[0].SLO)
+	require.Equal(t, "demo-edge", all[0].Service)
+}
+
 func TestAPageOpensOneIncidentPerAlertGroupAndRepeatsAttach(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := context.Background()

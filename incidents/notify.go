@@ -69,10 +69,11 @@ func (s *Service) incidentBlocks(inc *Incident, headline string) []slack.Block {
 }
 
 // deliver sends one escalation page: a Slack DM or channel message with a
-// token, the log otherwise (or when Slack does not know the person).
-func (s *Service) deliver(ctx context.Context, p page) {
+// token, the log otherwise (or when Slack does not know the person). It
+// returns Slack's error; the caller decides whether to retry.
+func (s *Service) deliver(ctx context.Context, p page) error {
 	headline := fmt.Sprintf("Paged (escalation step %d, round %d)", p.step+1, p.round+1)
-	if p.user != nil {
+	if p.user != nil && p.attempts == 0 {
 		s.metrics.paged(p.user.ID)
 	}
 	target := p.channel
@@ -86,16 +87,15 @@ func (s *Service) deliver(ctx context.Context, p page) {
 		}
 		s.logger.Warn("page", "incident", p.incident.ID, "title", p.incident.Title, "severity", p.incident.Severity,
 			"to", who, "step", p.step+1, "round", p.round+1)
-		return
+		return nil
 	}
 	_, _, err := s.slack.api.PostMessageContext(ctx, target,
 		slack.MsgOptionBlocks(s.incidentBlocks(p.incident, headline)...),
 		slack.MsgOptionText(fmt.Sprintf("%s: #%d %s (%s)", headline, p.incident.ID, p.incident.Title, p.incident.Severity), false))
 	if err != nil {
-		s.logger.Error("escalation: Slack page failed", "incident", p.incident.ID, "to", target, "err", err)
-		_ = addEvent(context.WithoutCancel(ctx), s.db, Event{IncidentID: p.incident.ID, At: s.now().UTC(), Kind: EventNotified,
-			Source: "escalation", Text: fmt.Sprintf("Slack message to %s failed: %v", p.describe(), err)})
+		return fmt.Errorf("slack page to %s: %w", target, err)
 	}
+	return nil
 }
 
 // slackTarget is where a person's Slack messages go: their Slack ID, else

@@ -153,7 +153,10 @@ func alertGroup(s *SLO, interval time.Duration) ruleGroup {
 				expr += fmt.Sprintf("and on()\n(%s%s >= %s)\n", s.SLI.totalExpr(w), scale, fmtFloat(s.MinEvents))
 			}
 		}
-		lbls := map[string]string{"sloth_severity": t.Severity, "burnrate_long_window": long, "burnrate_short_window": short}
+		// severity as well as Sloth's sloth_severity: Burnrate's own rule
+		// alerts carry both, and its routes and incidents (severity="page")
+		// must treat an exported alert sent back by Prometheus the same.
+		lbls := map[string]string{"severity": t.Severity, "sloth_severity": t.Severity, "burnrate_long_window": long, "burnrate_short_window": short}
 		for k, v := range s.AlertLabels {
 			lbls[k] = v
 		}

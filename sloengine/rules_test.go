@@ -95,12 +95,13 @@ func TestAlertTiersFireAtTheRightMinutes(t *testing.T) {
               sloth_id: t-availability
               sloth_service: t
               sloth_slo: availability
+              severity: %s
               sloth_severity: %s
               burnrate_long_window: %s
               burnrate_short_window: %s
             exp_annotations:
               summary: "t-availability: error budget burn over %s/%s above %sx (%s%% of the 30d budget)"
-`, severity[s.long], s.long, s.short, s.long, s.short, factor[s.long], percent[s.long])
+`, severity[s.long], severity[s.long], s.long, s.short, s.long, s.short, factor[s.long], percent[s.long])
 		}
 		if firingAt[m] == 0 {
 			b.WriteString("          []\n")

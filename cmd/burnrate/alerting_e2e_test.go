@@ -95,7 +95,13 @@ func postAlerts(t *testing.T, base string, body string) {
 // waitFor polls cond until it holds, failing at once if the process exits.
 func (p *proc) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
+	p.waitForWithin(t, what, 30*time.Second, cond)
+}
+
+// waitForWithin is waitFor with a deadline of its own.
+func (p *proc) waitForWithin(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.After(d)
 	for !cond() {
 		select {
 		case err := <-p.done:

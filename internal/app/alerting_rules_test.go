@@ -108,9 +108,18 @@ func TestSLORulesOnARealEngine(t *testing.T) {
 		name string
 		spec string
 		// tr is the traffic from t1-3h to t2; nil writes no series at all.
-		tr   traffic
-		want map[string]string // alertname/tier -> state at t2
+		tr traffic
+		// tiers, when set, are alerting.rules.tiers.
+		tiers []alerting.TierConfig
+		want  map[string]string // alertname/tier -> state at t2
 	}{
+		{
+			name:  "configured tiers replace the defaults of an SLO whose spec sets none",
+			spec:  eventsSpec,
+			tr:    steady(10, 0.02),
+			tiers: []alerting.TierConfig{{Name: "page-custom", Severity: "page", Long: time.Hour, Short: 5 * time.Minute, Factor: 10}},
+			want:  map[string]string{"SLOErrorBudgetBurn/page-custom": alerting.StateFiring},
+		},
 		{
 			name: "a raw error-ratio SLI failing 2% of requests pages and is not absent",
 			spec: rawSpec, tr: steady(10, 0.02),
@@ -182,10 +191,17 @@ func TestSLORulesOnARealEngine(t *testing.T) {
 				slos, err := l.Result()
 				require.NoError(t, err)
 				clk := &pinned{t: t1}
+				cfg := alerting.DefaultConfig().WithDefaults()
+				cfg.Route.Receiver = alerting.ReceiverLog
+				if tc.tiers != nil {
+					cfg.Rules.Tiers = tc.tiers
+				}
 				eopts := sloengine.Options{
 					SLOs:    slos,
 					Querier: sloengine.LocalQuerier{Engine: sloengine.NewPromQLEngine(), Queryable: db},
 					Now:     clk.now,
+					// The configured tiers are the engine's, as the app wires them.
+					Tiers: cfg.Rules.TierOverrides(),
 				}
 				if incremental {
 					eopts.Queryable = db // as the app runs it on the embedded TSDB
@@ -193,8 +209,6 @@ func TestSLORulesOnARealEngine(t *testing.T) {
 				eng, err := sloengine.New(eopts)
 				require.NoError(t, err)
 
-				cfg := alerting.DefaultConfig().WithDefaults()
-				cfg.Route.Receiver = alerting.ReceiverLog
 				store, err := alerting.OpenStore(ctx, filepath.Join(t.TempDir(), "alerting.db"))
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = store.Close() })

@@ -1,0 +1,101 @@
+package incidents_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/burnrate/burnrate/incidents"
+)
+
+// flakySlack is Slack's chat.postMessage in memory (no sockets, so it runs
+// inside a synctest bubble): it answers 500 until up is set.
+type flakySlack struct {
+	mu     sync.Mutex
+	up     bool
+	failed int
+	posts  []string // "channel text"
+}
+
+func (f *flakySlack) RoundTrip(r *http.Request) (*http.Response, error) {
+	body, _ := io.ReadAll(r.Body)
+	form, _ := url.ParseQuery(string(body))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	answer := func(code int, s string) (*http.Response, error) {
+		return &http.Response{StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(strings.NewReader(s)), Request: r}, nil
+	}
+	if !f.up {
+		f.failed++
+		return answer(http.StatusInternalServerError, "down")
+	}
+	f.posts = append(f.posts, form.Get("channel")+" "+form.Get("text"))
+	return answer(http.StatusOK, fmt.Sprintf(`{"ok":true,"channel":%q,"ts":"1.%d"}`, form.Get("channel"), len(f.posts)))
+}
+
+func (f *flakySlack) set(up bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.up = up
+}
+
+func (f *flakySlack) sent() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.posts...)
+}
+
+// Slack is down when the first step runs and when the second falls due;
+// once it is back both pages arrive, once each and in the order of the
+// steps. They used to be lost: a failed post was only written in the
+// timeline.
+func TestEscalationPagesHeldUpByASlackOutageArriveOnceInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		fake := &flakySlack{}
+		svc, err := incidents.Open(ctx, incidents.Options{Path: filepath.Join(t.TempDir(), "incidents.db"),
+			Slack: incidents.SlackOptions{Token: "xoxb-test", APIURL: "http://slack.invalid/api/", HTTPClient: &http.Client{Transport: fake}}})
+		require.NoError(t, err)
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = svc.Run(runCtx) }()
+		defer func() { cancel(); <-done; require.NoError(t, svc.Close()) }()
+
+		require.NoError(t, svc.PutUser(ctx, &incidents.User{ID: "ann", Name: "Ann", SlackID: "UANN"}))
+		require.NoError(t, svc.PutUser(ctx, &incidents.User{ID: "ben", Name: "Ben", SlackID: "UBEN"}))
+		require.NoError(t, svc.PutPolicy(ctx, &incidents.Policy{ID: "p", Steps: []incidents.Step{
+			{Targets: []incidents.Target{{Type: incidents.TargetUser, ID: "ann"}}, WaitMinutes: 5},
+			{Targets: []incidents.Target{{Type: incidents.TargetUser, ID: "ben"}}, WaitMinutes: 5},
+		}}))
+		_, err = svc.Declare(ctx, incidents.NewIncident{Title: "api down", Severity: "SEV1", EscalationPolicy: "p"})
+		require.NoError(t, err)
+
+		time.Sleep(10 * time.Minute) // both steps fall due during the outage
+		synctest.Wait()
+		require.Empty(t, fake.sent())
+		require.Greater(t, fake.failed, 2, "the pages are retried while Slack is down")
+
+		fake.set(true)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		sent := fake.sent()
+		require.Len(t, sent, 2, "each page arrives once: %q", sent)
+		require.True(t, strings.HasPrefix(sent[0], "UANN Paged (escalation step 1"), sent[0])
+		require.True(t, strings.HasPrefix(sent[1], "UBEN Paged (escalation step 2"), sent[1])
+
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		require.Len(t, fake.sent(), 2, "nothing is sent twice")
+	})
+}
