@@ -100,7 +100,7 @@ func (l lockedWriter) Write(b []byte) (int, error) {
 }
 
 func TestUpServesAndStopsOnInterrupt(t *testing.T) {
-	p := startBinary(t, "up", "--listen", "127.0.0.1:0", "--edge-listen", "127.0.0.1:0", "--data-dir", t.TempDir())
+	p := startBinary(t, "up", "--listen", "127.0.0.1:0", "--edge-listen", "127.0.0.1:0", "--otlp-listen", "", "--data-dir", t.TempDir())
 	base := p.url(t)
 	testutil.WaitReady(t, base, 60*time.Second)
 
