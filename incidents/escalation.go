@@ -448,8 +448,8 @@ func (s *Service) Run(ctx context.Context) error {
 // runDue runs every due step, and pages waiting for Slack once their retry
 // is due, and returns the next deadline (zero: none).
 func (s *Service) runDue(ctx context.Context) (time.Time, error) {
-	retry := s.redeliver.at
-	if len(s.redeliver.queue) > 0 && !retry.After(s.now()) {
+	waiting, retry := s.pending()
+	if waiting && !retry.After(s.now()) {
 		retry = s.retryPages(ctx)
 	}
 	for {
@@ -461,7 +461,7 @@ func (s *Service) runDue(ctx context.Context) (time.Time, error) {
 			retry = s.sendPages(ctx, pages)
 		}
 		if next.IsZero() || next.After(s.now()) {
-			if len(s.redeliver.queue) > 0 && (next.IsZero() || retry.Before(next)) {
+			if waiting, _ := s.pending(); waiting && (next.IsZero() || retry.Before(next)) {
 				next = retry
 			}
 			return next, nil

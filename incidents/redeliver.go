@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -25,8 +26,11 @@ const (
 	redeliverLimit = 1000
 )
 
-// redeliveries is the retry queue. Only the escalation loop (Run) uses it.
+// redeliveries is the retry queue. The escalation loop (Run) is its user;
+// mu makes it safe for any other caller too, and a page leaves the queue
+// before it is sent, so no two callers send the same page.
 type redeliveries struct {
+	mu      sync.Mutex
 	queue   []page
 	backoff time.Duration
 	at      time.Time // when the head is tried again
@@ -51,6 +55,8 @@ func transient(err error) bool {
 // (zero: the queue is empty).
 func (s *Service) sendPages(ctx context.Context, pages []page) time.Time {
 	r := &s.redeliver
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.queue = append(r.queue, pages...)
 	if n := len(r.queue) - redeliverLimit; n > 0 {
 		s.logger.Error("escalation: Slack pages dropped; the retry queue is full", "dropped", n)
@@ -59,11 +65,25 @@ func (s *Service) sendPages(ctx context.Context, pages []page) time.Time {
 	if len(pages) > 0 && len(r.queue) > len(pages) {
 		return r.at // earlier pages are waiting: keep their schedule
 	}
-	return s.retryPages(ctx)
+	return s.retryLocked(ctx)
 }
 
 // retryPages tries the queue from its head while Slack takes the pages.
 func (s *Service) retryPages(ctx context.Context) time.Time {
+	s.redeliver.mu.Lock()
+	defer s.redeliver.mu.Unlock()
+	return s.retryLocked(ctx)
+}
+
+// pending reports whether pages wait for Slack, and when the head is tried
+// again.
+func (s *Service) pending() (bool, time.Time) {
+	s.redeliver.mu.Lock()
+	defer s.redeliver.mu.Unlock()
+	return len(s.redeliver.queue) > 0, s.redeliver.at
+}
+
+func (s *Service) retryLocked(ctx context.Context) time.Time {
 	r := &s.redeliver
 	for len(r.queue) > 0 {
 		if ctx.Err() != nil {
@@ -76,19 +96,21 @@ func (s *Service) retryPages(ctx context.Context) time.Time {
 				continue
 			}
 		}
+		r.queue = r.queue[1:] // taken before it is sent: never sent twice
 		err := s.deliver(ctx, p)
 		if err == nil || !transient(err) || ctx.Err() != nil {
 			if err != nil && ctx.Err() == nil {
 				s.logger.Error("escalation: Slack refused the page", "incident", p.incident.ID, "err", err)
 			}
-			r.queue, r.backoff = r.queue[1:], 0
+			r.backoff = 0
 			continue
 		}
 		if p.attempts == 0 {
 			_ = addEvent(context.WithoutCancel(ctx), s.db, Event{IncidentID: p.incident.ID, At: s.now().UTC(), Kind: EventNote,
 				Source: "escalation", Text: fmt.Sprintf("Slack message to %s failed, retrying: %v", p.describe(), err)})
 		}
-		r.queue[0].attempts++
+		p.attempts++
+		r.queue = append([]page{p}, r.queue...) // back at the head: order kept
 		r.backoff = min(max(2*r.backoff, redeliverInitial), redeliverMax)
 		r.at = s.now().Add(r.backoff)
 		s.logger.Warn("escalation: Slack page failed; retrying", "incident", p.incident.ID, "attempt", p.attempts+1,
