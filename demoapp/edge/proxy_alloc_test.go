@@ -46,3 +46,8 @@ func TestTheProxyReusesItsCopyBuffersAcrossRequests(t *testing.T) {
 	t.Logf("%d bytes allocated per proxied request (edge and upstream together)", perRequest)
 	require.Less(t, perRequest, uint64(45<<10), "about 29 KiB with the pool, 61 KiB with a fresh 32 KiB buffer per request")
 }
+
+// Read on every request: in canonical form, Header.Get does not allocate.
+func TestTheClientIDHeaderIsSpeltCanonically(t *testing.T) {
+	require.Equal(t, http.CanonicalHeaderKey(edge.ClientIDHeader), edge.ClientIDHeader)
+}
