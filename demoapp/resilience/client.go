@@ -163,6 +163,9 @@ func NewPool(tel *telemetry.Providers) (*Pool, error) {
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 512,
 		IdleConnTimeout:     90 * time.Second,
+		// No tier compresses its answers: asking for gzip on every call is
+		// a header to write and parse on each side for nothing.
+		DisableCompression: true,
 	}
 	p := &Pool{tel: tel}
 	p.transport = otelhttp.NewTransport(base,

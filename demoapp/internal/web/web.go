@@ -17,7 +17,11 @@ import (
 )
 
 // RequestIDHeader carries the request ID the edge assigns, to every hop.
-const RequestIDHeader = "X-Request-ID"
+// It is spelt in canonical form: Header.Get and Set then use it as the map
+// key as it is, where "X-Request-ID" cost a new string on every call, on
+// every hop; and a header map built with it as a literal key is found by
+// Get. The wire form is the same (HTTP header names are case-insensitive).
+const RequestIDHeader = "X-Request-Id"
 
 // JSON writes v with status code.
 func JSON(w http.ResponseWriter, code int, v any) {
