@@ -123,6 +123,11 @@ type RemoteWriteConfig struct {
 	URL         string        `mapstructure:"url"`
 	BearerToken string        `mapstructure:"bearer_token" secret:"true"`
 	Timeout     time.Duration `mapstructure:"timeout"`
+	// WriteRelabelConfigs are Prometheus's write_relabel_configs, applied by
+	// its own queue manager before sending: for example, dropping the
+	// slo:* and ALERTS series Burnrate writes when the receiver evaluates
+	// Burnrate's exported rules itself and would write the same series.
+	WriteRelabelConfigs []map[string]any `mapstructure:"write_relabel_configs"`
 }
 
 // DefaultConfig is what `burnrate up` runs with.

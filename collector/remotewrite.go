@@ -109,6 +109,9 @@ func (c *Collector) openRemoteWrite() error {
 			"batch_send_deadline": "1s",
 		},
 	}
+	if rc := c.cfg.RemoteWrite.WriteRelabelConfigs; len(rc) > 0 {
+		rw["write_relabel_configs"] = rc
+	}
 	if c.cfg.RemoteWrite.BearerToken != "" {
 		rw["authorization"] = map[string]any{"type": "Bearer", "credentials": c.cfg.RemoteWrite.BearerToken}
 	}

@@ -147,3 +147,43 @@ func TestRemoteWriteOutReachesRealPrometheus(t *testing.T) {
 		return strings.Contains(string(r.Data), `"6"]`) // 0+1+2+3
 	}, 30*time.Second, 200*time.Millisecond, "the series never reached Prometheus")
 }
+
+// TestRemoteWriteOutAppliesWriteRelabelConfigs drops what the relabel rules
+// say before it leaves, as Prometheus's own remote_write does: the series
+// Burnrate records itself stay home when the receiver records them too.
+func TestRemoteWriteOutAppliesWriteRelabelConfigs(t *testing.T) {
+	promURL := startPrometheus(t)
+	cfg := testConfig()
+	cfg.RemoteWrite.URL = promURL + "/api/v1/write"
+	suffix := fmt.Sprint(time.Now().UnixNano())
+	cfg.RemoteWrite.WriteRelabelConfigs = []map[string]any{{
+		"source_labels": []string{"__name__"}, "regex": "recorded_here_" + suffix, "action": "drop",
+	}}
+	br := startCollector(t, cfg, "")
+
+	kept, dropped := "forwarded_kept_"+suffix, "recorded_here_"+suffix
+	now := time.Now()
+	for _, name := range []string{dropped, kept} {
+		code, _, body := post(t, br.URL+"/v1/metrics", map[string]string{"Content-Type": ctProto}, otlpProto(t, gaugeMetrics("demo-edge", name, 4, now)))
+		require.Equal(t, http.StatusOK, code, body)
+	}
+	at := fmt.Sprint(now.Unix() + 1)
+	require.Eventually(t, func() bool {
+		_, r := apiCall(t, promURL, "/api/v1/query", url.Values{"query": {`sum(` + kept + `)`}, "time": {at}}, false)
+		return strings.Contains(string(r.Data), `"6"]`)
+	}, 30*time.Second, 200*time.Millisecond, "the kept series never reached Prometheus")
+	_, r := apiCall(t, promURL, "/api/v1/query", url.Values{"query": {`count(` + dropped + `)`}, "time": {at}}, false)
+	require.JSONEq(t, `{"resultType":"vector","result":[]}`, string(r.Data), "the dropped series was sent")
+	// It stays in Burnrate's own TSDB.
+	_, r = apiCall(t, br.URL, "/api/v1/query", url.Values{"query": {`sum(` + dropped + `)`}, "time": {at}}, false)
+	require.Contains(t, string(r.Data), `"6"]`)
+}
+
+func TestABadWriteRelabelConfigIsRefusedAtOpen(t *testing.T) {
+	cfg := testConfig()
+	cfg.RemoteWrite.URL = "http://127.0.0.1:1/api/v1/write"
+	cfg.RemoteWrite.WriteRelabelConfigs = []map[string]any{{"action": "explode"}}
+	_, err := collector.Open(collector.Options{Dir: t.TempDir(), Config: cfg})
+	require.ErrorContains(t, err, "collector.remote_write")
+	require.ErrorContains(t, err, "explode")
+}
