@@ -170,10 +170,7 @@ func New(cfg Config, apiURLs []string, set *faults.Set, tel *telemetry.Providers
 		// Without a pool the proxy allocates a fresh 32 KiB copy buffer for
 		// every request: a third of the bytes the whole path allocated.
 		BufferPool: proxyBuffers,
-		Transport: otelhttp.NewTransport(base,
-			otelhttp.WithTracerProvider(tel.Tracer),
-			otelhttp.WithMeterProvider(tel.Meter),
-			otelhttp.WithPropagators(tel.Propagator)),
+		Transport:  tel.ClientTransport(base),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.DeadlineExceeded) || errors.Is(r.Context().Err(), context.DeadlineExceeded) {
 				web.Error(w, http.StatusGatewayTimeout, "upstream timed out")

@@ -45,7 +45,6 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/sony/gobreaker/v2"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -168,11 +167,7 @@ func NewPool(tel *telemetry.Providers) (*Pool, error) {
 		DisableCompression: true,
 	}
 	p := &Pool{tel: tel}
-	p.transport = otelhttp.NewTransport(base,
-		otelhttp.WithTracerProvider(tel.Tracer),
-		otelhttp.WithMeterProvider(tel.Meter),
-		otelhttp.WithPropagators(tel.Propagator),
-	)
+	p.transport = tel.ClientTransport(base)
 	meter := tel.Meter.Meter("github.com/burnrate/burnrate/demoapp/resilience")
 	var err error
 	p.retries, err = meter.Int64Counter("demo.client.retries",

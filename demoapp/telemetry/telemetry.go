@@ -14,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -136,6 +138,17 @@ func New(ctx context.Context, service, instance string, o Options) (*Providers, 
 	p.shutdown = append(p.shutdown, mp.Shutdown)
 	p.flush = append(p.flush, mp.ForceFlush)
 	return p, nil
+}
+
+// ClientTransport instruments calls made through base: a client span per
+// call (child of the caller's span), trace context injected into the
+// request, and the semantic-convention client metrics
+// (http.client.request.duration).
+func (p *Providers) ClientTransport(base http.RoundTripper) http.RoundTripper {
+	return otelhttp.NewTransport(base,
+		otelhttp.WithTracerProvider(p.Tracer),
+		otelhttp.WithMeterProvider(p.Meter),
+		otelhttp.WithPropagators(p.Propagator))
 }
 
 // ForceFlush exports what is buffered now.
