@@ -4,9 +4,13 @@
 // generator (demoapp/load) and scripted game days (demoapp/gameday).
 //
 // Every tier is an HTTP server of its own, also when all of them run in one
-// process (`burnrate up`): calls between tiers cross the loopback wire with
-// real timeouts, retries, breakers and trace context, so what the collector
-// sees is what a deployment of four services would show.
+// process (`burnrate up`): calls between tiers are HTTP requests with real
+// timeouts, retries, breakers and trace context, so what the collector sees
+// is what a deployment of four services would show. In one process they are
+// handed to the callee's handler without the loopback wire
+// (demo.tier_calls, demoapp/internal/inproc), which was a third of the
+// process's CPU per request; every tier still listens, for callers outside
+// the process.
 package demoapp
 
 import (
@@ -42,6 +46,12 @@ type Config struct {
 	// the share: the demo latency SLO's threshold (250ms). 0 keeps only
 	// failed spans outside the share.
 	TraceKeepSlowerThan time.Duration `mapstructure:"trace_keep_slower_than"`
+	// TierCalls is how tiers running in one process call each other:
+	// in_process (default) hands each call to the callee's handler without
+	// the wire (demoapp/internal/inproc); loopback sends it over TCP to the
+	// callee's listener. Tiers in other processes are always called over
+	// the network.
+	TierCalls string `mapstructure:"tier_calls"`
 	// APIReplicas is how many API replicas the edge balances over.
 	APIReplicas int `mapstructure:"api_replicas"`
 	// Shards is the number of store shards.
@@ -83,6 +93,12 @@ type LoadConfig struct {
 	Clients int           `mapstructure:"clients"`
 }
 
+// Values of demo.tier_calls.
+const (
+	TierCallsInProcess = "in_process"
+	TierCallsLoopback  = "loopback"
+)
+
 // DefaultConfig is what `burnrate up` runs.
 func DefaultConfig() Config {
 	return Config{
@@ -92,6 +108,7 @@ func DefaultConfig() Config {
 		MetricInterval:      5 * time.Second,
 		TraceSampleRatio:    0.1,
 		TraceKeepSlowerThan: 250 * time.Millisecond,
+		TierCalls:           TierCallsInProcess,
 		APIReplicas:         2,
 		Shards:              4,
 		Products:            2000,
@@ -152,6 +169,7 @@ func (c Config) Validate() error {
 		{c.MetricInterval >= 100*time.Millisecond, "demo.metric_interval: must be at least 100ms"},
 		{c.TraceSampleRatio >= 0 && c.TraceSampleRatio <= 1, "demo.trace_sample_ratio: must be between 0 and 1"},
 		{c.TraceKeepSlowerThan >= 0, "demo.trace_keep_slower_than: must not be negative"},
+		{c.TierCalls == TierCallsInProcess || c.TierCalls == TierCallsLoopback, "demo.tier_calls: must be in_process or loopback"},
 		{c.APIReplicas >= 1 && c.APIReplicas <= 16, "demo.api_replicas: must be between 1 and 16"},
 		{c.Shards >= 1 && c.Shards <= 64, "demo.shards: must be between 1 and 64"},
 		{c.Products >= 1 && c.Products <= 1_000_000, "demo.products: must be between 1 and 1000000"},

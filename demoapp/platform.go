@@ -23,6 +23,7 @@ import (
 	"github.com/burnrate/burnrate/demoapp/cache"
 	"github.com/burnrate/burnrate/demoapp/edge"
 	"github.com/burnrate/burnrate/demoapp/faults"
+	"github.com/burnrate/burnrate/demoapp/internal/inproc"
 	"github.com/burnrate/burnrate/demoapp/load"
 	"github.com/burnrate/burnrate/demoapp/resilience"
 	"github.com/burnrate/burnrate/demoapp/store"
@@ -155,6 +156,15 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		p.servers = append(p.servers, s)
 		return s, nil
 	}
+	// Tiers in this process call each other without the wire, unless the
+	// configuration asks for loopback; base nil gives each pool its own
+	// network transport.
+	var base http.RoundTripper
+	var inp *inproc.Transport
+	if all && o.TierCalls != TierCallsLoopback {
+		inp = inproc.New(resilience.NewTransport())
+		base = inp
+	}
 	tel := func(service, instance string) (*telemetry.Providers, error) {
 		to := telemetry.Options{
 			Enabled:        o.Instrumentation,
@@ -211,7 +221,7 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		if err != nil {
 			return nil, err
 		}
-		pool, err := resilience.NewPool(tp)
+		pool, err := resilience.NewPool(tp, base)
 		if err != nil {
 			return nil, err
 		}
@@ -245,7 +255,7 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 			if err != nil {
 				return nil, err
 			}
-			pool, err := resilience.NewPool(tp)
+			pool, err := resilience.NewPool(tp, base)
 			if err != nil {
 				return nil, err
 			}
@@ -277,6 +287,7 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 			HealthInterval: o.HealthInterval,
 			Routes:         api.Routes,
 			ClientIDSecret: o.ClientIDSecret,
+			Transport:      base,
 		}, apiURLs, o.Faults, tp)
 		if err != nil {
 			return nil, err
@@ -293,8 +304,16 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		mux.Handle("/", s.srv.Handler)
 		s.srv.Handler = mux
 	}
+	if inp != nil {
+		for _, s := range p.servers {
+			inp.Handle(s.ln.Addr().String(), s.srv.Handler)
+		}
+	}
 	return p, nil
 }
+
+// tierLabels mark a tier's goroutines in CPU profiles.
+func tierLabels(tier string) pprof.LabelSet { return pprof.Labels("component", "demo", "tier", tier) }
 
 // seed fills the catalogue on first start; existing keys are kept.
 func seed(st *store.Server, shards, products int) error {
@@ -363,7 +382,7 @@ func (p *Platform) Run(ctx context.Context) error {
 			// Connections' goroutines inherit the label, so a CPU profile of
 			// a process that also runs the collector tells the tiers' reads
 			// and writes from everyone else's (bench/demo splits by it).
-			pprof.Do(context.Background(), pprof.Labels("component", "demo", "tier", s.name), func(context.Context) {
+			pprof.Do(context.Background(), tierLabels(s.name), func(context.Context) {
 				if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 					errc <- fmt.Errorf("demo %s: %w", s.name, err)
 				}

@@ -159,8 +159,28 @@ func (r *running) names(t *testing.T, service string) []string {
 	return out
 }
 
-func TestOneTraceSpansEdgeAPICacheAndStore(t *testing.T) {
-	r := start(t, nil)
+// tierCalls runs a test with the tiers calling each other in process (the
+// default) and over loopback: the two must not differ in what a client of
+// the edge or the collector sees.
+func tierCalls(t *testing.T, test func(t *testing.T, mut func(*demoapp.Config))) {
+	for _, mode := range []string{demoapp.TierCallsInProcess, demoapp.TierCallsLoopback} {
+		t.Run(mode, func(t *testing.T) {
+			test(t, func(c *demoapp.Config) { c.TierCalls = mode })
+		})
+	}
+}
+
+func TestAnUnknownWayOfCallingTiersIsRefusedWithItsKey(t *testing.T) {
+	cfg := demoapp.DefaultConfig()
+	require.Equal(t, demoapp.TierCallsInProcess, cfg.TierCalls)
+	cfg.TierCalls = "h2c"
+	require.ErrorContains(t, cfg.Validate(), "demo.tier_calls: must be in_process or loopback")
+}
+
+func TestOneTraceSpansEdgeAPICacheAndStore(t *testing.T) { tierCalls(t, oneTraceSpansEveryTier) }
+
+func oneTraceSpansEveryTier(t *testing.T, mut func(*demoapp.Config)) {
+	r := start(t, mut)
 	resp, body := r.do(t, http.MethodGet, "/api/products/7", "")
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	require.Contains(t, body, `"id":7`)
@@ -305,18 +325,20 @@ func TestEachFaultFlagHasItsEffect(t *testing.T) {
 			require.Equal(t, http.StatusOK, resp.StatusCode)
 		}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			r := start(t, nil)
-			ctx := context.Background()
-			// Warm product 1 into the cache, then apply the fault.
-			resp, _ := r.do(t, http.MethodGet, "/api/products/1", "")
-			require.Equal(t, http.StatusOK, resp.StatusCode)
-			_, err := r.Faults().Set(ctx, tc.flag, tc.value, "test")
-			require.NoError(t, err)
-			tc.check(t, r)
-		})
-	}
+	tierCalls(t, func(t *testing.T, mut func(*demoapp.Config)) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				r := start(t, mut)
+				ctx := context.Background()
+				// Warm product 1 into the cache, then apply the fault.
+				resp, _ := r.do(t, http.MethodGet, "/api/products/1", "")
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+				_, err := r.Faults().Set(ctx, tc.flag, tc.value, "test")
+				require.NoError(t, err)
+				tc.check(t, r)
+			})
+		}
+	})
 }
 
 func TestMemoryLeakGrowsToItsBoundAndIsReleased(t *testing.T) {

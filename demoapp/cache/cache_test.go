@@ -28,7 +28,7 @@ func newCache(t *testing.T, h http.HandlerFunc, cfg cache.Config) (*cache.Cache,
 	t.Cleanup(srv.Close)
 	tel, err := telemetry.New(context.Background(), "demo-cache", "t", telemetry.Options{})
 	require.NoError(t, err)
-	pool, err := resilience.NewPool(tel)
+	pool, err := resilience.NewPool(tel, nil)
 	require.NoError(t, err)
 	set := faults.New()
 	sc := store.NewClient(srv.URL, 1, pool, resilience.Config{MaxAttempts: 1, FailuresToOpen: 100}, set)

@@ -87,6 +87,9 @@ type Config struct {
 	MaxClients int
 	// ClientIDSecret, when set, lets a signed X-Client-ID name the client.
 	ClientIDSecret string
+	// Transport carries the proxied calls and the health checks to the
+	// replicas (resilience.NewTransport when nil).
+	Transport http.RoundTripper
 }
 
 // Edge is the proxy.
@@ -151,7 +154,6 @@ func New(cfg Config, apiURLs []string, set *faults.Set, tel *telemetry.Providers
 		limiters: map[string]*list.Element{},
 		lru:      list.New(),
 		limit:    rate.Limit(cfg.RateLimit),
-		health:   &http.Client{Timeout: 500 * time.Millisecond},
 	}
 	for _, raw := range apiURLs {
 		u, err := url.Parse(raw)
@@ -162,9 +164,13 @@ func New(cfg Config, apiURLs []string, set *faults.Set, tel *telemetry.Providers
 		b.healthy.Store(true) // until a check says otherwise
 		e.backends = append(e.backends, b)
 	}
-	// DisableCompression: the API does not compress; a client's own
-	// Accept-Encoding is still passed through.
-	base := &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second, DisableCompression: true}
+	// The API does not compress (resilience.NewTransport disables it); a
+	// client's own Accept-Encoding is still passed through.
+	base := cfg.Transport
+	if base == nil {
+		base = resilience.NewTransport()
+	}
+	e.health = &http.Client{Timeout: 500 * time.Millisecond, Transport: base}
 	e.proxy = &httputil.ReverseProxy{
 		Rewrite: e.rewrite,
 		// Without a pool the proxy allocates a fresh 32 KiB copy buffer for

@@ -154,17 +154,26 @@ type Pool struct {
 	clients []*Client
 }
 
-// NewPool builds the shared transport (instrumented with otelhttp when
-// telemetry is on) and the breaker gauge for one component.
-func NewPool(tel *telemetry.Providers) (*Pool, error) {
-	base := &http.Transport{
-		Proxy:               nil, // loopback only; never via a proxy
+// NewTransport is the keep-alive pool for calls between tiers over the
+// network: loopback only (never via a proxy), many idle connections per
+// host, no compression.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:               nil,
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 512,
 		IdleConnTimeout:     90 * time.Second,
 		// No tier compresses its answers: asking for gzip on every call is
 		// a header to write and parse on each side for nothing.
 		DisableCompression: true,
+	}
+}
+
+// NewPool builds the shared transport (base, instrumented when telemetry is
+// on; NewTransport when nil) and the breaker gauge for one component.
+func NewPool(tel *telemetry.Providers, base http.RoundTripper) (*Pool, error) {
+	if base == nil {
+		base = NewTransport()
 	}
 	p := &Pool{tel: tel}
 	p.transport = tel.ClientTransport(base)

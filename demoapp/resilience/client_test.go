@@ -19,7 +19,7 @@ func pool(t *testing.T) *resilience.Pool {
 	t.Helper()
 	tel, err := telemetry.New(context.Background(), "test", "test", telemetry.Options{})
 	require.NoError(t, err)
-	p, err := resilience.NewPool(tel)
+	p, err := resilience.NewPool(tel, nil)
 	require.NoError(t, err)
 	return p
 }
