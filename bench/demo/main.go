@@ -55,7 +55,10 @@ type step struct {
 	Errors   float64 `json:"error_ratio"`
 	Limited  float64 `json:"rate_limited_ratio"`
 	CPUus    float64 `json:"cpu_us_per_request"`
-	Pass     bool    `json:"pass"`
+	// LoadCPUus is this (the load's) process's CPU per request: in mode
+	// up, what the load takes from the same cores.
+	LoadCPUus float64 `json:"load_cpu_us_per_request,omitempty"`
+	Pass      bool    `json:"pass"`
 }
 
 type result struct {
@@ -79,7 +82,7 @@ type flags struct {
 	profileDur             time.Duration
 	profileOut, out, cpuPr string
 	ratio                  float64
-	bin                    string
+	bin, tierCalls         string
 	split                  string
 }
 
@@ -104,10 +107,11 @@ func main() {
 	flag.DurationVar(&f.profileDur, "profile", 10*time.Second, "mode up: CPU profile this long at the highest passing rate (0: none)")
 	flag.StringVar(&f.profileOut, "profile-out", "", "mode up: also write the last run's profile here (go tool pprof)")
 	flag.Float64Var(&f.ratio, "trace-sample-ratio", -1, "mode up: set demo.trace_sample_ratio (default: the default configuration's)")
+	flag.StringVar(&f.tierCalls, "tier-calls", "", "mode up: set demo.tier_calls (in_process or loopback; default: the default configuration's)")
 	flag.StringVar(&f.bin, "bin", "", "mode up: run this burnrate binary instead of building ./cmd/burnrate (to compare builds)")
 	flag.StringVar(&f.split, "split", "", "only print the split by component of this CPU profile (from -profile-out or go tool pprof) and exit")
 	flag.StringVar(&f.out, "json", "", "write the results as JSON to this file")
-	flag.StringVar(&f.cpuPr, "cpuprofile", "", "mode stripped: write a CPU profile of this process to this file")
+	flag.StringVar(&f.cpuPr, "cpuprofile", "", "write a CPU profile of this process (in mode up: of the load) to this file")
 	flag.Parse()
 	if f.cpuPr != "" {
 		pf, err := os.Create(f.cpuPr)
@@ -190,7 +194,7 @@ func measureTwice(ctx context.Context, f flags, m func() (step, error)) ([]step,
 // measure sends one step of constant load to edgeURL and judges it; cpu is
 // the CPU clock of the process under test.
 func measure(ctx context.Context, f flags, edgeURL, secret string, rate float64, cpu func() time.Duration) (step, error) {
-	cpu0 := cpu()
+	cpu0, self0 := cpu(), cpuTime()
 	rep, err := load.Run(ctx, load.Options{
 		Target: edgeURL, Rate: rate, Duration: f.stepDur, Shape: "constant",
 		Timeout: 2 * time.Second, Seed: int64(rate), ClientSecret: secret,
@@ -198,7 +202,7 @@ func measure(ctx context.Context, f flags, edgeURL, secret string, rate float64,
 	if err != nil {
 		return step{}, err
 	}
-	used := cpu() - cpu0
+	used, self := cpu()-cpu0, cpuTime()-self0
 	var bad int
 	for code, n := range rep.Status {
 		if code == "0" || code[0] == '5' {
@@ -210,10 +214,11 @@ func measure(ctx context.Context, f flags, edgeURL, secret string, rate float64,
 		s.Errors = float64(bad) / float64(rep.Requests)
 		s.Limited = float64(rep.RateLimited) / float64(rep.Requests)
 		s.CPUus = float64(used.Microseconds()) / float64(rep.Requests)
+		s.LoadCPUus = float64(self.Microseconds()) / float64(rep.Requests)
 	}
 	s.Pass = s.P99 < float64(f.p99.Milliseconds()) && s.Errors <= f.maxErrors && s.Limited <= f.maxErrors && s.Achieved >= 0.95*rate
-	fmt.Printf(" rate %6.0f achieved %7.1f p50 %6.2fms p99 %7.2fms 5xx %.4f 429 %.4f cpu/req %5.0fus pass=%v\n",
-		rate, s.Achieved, s.P50, s.P99, s.Errors, s.Limited, s.CPUus, s.Pass)
+	fmt.Printf(" rate %6.0f achieved %7.1f p50 %6.2fms p99 %7.2fms 5xx %.4f 429 %.4f cpu/req %5.0fus (load %3.0fus) pass=%v\n",
+		rate, s.Achieved, s.P50, s.P99, s.Errors, s.Limited, s.CPUus, s.LoadCPUus, s.Pass)
 	return s, nil
 }
 

@@ -122,6 +122,9 @@ func startUp(ctx context.Context, f flags, bin string) (*upProcess, error) {
 	if f.ratio >= 0 {
 		p.cmd.Env = append(p.cmd.Env, "BURNRATE_DEMO_TRACE_SAMPLE_RATIO="+strconv.FormatFloat(f.ratio, 'g', -1, 64))
 	}
+	if f.tierCalls != "" {
+		p.cmd.Env = append(p.cmd.Env, "BURNRATE_DEMO_TIER_CALLS="+f.tierCalls)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start burnrate up: %w", err)

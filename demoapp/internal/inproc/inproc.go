@@ -94,7 +94,10 @@ func (t *Transport) RoundTrip(req *http.Request) (resp *http.Response, err error
 	if host == "" {
 		host = req.URL.Host
 	}
-	header := req.Header.Clone()
+	// The caller's header map, not a copy: RoundTrip returns only when the
+	// handler has, and an instrumented caller (otelhttp) already sends a
+	// request of its own. A handler must not change its request's headers.
+	header := req.Header
 	if header == nil {
 		header = http.Header{}
 	}
