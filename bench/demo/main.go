@@ -36,7 +36,10 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
+	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"syscall"
@@ -83,6 +86,7 @@ type flags struct {
 	profileOut, out, cpuPr string
 	ratio                  float64
 	bin, tierCalls         string
+	loadTransport          string
 	split                  string
 }
 
@@ -107,12 +111,17 @@ func main() {
 	flag.DurationVar(&f.profileDur, "profile", 10*time.Second, "mode up: CPU profile this long at the highest passing rate (0: none)")
 	flag.StringVar(&f.profileOut, "profile-out", "", "mode up: also write the last run's profile here (go tool pprof)")
 	flag.Float64Var(&f.ratio, "trace-sample-ratio", -1, "mode up: set demo.trace_sample_ratio (default: the default configuration's)")
+	flag.StringVar(&f.loadTransport, "load-transport", "", "mode up: nethttp sends the load through net/http's Transport (the load generator's own, as before it had one) instead of its own")
 	flag.StringVar(&f.tierCalls, "tier-calls", "", "mode up: set demo.tier_calls (in_process or loopback; default: the default configuration's)")
 	flag.StringVar(&f.bin, "bin", "", "mode up: run this burnrate binary instead of building ./cmd/burnrate (to compare builds)")
 	flag.StringVar(&f.split, "split", "", "only print the split by component of this CPU profile (from -profile-out or go tool pprof) and exit")
 	flag.StringVar(&f.out, "json", "", "write the results as JSON to this file")
 	flag.StringVar(&f.cpuPr, "cpuprofile", "", "write a CPU profile of this process (in mode up: of the load) to this file")
+	procs := flag.Int("load-procs", 0, "mode up: GOMAXPROCS of this (the load's) process (0: the Go default)")
 	flag.Parse()
+	if *procs > 0 {
+		runtime.GOMAXPROCS(*procs)
+	}
 	if f.cpuPr != "" {
 		pf, err := os.Create(f.cpuPr)
 		if err != nil {
@@ -198,6 +207,7 @@ func measure(ctx context.Context, f flags, edgeURL, secret string, rate float64,
 	rep, err := load.Run(ctx, load.Options{
 		Target: edgeURL, Rate: rate, Duration: f.stepDur, Shape: "constant",
 		Timeout: 2 * time.Second, Seed: int64(rate), ClientSecret: secret,
+		Transport: loadTransport(f),
 	}, nil)
 	if err != nil {
 		return step{}, err
@@ -220,6 +230,15 @@ func measure(ctx context.Context, f flags, edgeURL, secret string, rate float64,
 	fmt.Printf(" rate %6.0f achieved %7.1f p50 %6.2fms p99 %7.2fms 5xx %.4f 429 %.4f cpu/req %5.0fus (load %3.0fus) pass=%v\n",
 		rate, s.Achieved, s.P50, s.P99, s.Errors, s.Limited, s.CPUus, s.LoadCPUus, s.Pass)
 	return s, nil
+}
+
+// loadTransport is the transport the load is sent with (nil: the load
+// generator's own).
+func loadTransport(f flags) http.RoundTripper {
+	if f.loadTransport != "nethttp" {
+		return nil
+	}
+	return &http.Transport{MaxIdleConnsPerHost: 10000, DialContext: (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext}
 }
 
 // cpuOverhead is the median of instrumented CPU per request over

@@ -111,6 +111,9 @@ type Options struct {
 	// client's X-Client-ID so that the edge limits them separately; without
 	// it every request counts against this machine's address.
 	ClientSecret string
+	// Transport, when set, replaces the generator's own HTTP/1.1 transport
+	// (wire.go), e.g. net/http's for a side-by-side measurement.
+	Transport http.RoundTripper
 }
 
 func (o Options) withDefaults() Options {
@@ -381,12 +384,20 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	rt, timeout := o.Transport, o.Timeout
+	if rt == nil && strings.HasPrefix(o.Target, "http://") && !viaProxy(o.Target) {
+		// The generator's own transport bounds each call itself.
+		w := newWire(10000, o.Timeout)
+		defer w.CloseIdleConnections()
+		rt, timeout = w, 0
+	} else if rt == nil {
+		rt = &http.Transport{MaxIdleConnsPerHost: 10000, Proxy: http.ProxyFromEnvironment}
+	}
 	atk := vegeta.NewAttacker(
-		vegeta.Timeout(o.Timeout),
-		vegeta.KeepAlive(true),
+		vegeta.Client(&http.Client{Transport: rt}),
+		vegeta.Timeout(timeout),
 		vegeta.Workers(min(64, o.MaxWorkers)),
 		vegeta.MaxWorkers(o.MaxWorkers),
-		vegeta.Connections(10000),
 		vegeta.MaxBody(0),
 		vegeta.Redirects(vegeta.NoFollow),
 	)
@@ -453,6 +464,17 @@ func Run(ctx context.Context, o Options, progress io.Writer) (Report, error) {
 	rep.MaxLateMS = ms(maxLate)
 	rep.warnings(o)
 	return rep, nil
+}
+
+// viaProxy reports whether the environment (HTTP_PROXY, NO_PROXY) sends
+// requests to target through a proxy, which only net/http's transport does.
+func viaProxy(target string) bool {
+	req, err := http.NewRequest(http.MethodGet, target, nil)
+	if err != nil {
+		return false
+	}
+	u, err := http.ProxyFromEnvironment(req)
+	return err == nil && u != nil
 }
 
 func quantiles(lat []time.Duration) Latency {
