@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -170,13 +171,19 @@ func (s *serverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	begin := s.sets.get(key, s.build)
 	ctx, span := s.tracer.Start(ctx, begin.name, opts...)
 	defer span.End()
-	recording := span.IsRecording()
-	if recording {
-		span.SetAttributes(begin.attrs...)
-		span.SetAttributes(requestAttrs(r)...)
+	// Read now: the handler may change its copy of the request.
+	client, path := clientAddress(r), ""
+	if r.URL != nil {
+		path = r.URL.Path
 	}
 
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	sw := writers.Get().(*statusWriter)
+	*sw = statusWriter{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		// A handler must not use its writer once it has returned.
+		*sw = statusWriter{}
+		writers.Put(sw)
+	}()
 	rr := r.WithContext(ctx)
 	defer func() {
 		// As net/http expects: it removes the temporary files of a form
@@ -193,31 +200,55 @@ func (s *serverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		span.SetName(end.name)
 	}
 	span.SetStatus(spanStatus(sw.status, http.StatusInternalServerError))
-	if recording {
-		span.SetAttributes(end.attrs...)
+	if span.IsRecording() {
+		// Once, at the end: each call grows the span's attributes anew.
+		// Nothing needs them sooner (the sampler does not read them).
+		buf := scratch(len(begin.attrs) + len(end.attrs) + 2)
+		attrs := append(*buf, begin.attrs...)
+		if client != "" {
+			attrs = append(attrs, semconv.ClientAddress(client))
+		}
+		if path != "" {
+			attrs = append(attrs, semconv.URLPath(path))
+		}
+		attrs = append(attrs, end.attrs...)
+		span.SetAttributes(attrs...)
+		release(buf, attrs)
 	}
 	s.duration.Record(ctx, seconds(time.Since(began)), end.record...)
 }
 
-// requestAttrs are the span attributes that differ between requests of
-// one key.
-func requestAttrs(r *http.Request) []attribute.KeyValue {
-	peer, _ := splitHostPort(r.RemoteAddr)
+// clientAddress is the client's address: the first of X-Forwarded-For,
+// else the peer's.
+func clientAddress(r *http.Request) string {
 	client := r.Header.Get("X-Forwarded-For")
 	if i := strings.IndexByte(client, ','); i >= 0 {
 		client = client[:i]
 	}
 	if client == "" {
-		client = peer
+		client, _ = splitHostPort(r.RemoteAddr)
 	}
-	attrs := make([]attribute.KeyValue, 0, 2)
-	if client != "" {
-		attrs = append(attrs, semconv.ClientAddress(client))
+	return client
+}
+
+var writers = sync.Pool{New: func() any { return new(statusWriter) }}
+
+// attrBufs lend the slices a span's attributes are gathered in: the SDK
+// copies what SetAttributes is given.
+var attrBufs = sync.Pool{New: func() any { b := make([]attribute.KeyValue, 0, 16); return &b }}
+
+func scratch(n int) *[]attribute.KeyValue {
+	b := attrBufs.Get().(*[]attribute.KeyValue)
+	if cap(*b) < n {
+		*b = make([]attribute.KeyValue, 0, n)
 	}
-	if r.URL != nil && r.URL.Path != "" {
-		attrs = append(attrs, semconv.URLPath(r.URL.Path))
-	}
-	return attrs
+	return b
+}
+
+func release(b *[]attribute.KeyValue, used []attribute.KeyValue) {
+	clear(used) // no strings of a request kept alive
+	*b = used[:0]
+	attrBufs.Put(b)
 }
 
 // build computes the telemetry of a key, as otelhttp's semconv package
@@ -340,15 +371,7 @@ func (t *clientTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	// A RoundTripper must not modify the request: the trace context goes
 	// into a copy of its header.
 	r = r.WithContext(ctx)
-	if r.Header == nil {
-		r.Header = make(http.Header, 2)
-	} else {
-		r.Header = r.Header.Clone()
-	}
-	if span.IsRecording() {
-		span.SetAttributes(begin.attrs...)
-		span.SetAttributes(semconv.URLFull(redactedURL(r.URL)))
-	}
+	r.Header = cloneHeader(r.Header)
 	t.prop.Inject(ctx, headerCarrier(r.Header))
 
 	res, err := t.base.RoundTrip(r)
@@ -358,24 +381,60 @@ func (t *clientTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	took := time.Since(began)
 
 	key.end = true
+	var end cached
 	if err != nil {
 		key.errType = errorType(err)
-		span.SetAttributes(semconv.ErrorType(err))
+		end = t.sets.get(key, t.build)
 		span.SetStatus(codes.Error, err.Error())
-		t.duration.Record(ctx, seconds(took), t.sets.get(key, t.build).record...)
+	} else {
+		key.status = res.StatusCode
+		if res.Proto != "" {
+			key.proto = res.Proto
+		}
+		end = t.sets.get(key, t.build)
+		span.SetStatus(spanStatus(res.StatusCode, http.StatusBadRequest))
+	}
+	if span.IsRecording() {
+		// Once: each call grows the span's attributes anew.
+		buf := scratch(len(begin.attrs) + len(end.attrs) + 2)
+		attrs := append(*buf, begin.attrs...)
+		attrs = append(attrs, semconv.URLFull(redactedURL(r.URL)))
+		attrs = append(attrs, end.attrs...)
+		if err != nil {
+			attrs = append(attrs, semconv.ErrorType(err))
+		}
+		span.SetAttributes(attrs...)
+		release(buf, attrs)
+	}
+	// After the status: the exemplar filter keeps a failed call's
+	// measurement as one whose span is exported.
+	t.duration.Record(ctx, seconds(took), end.record...)
+	if err != nil {
 		span.End()
 		return res, err
 	}
-	key.status = res.StatusCode
-	if res.Proto != "" {
-		key.proto = res.Proto
-	}
-	end := t.sets.get(key, t.build)
-	span.SetAttributes(end.attrs...)
-	span.SetStatus(spanStatus(res.StatusCode, http.StatusBadRequest))
-	t.duration.Record(ctx, seconds(took), end.record...)
 	res.Body = newEndingBody(span, res.Body)
 	return res, nil
+}
+
+// cloneHeader copies h with room for the trace context's headers.
+func cloneHeader(h http.Header) http.Header {
+	n := 0
+	for _, vv := range h {
+		n += len(vv)
+	}
+	values := make([]string, n)
+	c := make(http.Header, len(h)+3)
+	for k, vv := range h {
+		if vv == nil {
+			c[k] = nil
+			continue
+		}
+		m := copy(values, vv)
+		c[k] = values[:m:m]
+		values = values[m:]
+	}
+	return c
 }
 
 // build computes the telemetry of a key, as otelhttp's semconv package
@@ -481,7 +540,7 @@ func ensureResponseBody(rt http.RoundTripper, r *http.Request, res *http.Respons
 type endingBody struct {
 	span  trace.Span
 	body  io.ReadCloser
-	ended sync.Once
+	ended atomic.Bool
 }
 
 func newEndingBody(span trace.Span, body io.ReadCloser) io.ReadCloser {
@@ -493,7 +552,11 @@ func newEndingBody(span trace.Span, body io.ReadCloser) io.ReadCloser {
 	return b
 }
 
-func (b *endingBody) end() { b.ended.Do(func() { b.span.End() }) }
+func (b *endingBody) end() {
+	if b.ended.CompareAndSwap(false, true) {
+		b.span.End()
+	}
+}
 
 func (b *endingBody) fail(err error) {
 	b.span.SetAttributes(semconv.ErrorType(err))
