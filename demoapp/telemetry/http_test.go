@@ -356,3 +356,40 @@ func TestTheDemosHTTPInstrumentationEmitsWhatOtelhttpDid(t *testing.T) {
 	require.Len(t, wantSpans, 30)
 	require.Equal(t, wantSpans, gotSpans)
 }
+
+// Outside the sampled share only failed and slow spans are exported, and an
+// exemplar must name one of them: the duration is recorded after the span's
+// status is set, on the server and on the client, so a failed request's
+// exemplar points at its kept span on either side of the hop.
+func TestHTTPExemplarsNameExportedSpansOnBothSidesOfAHop(t *testing.T) {
+	h := newHops(t, withBurnrate, 0)
+	traffic(t, h)
+	require.NoError(t, h.tel.ForceFlush(context.Background()))
+	exported := map[string]bool{}
+	for _, s := range h.spans.GetSpans() {
+		exported[s.SpanContext.TraceID().String()+"/"+s.SpanContext.SpanID().String()] = true
+	}
+	require.NotEmpty(t, exported, "the failed requests' spans")
+
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, h.reader.Collect(context.Background(), &rm))
+	failedWithExemplar := map[string]bool{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
+				status, _ := dp.Attributes.Value("http.response.status_code")
+				for _, ex := range dp.Exemplars {
+					id := hexID(ex.TraceID) + "/" + hexID(ex.SpanID)
+					require.True(t, exported[id], "%s %v: exemplar %s names an exported span", m.Name, h.attrs(dp.Attributes), id)
+					if status.AsInt64() >= 500 || status.AsInt64() == 0 {
+						failedWithExemplar[m.Name] = true
+					}
+				}
+			}
+		}
+	}
+	require.Equal(t, map[string]bool{"http.server.request.duration": true, "http.client.request.duration": true}, failedWithExemplar,
+		"a failed answer's measurement carries an exemplar on both sides")
+}
+
+func hexID(b []byte) string { return fmt.Sprintf("%x", b) }
