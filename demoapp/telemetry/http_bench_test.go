@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,15 @@ type discardSpans struct{}
 func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discardSpans) Shutdown(context.Context) error                             { return nil }
 
+// processCPU is the CPU time the process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // inProcess hands a call to a server handler as net/http would, without
 // the network, so that what is measured is the instrumentation and not the
 // loopback.
@@ -49,11 +59,13 @@ func (p inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
 // instrumented tier (web.Server's options) answering a small JSON body,
 // with the demo's default sampling (a tenth of traces kept, the rest
 // recorded and dropped): uninstrumented, with otelhttp, and with the demo's
-// own instrumentation; over loopback TCP and in process.
+// own instrumentation; over loopback TCP and in process. Run with -count 1
+// in a loop to compare them (bench/README.md): the variants then take
+// turns, so a change in the machine's load sways them alike.
 func BenchmarkHTTPHop(b *testing.B) {
 	for _, in := range []instrumentation{withNothing, withOtelhttp, withBurnrate} {
 		for _, via := range []string{"inprocess", "loopback"} {
-			b.Run(in.name+"/"+via, func(b *testing.B) {
+			b.Run("instr="+in.name+"/via="+via, func(b *testing.B) {
 				tel, err := telemetry.New(context.Background(), "demo-bench", "b", telemetry.Options{
 					Enabled: true, SampleRatio: 0.1, KeepSlowerThan: 250 * time.Millisecond,
 					SpanExporter: discardSpans{}, MetricReader: sdkmetric.NewManualReader(),
@@ -77,6 +89,7 @@ func BenchmarkHTTPHop(b *testing.B) {
 				req, err := http.NewRequest(http.MethodGet, url, nil)
 				require.NoError(b, err)
 				b.ReportAllocs()
+				cpu := processCPU()
 				for b.Loop() {
 					resp, err := client.Do(req)
 					if err != nil {
@@ -85,6 +98,10 @@ func BenchmarkHTTPHop(b *testing.B) {
 					_, _ = io.Copy(io.Discard, resp.Body)
 					_ = resp.Body.Close()
 				}
+				// CPU per call, both sides and the runtime's (GC) together:
+				// what the demo pays per hop, less swayed than ns/op by what
+				// else the machine runs.
+				b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
 			})
 		}
 	}
