@@ -136,12 +136,12 @@ type serverHandler struct {
 	sets     cache[serverKey]
 }
 
-// serverKey is everything a server request's cached telemetry depends on.
-// status 0 is the key of the request's start (span name before routing,
-// request attributes).
+// serverKey is everything a server request's cached telemetry depends on;
+// end is false for the request's start (span name before routing, request
+// attributes).
 type serverKey struct {
 	method, host, proto, pattern string
-	tls                          bool
+	tls, end                     bool
 	status                       int
 }
 
@@ -155,11 +155,11 @@ type cached struct {
 }
 
 func (s *serverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	began := time.Now()
 	if s.o.Skip != nil && s.o.Skip(r) {
 		s.next.ServeHTTP(w, r)
 		return
 	}
+	began := time.Now()
 	ctx := s.prop.Extract(r.Context(), headerCarrier(r.Header))
 	opts := s.start
 	if s.o.PublicEndpoint {
@@ -194,7 +194,7 @@ func (s *serverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	s.next.ServeHTTP(sw, rr)
 
-	key.pattern, key.status = rr.Pattern, sw.status
+	key.pattern, key.status, key.end = rr.Pattern, sw.status, true
 	end := s.sets.get(key, s.build)
 	if rr.Pattern != "" {
 		span.SetName(end.name)
@@ -263,7 +263,7 @@ func (s *serverHandler) build(k serverKey) cached {
 	}
 	protoName, protoVersion := netProtocol(k.proto)
 	route := httpRoute(k.pattern)
-	if k.status == 0 {
+	if !k.end {
 		method, original := spanMethod(k.method)
 		c.attrs = append(c.attrs, semconv.ServerAddress(host), method, scheme)
 		if port > 0 {
@@ -275,7 +275,9 @@ func (s *serverHandler) build(k serverKey) cached {
 		c.attrs = spanProtocol(c.attrs, protoName, protoVersion)
 		return c
 	}
-	c.attrs = append(c.attrs, semconv.HTTPResponseStatusCode(k.status))
+	if k.status > 0 {
+		c.attrs = append(c.attrs, semconv.HTTPResponseStatusCode(k.status))
+	}
 	if route != "" {
 		c.attrs = append(c.attrs, semconv.HTTPRoute(route))
 	}
@@ -345,8 +347,8 @@ type clientTransport struct {
 	sets     cache[clientKey]
 }
 
-// clientKey is everything a call's cached telemetry depends on. status 0
-// and errType "" is the key of the call's start.
+// clientKey is everything a call's cached telemetry depends on; end is
+// false for the call's start.
 type clientKey struct {
 	method, host, scheme, proto string
 	status                      int
