@@ -21,7 +21,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// HTTP instrumentation (docs/traces.md, "HTTP instrumentation").
+// HTTP instrumentation (docs/traces.md, "HTTP instrumentation of the demo
+// tiers").
 //
 // Every tier's server side (Handler) and every call between tiers
 // (ClientTransport) is measured with the OpenTelemetry semantic conventions
