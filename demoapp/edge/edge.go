@@ -48,7 +48,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
@@ -255,21 +254,18 @@ func (e *Edge) Handler() http.Handler {
 		mux.Handle(p, h)
 	}
 	mux.Handle("/", h)
-	return otelhttp.NewHandler(mux, "demo-edge",
-		otelhttp.WithTracerProvider(e.tel.Tracer),
-		otelhttp.WithMeterProvider(e.tel.Meter),
-		otelhttp.WithPropagators(e.tel.Propagator),
+	return e.tel.Handler(mux, telemetry.HandlerOptions{
 		// Public endpoint: a client's traceparent becomes a link, not the
 		// parent, so clients cannot graft spans onto our traces or choose
 		// the sampling decision.
-		otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-			if r.Pattern != "" && r.Pattern != "/" {
-				return "edge " + r.Pattern
+		PublicEndpoint: true,
+		SpanName: func(method, pattern string) string {
+			if pattern != "" && pattern != "/" {
+				return "edge " + pattern
 			}
-			return "edge " + r.Method
-		}),
-	)
+			return "edge " + method
+		},
+	})
 }
 
 func requestID(next http.Handler) http.Handler {

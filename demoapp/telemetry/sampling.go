@@ -91,9 +91,9 @@ func (k kept) SpanContext() trace.SpanContext {
 
 // exemplarFilter offers a measurement as an exemplar only when its span
 // will be exported: sampled, or recorded and already failed or slow.
-// otelhttp sets a server span's status before it records the duration, and
-// the span ends after, so a span this lets through is one keepProcessor
-// keeps.
+// The HTTP instrumentation (http.go) sets a span's status before it
+// records the duration, on the server and the client, and the span ends
+// after, so a span this lets through is one keepProcessor keeps.
 func exemplarFilter(slow time.Duration) exemplar.Filter {
 	return func(ctx context.Context) bool {
 		sc := trace.SpanContextFromContext(ctx)

@@ -14,11 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -127,9 +125,11 @@ func New(ctx context.Context, service, instance string, o Options) (*Providers, 
 		reader = sdkmetric.NewPeriodicReader(&quietMetrics{Exporter: exp, log: newQuietLog(logger, "metric export failed")},
 			sdkmetric.WithInterval(o.MetricInterval))
 	}
-	// otelhttp also records request and response body sizes on every side
-	// of every hop. Nothing reads them; dropping them keeps two thirds of
-	// the HTTP histogram series out of every export and of the TSDB.
+	// otelhttp also recorded request and response body sizes on every side
+	// of every hop; the HTTP instrumentation here (http.go) does not.
+	// Nothing reads them; the view still drops them should any
+	// instrumentation record them, which keeps two thirds of the HTTP
+	// histogram series out of every export and of the TSDB.
 	dropBodySizes := sdkmetric.NewView(sdkmetric.Instrument{Name: "http.*.body.size"},
 		sdkmetric.Stream{Aggregation: sdkmetric.AggregationDrop{}})
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(reader), sdkmetric.WithView(dropBodySizes),
@@ -138,17 +138,6 @@ func New(ctx context.Context, service, instance string, o Options) (*Providers, 
 	p.shutdown = append(p.shutdown, mp.Shutdown)
 	p.flush = append(p.flush, mp.ForceFlush)
 	return p, nil
-}
-
-// ClientTransport instruments calls made through base: a client span per
-// call (child of the caller's span), trace context injected into the
-// request, and the semantic-convention client metrics
-// (http.client.request.duration).
-func (p *Providers) ClientTransport(base http.RoundTripper) http.RoundTripper {
-	return otelhttp.NewTransport(base,
-		otelhttp.WithTracerProvider(p.Tracer),
-		otelhttp.WithMeterProvider(p.Meter),
-		otelhttp.WithPropagators(p.Propagator))
 }
 
 // ForceFlush exports what is buffered now.

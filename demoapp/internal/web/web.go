@@ -1,6 +1,6 @@
 // Package web holds the HTTP plumbing the demo components share: JSON
-// answers, injected faults applied to a handler, and the otelhttp server
-// wrapper with the span names and options every tier uses.
+// answers, injected faults applied to a handler, and the instrumented
+// server wrapper with the span names and options every tier uses.
 package web
 
 import (
@@ -8,8 +8,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
-
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/burnrate/burnrate/demoapp/faults"
 	"github.com/burnrate/burnrate/demoapp/resilience"
@@ -79,22 +77,22 @@ func Faulty(set *faults.Set, c faults.Component, next http.Handler) http.Handler
 	})
 }
 
-// Server wraps h with otelhttp: a server span (child of the caller's span
-// through W3C trace context) and the semantic-convention HTTP server metrics
+// Server instruments h (telemetry.Providers.Handler): a server span (child
+// of the caller's span through W3C trace context) named by the matched
+// pattern, and the semantic-convention HTTP server metrics
 // (http.server.request.duration with method, status code and route).
-func Server(h http.Handler, service string, tel *telemetry.Providers) http.Handler {
-	return otelhttp.NewHandler(resilience.WithDeadline(h), service,
-		otelhttp.WithTracerProvider(tel.Tracer),
-		otelhttp.WithMeterProvider(tel.Meter),
-		otelhttp.WithPropagators(tel.Propagator),
+// The tier's name (the second argument) is not needed: spans and metrics
+// carry it as the providers' service.name.
+func Server(h http.Handler, _ string, tel *telemetry.Providers) http.Handler {
+	return tel.Handler(resilience.WithDeadline(h), telemetry.HandlerOptions{
 		// Health checks are the edge's polling, not traffic: they would drown
 		// the trace store and skew the latency SLOs.
-		otelhttp.WithFilter(func(r *http.Request) bool { return r.URL.Path != HealthPath }),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-			if r.Pattern != "" {
-				return r.Pattern
+		Skip: func(r *http.Request) bool { return r.URL.Path == HealthPath },
+		SpanName: func(method, pattern string) string {
+			if pattern != "" {
+				return pattern
 			}
-			return r.Method
-		}),
-	)
+			return method
+		},
+	})
 }
