@@ -18,6 +18,7 @@ import (
 	"github.com/burnrate/burnrate/demoapp"
 	"github.com/burnrate/burnrate/demoapp/faults"
 	"github.com/burnrate/burnrate/internal/testutil"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // running is a platform started for a test, every tier in one process on
@@ -462,6 +463,29 @@ func TestTheEdgesMetricsCarryTheAPIRouteSoSLOsCanBePerEndpoint(t *testing.T) {
 	require.InDelta(t, 2, count("/api/products/{id}"), 0)
 	require.InDelta(t, 1, count("/api/carts/{user}"), 0)
 	require.InDelta(t, 1, count("/"), 0, "an unknown path is still served, under route /")
+}
+
+// Every tier behind the edge is called with a deadline header; its spans
+// and metrics still name the route it served.
+func TestTheInnerTiersSpansAndMetricsNameTheRouteTheyServed(t *testing.T) {
+	r := start(t, nil)
+	resp, _ := r.do(t, http.MethodGet, "/api/products/3", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, r.Flush(context.Background()))
+	names := map[string][]string{}
+	for _, s := range r.spans.GetSpans() {
+		if s.SpanKind != trace.SpanKindServer {
+			continue
+		}
+		for _, kv := range s.Resource.Attributes() {
+			if kv.Key == "service.name" {
+				names[kv.Value.AsString()] = append(names[kv.Value.AsString()], s.Name)
+			}
+		}
+	}
+	require.Equal(t, []string{"GET /api/products/{id}"}, names["demo-api"], "spans: %v", names)
+	require.Equal(t, []string{"GET /kv/{key}"}, names["demo-cache"], "spans: %v", names)
+	require.InDelta(t, 1, r.metric(t, "demo-api", "http.server.request.duration", map[string]string{"http.route": "/api/products/{id}"}), 0)
 }
 
 func TestAnInboundTraceparentStartsANewTraceLinkedToIt(t *testing.T) {
