@@ -74,6 +74,10 @@ type result struct {
 	// a profile at MaxRate (mode up).
 	CPUSplit    []share `json:"cpu_split,omitempty"`
 	ProfileRate float64 `json:"profile_rate,omitempty"`
+	// Steal and Busy are the machine's CPU shares during the run (mode
+	// up): stolen by the hypervisor, and not idle.
+	Steal float64 `json:"machine_cpu_stolen,omitempty"`
+	Busy  float64 `json:"machine_cpu_busy,omitempty"`
 }
 
 type flags struct {

@@ -34,10 +34,13 @@ func runUp(ctx context.Context, f flags) ([]result, error) {
 	var results []result
 	for i := range f.runs {
 		fmt.Printf("run %d of %d\n", i+1, f.runs)
+		st0 := readStat()
 		r, err := searchUp(ctx, f, bin)
 		if err != nil {
 			return results, err
 		}
+		r.Steal, r.Busy = readStat().since(st0)
+		fmt.Printf("  machine during the run: %.0f%% of its CPU busy, %.0f%% stolen by the hypervisor\n", 100*r.Busy, 100*r.Steal)
 		results = append(results, r)
 	}
 	var rates []float64
@@ -53,6 +56,40 @@ func runUp(ctx context.Context, f flags) ([]result, error) {
 	}
 	fmt.Printf("median of %d runs: %.0f/s (runs %v)\n", len(rates), median(rates), rates)
 	return results, nil
+}
+
+// cpuStat is the machine's CPU time by kind, from /proc/stat (jiffies).
+type cpuStat struct{ total, idle, steal float64 }
+
+func readStat() cpuStat {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuStat{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	var st cpuStat
+	for i, f := range strings.Fields(line)[1:] {
+		v, _ := strconv.ParseFloat(f, 64)
+		st.total += v
+		switch i {
+		case 3, 4: // idle, iowait
+			st.idle += v
+		case 7:
+			st.steal += v
+		}
+	}
+	return st
+}
+
+// since is the share of the machine's CPU time since s0 that was stolen
+// (another tenant's) and that was busy (this run's, another tenant's or
+// stolen): what tells a quiet sitting from a noisy one.
+func (s cpuStat) since(s0 cpuStat) (steal, busy float64) {
+	d := s.total - s0.total
+	if d <= 0 {
+		return 0, 0
+	}
+	return (s.steal - s0.steal) / d, 1 - (s.idle-s0.idle)/d
 }
 
 // buildBurnrate builds ./cmd/burnrate of this module into a temporary
