@@ -91,6 +91,7 @@ type flags struct {
 	ratio                  float64
 	bin, tierCalls         string
 	loadTransport          string
+	instrumentation        bool
 	split                  string
 }
 
@@ -115,6 +116,7 @@ func main() {
 	flag.DurationVar(&f.profileDur, "profile", 10*time.Second, "mode up: CPU profile this long at the highest passing rate (0: none)")
 	flag.StringVar(&f.profileOut, "profile-out", "", "mode up: also write the last run's profile here (go tool pprof)")
 	flag.Float64Var(&f.ratio, "trace-sample-ratio", -1, "mode up: set demo.trace_sample_ratio (default: the default configuration's)")
+	flag.BoolVar(&f.instrumentation, "instrumentation", true, "mode up: demo.instrumentation (false: the platform without OpenTelemetry, for the overhead at equal rate)")
 	flag.StringVar(&f.loadTransport, "load-transport", "", "mode up: nethttp sends the load through net/http's Transport (the load generator's own, as before it had one) instead of its own")
 	flag.StringVar(&f.tierCalls, "tier-calls", "", "mode up: set demo.tier_calls (in_process or loopback; default: the default configuration's)")
 	flag.StringVar(&f.bin, "bin", "", "mode up: run this burnrate binary instead of building ./cmd/burnrate (to compare builds)")

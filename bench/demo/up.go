@@ -159,6 +159,9 @@ func startUp(ctx context.Context, f flags, bin string) (*upProcess, error) {
 	if f.ratio >= 0 {
 		p.cmd.Env = append(p.cmd.Env, "BURNRATE_DEMO_TRACE_SAMPLE_RATIO="+strconv.FormatFloat(f.ratio, 'g', -1, 64))
 	}
+	if !f.instrumentation {
+		p.cmd.Env = append(p.cmd.Env, "BURNRATE_DEMO_INSTRUMENTATION=false")
+	}
 	if f.tierCalls != "" {
 		p.cmd.Env = append(p.cmd.Env, "BURNRATE_DEMO_TIER_CALLS="+f.tierCalls)
 	}
@@ -231,7 +234,7 @@ func searchUp(ctx context.Context, f flags, bin string) (result, error) {
 		return result{}, err
 	}
 	defer p.stop()
-	res := result{Instrumented: true}
+	res := result{Instrumented: f.instrumentation}
 	// Warm the cache, the connection pools and the TSDB's head.
 	if _, err := load.Run(ctx, load.Options{Target: p.edge, Rate: 300, Duration: 3 * time.Second, Seed: 1, ClientSecret: p.secret}, nil); err != nil {
 		return res, err
