@@ -81,6 +81,7 @@ func (p *Providers) Handler(h http.Handler, o HandlerOptions) http.Handler {
 		}
 	}
 	s := &serverHandler{
+		p:        p,
 		next:     h,
 		o:        o,
 		tracer:   p.Tracer.Tracer(httpScope),
@@ -106,6 +107,7 @@ func (p *Providers) ClientTransport(base http.RoundTripper) http.RoundTripper {
 		base = http.DefaultTransport
 	}
 	t := &clientTransport{
+		p:        p,
 		base:     base,
 		tracer:   p.Tracer.Tracer(httpScope),
 		prop:     p.Propagator,
@@ -128,6 +130,7 @@ func newDuration(mp metric.MeterProvider, name, desc string) metric.Float64Histo
 // --- server ---
 
 type serverHandler struct {
+	p        *Providers
 	next     http.Handler
 	o        HandlerOptions
 	tracer   trace.Tracer
@@ -170,6 +173,7 @@ func (s *serverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	key := serverKey{method: r.Method, host: r.Host, proto: r.Proto, pattern: r.Pattern, tls: r.TLS != nil}
 	begin := s.sets.get(key, s.build)
+	parent := ctx
 	ctx, span := s.tracer.Start(ctx, begin.name, opts...)
 	defer span.End()
 	// Read now: the handler may change its copy of the request.
@@ -197,11 +201,15 @@ func (s *serverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	key.pattern, key.status, key.end = rr.Pattern, sw.status, true
 	end := s.sets.get(key, s.build)
+	name := begin.name
 	if rr.Pattern != "" {
-		span.SetName(end.name)
+		name = end.name
+		span.SetName(name)
 	}
-	span.SetStatus(spanStatus(sw.status, http.StatusInternalServerError))
-	if span.IsRecording() {
+	code, desc := spanStatus(sw.status, http.StatusInternalServerError)
+	span.SetStatus(code, desc)
+	now := time.Now()
+	attrs := func(f func([]attribute.KeyValue)) {
 		// Once, at the end: each call grows the span's attributes anew.
 		// Nothing needs them sooner (the sampler does not read them).
 		buf := scratch(len(begin.attrs) + len(end.attrs) + 2)
@@ -213,10 +221,17 @@ func (s *serverHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			attrs = append(attrs, semconv.URLPath(path))
 		}
 		attrs = append(attrs, end.attrs...)
-		span.SetAttributes(attrs...)
+		f(attrs)
 		release(buf, attrs)
 	}
-	s.duration.Record(ctx, seconds(time.Since(began)), end.record...)
+	if span.IsRecording() {
+		attrs(func(a []attribute.KeyValue) { span.SetAttributes(a...) })
+	} else if keep(code, now.Sub(began), s.p.keepSlowerThan) {
+		attrs(func(a []attribute.KeyValue) {
+			ctx = s.p.replay(ctx, parent, s.tracer, span, ended{name: name, start: began, end: now, code: code, description: desc, opts: opts, attrs: a})
+		})
+	}
+	s.duration.Record(ctx, seconds(now.Sub(began)), end.record...)
 }
 
 // clientAddress is the client's address: the first of X-Forwarded-For,
@@ -341,6 +356,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // --- client ---
 
 type clientTransport struct {
+	p        *Providers
 	base     http.RoundTripper
 	tracer   trace.Tracer
 	prop     propagation.TextMapPropagator
@@ -369,7 +385,8 @@ func (t *clientTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		key.host = r.Header.Get("Host")
 	}
 	begin := t.sets.get(key, t.build)
-	ctx, span := t.tracer.Start(r.Context(), begin.name, clientStart...)
+	parent := r.Context()
+	ctx, span := t.tracer.Start(parent, begin.name, clientStart...)
 
 	// A RoundTripper must not modify the request: the trace context goes
 	// into a copy of its header.
@@ -385,19 +402,22 @@ func (t *clientTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 	key.end = true
 	var end cached
+	var code codes.Code
+	var desc string
 	if err != nil {
 		key.errType = errorType(err)
 		end = t.sets.get(key, t.build)
-		span.SetStatus(codes.Error, err.Error())
+		code, desc = codes.Error, err.Error()
 	} else {
 		key.status = res.StatusCode
 		if res.Proto != "" {
 			key.proto = res.Proto
 		}
 		end = t.sets.get(key, t.build)
-		span.SetStatus(spanStatus(res.StatusCode, http.StatusBadRequest))
+		code, desc = spanStatus(res.StatusCode, http.StatusBadRequest)
 	}
-	if span.IsRecording() {
+	span.SetStatus(code, desc)
+	attrs := func(f func([]attribute.KeyValue)) {
 		// Once: each call grows the span's attributes anew.
 		buf := scratch(len(begin.attrs) + len(end.attrs) + 2)
 		attrs := append(*buf, begin.attrs...)
@@ -406,12 +426,22 @@ func (t *clientTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		if err != nil {
 			attrs = append(attrs, semconv.ErrorType(err))
 		}
-		span.SetAttributes(attrs...)
+		f(attrs)
 		release(buf, attrs)
+	}
+	mctx := ctx
+	if span.IsRecording() {
+		attrs(func(a []attribute.KeyValue) { span.SetAttributes(a...) })
+	} else if keep(code, took, t.p.keepSlowerThan) {
+		// Outside the share a kept call is recorded now, when its answer's
+		// head is in: what its body does later is not seen.
+		attrs(func(a []attribute.KeyValue) {
+			mctx = t.p.replay(ctx, parent, t.tracer, span, ended{name: begin.name, start: began, end: began.Add(took), code: code, description: desc, opts: clientStart, attrs: a})
+		})
 	}
 	// After the status: the exemplar filter keeps a failed call's
 	// measurement as one whose span is exported.
-	t.duration.Record(ctx, seconds(took), end.record...)
+	t.duration.Record(mctx, seconds(took), end.record...)
 	if err != nil {
 		span.End()
 		return res, err

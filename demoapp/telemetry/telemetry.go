@@ -62,6 +62,11 @@ type Providers struct {
 
 	shutdown []func(context.Context) error
 	flush    []func(context.Context) error
+
+	// replays: spans outside the sampled share that failed or took at
+	// least keepSlowerThan are recorded at their end (sampling.go).
+	replays        bool
+	keepSlowerThan time.Duration
 }
 
 // Propagator is W3C trace context plus baggage, used on every hop.
@@ -104,11 +109,10 @@ func New(ctx context.Context, service, instance string, o Options) (*Providers, 
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sampler(o.SampleRatio)),
-		sdktrace.WithSpanProcessor(keepProcessor{
-			next: sdktrace.NewBatchSpanProcessor(spanExp, sdktrace.WithBatchTimeout(2*time.Second), sdktrace.WithMaxQueueSize(8192)),
-			slow: o.KeepSlowerThan,
-		}),
+		sdktrace.WithIDGenerator(idGenerator{}),
+		sdktrace.WithSpanProcessor(sdktrace.NewBatchSpanProcessor(spanExp, sdktrace.WithBatchTimeout(2*time.Second), sdktrace.WithMaxQueueSize(8192))),
 	)
+	p.replays, p.keepSlowerThan = true, o.KeepSlowerThan
 	p.Tracer = tp
 	p.shutdown = append(p.shutdown, tp.Shutdown)
 	p.flush = append(p.flush, tp.ForceFlush)
@@ -133,7 +137,7 @@ func New(ctx context.Context, service, instance string, o Options) (*Providers, 
 	dropBodySizes := sdkmetric.NewView(sdkmetric.Instrument{Name: "http.*.body.size"},
 		sdkmetric.Stream{Aggregation: sdkmetric.AggregationDrop{}})
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(reader), sdkmetric.WithView(dropBodySizes),
-		sdkmetric.WithExemplarFilter(exemplarFilter(o.KeepSlowerThan)))
+		sdkmetric.WithExemplarFilter(exemplarFilter))
 	p.Meter = mp
 	p.shutdown = append(p.shutdown, mp.Shutdown)
 	p.flush = append(p.flush, mp.ForceFlush)
