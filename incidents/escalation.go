@@ -262,15 +262,19 @@ type page struct {
 	step     int
 	round    int
 	reason   string
-	// attempts counts failed deliveries (redeliver.go).
+	// attempts counts failed deliveries; seq is the page's row in
+	// page_queue (redeliver.go).
 	attempts int
+	seq      int64
 }
 
 // claimDue takes the earliest due escalation step, advances the
 // escalation past it and records the step in the timeline, all in one
 // transaction, and returns what to send. The step is recorded before it is
 // sent: a crash between the two loses at most that one delivery and never
-// sends a step twice. It returns the next deadline when nothing is due.
+// sends a step twice. The pages are queued in the same transaction
+// (page_queue), so those waiting for Slack survive a restart. It returns
+// the next deadline when nothing is due.
 func (s *Service) claimDue(ctx context.Context) ([]page, time.Time, error) {
 	var pages []page
 	var next time.Time
@@ -308,6 +312,9 @@ func (s *Service) claimDue(ctx context.Context) ([]page, time.Time, error) {
 		}
 		for i := range pages {
 			pages[i].step, pages[i].round = e.Step, e.Round
+			if err := storePage(ctx, tx, &pages[i]); err != nil {
+				return err
+			}
 		}
 		step, round := e.Step+1, e.Round
 		if step == len(pol.Steps) {
@@ -394,6 +401,9 @@ func (s *Service) resolveTargets(ctx context.Context, q querier, inc *Incident, 
 // down runs once, at start; so does the handoff notification of a shift
 // that began at most 15 minutes ago.
 func (s *Service) Run(ctx context.Context) error {
+	if err := s.loadPages(ctx); err != nil {
+		return err
+	}
 	for {
 		next, err := s.runDue(ctx)
 		if err != nil {

@@ -99,3 +99,52 @@ func TestEscalationPagesHeldUpByASlackOutageArriveOnceInOrder(t *testing.T) {
 		require.Len(t, fake.sent(), 2, "nothing is sent twice")
 	})
 }
+
+// The process stops while Slack is down with both pages waiting, and
+// starts again on the same database once Slack is back: both pages
+// arrive, once each and in order. They used to be lost with the process,
+// held only in memory.
+func TestEscalationPagesWaitingForSlackSurviveARestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		fake := &flakySlack{}
+		path := filepath.Join(t.TempDir(), "incidents.db")
+		open := func() (*incidents.Service, func()) {
+			svc, err := incidents.Open(ctx, incidents.Options{Path: path,
+				Slack: incidents.SlackOptions{Token: "xoxb-test", APIURL: "http://slack.invalid/api/", HTTPClient: &http.Client{Transport: fake}}})
+			require.NoError(t, err)
+			runCtx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); _ = svc.Run(runCtx) }()
+			return svc, func() { cancel(); <-done; require.NoError(t, svc.Close()) }
+		}
+		svc, stop := open()
+		require.NoError(t, svc.PutUser(ctx, &incidents.User{ID: "ann", Name: "Ann", SlackID: "UANN"}))
+		require.NoError(t, svc.PutUser(ctx, &incidents.User{ID: "ben", Name: "Ben", SlackID: "UBEN"}))
+		require.NoError(t, svc.PutPolicy(ctx, &incidents.Policy{ID: "p", Steps: []incidents.Step{
+			{Targets: []incidents.Target{{Type: incidents.TargetUser, ID: "ann"}}, WaitMinutes: 5},
+			{Targets: []incidents.Target{{Type: incidents.TargetUser, ID: "ben"}}, WaitMinutes: 5},
+		}}))
+		_, err := svc.Declare(ctx, incidents.NewIncident{Title: "api down", Severity: "SEV1", EscalationPolicy: "p"})
+		require.NoError(t, err)
+		time.Sleep(10 * time.Minute) // both steps fall due during the outage
+		synctest.Wait()
+		require.Empty(t, fake.sent())
+		require.Greater(t, fake.failed, 2)
+		stop()
+
+		fake.set(true)
+		_, stop = open()
+		defer stop()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		sent := fake.sent()
+		require.Len(t, sent, 2, "each page arrives once: %q", sent)
+		require.True(t, strings.HasPrefix(sent[0], "UANN Paged (escalation step 1"), sent[0])
+		require.True(t, strings.HasPrefix(sent[1], "UBEN Paged (escalation step 2"), sent[1])
+
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		require.Len(t, fake.sent(), 2, "nothing is sent twice")
+	})
+}
