@@ -130,7 +130,7 @@ func (a *API) Handler() http.Handler {
 	for i, p := range Routes {
 		mux.HandleFunc(p, handlers[i])
 	}
-	return web.Server(web.Faulty(a.faults, faults.API, mux), "demo-api", a.tel)
+	return web.Server(web.Faulty(a.faults, faults.API, mux), a.tel)
 }
 
 // errNotFound and errDependency classify cache answers for the HTTP status.

@@ -181,7 +181,7 @@ func (c *Cache) Handler() http.Handler {
 	mux.HandleFunc("GET /kv/{key}", c.serveGet)
 	mux.HandleFunc("PUT /kv/{key}", c.servePut)
 	mux.HandleFunc("POST /batch", c.serveBatch)
-	return web.Server(web.Faulty(c.faults, faults.Cache, mux), "demo-cache", c.tel)
+	return web.Server(web.Faulty(c.faults, faults.Cache, mux), c.tel)
 }
 
 func (c *Cache) count(ctx context.Context, result string) {

@@ -114,7 +114,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /shards/{n}/kv/{key}", s.serveGet)
 	mux.HandleFunc("PUT /shards/{n}/kv/{key}", s.servePut)
 	mux.HandleFunc("POST /shards/{n}/batch", s.serveBatch)
-	return web.Server(web.Faulty(s.faults, faults.Store, mux), "demo-store", s.tel)
+	return web.Server(web.Faulty(s.faults, faults.Store, mux), s.tel)
 }
 
 // shard resolves {n} and applies the shard's own faults (down, slow). It

@@ -78,7 +78,7 @@ var withBurnrate = instrumentation{
 	edge: func(p *telemetry.Providers, h http.Handler) http.Handler {
 		return p.Handler(h, telemetry.HandlerOptions{PublicEndpoint: true, SpanName: edgeSpanName})
 	},
-	tier: func(p *telemetry.Providers, h http.Handler) http.Handler { return web.Server(h, "demo-tier", p) },
+	tier: func(p *telemetry.Providers, h http.Handler) http.Handler { return web.Server(h, p) },
 	client: func(p *telemetry.Providers, base http.RoundTripper) http.RoundTripper {
 		return p.ClientTransport(base)
 	},

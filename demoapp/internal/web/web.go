@@ -81,13 +81,12 @@ func Faulty(set *faults.Set, c faults.Component, next http.Handler) http.Handler
 // of the caller's span through W3C trace context) named by the matched
 // pattern, and the semantic-convention HTTP server metrics
 // (http.server.request.duration with method, status code and route).
-// The tier's name (the second argument) is not needed: spans and metrics
-// carry it as the providers' service.name.
+// Spans and metrics carry the tier's name as the providers' service.name.
 //
 // The deadline from the caller's X-Request-Timeout-Ms is applied outside
 // the instrumentation: inside, it served a copy of the request, so the
 // pattern the routes matched never reached the span name or http.route.
-func Server(h http.Handler, _ string, tel *telemetry.Providers) http.Handler {
+func Server(h http.Handler, tel *telemetry.Providers) http.Handler {
 	return resilience.WithDeadline(tel.Handler(h, telemetry.HandlerOptions{
 		// Health checks are the edge's polling, not traffic: they would drown
 		// the trace store and skew the latency SLOs.
