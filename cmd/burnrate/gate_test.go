@@ -112,11 +112,19 @@ collector: {otlp_listen: ""}
 	pushTraffic(t, base)
 
 	env := []string{"BURNRATE_URL=" + base, "BURNRATE_API_TOKEN=s3cret", "GITHUB_STEP_SUMMARY="}
-	// Wait until every SLO has an evaluation that saw the traffic.
+	// Wait until every SLO has an evaluation that saw the traffic: the
+	// engine evaluates them one after another, so bad's being in says
+	// nothing of good's and meh's.
 	require.Eventually(t, func() bool {
 		code, out, _ := runBinary(t, env, "gate", "--service", "bad", "--json")
 		return code == 1 && strings.Contains(out, "the 5m burn rate is")
 	}, 30*time.Second, 500*time.Millisecond)
+	for _, svc := range []string{"good", "meh"} {
+		require.Eventually(t, func() bool {
+			_, out, _ := runBinary(t, env, "gate", "--service", svc)
+			return !strings.Contains(out, "data coverage 0.00%")
+		}, 30*time.Second, 500*time.Millisecond, "%s's SLOs see the traffic", svc)
+	}
 
 	cases := []struct {
 		name string
