@@ -56,47 +56,66 @@ func (f *flakySlack) sent() []string {
 	return append([]string(nil), f.posts...)
 }
 
+// startWithSlack opens the service on the database at path with fake as
+// Slack and runs its escalation loop; stop ends both.
+func startWithSlack(t *testing.T, path string, fake *flakySlack) (svc *incidents.Service, stop func()) {
+	t.Helper()
+	svc, err := incidents.Open(context.Background(), incidents.Options{Path: path,
+		Slack: incidents.SlackOptions{Token: "xoxb-test", APIURL: "http://slack.invalid/api/", HTTPClient: &http.Client{Transport: fake}}})
+	require.NoError(t, err)
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = svc.Run(runCtx) }()
+	return svc, func() { cancel(); <-done; require.NoError(t, svc.Close()) }
+}
+
+// declareDuringOutage declares an incident paging ann, then ben five
+// minutes later, and lets both steps fall due while Slack is down.
+func declareDuringOutage(t *testing.T, svc *incidents.Service, fake *flakySlack) {
+	t.Helper()
+	ctx := context.Background()
+	require.NoError(t, svc.PutUser(ctx, &incidents.User{ID: "ann", Name: "Ann", SlackID: "UANN"}))
+	require.NoError(t, svc.PutUser(ctx, &incidents.User{ID: "ben", Name: "Ben", SlackID: "UBEN"}))
+	require.NoError(t, svc.PutPolicy(ctx, &incidents.Policy{ID: "p", Steps: []incidents.Step{
+		{Targets: []incidents.Target{{Type: incidents.TargetUser, ID: "ann"}}, WaitMinutes: 5},
+		{Targets: []incidents.Target{{Type: incidents.TargetUser, ID: "ben"}}, WaitMinutes: 5},
+	}}))
+	_, err := svc.Declare(ctx, incidents.NewIncident{Title: "api down", Severity: "SEV1", EscalationPolicy: "p"})
+	require.NoError(t, err)
+	time.Sleep(10 * time.Minute) // both steps fall due during the outage
+	synctest.Wait()
+	require.Empty(t, fake.sent())
+	require.Greater(t, fake.failed, 2, "the pages are retried while Slack is down")
+}
+
+// requireBothPagesOnceInOrder checks, a minute after Slack is back, that
+// both pages arrived once each in the order of the steps, and that nothing
+// follows.
+func requireBothPagesOnceInOrder(t *testing.T, fake *flakySlack) {
+	t.Helper()
+	time.Sleep(time.Minute)
+	synctest.Wait()
+	sent := fake.sent()
+	require.Len(t, sent, 2, "each page arrives once: %q", sent)
+	require.True(t, strings.HasPrefix(sent[0], "UANN Paged (escalation step 1"), sent[0])
+	require.True(t, strings.HasPrefix(sent[1], "UBEN Paged (escalation step 2"), sent[1])
+	time.Sleep(time.Hour)
+	synctest.Wait()
+	require.Len(t, fake.sent(), 2, "nothing is sent twice")
+}
+
 // Slack is down when the first step runs and when the second falls due;
 // once it is back both pages arrive, once each and in the order of the
 // steps. They used to be lost: a failed post was only written in the
 // timeline.
 func TestEscalationPagesHeldUpByASlackOutageArriveOnceInOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
 		fake := &flakySlack{}
-		svc, err := incidents.Open(ctx, incidents.Options{Path: filepath.Join(t.TempDir(), "incidents.db"),
-			Slack: incidents.SlackOptions{Token: "xoxb-test", APIURL: "http://slack.invalid/api/", HTTPClient: &http.Client{Transport: fake}}})
-		require.NoError(t, err)
-		runCtx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); _ = svc.Run(runCtx) }()
-		defer func() { cancel(); <-done; require.NoError(t, svc.Close()) }()
-
-		require.NoError(t, svc.PutUser(ctx, &incidents.User{ID: "ann", Name: "Ann", SlackID: "UANN"}))
-		require.NoError(t, svc.PutUser(ctx, &incidents.User{ID: "ben", Name: "Ben", SlackID: "UBEN"}))
-		require.NoError(t, svc.PutPolicy(ctx, &incidents.Policy{ID: "p", Steps: []incidents.Step{
-			{Targets: []incidents.Target{{Type: incidents.TargetUser, ID: "ann"}}, WaitMinutes: 5},
-			{Targets: []incidents.Target{{Type: incidents.TargetUser, ID: "ben"}}, WaitMinutes: 5},
-		}}))
-		_, err = svc.Declare(ctx, incidents.NewIncident{Title: "api down", Severity: "SEV1", EscalationPolicy: "p"})
-		require.NoError(t, err)
-
-		time.Sleep(10 * time.Minute) // both steps fall due during the outage
-		synctest.Wait()
-		require.Empty(t, fake.sent())
-		require.Greater(t, fake.failed, 2, "the pages are retried while Slack is down")
-
+		svc, stop := startWithSlack(t, filepath.Join(t.TempDir(), "incidents.db"), fake)
+		defer stop()
+		declareDuringOutage(t, svc, fake)
 		fake.set(true)
-		time.Sleep(time.Minute)
-		synctest.Wait()
-		sent := fake.sent()
-		require.Len(t, sent, 2, "each page arrives once: %q", sent)
-		require.True(t, strings.HasPrefix(sent[0], "UANN Paged (escalation step 1"), sent[0])
-		require.True(t, strings.HasPrefix(sent[1], "UBEN Paged (escalation step 2"), sent[1])
-
-		time.Sleep(time.Hour)
-		synctest.Wait()
-		require.Len(t, fake.sent(), 2, "nothing is sent twice")
+		requireBothPagesOnceInOrder(t, fake)
 	})
 }
 
@@ -106,45 +125,14 @@ func TestEscalationPagesHeldUpByASlackOutageArriveOnceInOrder(t *testing.T) {
 // held only in memory.
 func TestEscalationPagesWaitingForSlackSurviveARestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
 		fake := &flakySlack{}
 		path := filepath.Join(t.TempDir(), "incidents.db")
-		open := func() (*incidents.Service, func()) {
-			svc, err := incidents.Open(ctx, incidents.Options{Path: path,
-				Slack: incidents.SlackOptions{Token: "xoxb-test", APIURL: "http://slack.invalid/api/", HTTPClient: &http.Client{Transport: fake}}})
-			require.NoError(t, err)
-			runCtx, cancel := context.WithCancel(ctx)
-			done := make(chan struct{})
-			go func() { defer close(done); _ = svc.Run(runCtx) }()
-			return svc, func() { cancel(); <-done; require.NoError(t, svc.Close()) }
-		}
-		svc, stop := open()
-		require.NoError(t, svc.PutUser(ctx, &incidents.User{ID: "ann", Name: "Ann", SlackID: "UANN"}))
-		require.NoError(t, svc.PutUser(ctx, &incidents.User{ID: "ben", Name: "Ben", SlackID: "UBEN"}))
-		require.NoError(t, svc.PutPolicy(ctx, &incidents.Policy{ID: "p", Steps: []incidents.Step{
-			{Targets: []incidents.Target{{Type: incidents.TargetUser, ID: "ann"}}, WaitMinutes: 5},
-			{Targets: []incidents.Target{{Type: incidents.TargetUser, ID: "ben"}}, WaitMinutes: 5},
-		}}))
-		_, err := svc.Declare(ctx, incidents.NewIncident{Title: "api down", Severity: "SEV1", EscalationPolicy: "p"})
-		require.NoError(t, err)
-		time.Sleep(10 * time.Minute) // both steps fall due during the outage
-		synctest.Wait()
-		require.Empty(t, fake.sent())
-		require.Greater(t, fake.failed, 2)
+		svc, stop := startWithSlack(t, path, fake)
+		declareDuringOutage(t, svc, fake)
 		stop()
-
 		fake.set(true)
-		_, stop = open()
+		_, stop = startWithSlack(t, path, fake)
 		defer stop()
-		time.Sleep(time.Minute)
-		synctest.Wait()
-		sent := fake.sent()
-		require.Len(t, sent, 2, "each page arrives once: %q", sent)
-		require.True(t, strings.HasPrefix(sent[0], "UANN Paged (escalation step 1"), sent[0])
-		require.True(t, strings.HasPrefix(sent[1], "UBEN Paged (escalation step 2"), sent[1])
-
-		time.Sleep(time.Hour)
-		synctest.Wait()
-		require.Len(t, fake.sent(), 2, "nothing is sent twice")
+		requireBothPagesOnceInOrder(t, fake)
 	})
 }
