@@ -41,6 +41,11 @@ type Options struct {
 	// APIToken, when set, is required as a bearer token on mutating API calls
 	// and on the deploy gate.
 	APIToken string `mapstructure:"api_token" secret:"true"`
+	// APITokens are named tokens with scopes (read, write, ingest,
+	// gate:grant, admin); the name of the token a change was made with is
+	// recorded as its actor. APIToken keeps working as an admin named
+	// "api_token".
+	APITokens []httpserver.Token `mapstructure:"api_tokens"`
 	// ShutdownTimeout bounds how long in-flight HTTP requests may drain.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 
@@ -96,7 +101,7 @@ func DefaultOptions() Options {
 
 // Validate reports the first invalid option, naming its configuration key.
 func (o Options) Validate() error {
-	if err := (httpserver.Config{Listen: o.Listen, ShutdownTimeout: o.ShutdownTimeout}).Validate(); err != nil {
+	if err := (httpserver.Config{Listen: o.Listen, ShutdownTimeout: o.ShutdownTimeout, Tokens: o.APITokens}).Validate(); err != nil {
 		return err
 	}
 	if o.DataDir == "" {
@@ -218,6 +223,7 @@ func New(opts Options) (*App, error) {
 	srv, err := httpserver.New(httpserver.Config{
 		Listen:          opts.Listen,
 		Token:           opts.APIToken,
+		Tokens:          opts.APITokens,
 		ShutdownTimeout: opts.ShutdownTimeout,
 	}, a.logger.With("component", "http"), a.reg, a.reg)
 	if err != nil {

@@ -8,7 +8,6 @@ package httpserver
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +29,10 @@ type Config struct {
 	// Token, when set, is the bearer token that mutating requests under /api/
 	// must carry. Read requests and health checks stay open.
 	Token string `mapstructure:"token" secret:"true"`
+	// Tokens are the named API tokens (api_tokens): a mutating request
+	// needs one with the write scope (or admin), and the token's name is
+	// the actor recorded for the change.
+	Tokens []Token `mapstructure:"tokens"`
 	// ShutdownTimeout bounds how long in-flight requests may drain.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
 }
@@ -45,7 +48,7 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		return errors.New("shutdown_timeout: must not be negative")
 	}
-	return nil
+	return ValidateTokens(c.Tokens)
 }
 
 // ReadyFunc reports whether a component can serve; a non-nil error says why not.
@@ -61,6 +64,7 @@ type Server struct {
 
 	mu     sync.Mutex
 	checks []namedCheck
+	auth   *Authenticator
 
 	// fresh holds connections accepted but not yet carrying a request.
 	// http.Server.Shutdown waits up to 5 s for those as if they were busy;
@@ -125,7 +129,8 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer pr
 	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 
 	var handler http.Handler = s.mux
-	handler = requireToken(cfg.Token, handler)
+	s.auth = NewAuthenticator(cfg.Token, cfg.Tokens)
+	handler = requireToken(s.auth, handler)
 	handler = instrument(s.mux, requests, duration, handler)
 	s.srv = &http.Server{
 		Handler:           handler,
@@ -224,28 +229,52 @@ func (s *Server) closeFresh() {
 // after New). A running server is stopped with Shutdown instead.
 func (s *Server) Close() { _ = s.ln.Close() }
 
-// requireToken guards mutating requests under /api/ with a bearer token. Reads,
-// health checks, metrics and the UI stay open, as in Prometheus. Slack's
-// endpoints (/api/v1/slack/) authenticate every request by its signature
-// instead: Slack cannot send a bearer token.
-func requireToken(token string, next http.Handler) http.Handler {
-	if token == "" {
+// requireToken guards mutating requests under /api/ with a bearer token
+// that holds the write scope, and attaches the request's principal (the
+// token's name and scopes) to its context for every request that carries
+// a known token. Reads, health checks, metrics and the UI stay open, as in
+// Prometheus. Slack's endpoints (/api/v1/slack/) authenticate every request
+// by its signature instead: Slack cannot send a bearer token. Handlers that
+// need another scope (gate exceptions, reloads) check it themselves.
+func requireToken(auth *Authenticator, next http.Handler) http.Handler {
+	if !auth.Enabled() {
 		return next
 	}
-	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := auth.Authenticate(BearerSecret(r))
+		if p != nil {
+			r = r.WithContext(WithPrincipal(r.Context(), p))
+		}
 		if isMutating(r.Method) && strings.HasPrefix(r.URL.Path, "/api/") && !isReadOnlyPost(r.URL.Path) &&
 			!strings.HasPrefix(r.URL.Path, "/api/v1/slack/") {
-			got := []byte(r.Header.Get("Authorization"))
-			if subtle.ConstantTimeCompare(got, want) != 1 {
+			if p == nil {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="burnrate"`)
 				WriteError(w, http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
+				return
+			}
+			if !p.Can(ScopeWrite) && !p.Can(ScopeGateGrant) && !p.Can(ScopeIngest) {
+				WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("token %q lacks the %q scope", p.Name, ScopeWrite))
+				return
+			}
+			if !p.Can(ScopeWrite) && !scopedRoute(r.URL.Path) {
+				WriteError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("token %q lacks the %q scope", p.Name, ScopeWrite))
 				return
 			}
 		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// scopedRoute lists the mutating paths whose handlers check a scope other
+// than write themselves: gate exceptions (gate:grant) and ingest (ingest).
+func scopedRoute(path string) bool {
+	return strings.HasPrefix(path, "/api/v1/gate/exceptions") || path == "/api/v1/write" ||
+		path == "/api/v1/otlp/v1/metrics" || path == "/api/v1/otlp/v1/traces"
+}
+
+// Auth is the server's authenticator, for handlers that check a scope of
+// their own (Authenticator.RequireScope).
+func (s *Server) Auth() *Authenticator { return s.auth }
 
 func isMutating(method string) bool {
 	switch method {
