@@ -31,6 +31,9 @@ type Notification struct {
 	ExternalURL       string            `json:"externalURL"`
 	GroupKey          string            `json:"groupKey"`
 	TruncatedAlerts   int               `json:"truncatedAlerts"`
+	// Attempt counts delivery attempts, this one included (1 the first
+	// time); the outbox sets it before each call to Notify.
+	Attempt int `json:"-"`
 	// CreatedAt is when the notification was written to the outbox.
 	CreatedAt time.Time `json:"createdAt"`
 	// Event, when set, makes this an event notification (Manager.Enqueue)

@@ -44,8 +44,18 @@ type outbox struct {
 	sent     *prometheus.CounterVec
 	failures *prometheus.CounterVec
 	rejected *prometheus.CounterVec
+	resent   *prometheus.CounterVec
 	latency  prometheus.Histogram
 }
+
+// attemptTimeout bounds one delivery attempt, whatever the receiver's own
+// client does: a destination that hangs costs a retry, not the queue.
+// attemptLease is how long a row stays claimed by an attempt; it outlasts
+// the attempt, so a row is never tried twice at once.
+const (
+	attemptTimeout = 30 * time.Second
+	attemptLease   = 2 * attemptTimeout
+)
 
 func newOutbox(store *Store, receivers map[string]Receiver, cfg OutboxConfig, logger *slog.Logger, now func() time.Time, reg prometheus.Registerer) (*outbox, error) {
 	o := &outbox{
@@ -63,6 +73,10 @@ func newOutbox(store *Store, receivers map[string]Receiver, cfg OutboxConfig, lo
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "burnrate_alerting_notifications_rejected_total",
 			Help: "Notifications a receiver rejected for good (invalid_blocks, msg_too_long, HTTP 400) or that made it panic; the group's next flush builds them again.",
+		}, []string{"receiver"}),
+		resent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "burnrate_alerting_notifications_resent_after_interruption_total",
+			Help: "Notifications sent again because an attempt was cut short (a crash or a stop mid-send) and the receiver cannot tell whether it arrived: each may have arrived twice.",
 		}, []string{"receiver"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "burnrate_alerting_notification_latency_seconds",
@@ -96,7 +110,7 @@ func newOutbox(store *Store, receivers map[string]Receiver, cfg OutboxConfig, lo
 	}
 	sort.Strings(o.names)
 	if reg != nil {
-		for _, c := range []prometheus.Collector{o.sent, o.failures, o.rejected, o.latency} {
+		for _, c := range []prometheus.Collector{o.sent, o.failures, o.rejected, o.resent, o.latency} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register outbox metrics: %w", err)
 			}
@@ -121,6 +135,15 @@ func (o *outbox) notify() {
 		default:
 		}
 	}
+}
+
+// reclaim takes back, at start, what a previous process left mid-attempt.
+func (o *outbox) reclaim(ctx context.Context) error {
+	n, err := o.store.reclaimInterrupted(ctx, o.now())
+	if n > 0 {
+		o.logger.Warn("notifications were being sent when the process stopped; trying them again now", "notifications", n)
+	}
+	return err
 }
 
 // run delivers until ctx is cancelled, one worker per integration.
@@ -207,7 +230,7 @@ func (o *outbox) deliverIntegration(ctx context.Context, name string) (int, erro
 	for i, it := range items {
 		ids[i] = it.n.ID
 	}
-	if err := o.store.markSending(ctx, ids); err != nil {
+	if err := o.store.markSending(ctx, ids, o.now().Add(attemptLease)); err != nil {
 		return 0, err
 	}
 	sem := make(chan struct{}, o.workers)
@@ -313,15 +336,25 @@ func (o *outbox) deliver(ctx context.Context, it outboxItem) (res outcome, err e
 		// A previous attempt was cut short (crash, stop) or failed in a way
 		// that may hide a success (a timeout after the message was posted):
 		// ask the receiver whether it arrived before trying again.
-		if rec, isRec := rcv.(Reconciler); isRec {
+		rec, isRec := rcv.(Reconciler)
+		if isRec {
 			done, err := rec.Delivered(ctx, n)
 			if err == nil && done {
 				o.logger.Info("notification was delivered before the interruption; not sending it again", "receiver", name, "id", n.ID)
 				return delivered, nil
 			}
 		}
+		if it.state == outboxSending && !isRec {
+			// The one duplicate at-least-once allows: the receiver may have
+			// taken it in the instant before the process died.
+			o.resent.WithLabelValues(n.Receiver).Inc()
+			o.logger.Warn("sending again a notification whose delivery was cut short; it may arrive twice", "receiver", name, "id", n.ID, "group", n.GroupKey)
+		}
 	}
-	err = rcv.Notify(ctx, n)
+	n.Attempt = it.attempts + 1
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	err = rcv.Notify(actx, n)
+	cancel()
 	if err == nil {
 		return delivered, nil
 	}

@@ -409,17 +409,32 @@ func (s *Store) due(ctx context.Context, integration string, now time.Time, limi
 	return out, rows.Err()
 }
 
-// markSending records, in one transaction, that an attempt at each of ids
-// is starting: a crash from here on leaves them "sending", to reconcile.
-func (s *Store) markSending(ctx context.Context, ids []int64) error {
+// markSending claims each of ids for an attempt starting now, in one
+// transaction: the row is "sending" and leased until until, so that no
+// other round takes it while the attempt runs. A crash from here on leaves
+// it "sending"; reclaimInterrupted (at start) or the lease's end makes it
+// due again, to reconcile or send again.
+func (s *Store) markSending(ctx context.Context, ids []int64, until time.Time) error {
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		for _, id := range ids {
-			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state='sending', attempts=attempts+1 WHERE id = ?`, id); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE outbox SET state='sending', attempts=attempts+1, next_attempt_at=? WHERE id = ?`, ms(until), id); err != nil {
 				return fmt.Errorf("mark sending: %w", err)
 			}
 		}
 		return nil
 	})
+}
+
+// reclaimInterrupted makes every notification left "sending" by a
+// process that stopped mid-attempt due at now, and returns how many there
+// were. Only the one process that owns the store may call it, at start:
+// nothing else can be sending them.
+func (s *Store) reclaimInterrupted(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE outbox SET next_attempt_at=? WHERE state='sending' AND next_attempt_at > ?`, ms(now), ms(now))
+	if err != nil {
+		return 0, fmt.Errorf("reclaim interrupted deliveries: %w", err)
+	}
+	return res.RowsAffected()
 }
 
 // markSent records deliveries and the notification log entries they make

@@ -63,7 +63,7 @@ func TestAnEmptyNotificationLeftSendingByACrashIsFailedOnStart(t *testing.T) {
 	// in the middle of its delivery.
 	n := &Notification{Receiver: ReceiverLog, Status: StatusResolved, GroupKey: `0:{alertname="A"}`, CreatedAt: now}
 	require.NoError(t, store.enqueue(ctx, []*Notification{n}, []*nflogEntry{nil}, now))
-	require.NoError(t, store.markSending(ctx, []int64{n.ID}))
+	require.NoError(t, store.markSending(ctx, []int64{n.ID}, now.Add(attemptLease)))
 
 	rcv := &indexing{}
 	m, err := New(ctx, Options{Config: DefaultConfig(), Store: store, Receivers: map[string]Receiver{ReceiverLog: rcv}, Now: func() time.Time { return now }})

@@ -262,19 +262,14 @@ type page struct {
 	step     int
 	round    int
 	reason   string
-	// attempts counts failed deliveries; seq is the page's row in
-	// page_queue (redeliver.go).
-	attempts int
-	seq      int64
 }
 
-// claimDue takes the earliest due escalation step, advances the
-// escalation past it and records the step in the timeline, all in one
-// transaction, and returns what to send. The step is recorded before it is
-// sent: a crash between the two loses at most that one delivery and never
-// sends a step twice. The pages are queued in the same transaction
-// (page_queue), so those waiting for Slack survive a restart. It returns
-// the next deadline when nothing is due.
+// claimDue takes the earliest due escalation step, queues its pages in the
+// delivery queue (pager.go), advances the escalation past it and records
+// the step in the timeline, all in one transaction. The pages are queued
+// under the step's identity before the claim commits: a crash in between
+// leaves the step due, and claiming it again queues nothing twice. It
+// returns the next deadline when nothing is due.
 func (s *Service) claimDue(ctx context.Context) ([]page, time.Time, error) {
 	var pages []page
 	var next time.Time
@@ -312,7 +307,7 @@ func (s *Service) claimDue(ctx context.Context) ([]page, time.Time, error) {
 		}
 		for i := range pages {
 			pages[i].step, pages[i].round = e.Step, e.Round
-			if err := storePage(ctx, tx, &pages[i]); err != nil {
+			if err := s.queuePage(ctx, pages[i], due); err != nil {
 				return err
 			}
 		}
@@ -337,8 +332,8 @@ func (s *Service) claimDue(ctx context.Context) ([]page, time.Time, error) {
 			who = append(who, "nobody (no one on call)")
 		}
 		next = now
-		return addEvent(ctx, tx, Event{IncidentID: inc.ID, At: now, Kind: EventNotified, Source: "escalation",
-			Text: fmt.Sprintf("Escalation %s step %d/%d (round %d of %d): notified %s", pol.ID, e.Step+1, len(pol.Steps),
+		return addEvent(ctx, tx, Event{IncidentID: inc.ID, At: now, Kind: EventPaging, Source: "escalation",
+			Text: fmt.Sprintf("Escalation %s step %d/%d (round %d of %d): paging %s", pol.ID, e.Step+1, len(pol.Steps),
 				e.Round+1, pol.Repeat+1, strings.Join(who, ", "))})
 	})
 	return pages, next, err
@@ -396,12 +391,25 @@ func (s *Service) resolveTargets(ctx context.Context, q querier, inc *Incident, 
 	return out, nil
 }
 
-// Run runs escalation steps as they fall due, and tells people coming on
-// call, until ctx is cancelled. A step that fell due while the process was
-// down runs once, at start; so does the handoff notification of a shift
-// that began at most 15 minutes ago.
+// ErrRunning is returned by Run when the Service already runs: its loop
+// runs once.
+var ErrRunning = errors.New("incidents: already running")
+
+// Run runs escalation steps as they fall due, and queues notices for
+// people coming on call, until ctx is cancelled. A step that fell due while
+// the process was down runs once, at start; so does the handoff notice of a
+// shift that began at most 15 minutes ago. Pages and notices go out through
+// the delivery queue (DeliverThrough), which must be set. Run runs once:
+// a second call returns ErrRunning.
 func (s *Service) Run(ctx context.Context) error {
-	if err := s.loadPages(ctx); err != nil {
+	if s.pageQueue() == nil {
+		return errors.New("incidents: no delivery queue: DeliverThrough must be called before Run")
+	}
+	if !s.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer s.running.Store(false)
+	if err := s.moveLegacyPages(ctx); err != nil {
 		return err
 	}
 	for {
@@ -426,7 +434,7 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		if s.sendsEvents() {
 			// Timeline events go to the webhooks; a few are written
-			// without a nudge (notifications), so look again every second.
+			// without a nudge (deliveries), so look again every second.
 			if err := s.forwardEvents(ctx); err != nil && ctx.Err() == nil {
 				s.logger.Error("incident webhooks", "err", err)
 			}
@@ -455,25 +463,15 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// runDue runs every due step, and pages waiting for Slack once their retry
-// is due, and returns the next deadline (zero: none).
+// runDue claims every due step (queueing its pages) and returns the next
+// deadline (zero: none).
 func (s *Service) runDue(ctx context.Context) (time.Time, error) {
-	waiting, retry := s.pending()
-	if waiting && !retry.After(s.now()) {
-		retry = s.retryPages(ctx)
-	}
 	for {
-		pages, next, err := s.claimDue(ctx)
+		_, next, err := s.claimDue(ctx)
 		if err != nil {
 			return time.Time{}, err
 		}
-		if len(pages) > 0 {
-			retry = s.sendPages(ctx, pages)
-		}
 		if next.IsZero() || next.After(s.now()) {
-			if waiting, _ := s.pending(); waiting && (next.IsZero() || retry.Before(next)) {
-				next = retry
-			}
 			return next, nil
 		}
 	}

@@ -16,8 +16,7 @@ import (
 // running is a Service with its escalation loop, on the bubble's clock.
 type running struct {
 	svc     *incidents.Service
-	cancel  context.CancelFunc
-	done    chan struct{}
+	halt    func()
 	stopped bool
 }
 
@@ -25,12 +24,7 @@ func startService(t *testing.T, path string) *running {
 	t.Helper()
 	svc, err := incidents.Open(context.Background(), incidents.Options{Path: path})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{svc: svc, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		_ = svc.Run(ctx)
-	}()
+	r := &running{svc: svc, halt: runService(t, svc, path)}
 	t.Cleanup(func() { r.stop(t) })
 	return r
 }
@@ -41,8 +35,7 @@ func (r *running) stop(t *testing.T) {
 		return
 	}
 	r.stopped = true
-	r.cancel()
-	<-r.done
+	r.halt()
 	require.NoError(t, r.svc.Close())
 }
 
@@ -61,14 +54,14 @@ func seedEscalation(t *testing.T, svc *incidents.Service, repeat int) {
 }
 
 // pages lists the escalation steps recorded in the timeline as
-// "+minutes step".
+// "+minutes step" (each step's "paging" event).
 func pages(t *testing.T, svc *incidents.Service, id int64, start time.Time) []string {
 	t.Helper()
 	tl, err := svc.Timeline(context.Background(), id)
 	require.NoError(t, err)
 	var out []string
 	for _, e := range tl {
-		if e.Kind != incidents.EventNotified {
+		if e.Kind != incidents.EventPaging {
 			continue
 		}
 		step := "?"
@@ -180,15 +173,20 @@ func TestEscalationPagesWhoeverAnOverridePutsOnCall(t *testing.T) {
 		synctest.Wait()
 		tl, err := r.svc.Timeline(context.Background(), inc.ID)
 		require.NoError(t, err)
-		var notified []string
+		var paging, notified []string
 		for _, e := range tl {
-			if e.Kind == incidents.EventNotified {
+			switch e.Kind {
+			case incidents.EventPaging:
+				paging = append(paging, e.Text)
+			case incidents.EventNotified:
 				notified = append(notified, e.Text)
 			}
 		}
-		require.Len(t, notified, 1)
-		require.Contains(t, notified[0], "notified ben (on call for primary, log)")
-		require.NotContains(t, notified[0], "ann")
+		require.Len(t, paging, 1)
+		require.Contains(t, paging[0], "paging ben (on call for primary, log)")
+		require.NotContains(t, paging[0], "ann")
+		require.Equal(t, []string{"Notified ben (log: no Slack token) for escalation step 1, round 1"}, notified,
+			"the page is recorded as delivered once the log took it")
 	})
 }
 

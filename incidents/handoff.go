@@ -2,6 +2,7 @@ package incidents
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -22,8 +23,10 @@ type Handoff struct {
 	SentAt   time.Time `json:"sent_at"`
 }
 
-// runHandoffs notifies the people whose shift has just begun (once each,
-// recorded in SQLite) and returns the next handoff instant (zero: none).
+// runHandoffs queues a notice for each person whose shift has just begun
+// (once each: the notice is queued under the shift's identity before the
+// handoff is recorded, so a crash between the two queues nothing twice)
+// and returns the next handoff instant (zero: none).
 func (s *Service) runHandoffs(ctx context.Context) (time.Time, error) {
 	scs, err := s.Schedules(ctx)
 	if err != nil {
@@ -36,17 +39,26 @@ func (s *Service) runHandoffs(ctx context.Context) (time.Time, error) {
 			if !sh.Start.After(now.Add(-handoffGrace)) {
 				continue // began before the window (or clipped to it)
 			}
+			var seen int
+			if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM handoffs WHERE schedule_id = ? AND user_id = ? AND shift_start = ?`,
+				sc.ID, sh.User, ms(sh.Start)).Scan(&seen); err != nil {
+				return time.Time{}, fmt.Errorf("read handoffs: %w", err)
+			}
+			if seen > 0 {
+				continue
+			}
 			full, ok := sc.ShiftAt(sh.User, now)
 			if !ok {
 				full = sh
 			}
-			res, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO handoffs(schedule_id, user_id, shift_start, shift_end, sent_at) VALUES (?, ?, ?, ?, ?)`,
-				sc.ID, sh.User, ms(sh.Start), ms(full.End), ms(now))
-			if err != nil {
-				return time.Time{}, fmt.Errorf("record handoff: %w", err)
+			id := fmt.Sprintf("handoff/%s/%s/%d", sc.ID, sh.User, ms(sh.Start))
+			if err := s.enqueue(ctx, "handoff/"+sh.User, id, message{Kind: messageHandoff, User: sh.User, Schedule: sc.ID,
+				Start: full.Start, End: full.End}); err != nil {
+				return time.Time{}, err
 			}
-			if n, _ := res.RowsAffected(); n == 1 {
-				s.sendHandoff(ctx, sc, full)
+			if _, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO handoffs(schedule_id, user_id, shift_start, shift_end, sent_at) VALUES (?, ?, ?, ?, ?)`,
+				sc.ID, sh.User, ms(sh.Start), ms(full.End), ms(now)); err != nil {
+				return time.Time{}, fmt.Errorf("record handoff: %w", err)
 			}
 		}
 		if nx := sc.Next(now); len(nx) > 0 && (next.IsZero() || nx[0].Start.Before(next)) {
@@ -56,23 +68,34 @@ func (s *Service) runHandoffs(ctx context.Context) (time.Time, error) {
 	return next, nil
 }
 
-// sendHandoff tells the incoming person, by Slack DM or in the log.
-func (s *Service) sendHandoff(ctx context.Context, sc *Schedule, sh Shift) {
+// deliverHandoff tells the incoming person, by Slack DM or in the log.
+func (s *Service) deliverHandoff(ctx context.Context, m message) error {
+	sc, err := loadSchedule(ctx, s.db, m.Schedule)
+	if errors.Is(err, ErrNotFound) {
+		return nil // the schedule is gone: nobody is coming on call for it
+	}
+	if err != nil {
+		return err
+	}
 	loc := sc.Location()
 	text := fmt.Sprintf("You are on call for %s from %s until %s.", sc.ID,
-		sh.Start.In(loc).Format("Mon 2 Jan 15:04 MST"), sh.End.In(loc).Format("Mon 2 Jan 15:04 MST"))
-	u, err := s.GetUser(ctx, sh.User)
+		m.Start.In(loc).Format("Mon 2 Jan 15:04 MST"), m.End.In(loc).Format("Mon 2 Jan 15:04 MST"))
+	u, err := s.GetUser(ctx, m.User)
 	if err != nil {
-		u = &User{ID: sh.User, Name: sh.User}
+		u = &User{ID: m.User, Name: m.User}
 	}
-	target := s.slackTarget(ctx, u)
+	target, err := s.slackTarget(ctx, u)
+	if err != nil {
+		return err
+	}
 	if target == "" {
-		s.logger.Info("handoff", "schedule", sc.ID, "to", u.ID, "start", sh.Start, "end", sh.End)
-		return
+		s.logger.Info("handoff", "schedule", sc.ID, "to", u.ID, "start", m.Start, "end", m.End)
+		return nil
 	}
 	if _, _, err := s.slack.api.PostMessageContext(ctx, target, slack.MsgOptionText(text, false)); err != nil {
-		s.logger.Warn("handoff: Slack message failed", "schedule", sc.ID, "to", u.ID, "err", err)
+		return slackError(fmt.Errorf("handoff to %s: %w", u.ID, err))
 	}
+	return nil
 }
 
 // Handoffs lists the handoff notifications sent for a schedule, newest

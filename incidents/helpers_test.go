@@ -118,3 +118,66 @@ func pageNotification(id int64, group, status string) *alerting.Notification {
 		}},
 	}
 }
+
+// runService runs svc's escalation loop with an alerting outbox beside it
+// as its one delivery queue, wired as internal/app wires them, until stop
+// is called; stop leaves svc open. The outbox's database is
+// alerting.db next to the incidents database at path, so that a restart
+// on the same path finds what was queued. The outbox is driven by a
+// delivery round whenever something is queued and every 10 seconds (for
+// retries), rather than by Manager.Run, whose 100 ms flush ticker would
+// make a day of a synctest bubble's time take minutes.
+func runService(t *testing.T, svc *incidents.Service, path string) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	store, err := alerting.OpenStore(ctx, filepath.Join(filepath.Dir(path), "alerting.db"))
+	require.NoError(t, err)
+	cfg := alerting.DefaultConfig()
+	cfg.Outbox.MaxInterval = 30 * time.Second
+	m, err := alerting.New(ctx, alerting.Options{Config: cfg, Store: store,
+		Receivers: map[string]alerting.Receiver{incidents.PagerReceiverName: svc.Pager()}})
+	require.NoError(t, err)
+	q := &wakingQueue{m: m, wake: make(chan struct{}, 1)}
+	svc.DeliverThrough(q)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			_, _ = m.Deliver(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-q.wake:
+			case <-time.After(10 * time.Second):
+			}
+		}
+	})
+	wg.Go(func() { _ = svc.Run(ctx) })
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		wg.Wait()
+		require.NoError(t, store.Close())
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// wakingQueue is the outbox, telling the test's delivery loop when
+// something was queued.
+type wakingQueue struct {
+	m    *alerting.Manager
+	wake chan struct{}
+}
+
+func (q *wakingQueue) Enqueue(ctx context.Context, receiver string, ev alerting.Event) error {
+	err := q.m.Enqueue(ctx, receiver, ev)
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	return err
+}

@@ -124,15 +124,21 @@ const (
 	EventTriggered     = "triggered"
 	EventAlertFired    = "alert_fired"
 	EventAlertResolved = "alert_resolved"
-	EventNotified      = "notified"
-	EventEscalated     = "escalated"
-	EventAcknowledged  = "acknowledged"
-	EventResolved      = "resolved"
-	EventReopened      = "reopened"
-	EventNote          = "note"
-	EventAssigned      = "assigned"
-	EventFault         = "fault"
-	EventDeploy        = "deploy"
+	// EventPaging records an escalation step and whom it pages; the
+	// pages are then delivered through the queue.
+	EventPaging = "paging"
+	// EventNotified records a page Slack (or the log) took.
+	EventNotified = "notified"
+	// EventDeliveryFailed records a page that failed: retried, or given up.
+	EventDeliveryFailed = "delivery_failed"
+	EventEscalated      = "escalated"
+	EventAcknowledged   = "acknowledged"
+	EventResolved       = "resolved"
+	EventReopened       = "reopened"
+	EventNote           = "note"
+	EventAssigned       = "assigned"
+	EventFault          = "fault"
+	EventDeploy         = "deploy"
 )
 
 // TTA is the time to acknowledge: first acknowledge minus trigger.

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -183,8 +184,11 @@ type Service struct {
 	httpClient *http.Client
 	// bg tracks Slack follow-ups still running; Close waits for them.
 	bg sync.WaitGroup
-	// redeliver holds escalation pages Slack could not take yet.
-	redeliver redeliveries
+	// queue delivers pages and handoff notices (DeliverThrough).
+	queueMu sync.Mutex
+	queue   EventQueue
+	// running makes Run run once.
+	running atomic.Bool
 	// events, when set (SendEvents), receives every timeline event for
 	// the receiver eventsTo; eventsMu serialises forwarding.
 	eventsMu sync.Mutex

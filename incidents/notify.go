@@ -69,55 +69,60 @@ func (s *Service) incidentBlocks(inc *Incident, headline string) []slack.Block {
 }
 
 // deliver sends one escalation page: a Slack DM or channel message with a
-// token, the log otherwise (or when Slack does not know the person). It
-// returns Slack's error; the caller decides whether to retry.
-func (s *Service) deliver(ctx context.Context, p page) error {
+// token, the log otherwise (or when the person has no Slack identity). It
+// returns how it was sent, or the failure classified for the outbox
+// (slackError): a lookup that fails is a failed delivery, never a page
+// quietly written to the log.
+func (s *Service) deliver(ctx context.Context, p page) (string, error) {
 	headline := fmt.Sprintf("Paged (escalation step %d, round %d)", p.step+1, p.round+1)
-	if p.user != nil && p.attempts == 0 {
-		s.metrics.paged(p.user.ID)
-	}
 	target := p.channel
 	if target == "" {
-		target = s.slackTarget(ctx, p.user)
+		var err error
+		if target, err = s.slackTarget(ctx, p.user); err != nil {
+			return "", err
+		}
 	}
 	if s.slack == nil || target == "" {
-		who := p.channel
-		if p.user != nil {
-			who = p.user.ID
-		}
 		s.logger.Warn("page", "incident", p.incident.ID, "title", p.incident.Title, "severity", p.incident.Severity,
-			"to", who, "step", p.step+1, "round", p.round+1)
-		return nil
+			"to", p.who(), "step", p.step+1, "round", p.round+1)
+		if s.slack == nil {
+			return "log: no Slack token", nil
+		}
+		return "log: no Slack ID or email", nil
 	}
 	_, _, err := s.slack.api.PostMessageContext(ctx, target,
 		slack.MsgOptionBlocks(s.incidentBlocks(p.incident, headline)...),
 		slack.MsgOptionText(fmt.Sprintf("%s: #%d %s (%s)", headline, p.incident.ID, p.incident.Title, p.incident.Severity), false))
 	if err != nil {
-		return fmt.Errorf("slack page to %s: %w", target, err)
+		return "", slackError(fmt.Errorf("slack page to %s: %w", target, err))
 	}
-	return nil
+	if p.channel != "" {
+		return "Slack channel", nil
+	}
+	return "Slack DM", nil
 }
 
 // slackTarget is where a person's Slack messages go: their Slack ID, else
 // the member users.lookupByEmail finds for their email (remembered). It is
-// empty without a Slack token or when Slack does not know them.
-func (s *Service) slackTarget(ctx context.Context, u *User) string {
+// empty without a Slack token or when the person has neither. A lookup
+// that fails is an error: retried if Slack may answer later, permanent if
+// Slack has no member with that email.
+func (s *Service) slackTarget(ctx context.Context, u *User) (string, error) {
 	if s.slack == nil {
-		return ""
+		return "", nil
 	}
 	if u.SlackID != "" {
-		return u.SlackID
+		return u.SlackID, nil
 	}
 	if u.Email == "" {
-		return ""
+		return "", nil
 	}
 	su, err := s.slack.api.GetUserByEmailContext(ctx, u.Email)
 	if err != nil {
-		s.logger.Warn("Slack does not know this email; using the log", "user", u.ID, "err", err)
-		return ""
+		return "", slackError(fmt.Errorf("users.lookupByEmail for %s: %w", u.ID, err))
 	}
 	if _, err := s.db.ExecContext(ctx, `UPDATE users SET slack_id = ? WHERE id = ?`, su.ID, u.ID); err != nil {
 		s.logger.Warn("remember Slack ID", "user", u.ID, "err", err)
 	}
-	return su.ID
+	return su.ID, nil
 }

@@ -63,10 +63,8 @@ func startWithSlack(t *testing.T, path string, fake *flakySlack) (svc *incidents
 	svc, err := incidents.Open(context.Background(), incidents.Options{Path: path,
 		Slack: incidents.SlackOptions{Token: "xoxb-test", APIURL: "http://slack.invalid/api/", HTTPClient: &http.Client{Transport: fake}}})
 	require.NoError(t, err)
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = svc.Run(runCtx) }()
-	return svc, func() { cancel(); <-done; require.NoError(t, svc.Close()) }
+	halt := runService(t, svc, path)
+	return svc, func() { halt(); require.NoError(t, svc.Close()) }
 }
 
 // declareDuringOutage declares an incident paging ann, then ben five

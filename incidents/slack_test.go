@@ -319,10 +319,7 @@ func TestTheSlashCommandWorksIncidentsAndAnswersWhoIsOnCall(t *testing.T) {
 
 func TestEscalationPagesAreSlackDirectMessagesWithButtons(t *testing.T) {
 	e, f := slackEnv(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = e.svc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer runService(t, e.svc, e.path)()
 	require.NoError(t, e.svc.PutPolicy(context.Background(), &incidents.Policy{ID: "p", Steps: []incidents.Step{{
 		Targets:     []incidents.Target{{Type: incidents.TargetUser, ID: "ann"}, {Type: incidents.TargetChannel, ID: "CINCIDENTS"}},
 		WaitMinutes: 5,
@@ -344,10 +341,7 @@ func TestEscalationPagesAreSlackDirectMessagesWithButtons(t *testing.T) {
 
 func TestHandoffNotificationsAreSlackDirectMessages(t *testing.T) {
 	e, f := slackEnv(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = e.svc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer runService(t, e.svc, e.path)()
 	require.NoError(t, e.svc.PutSchedule(context.Background(), &incidents.Schedule{ID: "primary", TimeZone: "Europe/Berlin",
 		Layers: []incidents.Layer{{Level: 1, Users: []string{"ben"}, Start: "2026-01-01", Turn: "weekly"}}}))
 	start := time.Now().Add(300 * time.Millisecond).Truncate(time.Millisecond)

@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/burnrate/burnrate/alerting"
@@ -88,6 +89,8 @@ type Forwarder struct {
 	// notified; Run re-sends them.
 	firing map[string]*group
 	loaded bool
+	// running makes Run run once.
+	running atomic.Bool
 }
 
 // group is the firing part of one group's last notification.
@@ -243,9 +246,18 @@ func (f *Forwarder) Resend(ctx context.Context) (int, error) {
 	return len(alerts), errors.Join(err, f.post(ctx, alerts, now))
 }
 
+// ErrRunning is returned by Run when the Forwarder already runs.
+var ErrRunning = errors.New("alertmanager forwarder: already running")
+
 // Run re-sends firing alerts every ResendDelay until ctx is cancelled,
-// starting with those kept from before a restart.
+// starting with those kept from before a restart. It runs once: a second
+// call returns ErrRunning. Whoever builds the Forwarder runs it; the
+// alerting Manager only hands it notifications.
 func (f *Forwarder) Run(ctx context.Context) error {
+	if !f.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer f.running.Store(false)
 	t := time.NewTicker(f.opts.ResendDelay)
 	defer t.Stop()
 	for {

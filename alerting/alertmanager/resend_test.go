@@ -46,8 +46,10 @@ func TestAForwardedAlertStaysActiveLongerThanTheTargetsResolveTimeout(t *testing
 	})
 	require.NoError(t, err)
 	done := make(chan struct{})
+	fwdDone := make(chan struct{})
 	go func() { defer close(done); _ = m.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	go func() { defer close(fwdDone); _ = fwd.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; <-fwdDone })
 
 	// As the SLO rules put a firing alert: an end time a few minutes ahead.
 	now := time.Now()

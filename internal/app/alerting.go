@@ -36,6 +36,7 @@ func (a *App) buildAlerting() error {
 	receivers := map[string]alerting.Receiver{}
 	if a.incidents != nil {
 		receivers[incidents.ReceiverName] = a.incidents
+		receivers[incidents.PagerReceiverName] = a.incidents.Pager()
 		cfg = withIncidentsRoute(cfg, a.opts.Incidents)
 	}
 	if cfg.Slack.Token != "" {
@@ -56,6 +57,11 @@ func (a *App) buildAlerting() error {
 			return fmt.Errorf("alerting: %w", err)
 		}
 		receivers[alerting.ReceiverAlertmanager] = fwd
+		{
+			// The forwarder re-sends firing alerts to Alertmanager; it is
+			// run here, once, beside the Manager that hands it notifications.
+			a.addRunner("alertmanager forwarder", fwd.Run)
+		}
 	}
 	var burns alerting.BurnSource
 	if a.slo != nil {
@@ -83,6 +89,11 @@ func (a *App) buildAlerting() error {
 		// The SLO rules run right after each SLO evaluation, besides their
 		// own interval; this stops with the other engines.
 		a.addRunner("alert rules on SLO evaluation", a.runRulesOnEvaluation)
+	}
+	if a.incidents != nil {
+		// Escalation pages and handoff notices go out through the one
+		// delivery queue, alerting's outbox.
+		a.incidents.DeliverThrough(m)
 	}
 	if err := a.sendIncidentEvents(m); err != nil {
 		return err
