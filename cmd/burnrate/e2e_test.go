@@ -664,7 +664,8 @@ func (s *e2eStack) recover(page slackCall, fault, acked time.Time) {
 		require.Equal(t, 1, inc.events(kind), "timeline has one %s: %+v", kind, inc.Timeline)
 	}
 	require.Equal(t, "alert", inc.Timeline[len(inc.Timeline)-1].Source, "the alert's resolution resolved it (on_alert_resolved: resolve)")
-	require.Equal(t, 2, inc.events("notified"), "two escalation steps ran, then the acknowledgement stopped it: %+v", inc.Timeline)
+	require.Equal(t, 2, inc.events("paging"), "two escalation steps ran, then the acknowledgement stopped it: %+v", inc.Timeline)
+	require.Equal(t, 2, inc.events("notified"), "each step's page was delivered: %+v", inc.Timeline)
 	for _, c := range s.dms("") {
 		require.True(t, c.At.Before(acked), "no escalation page after the acknowledgement: %+v", c)
 	}
@@ -822,7 +823,7 @@ func TestE2ESlackOutageAcrossPageAndFirstEscalation(t *testing.T) {
 	s.within("the incident opened while Slack is down", 3*time.Minute, func() bool { _, ok := s.edgeIncident(); return ok })
 	inc, _ := s.edgeIncident()
 	s.within("both escalation steps fell due while Slack is down", escalationWait+30*time.Second, func() bool {
-		return s.incident(inc.ID).events("notified") >= 2
+		return s.incident(inc.ID).events("paging") >= 2
 	})
 	time.Sleep(5 * time.Second) // retries keep failing
 	require.Empty(t, s.pages(), "nothing reached Slack during the outage")

@@ -114,7 +114,7 @@ alerting:
 	require.NoError(t, json.Unmarshal([]byte(body), &inc))
 	var steps []time.Time
 	for _, e := range inc.Timeline {
-		if e.Kind == "notified" {
+		if e.Kind == "paging" {
 			steps = append(steps, e.At)
 		}
 	}
