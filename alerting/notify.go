@@ -8,9 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/burnrate/burnrate/internal/retry"
 )
 
 // Notification is one message to one receiver about one alert group. Its
@@ -173,18 +174,7 @@ func PostJSON(ctx context.Context, client *http.Client, url string, body []byte,
 }
 
 // ParseRetryAfter reads a Retry-After header: seconds or an HTTP date.
-func ParseRetryAfter(v string) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0), true
-	}
-	return 0, false
-}
+func ParseRetryAfter(v string) (time.Duration, bool) { return retry.After(v, time.Now()) }
 
 // LogReceiver writes notifications to the log. It is the default receiver
 // when no Slack token is configured, so alerts are visible from the start.

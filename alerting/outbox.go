@@ -10,8 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/burnrate/burnrate/internal/retry"
 )
 
 // outbox delivers notifications written by the dispatcher. A notification
@@ -397,20 +398,8 @@ func (o *outbox) markSent(ctx context.Context, items []outboxItem) error {
 	return nil
 }
 
-// backoff is the delay before attempt number attempt+1: exponential from
-// InitialInterval, doubled each time, capped at MaxInterval, with ±50% jitter
-// so that many notifications failing together do not retry in lockstep.
+// backoff is the delay before attempt number attempt+1: the one retry
+// policy (internal/retry), from InitialInterval doubling to MaxInterval.
 func (o *outbox) backoff(attempt int) time.Duration {
-	b := &backoff.ExponentialBackOff{
-		InitialInterval:     o.cfg.InitialInterval,
-		RandomizationFactor: 0.5,
-		Multiplier:          2,
-		MaxInterval:         o.cfg.MaxInterval,
-	}
-	b.Reset()
-	var d time.Duration
-	for range min(attempt, 64) {
-		d = b.NextBackOff()
-	}
-	return d
+	return retry.Backoff(attempt, o.cfg.InitialInterval, o.cfg.MaxInterval)
 }

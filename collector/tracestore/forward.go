@@ -7,14 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/burnrate/burnrate/internal/retry"
 )
 
 // forwarder sends accepted batches on to another OTLP/HTTP receiver. Its
@@ -189,7 +189,6 @@ func (f *forwarder) run(ctx context.Context) {
 // exponential backoff (honouring Retry-After) for up to ForwardMaxElapsed.
 func (f *forwarder) send(ctx context.Context, body []byte, spans int) {
 	start := time.Now()
-	delay := f.opts.ForwardBackoff
 	for attempt := 0; ; attempt++ {
 		retryAfter, err := f.post(ctx, body, spans)
 		if err == nil {
@@ -200,8 +199,7 @@ func (f *forwarder) send(ctx context.Context, body []byte, spans int) {
 			f.logger.Warn("trace forward rejected, spans dropped", "spans", spans, "err", err)
 			return
 		}
-		wait := delay/2 + rand.N(delay/2+1) // jitter keeps workers from retrying in step
-		wait = max(wait, retryAfter)
+		wait := max(retry.Backoff(attempt+1, f.opts.ForwardBackoff, f.opts.ForwardMaxBackoff), retryAfter)
 		if time.Since(start)+wait > f.opts.ForwardMaxElapsed {
 			f.m.fwdDropped.WithLabelValues("retries_exhausted").Add(float64(spans))
 			f.logger.Warn("trace forward failed, giving up", "spans", spans, "attempts", attempt+1, "err", err)
@@ -217,7 +215,6 @@ func (f *forwarder) send(ctx context.Context, body []byte, spans int) {
 			return
 		case <-t.C:
 		}
-		delay = min(delay*2, f.opts.ForwardMaxBackoff)
 	}
 }
 
@@ -270,9 +267,6 @@ func partialRejected(resp *http.Response, body []byte) int {
 // parseRetryAfter reads delay-seconds (the form OTLP receivers send),
 // capped so that a hostile value cannot park a worker for hours.
 func parseRetryAfter(v string, limit time.Duration) time.Duration {
-	secs, err := strconv.Atoi(v)
-	if err != nil || secs <= 0 {
-		return 0
-	}
-	return min(time.Duration(secs)*time.Second, limit)
+	d, _ := retry.After(v, time.Now())
+	return min(d, limit)
 }

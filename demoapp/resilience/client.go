@@ -39,7 +39,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
 
@@ -49,6 +48,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/burnrate/burnrate/demoapp/telemetry"
+
+	"github.com/burnrate/burnrate/internal/retry"
 )
 
 // ErrBreakerOpen is returned, without calling the dependency, while its
@@ -300,17 +301,7 @@ func (b *budget) withdraw() bool {
 
 // retryAfter parses a Retry-After answer header (seconds or an HTTP date).
 func retryAfter(h http.Header, now time.Time) (time.Duration, bool) {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(0, t.Sub(now)), true
-	}
-	return 0, false
+	return retry.After(h.Get("Retry-After"), now)
 }
 
 // Do calls the dependency. Any answer is returned as a Response, not an
