@@ -145,6 +145,7 @@ func (s *Service) handleDeclare(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	n.By = httpserver.Actor(r, n.By)
 	inc, err := s.Declare(r.Context(), n)
 	if err != nil {
 		writeError(w, err)
@@ -239,7 +240,8 @@ func (s *Service) handleAction(w http.ResponseWriter, r *http.Request, id int64)
 		writeError(w, invalid("source", "%q is neither api nor cli", b.Source))
 		return
 	}
-	a := Actor{By: b.By, Source: b.Source}
+	// With a token the change is the token's: a by in the body is ignored.
+	a := Actor{By: httpserver.Actor(r, b.By), Source: b.Source}
 	var inc *Incident
 	var err error
 	switch r.PathValue("action") {
