@@ -421,15 +421,24 @@ func nonNil(s []Shift) []Shift {
 }
 
 func (s *Service) handleAddOverride(w http.ResponseWriter, r *http.Request) {
-	var o Override
-	if err := decode(r, &o); err != nil {
+	var body struct {
+		Override
+		By string `json:"by"`
+	}
+	if err := decode(r, &body); err != nil {
 		writeError(w, err)
 		return
 	}
+	o := body.Override
 	if o.ID != 0 {
 		writeError(w, invalid("id", "is assigned by the server"))
 		return
 	}
+	if o.CreatedBy != "" {
+		writeError(w, invalid("created_by", "is recorded by the server (the token's name, else by)"))
+		return
+	}
+	o.CreatedBy = httpserver.Actor(r, body.By)
 	out, err := s.AddOverride(r.Context(), r.PathValue("id"), o)
 	if err != nil {
 		writeError(w, err)
@@ -448,6 +457,7 @@ func (s *Service) handleDeleteOverride(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	s.logger.Info("override deleted", "schedule", r.PathValue("id"), "override", id, "by", httpserver.Actor(r, ""))
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -457,6 +467,7 @@ func (s *Service) handleSwap(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	sw.By = httpserver.Actor(r, sw.By)
 	out, err := s.SwapShifts(r.Context(), r.PathValue("id"), sw)
 	if err != nil {
 		writeError(w, err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,5 +113,50 @@ func TestChangesAreRecordedUnderTheTokensName(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(body), &got))
 		require.Equal(t, "ci-bot", got.CreatedBy)
 		require.Equal(t, "maintenance", got.Comment, "the comment is kept")
+	})
+
+	t.Run("overrides and swaps are added by the token", func(t *testing.T) {
+		for _, u := range []string{`{"id":"ann","name":"Ann"}`, `{"id":"ben","name":"Ben"}`} {
+			code, body := post(t, r.URL+"/api/v1/users", "ci-bot-s3cret", u)
+			require.Equal(t, http.StatusOK, code, body)
+		}
+		req, err := http.NewRequest(http.MethodPut, r.URL+"/api/v1/schedules/primary", strings.NewReader(
+			`{"time_zone":"UTC","layers":[{"level":1,"users":["ann","ben"],"start":"2026-03-02","handoff":"09:00","turn":"daily"}]}`))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer ci-bot-s3cret")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+
+		over := `{"user":"ben","start":"2026-03-02T12:00:00Z","end":"2026-03-02T14:00:00Z","by":"ann"}`
+		code, body := post(t, r.URL+"/api/v1/schedules/primary/overrides", "dashboard-s3cret", over)
+		require.Equal(t, http.StatusForbidden, code, body)
+		code, body = post(t, r.URL+"/api/v1/schedules/primary/overrides", "ci-bot-s3cret",
+			`{"user":"ben","start":"2026-03-02T12:00:00Z","end":"2026-03-02T14:00:00Z","created_by":"ann"}`)
+		require.Equal(t, http.StatusBadRequest, code, body)
+		require.Contains(t, body, `"field":"created_by"`)
+		code, body = post(t, r.URL+"/api/v1/schedules/primary/overrides", "ci-bot-s3cret", over)
+		require.Equal(t, http.StatusCreated, code, body)
+		require.Contains(t, body, `"created_by":"ci-bot"`)
+		code, body = post(t, r.URL+"/api/v1/schedules/primary/swaps", "legacy-t0ken",
+			`{"a":"ann","a_at":"2026-03-02T10:00:00Z","b":"ben","b_at":"2026-03-03T10:00:00Z","by":"ann"}`)
+		require.Equal(t, http.StatusCreated, code, body)
+
+		code, body = testutil.HTTPGet(t, r.URL+"/api/v1/schedules/primary")
+		require.Equal(t, http.StatusOK, code, body)
+		var sc struct {
+			Overrides []struct {
+				User      string `json:"user"`
+				CreatedBy string `json:"created_by"`
+			} `json:"overrides"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &sc), body)
+		require.Len(t, sc.Overrides, 3)
+		var by []string
+		for _, o := range sc.Overrides {
+			by = append(by, o.User+" by "+o.CreatedBy)
+		}
+		require.Equal(t, []string{"ben by ci-bot", "ben by api_token", "ann by api_token"}, by)
 	})
 }
