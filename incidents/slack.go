@@ -98,13 +98,17 @@ func (s *Service) slackActor(ctx context.Context, slackID string) (Actor, error)
 
 // refusal is what a Slack user whose action slackActor or mayAct refused
 // is told, privately.
-func refusal(slackID string, err error) string {
+func (s *Service) refusal(slackID string, err error) string {
 	var nr *notResponderError
 	switch {
 	case errors.Is(err, errUnlinked):
+		orEmail := ""
+		if s.slack != nil { // matching by email needs users.info, so a bot token
+			orEmail = " (or `email` to the email of your Slack profile)"
+		}
 		return fmt.Sprintf("Nothing done: your Slack account (<@%s>) is not linked to a Burnrate user, and only Burnrate users may change incidents. "+
-			"To link it, set `slack_id` to `%s` (or `email` to the email of your Slack profile) on your Burnrate user: "+
-			"`PUT /api/v1/users/{id}` with `{\"id\": \"…\", \"name\": \"…\", \"slack_id\": \"%s\"}`.", slackID, slackID, slackID)
+			"To link it, set `slack_id` to `%s`%s on your Burnrate user: "+
+			"`PUT /api/v1/users/{id}` with `{\"id\": \"…\", \"name\": \"…\", \"slack_id\": \"%s\"}`.", slackID, slackID, orEmail, slackID)
 	case errors.As(err, &nr):
 		return "Nothing done: " + nr.Error() + "."
 	}
@@ -120,7 +124,7 @@ type notResponderError struct {
 }
 
 func (e *notResponderError) Error() string {
-	return fmt.Sprintf("%s is not a responder of incident #%d (%s; incidents.slack.restrict_to_responders is on)", e.user, e.incident, e.why)
+	return fmt.Sprintf("%s is not a responder of incident #%d: %s (incidents.slack.restrict_to_responders is on)", e.user, e.incident, e.why)
 }
 
 // mayAct checks incidents.slack.restrict_to_responders: when it is on,
@@ -140,7 +144,7 @@ func (s *Service) mayAct(ctx context.Context, a Actor, inc *Incident) error {
 	}
 	no := func(why string) error { return &notResponderError{user: a.By, incident: inc.ID, why: why} }
 	if inc.EscalationPolicy == "" {
-		return no("it has no escalation policy, and you are not one of its participants")
+		return no("it has no escalation policy, so only its participants may change it")
 	}
 	pol, err := s.GetPolicy(ctx, inc.EscalationPolicy)
 	if err != nil {
@@ -165,7 +169,7 @@ func (s *Service) mayAct(ctx context.Context, a Actor, inc *Incident) error {
 			}
 		}
 	}
-	return no(fmt.Sprintf("you are neither named in its escalation policy %q nor on call now in a schedule it targets, nor one of its participants", pol.ID))
+	return no(fmt.Sprintf("not named in its escalation policy %q, not on call now in a schedule the policy targets, and not a participant", pol.ID))
 }
 
 // respond posts a follow-up to a Slack response_url.
@@ -241,7 +245,7 @@ func (s *Service) act(ctx context.Context, cb slack.InteractionCallback, act sla
 	a, err := s.slackActor(ctx, cb.User.ID)
 	if err != nil {
 		s.logger.Info("slack action refused", "slack_user", cb.User.ID, "action", act.ActionID, "err", err)
-		s.respond(ctx, cb.ResponseURL, ephemeral(refusal(cb.User.ID, err)))
+		s.respond(ctx, cb.ResponseURL, ephemeral(s.refusal(cb.User.ID, err)))
 		return
 	}
 	inc, err := s.incidentOfValue(ctx, act.Value)
@@ -251,7 +255,7 @@ func (s *Service) act(ctx context.Context, cb slack.InteractionCallback, act sla
 	}
 	if err := s.mayAct(ctx, a, inc); err != nil {
 		s.logger.Info("slack action refused", "slack_user", cb.User.ID, "user", a.By, "incident", inc.ID, "action", act.ActionID, "err", err)
-		s.respond(ctx, cb.ResponseURL, ephemeral(refusal(cb.User.ID, err)))
+		s.respond(ctx, cb.ResponseURL, ephemeral(s.refusal(cb.User.ID, err)))
 		return
 	}
 	var verb string
@@ -404,7 +408,7 @@ func (s *Service) command(ctx context.Context, form url.Values) (string, bool) {
 		a, err := s.slackActor(ctx, form.Get("user_id"))
 		if err != nil {
 			s.logger.Info("slack command refused", "slack_user", form.Get("user_id"), "command", sub, "err", err)
-			return refusal(form.Get("user_id"), err), false
+			return s.refusal(form.Get("user_id"), err), false
 		}
 		inc, err := s.Get(ctx, id)
 		if err != nil {
@@ -412,7 +416,7 @@ func (s *Service) command(ctx context.Context, form url.Values) (string, bool) {
 		}
 		if err := s.mayAct(ctx, a, inc); err != nil {
 			s.logger.Info("slack command refused", "slack_user", form.Get("user_id"), "user", a.By, "incident", id, "command", sub, "err", err)
-			return refusal(form.Get("user_id"), err), false
+			return s.refusal(form.Get("user_id"), err), false
 		}
 		rest := strings.Join(args[1:], " ")
 		var verb string
