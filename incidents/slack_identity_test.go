@@ -195,3 +195,26 @@ func TestRestrictToRespondersRefusesLinkedPeopleOutsideThePolicy(t *testing.T) {
 	require.Contains(t, out["text"], "has no escalation policy")
 	require.Equal(t, incidents.StatusTriggered, e.get(t, 2).Status)
 }
+
+func TestWithoutABotTokenOnlyTheSlackIDLinks(t *testing.T) {
+	// A signing secret (so Slack's requests are accepted) but no bot token:
+	// Burnrate cannot ask Slack for anyone's email.
+	e := newEnv(t, func(o *incidents.Options) {
+		o.Slack = incidents.SlackOptions{SigningSecret: signingSecret}
+		o.Now = time.Now
+	})
+	ctx := context.Background()
+	require.NoError(t, e.svc.PutUser(ctx, &incidents.User{ID: "ann", Name: "Ann", Email: "ann@example.com"}))
+	require.NoError(t, e.svc.PutUser(ctx, &incidents.User{ID: "ben", Name: "Ben", SlackID: "UBEN"}))
+	inc := declare(t, e, incidents.NewIncident{Title: "api down", Severity: "SEV2"})
+	before := e.get(t, inc.ID)
+
+	out := e.slashCommand(t, "UANN", "ack 1")
+	require.Equal(t, "ephemeral", out["response_type"])
+	require.Contains(t, out["text"], "not linked to a Burnrate user")
+	require.Contains(t, out["text"], "`slack_id` to `UANN`")
+	require.NotContains(t, out["text"], "email", "matching by email needs a bot token, so the reply does not offer it")
+	require.Equal(t, before, e.get(t, inc.ID))
+
+	require.Contains(t, e.slashCommand(t, "UBEN", "ack 1")["text"], "acknowledged by ben")
+}
