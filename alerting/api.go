@@ -329,8 +329,10 @@ func (m *Manager) postSilences(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusUnprocessableEntity, 602, err.Error())
 		return
 	}
+	// With a token the silence is the token's, whatever createdBy says;
+	// without one createdBy is kept, unverified, as Alertmanager keeps it.
 	sil := &Silence{ID: ps.ID, StartsAt: time.Time(*ps.StartsAt), EndsAt: time.Time(*ps.EndsAt),
-		CreatedBy: *ps.CreatedBy, Comment: *ps.Comment}
+		CreatedBy: httpserver.Actor(r, *ps.CreatedBy), Comment: *ps.Comment}
 	for _, pm := range ps.Matchers {
 		t := labels.MatchEqual
 		isEqual := pm.IsEqual == nil || *pm.IsEqual

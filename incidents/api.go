@@ -145,6 +145,7 @@ func (s *Service) handleDeclare(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	n.By = httpserver.Actor(r, n.By)
 	inc, err := s.Declare(r.Context(), n)
 	if err != nil {
 		writeError(w, err)
@@ -239,7 +240,8 @@ func (s *Service) handleAction(w http.ResponseWriter, r *http.Request, id int64)
 		writeError(w, invalid("source", "%q is neither api nor cli", b.Source))
 		return
 	}
-	a := Actor{By: b.By, Source: b.Source}
+	// With a token the change is the token's: a by in the body is ignored.
+	a := Actor{By: httpserver.Actor(r, b.By), Source: b.Source}
 	var inc *Incident
 	var err error
 	switch r.PathValue("action") {
@@ -419,15 +421,24 @@ func nonNil(s []Shift) []Shift {
 }
 
 func (s *Service) handleAddOverride(w http.ResponseWriter, r *http.Request) {
-	var o Override
-	if err := decode(r, &o); err != nil {
+	var body struct {
+		Override
+		By string `json:"by"`
+	}
+	if err := decode(r, &body); err != nil {
 		writeError(w, err)
 		return
 	}
+	o := body.Override
 	if o.ID != 0 {
 		writeError(w, invalid("id", "is assigned by the server"))
 		return
 	}
+	if o.CreatedBy != "" {
+		writeError(w, invalid("created_by", "is recorded by the server (the token's name, else by)"))
+		return
+	}
+	o.CreatedBy = httpserver.Actor(r, body.By)
 	out, err := s.AddOverride(r.Context(), r.PathValue("id"), o)
 	if err != nil {
 		writeError(w, err)
@@ -446,6 +457,7 @@ func (s *Service) handleDeleteOverride(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	s.logger.Info("override deleted", "schedule", r.PathValue("id"), "override", id, "by", httpserver.Actor(r, ""))
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -455,6 +467,7 @@ func (s *Service) handleSwap(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	sw.By = httpserver.Actor(r, sw.By)
 	out, err := s.SwapShifts(r.Context(), r.PathValue("id"), sw)
 	if err != nil {
 		writeError(w, err)

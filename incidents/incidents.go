@@ -95,6 +95,17 @@ type Config struct {
 	// WebhookURLs receive a JSON POST for every incident change, through
 	// alerting's durable outbox (docs/incidents.md, "Outgoing webhooks").
 	WebhookURLs []string `mapstructure:"webhook_urls"`
+	// Slack configures who may act from Slack (docs/incidents.md, "Slack").
+	Slack SlackConfig `mapstructure:"slack"`
+}
+
+// SlackConfig is incidents.slack. Only people linked to a Burnrate user
+// (by slack_id or email) act from Slack, whatever it says.
+type SlackConfig struct {
+	// RestrictToResponders, when true, lets only an incident's responders
+	// change it from Slack: people named in its escalation policy, on call
+	// now in a schedule the policy targets, or already its participants.
+	RestrictToResponders bool `mapstructure:"restrict_to_responders"`
 }
 
 // WithDefaults fills the zero fields of c.

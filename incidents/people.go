@@ -127,7 +127,7 @@ func loadSchedule(ctx context.Context, q querier, id string) (*Schedule, error) 
 	if err != nil {
 		return nil, err
 	}
-	rows, err := q.QueryContext(ctx, `SELECT id, user_id, replaces, starts_at, ends_at, note FROM overrides WHERE schedule_id = ? ORDER BY id`, id)
+	rows, err := q.QueryContext(ctx, `SELECT id, user_id, replaces, starts_at, ends_at, note, created_by FROM overrides WHERE schedule_id = ? ORDER BY id`, id)
 	if err != nil {
 		return nil, fmt.Errorf("read overrides of %q: %w", id, err)
 	}
@@ -135,7 +135,7 @@ func loadSchedule(ctx context.Context, q querier, id string) (*Schedule, error) 
 	for rows.Next() {
 		var o Override
 		var st, en int64
-		if err := rows.Scan(&o.ID, &o.User, &o.Replaces, &st, &en, &o.Note); err != nil {
+		if err := rows.Scan(&o.ID, &o.User, &o.Replaces, &st, &en, &o.Note, &o.CreatedBy); err != nil {
 			return nil, err
 		}
 		o.Start, o.End = fromMS(st), fromMS(en)
@@ -238,8 +238,8 @@ func insertOverride(ctx context.Context, tx *sql.Tx, schedule string, o Override
 			return 0, invalid("replaces", "%v", err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO overrides(schedule_id, user_id, replaces, starts_at, ends_at, note) VALUES (?, ?, ?, ?, ?, ?)`,
-		schedule, o.User, o.Replaces, ms(o.Start), ms(o.End), o.Note)
+	res, err := tx.ExecContext(ctx, `INSERT INTO overrides(schedule_id, user_id, replaces, starts_at, ends_at, note, created_by) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		schedule, o.User, o.Replaces, ms(o.Start), ms(o.End), o.Note, o.CreatedBy)
 	if err != nil {
 		return 0, fmt.Errorf("save override: %w", err)
 	}
@@ -266,6 +266,8 @@ type Swap struct {
 	AAt time.Time `json:"a_at"`
 	B   string    `json:"b"`
 	BAt time.Time `json:"b_at"`
+	// By is who swaps; recorded as both overrides' CreatedBy.
+	By string `json:"by,omitempty"`
 }
 
 // SwapShifts records a swap as two overrides, so every reader (who is on
@@ -293,8 +295,8 @@ func (s *Service) SwapShifts(ctx context.Context, schedule string, sw Swap) ([]O
 		}
 		note := fmt.Sprintf("swap of %s and %s", sw.A, sw.B)
 		for _, o := range []Override{
-			{User: sw.B, Replaces: sw.A, Start: sa.Start, End: sa.End, Note: note},
-			{User: sw.A, Replaces: sw.B, Start: sb.Start, End: sb.End, Note: note},
+			{User: sw.B, Replaces: sw.A, Start: sa.Start, End: sa.End, Note: note, CreatedBy: sw.By},
+			{User: sw.A, Replaces: sw.B, Start: sb.Start, End: sb.End, Note: note, CreatedBy: sw.By},
 		} {
 			id, err := insertOverride(ctx, tx, schedule, o)
 			if err != nil {

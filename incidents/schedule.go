@@ -79,6 +79,8 @@ type Override struct {
 	Start    time.Time `json:"start"`
 	End      time.Time `json:"end"`
 	Note     string    `json:"note,omitempty"`
+	// CreatedBy is who added it (set by the server).
+	CreatedBy string `json:"created_by,omitempty"`
 }
 
 // Shift is a person on call over [Start, End).

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,36 +56,120 @@ func (s *Service) verifySlack(w http.ResponseWriter, r *http.Request) ([]byte, b
 	return body, true
 }
 
-// slackActor maps a Slack user to a Burnrate user: by Slack ID, else by
-// asking users.lookupByEmail for the Slack ID of each user who has an
-// email but no Slack ID yet. An unknown person still acts, under their
-// Slack name.
-func (s *Service) slackActor(ctx context.Context, id, name string) Actor {
-	if u, err := s.userBySlack(ctx, id, ""); err == nil {
-		return Actor{By: u.ID, Source: "slack"}
+// errUnlinked is a Slack user who is no Burnrate user.
+var errUnlinked = errors.New("not linked to a Burnrate user")
+
+// slackActor finds the Burnrate user a Slack user is: the user whose
+// slack_id is the Slack member ID, else the user whose email is the one
+// Slack gives for the member (users.info; the match is remembered as the
+// user's slack_id). Only such a person may change an incident from Slack.
+// It returns errUnlinked when nobody matches, and any other error when the
+// answer is unknown (the store or Slack failed): that is no link either.
+func (s *Service) slackActor(ctx context.Context, slackID string) (Actor, error) {
+	if slackID == "" {
+		return Actor{}, errUnlinked
 	}
-	if s.slack != nil {
-		us, err := s.Users(ctx)
-		if err == nil {
-			for _, u := range us {
-				if u.SlackID != "" || u.Email == "" {
-					continue
+	u, err := s.userBySlack(ctx, slackID, "")
+	if err == nil {
+		return Actor{By: u.ID, Source: "slack"}, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return Actor{}, fmt.Errorf("find the user of Slack ID %s: %w", slackID, err)
+	}
+	if s.slack == nil {
+		return Actor{}, errUnlinked // no bot token: no way to learn the email
+	}
+	su, err := s.slack.api.GetUserInfoContext(ctx, slackID)
+	if err != nil {
+		return Actor{}, fmt.Errorf("slack users.info %s: %w", slackID, err)
+	}
+	if su.Profile.Email == "" {
+		return Actor{}, errUnlinked
+	}
+	u, err = s.userBySlack(ctx, slackID, su.Profile.Email)
+	if errors.Is(err, ErrNotFound) {
+		return Actor{}, errUnlinked
+	}
+	if err != nil {
+		return Actor{}, fmt.Errorf("find the user of Slack ID %s: %w", slackID, err)
+	}
+	return Actor{By: u.ID, Source: "slack"}, nil
+}
+
+// refusal is what a Slack user whose action slackActor or mayAct refused
+// is told, privately.
+func (s *Service) refusal(slackID string, err error) string {
+	var nr *notResponderError
+	switch {
+	case errors.Is(err, errUnlinked):
+		orEmail := ""
+		if s.slack != nil { // matching by email needs users.info, so a bot token
+			orEmail = " (or `email` to the email of your Slack profile)"
+		}
+		return fmt.Sprintf("Nothing done: your Slack account (<@%s>) is not linked to a Burnrate user, and only Burnrate users may change incidents. "+
+			"To link it, set `slack_id` to `%s`%s on your Burnrate user: "+
+			"`PUT /api/v1/users/{id}` with `{\"id\": \"…\", \"name\": \"…\", \"slack_id\": \"%s\"}`.", slackID, slackID, orEmail, slackID)
+	case errors.As(err, &nr):
+		return "Nothing done: " + nr.Error() + "."
+	}
+	return "Nothing done: who you are in Burnrate, or whether you may act, could not be checked (" + err.Error() + "). Try again in a moment."
+}
+
+// notResponderError refuses a linked person who is not among the
+// incident's responders (incidents.slack.restrict_to_responders).
+type notResponderError struct {
+	user     string
+	incident int64
+	why      string
+}
+
+func (e *notResponderError) Error() string {
+	return fmt.Sprintf("%s is not a responder of incident #%d: %s (incidents.slack.restrict_to_responders is on)", e.user, e.incident, e.why)
+}
+
+// mayAct checks incidents.slack.restrict_to_responders: when it is on,
+// only the incident's responders may change it from Slack. A responder is
+// a person named in a step of its escalation policy, on call now in a
+// schedule one of its steps targets, or already a participant of the
+// incident (acknowledged it, or was given a role). Anything that cannot
+// be read refuses.
+func (s *Service) mayAct(ctx context.Context, a Actor, inc *Incident) error {
+	if !s.cfg.Slack.RestrictToResponders {
+		return nil
+	}
+	for _, p := range inc.People {
+		if p.User == a.By {
+			return nil
+		}
+	}
+	no := func(why string) error { return &notResponderError{user: a.By, incident: inc.ID, why: why} }
+	if inc.EscalationPolicy == "" {
+		return no("it has no escalation policy, so only its participants may change it")
+	}
+	pol, err := s.GetPolicy(ctx, inc.EscalationPolicy)
+	if err != nil {
+		return fmt.Errorf("read escalation policy %q: %w", inc.EscalationPolicy, err)
+	}
+	now := s.now()
+	for _, st := range pol.Steps {
+		for _, t := range st.Targets {
+			switch t.Type {
+			case TargetUser:
+				if t.ID == a.By {
+					return nil
 				}
-				su, err := s.slack.api.GetUserByEmailContext(ctx, u.Email)
-				if err != nil || su.ID != id {
-					continue
+			case TargetSchedule:
+				sc, err := s.Schedule(ctx, t.ID)
+				if err != nil {
+					return fmt.Errorf("read schedule %q of escalation policy %q: %w", t.ID, pol.ID, err)
 				}
-				if _, err := s.db.ExecContext(ctx, `UPDATE users SET slack_id = ? WHERE id = ?`, id, u.ID); err != nil {
-					s.logger.Warn("slack: remember user mapping", "user", u.ID, "err", err)
+				if slices.Contains(sc.OnCallAt(now), a.By) {
+					return nil
 				}
-				return Actor{By: u.ID, Source: "slack"}
 			}
 		}
 	}
-	if name == "" {
-		name = id
-	}
-	return Actor{By: "slack:" + name, Source: "slack"}
+	return no(fmt.Sprintf("not named in its escalation policy %q, not on call now in a schedule the policy targets, and not a participant", pol.ID))
 }
 
 // respond posts a follow-up to a Slack response_url.
@@ -157,12 +242,22 @@ func (s *Service) handleSlackInteraction(w http.ResponseWriter, r *http.Request)
 }
 
 func (s *Service) act(ctx context.Context, cb slack.InteractionCallback, act slack.BlockAction) {
+	a, err := s.slackActor(ctx, cb.User.ID)
+	if err != nil {
+		s.logger.Info("slack action refused", "slack_user", cb.User.ID, "action", act.ActionID, "err", err)
+		s.respond(ctx, cb.ResponseURL, ephemeral(s.refusal(cb.User.ID, err)))
+		return
+	}
 	inc, err := s.incidentOfValue(ctx, act.Value)
 	if err != nil {
 		s.respond(ctx, cb.ResponseURL, ephemeral("No open incident for this alert: "+err.Error()))
 		return
 	}
-	a := s.slackActor(ctx, cb.User.ID, cb.User.Name)
+	if err := s.mayAct(ctx, a, inc); err != nil {
+		s.logger.Info("slack action refused", "slack_user", cb.User.ID, "user", a.By, "incident", inc.ID, "action", act.ActionID, "err", err)
+		s.respond(ctx, cb.ResponseURL, ephemeral(s.refusal(cb.User.ID, err)))
+		return
+	}
 	var verb string
 	switch act.ActionID {
 	case alertslack.ActionAcknowledge:
@@ -310,9 +405,20 @@ func (s *Service) command(ctx context.Context, form url.Values) (string, bool) {
 		if err != nil {
 			return "Error: " + err.Error() + "\n" + commandHelp, false
 		}
-		a := s.slackActor(ctx, form.Get("user_id"), form.Get("user_name"))
+		a, err := s.slackActor(ctx, form.Get("user_id"))
+		if err != nil {
+			s.logger.Info("slack command refused", "slack_user", form.Get("user_id"), "command", sub, "err", err)
+			return s.refusal(form.Get("user_id"), err), false
+		}
+		inc, err := s.Get(ctx, id)
+		if err != nil {
+			return "Error: " + err.Error(), false
+		}
+		if err := s.mayAct(ctx, a, inc); err != nil {
+			s.logger.Info("slack command refused", "slack_user", form.Get("user_id"), "user", a.By, "incident", id, "command", sub, "err", err)
+			return s.refusal(form.Get("user_id"), err), false
+		}
 		rest := strings.Join(args[1:], " ")
-		var inc *Incident
 		var verb string
 		switch sub {
 		case "ack":

@@ -40,7 +40,7 @@ func newIncidentCmd(stdout io.Writer) *cobra.Command {
 	}
 	addClientFlags(cmd, c)
 	var by string
-	cmd.PersistentFlags().StringVar(&by, "by", "", "who acts (default the current user)")
+	cmd.PersistentFlags().StringVar(&by, "by", "", "who acts, recorded only when the server has no API tokens (default the current user); with a token the server records the token's name")
 	who := func() string {
 		if by != "" {
 			return by

@@ -51,7 +51,7 @@ func TestIncidentAndOnCallCommandsWorkARunningBurnrate(t *testing.T) {
 	require.Equal(t, "incident 1 is acknowledged\n", out)
 	code, _, stderr = burnrate("incident", "ack", "1", "--by", "ben")
 	require.Equal(t, exitFailed, code)
-	require.Contains(t, stderr, "409 Conflict: incident 1 is already acknowledged by ann")
+	require.Contains(t, stderr, "409 Conflict: incident 1 is already acknowledged by api_token", "with a token the token's name is recorded, not --by")
 	code, _, stderr = burnrate("incident", "note", "1", "rolled", "back", "--by", "ann")
 	require.Equal(t, exitOK, code, stderr)
 	code, _, stderr = burnrate("incident", "resolve", "1", "-m", "rollback done", "--by", "ann")
@@ -60,7 +60,7 @@ func TestIncidentAndOnCallCommandsWorkARunningBurnrate(t *testing.T) {
 	require.Equal(t, exitOK, code)
 	require.Contains(t, out, "status resolved")
 	require.Contains(t, out, "rolled back")
-	require.Contains(t, out, "Resolved by ann: rollback done")
+	require.Contains(t, out, "Resolved by api_token: rollback done")
 
 	dir := t.TempDir()
 	file := filepath.Join(dir, "pm.md")

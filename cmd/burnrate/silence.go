@@ -76,7 +76,7 @@ slo=~"api-.*", team!=db.`,
 	add.Flags().DurationVarP(&duration, "duration", "d", time.Hour, "how long the silence lasts (when --end is not given)")
 	add.Flags().StringVar(&start, "start", "", "start time, RFC 3339 (default now)")
 	add.Flags().StringVar(&end, "end", "", "end time, RFC 3339 (default start + duration)")
-	add.Flags().StringVarP(&author, "author", "a", "", "who silences (default the current user)")
+	add.Flags().StringVarP(&author, "author", "a", "", "who silences, recorded only when the server has no API tokens (default the current user); with a token the server records the token's name")
 	add.Flags().StringVarP(&note, "comment", "c", "", "why (required)")
 
 	var expired, quiet, asJSON bool

@@ -40,7 +40,8 @@ func TestSilenceCommandAddsQueriesAndExpires(t *testing.T) {
 	require.Equal(t, exitOK, code)
 	require.Contains(t, out, id)
 	require.Contains(t, out, `severity="ticket" slo=~"api-.*"`)
-	require.Contains(t, out, "oncall")
+	require.Contains(t, out, "api_token", "with a token the token's name is recorded, not --author")
+	require.NotContains(t, out, "oncall")
 	require.Contains(t, out, "planned maintenance")
 
 	code, out, _ = burnrate("query", "-q", `severity="page"`)
