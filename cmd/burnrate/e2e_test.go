@@ -107,19 +107,10 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "slack is having a bad day", http.StatusInternalServerError)
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, f.GetAPIURL()+c.Method, bytes.NewReader(body))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
+	out, ok := relay(w, r, f.GetAPIURL()+c.Method, body)
+	if !ok {
 		return
 	}
-	req.Header = r.Header.Clone()
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
 	if c.Method == "chat.postMessage" {
 		var ans struct {
 			TS string `json:"ts"`
@@ -128,9 +119,6 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 		c.TS = ans.TS
 	}
 	f.record(c)
-	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
-	w.WriteHeader(resp.StatusCode)
-	_, _ = w.Write(out)
 }
 
 func (f *fakeSlack) record(c slackCall) {

@@ -94,27 +94,34 @@ func (f *faultySlack) serve(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done() // until the caller gives up (or dies)
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, f.api.GetAPIURL()+method, bytes.NewReader(body))
+	if _, ok := relay(w, r, f.api.GetAPIURL()+method, body); ok && method == "chat.postMessage" {
+		f.mu.Lock()
+		f.posts = append(f.posts, form)
+		f.mu.Unlock()
+	}
+}
+
+// relay passes a call on to the Slack API at apiURL (slacktest) and its
+// answer back, and returns the answer's body; ok is false when the call
+// could not be passed on.
+func relay(w http.ResponseWriter, r *http.Request, apiURL string, body []byte) (out []byte, ok bool) {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, apiURL, bytes.NewReader(body))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
+		return nil, false
 	}
 	req.Header = r.Header.Clone()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
+		return nil, false
 	}
 	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if method == "chat.postMessage" {
-		f.mu.Lock()
-		f.posts = append(f.posts, form)
-		f.mu.Unlock()
-	}
+	out, _ = io.ReadAll(resp.Body)
 	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(out)
+	return out, true
 }
 
 // sent lists the channels of the posts Slack took, in order.
