@@ -16,9 +16,12 @@ type BudgetSource interface {
 	ConsumedAt(ctx context.Context, slo string, at time.Time) (float64, bool)
 }
 
-// budgetConsumedSeries is written by the SLO engine for every SLO at every
-// evaluation (Sloth's name).
-const budgetConsumedSeries = "slo:period_error_budget_consumed:ratio"
+// budgetConsumedSeries and budgetCoverageSeries are written by the SLO
+// engine for every SLO at every evaluation (the first is Sloth's name).
+const (
+	budgetConsumedSeries = "slo:period_error_budget_consumed:ratio"
+	budgetCoverageSeries = "slo:period_coverage:ratio"
+)
 
 // budgetLookback is how far before an instant the last evaluation may lie.
 const budgetLookback = 5 * time.Minute
@@ -29,7 +32,13 @@ type TSDBBudget struct {
 	Queryable storage.Queryable
 }
 
-// ConsumedAt returns the last value at or before at, within five minutes.
+// ConsumedAt returns the newest value at or before at, within five
+// minutes. The engine counts the budget in complete 5-minute slices and
+// writes NaN while the period has none with data (its coverage is 0):
+// nothing has been counted as spent yet, so that reads as 0, and an
+// incident in a young period (the first minutes after start) consumes
+// from 0. Other NaNs (too few events for min_events) stay unknown and are
+// skipped.
 func (b TSDBBudget) ConsumedAt(ctx context.Context, slo string, at time.Time) (float64, bool) {
 	if b.Queryable == nil || slo == "" {
 		return 0, false
@@ -41,18 +50,33 @@ func (b TSDBBudget) ConsumedAt(ctx context.Context, slo string, at time.Time) (f
 	}
 	defer q.Close()
 	set := q.Select(ctx, false, nil,
-		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, budgetConsumedSeries),
+		labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, budgetConsumedSeries+"|"+budgetCoverageSeries),
 		labels.MustNewMatcher(labels.MatchEqual, "sloth_id", slo))
-	var v float64
-	var vt int64 = math.MinInt64
+	consumed, coverage := map[int64]float64{}, map[int64]float64{}
 	var it chunkenc.Iterator
 	for set.Next() {
+		dst := consumed
+		if set.At().Labels().Get(labels.MetricName) == budgetCoverageSeries {
+			dst = coverage
+		}
 		it = set.At().Iterator(it)
 		for it.Next() == chunkenc.ValFloat {
-			t, val := it.At()
-			if t <= maxt && t > vt && !math.IsNaN(val) {
-				vt, v = t, val
+			if t, val := it.At(); t <= maxt {
+				dst[t] = val
 			}
+		}
+	}
+	var v float64
+	var vt int64 = math.MinInt64
+	for t, val := range consumed {
+		if t <= vt {
+			continue
+		}
+		if c, ok := coverage[t]; math.IsNaN(val) && ok && c == 0 {
+			val = 0
+		}
+		if !math.IsNaN(val) {
+			vt, v = t, val
 		}
 	}
 	return v, vt != math.MinInt64
