@@ -328,7 +328,13 @@ const AnnotationImpactStarted = "impact_started_at"
 // the long window: F x budget / ratio x long window later.
 type burnRun struct {
 	start, last time.Time
+	// saved is the last saved with the run: a run under way is saved at
+	// most every runSaveEvery, which a restart's gap check can afford.
+	saved time.Time
 }
+
+// runSaveEvery is how often a run under way saves its newest evaluation.
+const runSaveEvery = time.Minute
 
 type runKey struct{ slo, tier string }
 
@@ -404,7 +410,7 @@ func (e *ruleEvaluator) loadRuns(ctx context.Context) error {
 		if err := rows.Scan(&k.slo, &k.tier, &start, &last); err != nil {
 			return fmt.Errorf("load burn runs: %w", err)
 		}
-		e.runs[k] = &burnRun{start: fromMS(start), last: fromMS(last)}
+		e.runs[k] = &burnRun{start: fromMS(start), last: fromMS(last), saved: fromMS(last)}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load burn runs: %w", err)
@@ -416,7 +422,9 @@ func (e *ruleEvaluator) loadRuns(ctx context.Context) error {
 // returns the run under way, nil when the short window is not burning.
 // A run is not known to have lasted through a gap in the evaluations (a
 // stop, an SLO missing from the source) longer than ForOutageTolerance,
-// the tolerance pending alerts have: after one it starts over. The same
+// the tolerance pending alerts have: after one it starts over. Runs are
+// saved when they start or end and, while they last, every runSaveEvery,
+// so a restart overestimates its gap by at most that. The same
 // evaluation seen twice (the rules run on their own interval as well as
 // after each SLO evaluation) changes nothing.
 func (e *ruleEvaluator) trackRun(k runKey, burning bool, at time.Time) *burnRun {
@@ -439,7 +447,9 @@ func (e *ruleEvaluator) trackRun(k runKey, burning bool, at time.Time) *burnRun 
 	}
 	if at.After(r.last) {
 		r.last = at
-		e.runsDirty[k] = true
+		if at.Sub(r.saved) >= runSaveEvery {
+			e.runsDirty[k] = true
+		}
 	}
 	return r
 }
@@ -788,6 +798,11 @@ func (e *ruleEvaluator) saveChanges(ctx context.Context, changed map[model.Finge
 		return fmt.Errorf("%w (%d rule alerts kept in memory, saved with the next evaluation)", err, len(changed))
 	}
 	clear(e.dirty)
+	for k := range e.runsDirty {
+		if r := e.runs[k]; r != nil {
+			r.saved = r.last
+		}
+	}
 	clear(e.runsDirty)
 	return nil
 }
