@@ -454,11 +454,12 @@ func (e *ruleEvaluator) trackRun(k runKey, burning bool, at time.Time) *burnRun 
 	return r
 }
 
-// forgetRuns drops runs not advanced for longer than ForOutageTolerance
-// (their SLO or tier is gone): trackRun would start them over anyway.
-func (e *ruleEvaluator) forgetRuns(now time.Time) {
+// forgetRuns drops runs not evaluated now (their SLO or tier is gone, or
+// the SLO's evaluation fails) and not advanced for longer than
+// ForOutageTolerance: trackRun would start them over anyway.
+func (e *ruleEvaluator) forgetRuns(now time.Time, seen map[runKey]bool) {
 	for k, r := range e.runs {
-		if now.Sub(r.last) > e.cfg.ForOutageTolerance {
+		if !seen[k] && now.Sub(r.last) > e.cfg.ForOutageTolerance {
 			delete(e.runs, k)
 			e.runsDirty[k] = true
 		}
@@ -658,6 +659,7 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 	seen := map[model.Fingerprint]bool{}
 	changed := map[model.Fingerprint]*ruleAlert{}
 	failing := map[string]bool{}
+	tracked := map[runKey]bool{}
 	for _, c := range conds {
 		fp := c.labels.Fingerprint()
 		seen[fp] = true
@@ -676,6 +678,7 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 		}
 		var run *burnRun
 		if c.tracked {
+			tracked[runKey{c.slo, c.rule}] = true
 			run = e.trackRun(runKey{c.slo, c.rule}, c.burning, c.measuredAt)
 		}
 		if ra == nil {
@@ -712,7 +715,7 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 			changed[fp] = ra
 		}
 	}
-	e.forgetRuns(now)
+	e.forgetRuns(now, tracked)
 	// Rules that vanished (SLO deleted, tier disabled) resolve once they
 	// have been gone for vanishAfter.
 	for fp, ra := range e.active {
