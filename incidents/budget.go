@@ -94,6 +94,27 @@ type BudgetSpent struct {
 	Until    time.Time `json:"until"`
 }
 
+// budgetSlice is the SLO engine's slice (sloengine.SliceWidth): it counts
+// the budget in 5-minute slices aligned on the Unix epoch, each once it
+// has ended.
+const budgetSlice = 5 * time.Minute
+
+// budgetCountedBy is the instant at which to read the consumed ratio for a
+// resolution at until, as of now: the last instant before the slice after
+// until's has ended, so that the evaluation read counted the slice holding
+// until (the errors up to the resolution, not only those up to the
+// previous slice boundary) and no slice after it; now while that is still
+// to come.
+func budgetCountedBy(until, now time.Time) time.Time {
+	w := budgetSlice.Milliseconds()
+	end := (until.UnixMilli() + w - 1) / w * w // the end of the slice (end-5m, end] holding until
+	at := time.UnixMilli(end + w - 1).UTC()
+	if now.Before(at) {
+		return now
+	}
+	return at
+}
+
 func (s *Service) budgetSpent(ctx context.Context, inc *Incident) *BudgetSpent {
 	if s.budget == nil || inc.SLO == "" {
 		return nil
@@ -102,12 +123,17 @@ func (s *Service) budgetSpent(ctx context.Context, inc *Incident) *BudgetSpent {
 	if inc.ImpactStartedAt != nil {
 		since = *inc.ImpactStartedAt
 	}
-	until := s.now().UTC()
+	now := s.now().UTC()
+	until := now
 	if inc.ResolvedAt != nil {
 		until = *inc.ResolvedAt
 	}
+	// The engine's value at the resolution has not counted the resolution's
+	// slice yet: up to five minutes of the incident, a short outage whole.
+	// Read it once that slice is counted; the slice holding the impact start
+	// is in the difference already (from counted only the slices before it).
 	from, ok1 := s.budget.ConsumedAt(ctx, inc.SLO, since)
-	to, ok2 := s.budget.ConsumedAt(ctx, inc.SLO, until)
+	to, ok2 := s.budget.ConsumedAt(ctx, inc.SLO, budgetCountedBy(until, now))
 	if !ok1 || !ok2 {
 		return nil
 	}

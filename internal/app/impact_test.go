@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -309,4 +310,63 @@ func TestAnOutagesIncidentStartsWhenTheBurnDidAndConsumesWhatTheEngineCounted(t 
 			require.False(t, math.IsNaN(inc.Budget.Consumed))
 		})
 	}
+}
+
+// TestAnIncidentResolvedMidSliceCountsTheBudgetUpToItsResolution: the SLO
+// engine counts the budget in 5-minute slices, each once it has ended, so
+// its consumed ratio at the resolution leaves out the errors since the
+// last slice boundary: a whole 90-second outage on a fresh install,
+// resolved by a person at 10:02:30, before the first slice ends at 10:05.
+// Until then the incident's budget is 0 (a number: nothing counted yet);
+// once the engine has counted the slice holding the resolution, it is
+// what the outage spent, 1.0 x 90 s / (0.001 x 30d) = 3.5%, and it stays
+// that as later slices are counted.
+func TestAnIncidentResolvedMidSliceCountsTheBudgetUpToItsResolution(t *testing.T) {
+	const interval = 30 * time.Second
+	base := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	t0, resolve := base.Add(time.Minute), base.Add(2*time.Minute+30*time.Second)
+	opts := tsdb.DefaultOptions()
+	opts.RetentionDuration = 0
+	db, err := tsdb.Open(t.TempDir(), nil, nil, opts, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, db.Close()) })
+	// Counters from 10:00 on (the slice ending at 10:00 holds one sample:
+	// no rate, no data), failing every request of the samples after t0 up
+	// to the resolution: 90 s of errors.
+	c := &counters{db: db, next: base, tr: func(at time.Time) (float64, float64) {
+		if at.After(t0) && !at.After(resolve) {
+			return 10, 10
+		}
+		return 10, 0
+	}}
+	p := newOutagePipeline(t, db, c.next)
+	var settled float64
+	for at := c.next; !at.After(base.Add(11 * time.Minute)); at = at.Add(interval) {
+		c.writeUntil(t, at)
+		p.step(at)
+		if at.Equal(resolve) {
+			w := httptest.NewRecorder()
+			p.api.ServeHTTP(w, httptest.NewRequest("POST", "/api/v1/incidents/1/resolve", strings.NewReader(`{"by":"ann"}`)))
+			require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		}
+		inc, ok := p.incident()
+		if !ok {
+			continue
+		}
+		require.NotNil(t, inc.Budget, "at %s", at)
+		pm, ok := p.postmortemBudget()
+		require.True(t, ok)
+		require.InDelta(t, inc.Budget.Consumed, pm, 1e-4, "the postmortem states the API's budget")
+		switch {
+		case at.Before(base.Add(5 * time.Minute)):
+			require.Zero(t, inc.Budget.Consumed, "at %s no slice is counted yet", at)
+		case at.Before(base.Add(10 * time.Minute)):
+			require.Equal(t, "resolved", inc.Status)
+			require.InEpsilon(t, 1.0*90/(0.001*30*86400), inc.Budget.Consumed, 0.05, "at %s: the outage, counted whole", at)
+			settled = inc.Budget.Consumed
+		default:
+			require.InDelta(t, settled, inc.Budget.Consumed, 1e-12, "at %s: later slices do not move it", at)
+		}
+	}
+	require.NotZero(t, settled)
 }
