@@ -692,9 +692,9 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 		}
 		advance(ra, c.active, now)
 		if c.tracked && !isActive(before.state) && isActive(ra.state) {
-			// Activated: the impact began when the burn did, or, with no
-			// run under way (the short window is not burning, say under
-			// keep_firing_for), now.
+			// Activated: the impact began when the burn did. A firing tier's
+			// short window burns above its factor, so a run is under way;
+			// should a burn source say otherwise, the impact starts now.
 			ra.impactAt = ra.activeAt
 			if run != nil && run.start.Before(ra.impactAt) {
 				ra.impactAt = run.start
