@@ -205,3 +205,56 @@ func TestTheImpactStartSurvivesARestart(t *testing.T) {
 			"nothing was seen for two hours: the run starts over at the first evaluation after the stop")
 	})
 }
+
+// TestTheImpactStartIsFixedWhileTheAlertFires: the run ends when the short
+// window cools, but an alert kept firing by keep_firing_for keeps the
+// impact start it activated with, and a new burn while it still fires
+// does not move it.
+func TestTheImpactStartIsFixedWhileTheAlertFires(t *testing.T) {
+	const interval = 30 * time.Second
+	h := errorHistory{{t0.Add(-3 * time.Hour), 0}, {t0, 1}, {t0.Add(5 * time.Minute), 0}, {t0.Add(12 * time.Minute), 1}}
+	f := impactFixture(t, h, t0.Add(-time.Hour))
+	f.cfg.Rules.Tiers[0].KeepFiringFor = time.Hour
+	f.restart()
+	untilFiring(t, f, interval, 2*time.Hour)
+	first := pageImpact(t, f.m)
+	require.NotEmpty(t, first)
+	ctx := context.Background()
+	for f.clock.Now().Before(t0.Add(20 * time.Minute)) {
+		f.clock.Advance(interval)
+		require.NoError(t, f.m.Evaluate(ctx))
+		require.Equal(t, alerting.StateFiring, pageState(f.m), "kept firing at %s", f.clock.Now())
+		require.Equal(t, first, pageImpact(t, f.m), "at %s", f.clock.Now())
+	}
+}
+
+// TestATierWhoseFactorIsBelowOneStartsItsRunAtItsFactor: a tier that fires
+// below burn rate 1 (the 28-day slow ticket tier's 0.933, here 0.5) starts
+// its run when the short window crosses its factor, so the alert's impact
+// start is the burn's, not its own activation.
+func TestATierWhoseFactorIsBelowOneStartsItsRunAtItsFactor(t *testing.T) {
+	const interval = 30 * time.Second
+	// 0.08% errors: burn rate 0.8 on a 99.9% SLO, above the factor 0.5.
+	h := errorHistory{{t0.Add(-3 * time.Hour), 0}, {t0, 0.0008}}
+	cfg := pageFastOnly(0)
+	f := &fixture{t: t, dir: t.TempDir(), cfg: cfg, clock: newClock(t0.Add(-10 * time.Minute)), rcv: &recorder{}}
+	f.burns = alerting.BurnSourceFunc(func() []alerting.SLOBurn {
+		b := sloUnder(h, f.clock.Now())
+		var windows []sloengine.WindowStatus
+		for d, w := range b.Windows {
+			windows = append(windows, sloengine.WindowStatus{Length: d, ErrorRatio: sloengine.Value(w.BurnRate * 0.001), BurnRate: sloengine.Value(w.BurnRate), TotalEvents: 1000})
+		}
+		tier := sloengine.Tier{Name: "page-fast", Severity: "page", LongWindow: time.Hour, ShortWindow: 5 * time.Minute, Factor: 0.5}
+		b.Tiers = sloengine.EvaluateTiers([]sloengine.Tier{tier}, windows, 0.001)
+		return []alerting.SLOBurn{b}
+	})
+	f.open()
+	fired := untilFiring(t, f, interval, 2*time.Hour)
+	// The 1h window crosses 0.5 x budget after 0.5/0.8 h, the 5m window
+	// after 0.5/0.8 x 5m.
+	require.InDelta(t, (37*time.Minute + 30*time.Second).Seconds(), fired.Sub(t0).Seconds(), interval.Seconds())
+	impact, err := time.Parse(time.RFC3339Nano, pageImpact(t, f.m))
+	require.NoError(t, err)
+	require.InDelta(t, (3*time.Minute + 7500*time.Millisecond).Seconds(), impact.Sub(t0).Seconds(), interval.Seconds(),
+		"the run started when the 5m window crossed the factor: %s", impact)
+}
