@@ -67,6 +67,10 @@ type SLOBurn struct {
 	// the defaults); alerting adds the rule lifecycle (for,
 	// keep_firing_for, restore, resolve) and drops disabled tiers.
 	Tiers []sloengine.TierState
+	// EvaluatedAt is when the engine measured these numbers; zero means
+	// the rules' own evaluation time. Burn runs (impact starts) are
+	// stamped with it.
+	EvaluatedAt time.Time
 	// Stale marks an SLO whose evaluation failed: its alerts keep their
 	// state rather than resolving for lack of numbers, for at most
 	// RulesConfig.EvaluationFailingFor. Error says why it failed.
@@ -301,7 +305,38 @@ type ruleAlert struct {
 	// restore marks an alert loaded at start whose pending time is still
 	// to be adjusted for the downtime (restoreFor).
 	restore bool
+	// impactAt is when the impact behind a burn-rate alert began: the
+	// start of its tier's burn run when the alert became active (zero for
+	// other rules). It becomes the impact_started_at annotation.
+	impactAt time.Time
 }
+
+// AnnotationImpactStarted is the annotation of a firing burn-rate alert
+// that says when its SLO started burning (RFC 3339, UTC): the first
+// evaluation of the run of evaluations, ending in the page, whose short
+// window burned faster than the budget allows. Incidents take it as their
+// impact start, so detection time and the budget an incident consumed
+// include the burn before the page.
+const AnnotationImpactStarted = "impact_started_at"
+
+// burnRun is a run of consecutive evaluations of one tier of one SLO whose
+// short window burned above min(1, factor): faster than the budget allows
+// (or than the tier fires at, for a tier whose factor is below 1). start is
+// its first evaluation, last its newest. A short window reacts within
+// minutes, so for a burn that starts at once (a constant error ratio from
+// t0) the run starts within an evaluation of t0, while the page waits for
+// the long window: F x budget / ratio x long window later.
+type burnRun struct {
+	start, last time.Time
+	// saved is the last saved with the run: a run under way is saved at
+	// most every runSaveEvery, which a restart's gap check can afford.
+	saved time.Time
+}
+
+// runSaveEvery is how often a run under way saves its newest evaluation.
+const runSaveEvery = time.Minute
+
+type runKey struct{ slo, tier string }
 
 // vanishAfter is how long an SLO may be missing from the burn source
 // before its alerts resolve. The grace keeps a restart (the SLO engine has
@@ -324,12 +359,17 @@ type ruleEvaluator struct {
 	// dirty holds alerts whose last change could not be saved: they are
 	// saved with the next evaluation's changes.
 	dirty map[model.Fingerprint]bool
+	// runs are the burn runs under way; runsDirty the ones (present or
+	// ended) not saved yet.
+	runs      map[runKey]*burnRun
+	runsDirty map[runKey]bool
 }
 
 func newRuleEvaluator(ctx context.Context, cfg RulesConfig, src BurnSource, store *Store, logger *slog.Logger, interval time.Duration) (*ruleEvaluator, error) {
 	e := &ruleEvaluator{cfg: cfg.withDefaults(), source: src, store: store, logger: logger, interval: interval,
-		active: map[model.Fingerprint]*ruleAlert{}, dirty: map[model.Fingerprint]bool{}}
-	rows, err := store.db.QueryContext(ctx, `SELECT rule, labels, state, active_at, fired_at, last_true_at, resolved_at FROM rule_alerts`)
+		active: map[model.Fingerprint]*ruleAlert{}, dirty: map[model.Fingerprint]bool{},
+		runs: map[runKey]*burnRun{}, runsDirty: map[runKey]bool{}}
+	rows, err := store.db.QueryContext(ctx, `SELECT rule, labels, state, active_at, fired_at, last_true_at, resolved_at, impact_at FROM rule_alerts`)
 	if err != nil {
 		return nil, fmt.Errorf("load rule state: %w", err)
 	}
@@ -337,18 +377,93 @@ func newRuleEvaluator(ctx context.Context, cfg RulesConfig, src BurnSource, stor
 	for rows.Next() {
 		ra := &ruleAlert{}
 		var lbls string
-		var a, f, l, r int64
-		if err := rows.Scan(&ra.rule, &lbls, &ra.state, &a, &f, &l, &r); err != nil {
+		var a, f, l, r, i int64
+		if err := rows.Scan(&ra.rule, &lbls, &ra.state, &a, &f, &l, &r, &i); err != nil {
 			return nil, fmt.Errorf("load rule state: %w", err)
 		}
 		if err := json.Unmarshal([]byte(lbls), &ra.labels); err != nil {
 			return nil, fmt.Errorf("load rule state: %w", err)
 		}
-		ra.activeAt, ra.firedAt, ra.lastTrueAt, ra.resolvedAt = fromMS(a), fromMS(f), fromMS(l), fromMS(r)
+		ra.activeAt, ra.firedAt, ra.lastTrueAt, ra.resolvedAt, ra.impactAt = fromMS(a), fromMS(f), fromMS(l), fromMS(r), fromMS(i)
 		ra.restore = ra.state == StatePending
 		e.active[ra.labels.Fingerprint()] = ra
 	}
-	return e, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load rule state: %w", err)
+	}
+	if err := e.loadRuns(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// loadRuns reads the burn runs under way when the process stopped.
+func (e *ruleEvaluator) loadRuns(ctx context.Context) error {
+	rows, err := e.store.db.QueryContext(ctx, `SELECT slo, tier, started_at, last_at FROM burn_runs`)
+	if err != nil {
+		return fmt.Errorf("load burn runs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k runKey
+		var start, last int64
+		if err := rows.Scan(&k.slo, &k.tier, &start, &last); err != nil {
+			return fmt.Errorf("load burn runs: %w", err)
+		}
+		e.runs[k] = &burnRun{start: fromMS(start), last: fromMS(last), saved: fromMS(last)}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load burn runs: %w", err)
+	}
+	return nil
+}
+
+// trackRun advances the burn run of k with one evaluation at `at` and
+// returns the run under way, nil when the short window is not burning.
+// A run is not known to have lasted through a gap in the evaluations (a
+// stop, an SLO missing from the source) longer than ForOutageTolerance,
+// the tolerance pending alerts have: after one it starts over. Runs are
+// saved when they start or end and, while they last, every runSaveEvery,
+// so a restart overestimates its gap by at most that. The same
+// evaluation seen twice (the rules run on their own interval as well as
+// after each SLO evaluation) changes nothing.
+func (e *ruleEvaluator) trackRun(k runKey, burning bool, at time.Time) *burnRun {
+	r := e.runs[k]
+	if !burning {
+		if r != nil {
+			delete(e.runs, k)
+			e.runsDirty[k] = true
+		}
+		return nil
+	}
+	at = time.UnixMilli(at.UnixMilli()).UTC() // as stored, so a restart changes no annotation
+	if r != nil && at.Sub(r.last) > e.cfg.ForOutageTolerance {
+		r = nil
+	}
+	if r == nil {
+		r = &burnRun{start: at, last: at}
+		e.runs[k] = r
+		e.runsDirty[k] = true
+	}
+	if at.After(r.last) {
+		r.last = at
+		if at.Sub(r.saved) >= runSaveEvery {
+			e.runsDirty[k] = true
+		}
+	}
+	return r
+}
+
+// forgetRuns drops runs not evaluated now (their SLO or tier is gone, or
+// the SLO's evaluation fails) and not advanced for longer than
+// ForOutageTolerance: trackRun would start them over anyway.
+func (e *ruleEvaluator) forgetRuns(now time.Time, seen map[runKey]bool) {
+	for k, r := range e.runs {
+		if !seen[k] && now.Sub(r.last) > e.cfg.ForOutageTolerance {
+			delete(e.runs, k)
+			e.runsDirty[k] = true
+		}
+	}
 }
 
 // condition is one rule instance evaluated at one instant.
@@ -361,6 +476,12 @@ type condition struct {
 	forDur      time.Duration
 	keepFor     time.Duration
 	stale       bool
+	// tracked marks a burn-rate rule, whose tier's burn run is tracked:
+	// burning is whether its short window burned above min(1, factor) at
+	// measuredAt.
+	tracked    bool
+	burning    bool
+	measuredAt time.Time
 }
 
 // conditions evaluates every rule of every SLO at now.
@@ -397,7 +518,12 @@ func (e *ruleEvaluator) conditions(burns []SLOBurn, now time.Time) []condition {
 			// The engine decided whether the tier fires; the rule only
 			// gives it a lifecycle.
 			forDur, keepFor := e.cfg.lifecycle(b.ID, t.Name)
-			out = append(out, condition{slo: b.ID, rule: t.Name, labels: ls, annotations: ann, active: t.Firing, forDur: forDur, keepFor: keepFor, stale: b.Stale})
+			at := b.EvaluatedAt
+			if at.IsZero() {
+				at = now
+			}
+			out = append(out, condition{slo: b.ID, rule: t.Name, labels: ls, annotations: ann, active: t.Firing, forDur: forDur, keepFor: keepFor, stale: b.Stale,
+				tracked: true, burning: short.BurnRate > min(1, t.Factor), measuredAt: at})
 		}
 		if e.cfg.BudgetExhausted && !disabled["budget_exhausted"] {
 			ls := base.Clone()
@@ -533,6 +659,7 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 	seen := map[model.Fingerprint]bool{}
 	changed := map[model.Fingerprint]*ruleAlert{}
 	failing := map[string]bool{}
+	tracked := map[runKey]bool{}
 	for _, c := range conds {
 		fp := c.labels.Fingerprint()
 		seen[fp] = true
@@ -542,11 +669,17 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 		}
 		if c.stale && failing[c.slo] {
 			// Failing for EvaluationFailingFor: stop holding the alert.
-			c.stale, c.active = false, false
+			// Its numbers are still unknown: the burn run stays as it is.
+			c.stale, c.active, c.tracked = false, false, false
 		}
 		if c.stale {
 			// No numbers this time: neither start nor end anything.
 			continue
+		}
+		var run *burnRun
+		if c.tracked {
+			tracked[runKey{c.slo, c.rule}] = true
+			run = e.trackRun(runKey{c.slo, c.rule}, c.burning, c.measuredAt)
 		}
 		if ra == nil {
 			ra = &ruleAlert{rule: c.rule, labels: c.labels, state: StateInactive}
@@ -558,6 +691,15 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 			e.restoreFor(ra, now)
 		}
 		advance(ra, c.active, now)
+		if c.tracked && !isActive(before.state) && isActive(ra.state) {
+			// Activated: the impact began when the burn did. A firing tier's
+			// short window burns above its factor, so a run is under way;
+			// should a burn source say otherwise, the impact starts now.
+			ra.impactAt = ra.activeAt
+			if run != nil && run.start.Before(ra.impactAt) {
+				ra.impactAt = run.start
+			}
+		}
 		if c.rule == ruleEvaluationFailing && ra.state == StateFiring {
 			failing[c.slo] = true
 		}
@@ -573,6 +715,7 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 			changed[fp] = ra
 		}
 	}
+	e.forgetRuns(now, tracked)
 	// Rules that vanished (SLO deleted, tier disabled) resolve once they
 	// have been gone for vanishAfter.
 	for fp, ra := range e.active {
@@ -595,12 +738,17 @@ func (e *ruleEvaluator) evaluate(ctx context.Context, now time.Time) ([]*Alert, 
 	}
 	var out []*Alert
 	for fp, ra := range e.active {
+		ann := ra.annotations
+		if !ra.impactAt.IsZero() {
+			ann = ann.Clone()
+			ann[AnnotationImpactStarted] = model.LabelValue(ra.impactAt.UTC().Format(time.RFC3339Nano))
+		}
 		switch ra.state {
 		case StateFiring:
-			out = append(out, &Alert{Labels: ra.labels, Annotations: ra.annotations, StartsAt: ra.activeAt,
+			out = append(out, &Alert{Labels: ra.labels, Annotations: ann, StartsAt: ra.activeAt,
 				EndsAt: now.Add(4 * max(RuleResendDelay, e.interval)), UpdatedAt: now})
 		case StateResolved:
-			out = append(out, &Alert{Labels: ra.labels, Annotations: ra.annotations, StartsAt: ra.activeAt,
+			out = append(out, &Alert{Labels: ra.labels, Annotations: ann, StartsAt: ra.activeAt,
 				EndsAt: ra.resolvedAt, UpdatedAt: now})
 			if now.Sub(ra.resolvedAt) > 15*time.Minute {
 				delete(e.active, fp)
@@ -653,6 +801,12 @@ func (e *ruleEvaluator) saveChanges(ctx context.Context, changed map[model.Finge
 		return fmt.Errorf("%w (%d rule alerts kept in memory, saved with the next evaluation)", err, len(changed))
 	}
 	clear(e.dirty)
+	for k := range e.runsDirty {
+		if r := e.runs[k]; r != nil {
+			r.saved = r.last
+		}
+	}
+	clear(e.runsDirty)
 	return nil
 }
 
@@ -686,6 +840,9 @@ func (e *ruleEvaluator) restoreFor(ra *ruleAlert, now time.Time) {
 	}
 }
 
+// isActive reports whether an alert in state s is pending or firing.
+func isActive(s string) bool { return s == StatePending || s == StateFiring }
+
 // advance moves one alert through inactive -> pending -> firing ->
 // resolved, as Prometheus's alerting rules do.
 func advance(ra *ruleAlert, active bool, now time.Time) {
@@ -716,10 +873,22 @@ func advance(ra *ruleAlert, active bool, now time.Time) {
 }
 
 func (e *ruleEvaluator) save(ctx context.Context, changed map[model.Fingerprint]*ruleAlert) error {
-	if len(changed) == 0 {
+	if len(changed) == 0 && len(e.runsDirty) == 0 {
 		return nil
 	}
 	return e.store.db.InTx(ctx, func(tx *sql.Tx) error {
+		for k := range e.runsDirty {
+			var err error
+			if r := e.runs[k]; r != nil {
+				_, err = tx.ExecContext(ctx, `INSERT INTO burn_runs(slo, tier, started_at, last_at) VALUES (?, ?, ?, ?)
+					ON CONFLICT(slo, tier) DO UPDATE SET started_at=excluded.started_at, last_at=excluded.last_at`, k.slo, k.tier, ms(r.start), ms(r.last))
+			} else {
+				_, err = tx.ExecContext(ctx, `DELETE FROM burn_runs WHERE slo=? AND tier=?`, k.slo, k.tier)
+			}
+			if err != nil {
+				return fmt.Errorf("save burn runs: %w", err)
+			}
+		}
 		for fp, ra := range changed {
 			if ra.state == StateInactive {
 				if _, err := tx.ExecContext(ctx, `DELETE FROM rule_alerts WHERE fingerprint=?`, fp.String()); err != nil {
@@ -727,10 +896,10 @@ func (e *ruleEvaluator) save(ctx context.Context, changed map[model.Fingerprint]
 				}
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO rule_alerts(fingerprint, rule, labels, state, active_at, fired_at, last_true_at, resolved_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(fingerprint) DO UPDATE SET state=excluded.state, active_at=excluded.active_at,
-				fired_at=excluded.fired_at, last_true_at=excluded.last_true_at, resolved_at=excluded.resolved_at`,
-				fp.String(), ra.rule, mustJSON(ra.labels), ra.state, ms(ra.activeAt), ms(ra.firedAt), ms(ra.lastTrueAt), ms(ra.resolvedAt)); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO rule_alerts(fingerprint, rule, labels, state, active_at, fired_at, last_true_at, resolved_at, impact_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(fingerprint) DO UPDATE SET state=excluded.state, active_at=excluded.active_at,
+				fired_at=excluded.fired_at, last_true_at=excluded.last_true_at, resolved_at=excluded.resolved_at, impact_at=excluded.impact_at`,
+				fp.String(), ra.rule, mustJSON(ra.labels), ra.state, ms(ra.activeAt), ms(ra.firedAt), ms(ra.lastTrueAt), ms(ra.resolvedAt), ms(ra.impactAt)); err != nil {
 				return fmt.Errorf("save rule state: %w", err)
 			}
 		}

@@ -200,11 +200,22 @@ func (s *Service) fromNotification(n *alerting.Notification, sev Severity) NewIn
 	if ni.Title == "" {
 		ni.Title = n.GroupKey
 	}
-	// The impact started when the SLO began to burn: the annotation when
-	// the alert carries it, else the earliest alert start.
+	// The impact started when the SLO began to burn: the earliest
+	// impact_started_at the alerts carry (alerting's burn-rate rules set it
+	// to the start of the burn that led to the page), else the earliest
+	// alert start.
 	var impact time.Time
-	if v := first.Annotations["impact_started_at"]; v != "" {
-		if t, err := time.Parse(time.RFC3339, v); err == nil {
+	for _, a := range alerts {
+		v := a.Annotations[alerting.AnnotationImpactStarted]
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			s.logger.Warn("alert annotation impact_started_at is not an RFC 3339 time; ignored", "value", v, "group", n.GroupKey, "err", err)
+			continue
+		}
+		if impact.IsZero() || t.Before(impact) {
 			impact = t
 		}
 	}

@@ -16,9 +16,12 @@ type BudgetSource interface {
 	ConsumedAt(ctx context.Context, slo string, at time.Time) (float64, bool)
 }
 
-// budgetConsumedSeries is written by the SLO engine for every SLO at every
-// evaluation (Sloth's name).
-const budgetConsumedSeries = "slo:period_error_budget_consumed:ratio"
+// budgetConsumedSeries and budgetCoverageSeries are written by the SLO
+// engine for every SLO at every evaluation (the first is Sloth's name).
+const (
+	budgetConsumedSeries = "slo:period_error_budget_consumed:ratio"
+	budgetCoverageSeries = "slo:period_coverage:ratio"
+)
 
 // budgetLookback is how far before an instant the last evaluation may lie.
 const budgetLookback = 5 * time.Minute
@@ -29,7 +32,13 @@ type TSDBBudget struct {
 	Queryable storage.Queryable
 }
 
-// ConsumedAt returns the last value at or before at, within five minutes.
+// ConsumedAt returns the newest value at or before at, within five
+// minutes. The engine counts the budget in complete 5-minute slices and
+// writes NaN while the period has none with data (its coverage is 0):
+// nothing has been counted as spent yet, so that reads as 0, and an
+// incident in a young period (the first minutes after start) consumes
+// from 0. Other NaNs (too few events for min_events) stay unknown and are
+// skipped.
 func (b TSDBBudget) ConsumedAt(ctx context.Context, slo string, at time.Time) (float64, bool) {
 	if b.Queryable == nil || slo == "" {
 		return 0, false
@@ -41,18 +50,33 @@ func (b TSDBBudget) ConsumedAt(ctx context.Context, slo string, at time.Time) (f
 	}
 	defer q.Close()
 	set := q.Select(ctx, false, nil,
-		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, budgetConsumedSeries),
+		labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, budgetConsumedSeries+"|"+budgetCoverageSeries),
 		labels.MustNewMatcher(labels.MatchEqual, "sloth_id", slo))
-	var v float64
-	var vt int64 = math.MinInt64
+	consumed, coverage := map[int64]float64{}, map[int64]float64{}
 	var it chunkenc.Iterator
 	for set.Next() {
+		dst := consumed
+		if set.At().Labels().Get(labels.MetricName) == budgetCoverageSeries {
+			dst = coverage
+		}
 		it = set.At().Iterator(it)
 		for it.Next() == chunkenc.ValFloat {
-			t, val := it.At()
-			if t <= maxt && t > vt && !math.IsNaN(val) {
-				vt, v = t, val
+			if t, val := it.At(); t <= maxt {
+				dst[t] = val
 			}
+		}
+	}
+	var v float64
+	var vt int64 = math.MinInt64
+	for t, val := range consumed {
+		if t <= vt {
+			continue
+		}
+		if c, ok := coverage[t]; math.IsNaN(val) && ok && c == 0 {
+			val = 0
+		}
+		if !math.IsNaN(val) {
+			vt, v = t, val
 		}
 	}
 	return v, vt != math.MinInt64
@@ -70,6 +94,27 @@ type BudgetSpent struct {
 	Until    time.Time `json:"until"`
 }
 
+// budgetSlice is the SLO engine's slice (sloengine.SliceWidth): it counts
+// the budget in 5-minute slices aligned on the Unix epoch, each once it
+// has ended.
+const budgetSlice = 5 * time.Minute
+
+// budgetCountedBy is the instant at which to read the consumed ratio for a
+// resolution at until, as of now: the last instant before the slice after
+// until's has ended, so that the evaluation read counted the slice holding
+// until (the errors up to the resolution, not only those up to the
+// previous slice boundary) and no slice after it; now while that is still
+// to come.
+func budgetCountedBy(until, now time.Time) time.Time {
+	w := budgetSlice.Milliseconds()
+	end := (until.UnixMilli() + w - 1) / w * w // the end of the slice (end-5m, end] holding until
+	at := time.UnixMilli(end + w - 1).UTC()
+	if now.Before(at) {
+		return now
+	}
+	return at
+}
+
 func (s *Service) budgetSpent(ctx context.Context, inc *Incident) *BudgetSpent {
 	if s.budget == nil || inc.SLO == "" {
 		return nil
@@ -78,12 +123,17 @@ func (s *Service) budgetSpent(ctx context.Context, inc *Incident) *BudgetSpent {
 	if inc.ImpactStartedAt != nil {
 		since = *inc.ImpactStartedAt
 	}
-	until := s.now().UTC()
+	now := s.now().UTC()
+	until := now
 	if inc.ResolvedAt != nil {
 		until = *inc.ResolvedAt
 	}
+	// The engine's value at the resolution has not counted the resolution's
+	// slice yet: up to five minutes of the incident, a short outage whole.
+	// Read it once that slice is counted; the slice holding the impact start
+	// is in the difference already (from counted only the slices before it).
 	from, ok1 := s.budget.ConsumedAt(ctx, inc.SLO, since)
-	to, ok2 := s.budget.ConsumedAt(ctx, inc.SLO, until)
+	to, ok2 := s.budget.ConsumedAt(ctx, inc.SLO, budgetCountedBy(until, now))
 	if !ok1 || !ok2 {
 		return nil
 	}

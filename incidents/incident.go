@@ -85,10 +85,13 @@ type Incident struct {
 	AlertResolvedAt  *time.Time `json:"alert_resolved_at,omitempty"`
 	EscalationPolicy string     `json:"escalation_policy,omitempty"`
 	UpdatedAt        time.Time  `json:"updated_at"`
-	// Metrics derived from the times above, in seconds.
-	DetectionSeconds *float64 `json:"detection_seconds,omitempty"`
-	MTTASeconds      *float64 `json:"mtta_seconds,omitempty"`
-	MTTRSeconds      *float64 `json:"mttr_seconds,omitempty"`
+	// Metrics derived from the times above, in seconds: detection (impact
+	// start to trigger), time to acknowledge and to resolve (from the
+	// trigger), and the impact's duration (impact start to resolution).
+	DetectionSeconds      *float64 `json:"detection_seconds,omitempty"`
+	MTTASeconds           *float64 `json:"mtta_seconds,omitempty"`
+	MTTRSeconds           *float64 `json:"mttr_seconds,omitempty"`
+	ImpactDurationSeconds *float64 `json:"impact_duration_seconds,omitempty"`
 }
 
 // Participant is a person working the incident.
@@ -165,6 +168,15 @@ func (i *Incident) Detection() (time.Duration, bool) {
 	return i.TriggeredAt.Sub(*i.ImpactStartedAt), true
 }
 
+// ImpactDuration is how long users were hurt: resolve minus impact start,
+// i.e. detection plus time to resolve.
+func (i *Incident) ImpactDuration() (time.Duration, bool) {
+	if i.ImpactStartedAt == nil || i.ResolvedAt == nil {
+		return 0, false
+	}
+	return i.ResolvedAt.Sub(*i.ImpactStartedAt), true
+}
+
 // derive fills the seconds fields from the times.
 func (i *Incident) derive() {
 	sec := func(d time.Duration, ok bool) *float64 {
@@ -177,4 +189,5 @@ func (i *Incident) derive() {
 	i.DetectionSeconds = sec(i.Detection())
 	i.MTTASeconds = sec(i.TTA())
 	i.MTTRSeconds = sec(i.TTR())
+	i.ImpactDurationSeconds = sec(i.ImpactDuration())
 }

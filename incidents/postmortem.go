@@ -74,11 +74,9 @@ func RenderPostmortem(inc *Incident, tl []Event, budget *BudgetSpent) []byte {
 	p("_What happened, in two or three sentences._\n\n")
 
 	p("## Impact\n\n")
-	var dur string
-	if inc.ImpactStartedAt != nil && inc.ResolvedAt != nil {
-		dur = fmtDur(inc.ResolvedAt.Sub(*inc.ImpactStartedAt), true)
-	} else {
-		dur = "n/a (not resolved)"
+	dur := "n/a (not resolved)"
+	if d, ok := inc.ImpactDuration(); ok {
+		dur = fmtDur(d, true)
 	}
 	p("- Duration (impact start to resolution): %s\n", dur)
 	if budget != nil {

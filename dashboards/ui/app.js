@@ -308,14 +308,15 @@ pages.incident = async function (id) {
   const { data } = await api("/api/v1/incidents/" + encodeURIComponent(id));
   const i = data;
   const tl = data.timeline || [];
-  const since = (a, b) => (a && b ? dur((new Date(b) - new Date(a)) / 1000) : "–");
   main.innerHTML = `<p><a href="#/incidents">← Incidents</a></p><h1>#${esc(i.id)} ${esc(i.title)} ${statusBadge(i.status)}</h1>
     <p class="muted">${esc(i.severity)} · ${esc(i.service || "")} ${i.slo ? `· <a href="#/slo/${encodeURIComponent(i.slo)}">${esc(i.slo)}</a>` : ""} · commander ${esc(i.commander || "none")}</p>
     <div class="toolbar">${incidentActions(i)}</div>
     <div class="cards">
       <div class="card"><div class="label">Triggered</div><div class="value">${ago(i.triggered_at)}</div></div>
-      <div class="card"><div class="label">Time to acknowledge</div><div class="value">${since(i.triggered_at, i.acknowledged_at)}</div></div>
-      <div class="card"><div class="label">Time to resolve</div><div class="value">${since(i.triggered_at, i.resolved_at)}</div></div>
+      <div class="card"><div class="label">Detection</div><div class="value">${dur(i.detection_seconds)}</div></div>
+      <div class="card"><div class="label">Time to acknowledge</div><div class="value">${dur(i.mtta_seconds)}</div></div>
+      <div class="card"><div class="label">Time to resolve</div><div class="value">${dur(i.mttr_seconds)}</div></div>
+      <div class="card"><div class="label">Impact (start to resolve)</div><div class="value">${dur(i.impact_duration_seconds)}</div></div>
       <div class="card"><div class="label">Budget spent</div><div class="value">${data.budget ? pct(data.budget.consumed, 2) : "–"}</div></div>
     </div>
     <div class="panel"><h2 style="margin-top:0">Timeline</h2><table><thead><tr><th>When</th><th>What</th><th>Source</th><th>Detail</th></tr></thead><tbody>${

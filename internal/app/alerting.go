@@ -146,6 +146,7 @@ func (s sloBurns) Burns() []alerting.SLOBurn {
 			ID: st.ID, Service: st.Service, Name: st.Name, Objective: st.Objective,
 			Period: st.PeriodLength, Windows: map[time.Duration]alerting.WindowBurn{}, Tiers: st.Tiers,
 			BudgetRemaining: float64(st.BudgetRemaining),
+			EvaluatedAt:     st.EvaluatedAt,
 			Stale:           st.Error != "",
 			Error:           st.Error,
 			DashboardURL:    strings.TrimSuffix(s.baseURL, "/") + "/api/v1/slos/" + st.ID,
