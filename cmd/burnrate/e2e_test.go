@@ -331,14 +331,16 @@ func (s *e2eStack) slos() map[string]sloStatus {
 
 // incident is the part of GET /api/v1/incidents/{id} the suite reads.
 type incident struct {
-	ID             int64      `json:"id"`
-	Status         string     `json:"status"`
-	SLO            string     `json:"slo"`
-	GroupKey       string     `json:"group_key"`
-	TriggeredAt    time.Time  `json:"triggered_at"`
-	AcknowledgedBy string     `json:"acknowledged_by"`
-	ResolvedAt     *time.Time `json:"resolved_at"`
-	Timeline       []struct {
+	ID          int64     `json:"id"`
+	Status      string    `json:"status"`
+	SLO         string    `json:"slo"`
+	GroupKey    string    `json:"group_key"`
+	TriggeredAt time.Time `json:"triggered_at"`
+	// ImpactStartedAt is when the SLO began to burn, from the alert.
+	ImpactStartedAt *time.Time `json:"impact_started_at"`
+	AcknowledgedBy  string     `json:"acknowledged_by"`
+	ResolvedAt      *time.Time `json:"resolved_at"`
+	Timeline        []struct {
 		At     time.Time `json:"at"`
 		Kind   string    `json:"kind"`
 		Source string    `json:"source"`
@@ -557,6 +559,16 @@ func (s *e2eStack) outage() (slackCall, time.Time) {
 	// windows (30 x 0.1% / 10% x 5m = 90 s), plus the pipeline's quanta (5 s
 	// export, engine and rule cycles, group wait, outbox poll).
 	require.Less(t, page.At.Sub(fault), 90*time.Second+30*time.Second, "page within the detection bound")
+	// The incident starts where the burn did: the first evaluation whose
+	// short window saw the errors (after the 5 s export and an engine
+	// cycle), not when the page fired.
+	require.NotNil(t, inc.ImpactStartedAt, "the incident knows when the burn began: %+v", inc)
+	impact := *inc.ImpactStartedAt
+	s.step("2. shard outage", "fault -> impact start ", impact.Sub(fault).Round(10*time.Millisecond),
+		", impact start -> trigger (detection time) ", inc.TriggeredAt.Sub(impact).Round(10*time.Millisecond))
+	require.False(t, impact.Before(fault.Add(-time.Second)), "the burn began after the fault")
+	require.True(t, impact.Before(inc.TriggeredAt), "the impact start precedes the trigger")
+	require.Less(t, impact.Sub(fault), 30*time.Second, "the impact start is the first evaluations that saw the errors")
 
 	require.Contains(t, page.Blocks, "demo-edge-availability", "the page names the SLO")
 	require.Contains(t, page.Blocks, "Burn rate", "the page gives burn rates")
