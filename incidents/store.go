@@ -431,11 +431,16 @@ func (s *Service) Resolve(ctx context.Context, id int64, a Actor, text string) (
 }
 
 // Reopen moves a resolved incident back to triggered and restarts its
-// escalation. It is a conflict while another incident of the same alert
-// group is open.
+// escalation. Only a resolved incident can be re-opened: anything else is
+// a conflict naming its status (an acknowledged incident is being worked
+// on; paging again would wake people for nothing). It is also a conflict
+// while another incident of the same alert group is open.
 func (s *Service) Reopen(ctx context.Context, id int64, a Actor, text string) (*Incident, error) {
 	a = a.orDefault()
 	inc, err := s.change(ctx, id, func(tx *sql.Tx, inc *Incident, now time.Time) error {
+		if inc.Status != StatusResolved {
+			return fmt.Errorf("incident %d is %s, only a resolved incident can be reopened: %w", id, inc.Status, ErrConflict)
+		}
 		return s.retrigger(ctx, tx, inc, now, a, EventReopened, "Re-opened by "+a.By+withText(text))
 	})
 	if err == nil {
