@@ -42,6 +42,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/schedules", s.handlePutSchedule)
 	mux.HandleFunc("PUT /api/v1/schedules/{id}", s.handlePutSchedule)
 	mux.HandleFunc("GET /api/v1/schedules/{id}", s.handleGetSchedule)
+	mux.HandleFunc("DELETE /api/v1/schedules/{id}", s.handleDeleteSchedule)
 	mux.HandleFunc("GET /api/v1/schedules/{id}/oncall", s.handleOnCall)
 	mux.HandleFunc("GET /api/v1/schedules/{id}/final", s.handleFinal)
 	mux.HandleFunc("GET /api/v1/schedules/{id}/calendar.ics", s.handleScheduleCalendar)
@@ -352,7 +353,26 @@ func (s *Service) handlePutSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.handleGetSchedule(w, r.WithContext(r.Context()))
+	// Answer with the schedule as stored, as GET returns it (its
+	// overrides included).
+	stored, err := s.Schedule(r.Context(), sc.ID)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	code := http.StatusOK
+	if r.Method == http.MethodPost {
+		code = http.StatusCreated
+	}
+	httpserver.WriteJSON(w, code, stored)
+}
+
+func (s *Service) handleDeleteSchedule(w http.ResponseWriter, r *http.Request) {
+	if err := s.DeleteSchedule(r.Context(), r.PathValue("id")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // timeParam reads an RFC 3339 query parameter, def when absent.
