@@ -392,6 +392,9 @@ func (s *Service) Acknowledge(ctx context.Context, id int64, a Actor) (*Incident
 		if err := addParticipant(ctx, tx, id, a.By, RoleResponder, now); err != nil {
 			return err
 		}
+		if err := armAckTimeout(ctx, tx, inc, now); err != nil {
+			return err
+		}
 		// The escalation's next step stays recorded but does not run while
 		// the incident is acknowledged (claimDue drops it when due), so
 		// Escalate can still reach the next level.
@@ -416,6 +419,9 @@ func (s *Service) Resolve(ctx context.Context, id int64, a Actor, text string) (
 			return fmt.Errorf("resolve %d: %w", id, err)
 		}
 		if err := stopEscalation(ctx, tx, id); err != nil {
+			return err
+		}
+		if err := disarmAckTimeout(ctx, tx, id); err != nil {
 			return err
 		}
 		msg := "Resolved by " + a.By
