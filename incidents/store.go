@@ -239,6 +239,9 @@ type Filter struct {
 	Severity string
 	Service  string
 	Limit    int
+	// Before, when set, lists only incidents with a lower ID: the page
+	// after the one that ended with incident Before.
+	Before int64
 }
 
 // List returns incidents, newest first.
@@ -266,6 +269,10 @@ func (s *Service) List(ctx context.Context, f Filter) ([]*Incident, error) {
 	if f.Service != "" {
 		where = append(where, "service = ?")
 		args = append(args, f.Service)
+	}
+	if f.Before > 0 {
+		where = append(where, "id < ?")
+		args = append(args, f.Before)
 	}
 	q := `SELECT id FROM incidents`
 	if len(where) > 0 {
