@@ -347,9 +347,9 @@ type zonePeriod struct {
 	start, end, off int64
 }
 
-// zoneMargin widens a table's range: turns and restriction windows that
-// overlap the range start and end a few days outside it.
-const zoneMargin = 8 * 24 * time.Hour
+// zoneMargin widens a table's range: turns (at most 28 days) and the
+// restriction windows read around them start and end outside it.
+const zoneMargin = 35 * 24 * time.Hour
 
 func newZoneTable(loc *time.Location, from, to time.Time) *zoneTable {
 	lo, hi := from.Add(-zoneMargin), to.Add(zoneMargin)
@@ -440,6 +440,17 @@ func (sc *Schedule) layerShifts(l *Layer, from, to time.Time, z *zoneTable) []Sh
 	if w.After(l.start) {
 		i = int(w.Sub(l.start) / l.turn)
 	}
+	// The restriction windows of every turn are read at once, in order of
+	// start, from well before the first turn (which starts at most 48
+	// hours and a turn before from) to after the last; each turn takes
+	// those that overlap it. A window lasts under a day (plus a repeated
+	// hour), so none starting more than 26 hours before a turn reaches
+	// into it.
+	var wins [][2]time.Time
+	if len(l.Restrictions) > 0 {
+		wins = sc.restrictionWindows(l, from.Add(-96*time.Hour-l.turn), to.Add(l.turn+48*time.Hour), z)
+	}
+	j := 0
 	var out []Shift
 	for ; ; i++ {
 		ws := l.start.Add(time.Duration(i) * l.turn)
@@ -455,7 +466,14 @@ func (sc *Schedule) layerShifts(l *Layer, from, to time.Time, z *zoneTable) []Sh
 			out = appendClipped(out, sh, from, to)
 			continue
 		}
-		for _, win := range sc.restrictionWindows(l, s, e, z) {
+		for reach := s.Add(-26 * time.Hour); j < len(wins) && wins[j][0].Before(reach); {
+			j++
+		}
+		for k := j; k < len(wins) && wins[k][0].Before(e); k++ {
+			win := wins[k]
+			if !win[1].After(s) {
+				continue
+			}
 			piece := sh
 			piece.Start, piece.End = maxTime(s, win[0]), minTime(e, win[1])
 			if piece.Start.Before(piece.End) {
