@@ -553,20 +553,25 @@ func (sc *Schedule) Final(from, to time.Time) []Shift {
 	}
 	slices.SortFunc(layers, func(a, b *Layer) int { return b.Level - a.Level })
 	var perLayer [][]Shift
-	bounds := []time.Time{from, to}
 	gaps := []interval{{from, to}}
 	var spare, cover []interval // uncovered's buffers
+	n := 2 + 2*len(sc.Overrides)
 	for _, l := range layers {
 		if len(gaps) == 0 {
 			break
 		}
 		shifts := sc.layerShifts(l, gaps[0].from, gaps[len(gaps)-1].to, z)
 		perLayer = append(perLayer, shifts)
+		n += 2 * len(shifts)
+		spare, cover = uncovered(spare[:0], cover, gaps, shifts)
+		gaps, spare = spare, gaps
+	}
+	bounds := make([]time.Time, 0, n)
+	bounds = append(bounds, from, to)
+	for _, shifts := range perLayer {
 		for _, s := range shifts {
 			bounds = append(bounds, s.Start, s.End)
 		}
-		spare, cover = uncovered(spare[:0], cover, gaps, shifts)
-		gaps, spare = spare, gaps
 	}
 	var overrides []Override
 	for _, o := range sc.Overrides {
