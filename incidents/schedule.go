@@ -436,23 +436,15 @@ func (z *zoneTable) occurrences(w time.Time) (first, last time.Time) {
 func (sc *Schedule) layerShifts(l *Layer, from, to time.Time, z *zoneTable) []Shift {
 	// Index of the turn holding from, minus one for DST overlaps.
 	w := naive(from, sc.loc).Add(-48 * time.Hour)
-	i := 0
+	first := 0
 	if w.After(l.start) {
-		i = int(w.Sub(l.start) / l.turn)
+		first = int(w.Sub(l.start) / l.turn)
 	}
-	// The restriction windows of every turn are read at once, in order of
-	// start, from well before the first turn (which starts at most 48
-	// hours and a turn before from) to after the last; each turn takes
-	// those that overlap it. A window lasts under a day (plus a repeated
-	// hour), so none starting more than 26 hours before a turn reaches
-	// into it.
-	var wins [][2]time.Time
 	if len(l.Restrictions) > 0 {
-		wins = sc.restrictionWindows(l, from.Add(-96*time.Hour-l.turn), to.Add(l.turn+48*time.Hour), z)
+		return sc.restrictedShifts(l, first, from, to, z)
 	}
-	j := 0
 	var out []Shift
-	for ; ; i++ {
+	for i := first; ; i++ {
 		ws := l.start.Add(time.Duration(i) * l.turn)
 		s, e := z.span(ws, ws.Add(l.turn))
 		if !s.Before(to) {
@@ -461,25 +453,57 @@ func (sc *Schedule) layerShifts(l *Layer, from, to time.Time, z *zoneTable) []Sh
 		if !e.After(from) || !s.Before(e) {
 			continue
 		}
-		sh := Shift{User: l.Users[i%len(l.Users)], Start: s, End: e, Layer: l.Name}
-		if len(l.Restrictions) == 0 {
-			out = appendClipped(out, sh, from, to)
-			continue
+		out = appendClipped(out, Shift{User: l.Users[i%len(l.Users)], Start: s, End: e, Layer: l.Name}, from, to)
+	}
+	return out
+}
+
+// restrictedShifts is layerShifts for a layer with restrictions: the
+// pieces of its turns (from turn first on) inside its windows, in order of
+// turn, then of window. It starts from the windows and places only the
+// turns that overlap one: an hourly layer restricted to two hours a day
+// places 730 turns a year, not 8,760.
+func (sc *Schedule) restrictedShifts(l *Layer, first int, from, to time.Time, z *zoneTable) []Shift {
+	// Windows from well before the first turn (which starts at most 48
+	// hours and a turn before from) to after the last.
+	wins := sc.restrictionWindows(l, from.Add(-96*time.Hour-l.turn), to.Add(l.turn+48*time.Hour), z)
+	type piece struct {
+		turn, win int
+		sh        Shift
+	}
+	var pieces []piece
+	for k, win := range wins {
+		// The turn holding the window's start, less one for a repeated
+		// hour; turns never start before first.
+		i := first
+		if d := naive(win[0], sc.loc).Add(-2 * time.Hour).Sub(l.start); d > 0 {
+			i = max(i, int(d/l.turn)-1)
 		}
-		for reach := s.Add(-26 * time.Hour); j < len(wins) && wins[j][0].Before(reach); {
-			j++
-		}
-		for k := j; k < len(wins) && wins[k][0].Before(e); k++ {
-			win := wins[k]
-			if !win[1].After(s) {
+		for ; ; i++ {
+			ws := l.start.Add(time.Duration(i) * l.turn)
+			s, e := z.span(ws, ws.Add(l.turn))
+			if !s.Before(to) || !s.Before(win[1]) {
+				break
+			}
+			if !e.After(from) || !s.Before(e) || !e.After(win[0]) {
 				continue
 			}
-			piece := sh
-			piece.Start, piece.End = maxTime(s, win[0]), minTime(e, win[1])
-			if piece.Start.Before(piece.End) {
-				out = appendClipped(out, piece, from, to)
+			sh := Shift{User: l.Users[i%len(l.Users)], Start: maxTime(s, win[0]), End: minTime(e, win[1]), Layer: l.Name}
+			sh.Start, sh.End = maxTime(sh.Start, from), minTime(sh.End, to)
+			if sh.Start.Before(sh.End) {
+				pieces = append(pieces, piece{i, k, sh})
 			}
 		}
+	}
+	slices.SortFunc(pieces, func(a, b piece) int {
+		if a.turn != b.turn {
+			return a.turn - b.turn
+		}
+		return a.win - b.win
+	})
+	out := make([]Shift, len(pieces))
+	for i, p := range pieces {
+		out[i] = p.sh
 	}
 	return out
 }
