@@ -159,6 +159,10 @@ func decodeCursor(c string) (int64, error) {
 func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if k == "" {
+			writeError(w, invalid("query", "a parameter without a name"))
+			return
+		}
 		if !listParams[k] {
 			writeError(w, invalid(k, "unknown query parameter (want status, severity, service, limit, cursor)"))
 			return
