@@ -1,11 +1,14 @@
 package incidents
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +45,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/schedules", s.handlePutSchedule)
 	mux.HandleFunc("PUT /api/v1/schedules/{id}", s.handlePutSchedule)
 	mux.HandleFunc("GET /api/v1/schedules/{id}", s.handleGetSchedule)
+	mux.HandleFunc("DELETE /api/v1/schedules/{id}", s.handleDeleteSchedule)
 	mux.HandleFunc("GET /api/v1/schedules/{id}/oncall", s.handleOnCall)
 	mux.HandleFunc("GET /api/v1/schedules/{id}/final", s.handleFinal)
 	mux.HandleFunc("GET /api/v1/schedules/{id}/calendar.ics", s.handleScheduleCalendar)
@@ -120,23 +124,87 @@ func (s *Service) withIncident(h func(http.ResponseWriter, *http.Request, int64)
 	}
 }
 
+// Incident list pages (GET /api/v1/incidents?limit=&cursor=).
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// listParams are the query parameters GET /api/v1/incidents takes; any
+// other is refused rather than ignored (an ignored offset would serve the
+// first page forever).
+var listParams = map[string]bool{"status": true, "severity": true, "service": true, "limit": true, "cursor": true}
+
+// encodeCursor makes the opaque cursor of the page after incident id.
+func encodeCursor(id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("before:" + strconv.FormatInt(id, 10)))
+}
+
+func decodeCursor(c string) (int64, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		if v, ok := strings.CutPrefix(string(raw), "before:"); ok {
+			if id, err := strconv.ParseInt(v, 10, 64); err == nil && id > 0 {
+				return id, nil
+			}
+		}
+	}
+	return 0, invalid("cursor", "%q is not a cursor this server gave (pass the \"next\" of the previous page)", c)
+}
+
+// handleList serves incidents newest first, a page at a time: limit
+// (default 100, at most 1000) per page, and next, when there are more,
+// the cursor of the page after. Following next walks every incident once:
+// the cursor is the last ID served, and IDs only grow.
 func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := Filter{Status: q.Get("status"), Severity: q.Get("severity"), Service: q.Get("service")}
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if k == "" {
+			writeError(w, invalid("query", "a parameter without a name"))
+			return
+		}
+		if !listParams[k] {
+			writeError(w, invalid(k, "unknown query parameter (want status, severity, service, limit, cursor)"))
+			return
+		}
+		if len(q[k]) > 1 {
+			writeError(w, invalid(k, "given %d times", len(q[k])))
+			return
+		}
+	}
+	f := Filter{Status: q.Get("status"), Severity: q.Get("severity"), Service: q.Get("service"), Limit: defaultPageSize}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			writeError(w, invalid("limit", "%q is not a non-negative integer", v))
+		if err != nil || n < 1 || n > maxPageSize {
+			writeError(w, invalid("limit", "%q is not a number from 1 to %d", v, maxPageSize))
 			return
 		}
 		f.Limit = n
 	}
+	if v, ok := q["cursor"]; ok {
+		before, err := decodeCursor(v[0])
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		f.Before = before
+	}
+	size := f.Limit
+	f.Limit++ // one more says whether there is a next page
 	list, err := s.List(r.Context(), f)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"incidents": list})
+	page := struct {
+		Incidents []*Incident `json:"incidents"`
+		Next      string      `json:"next,omitempty"`
+	}{Incidents: list}
+	if len(list) > size {
+		page.Incidents = list[:size]
+		page.Next = encodeCursor(list[size-1].ID)
+	}
+	httpserver.WriteJSON(w, http.StatusOK, page)
 }
 
 func (s *Service) handleDeclare(w http.ResponseWriter, r *http.Request) {
@@ -354,7 +422,26 @@ func (s *Service) handlePutSchedule(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	s.handleGetSchedule(w, r.WithContext(r.Context()))
+	// Answer with the schedule as stored, as GET returns it (its
+	// overrides included).
+	stored, err := s.Schedule(r.Context(), sc.ID)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	code := http.StatusOK
+	if r.Method == http.MethodPost {
+		code = http.StatusCreated
+	}
+	httpserver.WriteJSON(w, code, stored)
+}
+
+func (s *Service) handleDeleteSchedule(w http.ResponseWriter, r *http.Request) {
+	if err := s.DeleteSchedule(r.Context(), r.PathValue("id")); err != nil {
+		writeError(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // timeParam reads an RFC 3339 query parameter, def when absent.

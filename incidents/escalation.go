@@ -21,6 +21,10 @@ type Policy struct {
 	// Repeat is how many more times the steps run after the first pass (K).
 	Repeat int    `json:"repeat"`
 	Steps  []Step `json:"steps"`
+	// AckTimeoutMinutes, when above zero, re-triggers an incident that
+	// stays acknowledged (unresolved) that long; its escalation starts
+	// over from the first step (acktimeout.go). Zero, the default, never.
+	AckTimeoutMinutes float64 `json:"ack_timeout_minutes,omitempty"`
 }
 
 // Step notifies its targets, then waits WaitMinutes for an acknowledgement
@@ -64,6 +68,9 @@ func (p *Policy) validate() error {
 	}
 	if p.Repeat < 0 || p.Repeat > 20 {
 		return invalid("repeat", "%d is outside 0..20", p.Repeat)
+	}
+	if !(p.AckTimeoutMinutes >= 0) || p.AckTimeoutMinutes > 24*60 {
+		return invalid("ack_timeout_minutes", "%v is outside 0 (never) to 1440", p.AckTimeoutMinutes)
 	}
 	if len(p.Steps) == 0 {
 		return invalid("steps", "must not be empty")
@@ -432,6 +439,7 @@ func (s *Service) Run(ctx context.Context) error {
 		if !handoff.IsZero() && (next.IsZero() || handoff.Before(next)) {
 			next = handoff
 		}
+		next = s.withAckTimeouts(ctx, next)
 		if s.sendsEvents() {
 			// Timeline events go to the webhooks; a few are written
 			// without a nudge (deliveries), so look again every second.

@@ -47,7 +47,7 @@ type env struct {
 	path  string
 }
 
-func newEnv(t *testing.T, mut func(*incidents.Options)) *env {
+func newEnv(t testing.TB, mut func(*incidents.Options)) *env {
 	t.Helper()
 	c := &clock{t: t0}
 	reg := prometheus.NewRegistry()

@@ -97,6 +97,8 @@ type Config struct {
 	WebhookURLs []string `mapstructure:"webhook_urls"`
 	// Slack configures who may act from Slack (docs/incidents.md, "Slack").
 	Slack SlackConfig `mapstructure:"slack"`
+	// Limits bound what one schedule may hold (incidents.limits.*).
+	Limits Limits `mapstructure:"limits"`
 }
 
 // SlackConfig is incidents.slack. Only people linked to a Burnrate user
@@ -106,6 +108,74 @@ type SlackConfig struct {
 	// change it from Slack: people named in its escalation policy, on call
 	// now in a schedule the policy targets, or already its participants.
 	RestrictToResponders bool `mapstructure:"restrict_to_responders"`
+}
+
+// Limits bound the size of a schedule, so that computing it ("who is on
+// call", a year of the final schedule, every escalation step) stays fast
+// whatever is stored. A request past a limit is refused with 400 naming
+// the field and the limit. Zero fields take the defaults.
+type Limits struct {
+	// MaxLayers is the most layers a schedule may have. Default 50.
+	MaxLayers int `mapstructure:"max_layers"`
+	// MaxUsersPerLayer is the most users one layer's rotation may name.
+	// Default 100.
+	MaxUsersPerLayer int `mapstructure:"max_users_per_layer"`
+	// MaxRestrictionsPerLayer is the most restriction windows a layer may
+	// have. Default 14 (two a day).
+	MaxRestrictionsPerLayer int `mapstructure:"max_restrictions_per_layer"`
+	// MaxOverrides is the most overrides (swaps count two) a schedule may
+	// hold, past ones included. Default 1000.
+	MaxOverrides int `mapstructure:"max_overrides"`
+}
+
+// Default limits (Limits).
+const (
+	DefaultMaxLayers               = 50
+	DefaultMaxUsersPerLayer        = 100
+	DefaultMaxRestrictionsPerLayer = 14
+	DefaultMaxOverrides            = 1000
+)
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxLayers, DefaultMaxLayers)
+	def(&l.MaxUsersPerLayer, DefaultMaxUsersPerLayer)
+	def(&l.MaxRestrictionsPerLayer, DefaultMaxRestrictionsPerLayer)
+	def(&l.MaxOverrides, DefaultMaxOverrides)
+	return l
+}
+
+func (l Limits) validate() error {
+	for key, v := range map[string]int{"max_layers": l.MaxLayers, "max_users_per_layer": l.MaxUsersPerLayer,
+		"max_restrictions_per_layer": l.MaxRestrictionsPerLayer, "max_overrides": l.MaxOverrides} {
+		if v < 0 {
+			return fmt.Errorf("incidents.limits.%s: %d is negative (0 takes the default)", key, v)
+		}
+	}
+	return nil
+}
+
+// checkSchedule refuses a schedule past the layer, user and restriction
+// limits, naming the field and the limit.
+func (l Limits) checkSchedule(sc *Schedule) error {
+	if len(sc.Layers) > l.MaxLayers {
+		return invalid("layers", "%d layers exceed the limit incidents.limits.max_layers (%d)", len(sc.Layers), l.MaxLayers)
+	}
+	for i, ly := range sc.Layers {
+		if len(ly.Users) > l.MaxUsersPerLayer {
+			return invalid(fmt.Sprintf("layers[%d].users", i), "%d users exceed the limit incidents.limits.max_users_per_layer (%d)",
+				len(ly.Users), l.MaxUsersPerLayer)
+		}
+		if len(ly.Restrictions) > l.MaxRestrictionsPerLayer {
+			return invalid(fmt.Sprintf("layers[%d].restrictions", i), "%d restrictions exceed the limit incidents.limits.max_restrictions_per_layer (%d)",
+				len(ly.Restrictions), l.MaxRestrictionsPerLayer)
+		}
+	}
+	return nil
 }
 
 // WithDefaults fills the zero fields of c.
@@ -122,6 +192,7 @@ func (c Config) WithDefaults() Config {
 	if c.TicketSeverity == "" {
 		c.TicketSeverity = "SEV4"
 	}
+	c.Limits = c.Limits.withDefaults()
 	return c
 }
 
@@ -139,6 +210,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := ParseSeverity(c.TicketSeverity); err != nil {
 		return fmt.Errorf("incidents.ticket_severity: %w", err)
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
 	}
 	return validateWebhookURLs(c.WebhookURLs)
 }

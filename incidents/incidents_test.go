@@ -195,7 +195,7 @@ func TestBadRequestsNameTheFieldAndLeaveTheStoreUnchanged(t *testing.T) {
 		{"resolving a resolved incident is 409", "POST", "/api/v1/incidents/2/resolve", nil, 409, "", "already resolved"},
 		{"acknowledging a resolved incident is 409", "POST", "/api/v1/incidents/2/ack", nil, 409, "", "re-open it first"},
 		{"re-opening while the group has another open incident is 409", "POST", "/api/v1/incidents/2/reopen", nil, 409, "", "incident 3 of the same alert group is open"},
-		{"re-opening an open incident is 409", "POST", "/api/v1/incidents/1/reopen", nil, 409, "", "not resolved"},
+		{"re-opening an open incident is 409 naming its status", "POST", "/api/v1/incidents/1/reopen", nil, 409, "", "incident 1 is triggered, only a resolved incident can be reopened"},
 		{"an empty note is 400 naming text", "POST", "/api/v1/incidents/1/note", map[string]string{"text": " "}, 400, "text", ""},
 		{"an unknown role is 400 naming role", "POST", "/api/v1/incidents/1/assign", map[string]string{"user": "bob", "role": "chef"}, 400, "role", ""},
 		{"an unknown body field is 400 naming it", "POST", "/api/v1/incidents/1/ack", map[string]string{"who": "bob"}, 400, "who", ""},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -186,6 +187,9 @@ func (s *Service) Schedules(ctx context.Context) ([]*Schedule, error) {
 // Every user it names must exist.
 func (s *Service) PutSchedule(ctx context.Context, sc *Schedule) error {
 	sc.Overrides = nil
+	if err := s.cfg.Limits.checkSchedule(sc); err != nil {
+		return err
+	}
 	if err := sc.Prepare(); err != nil {
 		return err
 	}
@@ -208,12 +212,76 @@ func (s *Service) PutSchedule(ctx context.Context, sc *Schedule) error {
 	return err
 }
 
+// DeleteSchedule removes a schedule and its overrides. It is a conflict
+// while an escalation policy pages the schedule: the policy would page
+// nobody.
+func (s *Service) DeleteSchedule(ctx context.Context, id string) error {
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := getSchedule(ctx, tx, id); err != nil {
+			return err
+		}
+		pols, err := policiesPaging(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if len(pols) > 0 {
+			return fmt.Errorf("schedule %q is used by escalation policy %s; change or delete the policy first: %w",
+				id, strings.Join(pols, ", "), ErrConflict)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM overrides WHERE schedule_id = ?`, id); err != nil {
+			return fmt.Errorf("delete overrides of %q: %w", id, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM schedules WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("delete schedule %q: %w", id, err)
+		}
+		return nil
+	})
+	if err == nil {
+		s.nudge() // its handoffs are gone
+	}
+	return err
+}
+
+// policiesPaging returns the IDs (quoted, in order) of the escalation
+// policies with a step that pages schedule.
+func policiesPaging(ctx context.Context, q querier, schedule string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT id, spec FROM escalation_policies ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("read escalation policies: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id, spec string
+		if err := rows.Scan(&id, &spec); err != nil {
+			return nil, err
+		}
+		var p Policy
+		if err := json.Unmarshal([]byte(spec), &p); err != nil {
+			return nil, fmt.Errorf("escalation policy %q: %w", id, err)
+		}
+	pol:
+		for _, st := range p.Steps {
+			for _, t := range st.Targets {
+				if t.Type == TargetSchedule && t.ID == schedule {
+					out = append(out, strconv.Quote(id))
+					break pol
+				}
+			}
+		}
+	}
+	return out, rows.Err()
+}
+
 // AddOverride puts o.User on call over [o.Start, o.End).
 func (s *Service) AddOverride(ctx context.Context, schedule string, o Override) (*Override, error) {
 	if err := o.validate(""); err != nil {
 		return nil, err
 	}
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if err := s.roomForOverrides(ctx, tx, schedule, 1); err != nil {
+			return err
+		}
 		var err error
 		o.ID, err = insertOverride(ctx, tx, schedule, o)
 		return err
@@ -224,6 +292,20 @@ func (s *Service) AddOverride(ctx context.Context, schedule string, o Override) 
 	s.nudge()
 	o.Start, o.End = o.Start.UTC(), o.End.UTC()
 	return &o, nil
+}
+
+// roomForOverrides refuses n more overrides on a schedule already holding
+// incidents.limits.max_overrides.
+func (s *Service) roomForOverrides(ctx context.Context, q querier, schedule string, n int) error {
+	var have int
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM overrides WHERE schedule_id = ?`, schedule).Scan(&have); err != nil {
+		return fmt.Errorf("count overrides of %q: %w", schedule, err)
+	}
+	if limit := s.cfg.Limits.MaxOverrides; have+n > limit {
+		return invalid("overrides", "schedule %q holds %d overrides; %d more exceed the limit incidents.limits.max_overrides (%d): delete past ones first",
+			schedule, have, n, limit)
+	}
+	return nil
 }
 
 func insertOverride(ctx context.Context, tx *sql.Tx, schedule string, o Override) (int64, error) {
@@ -292,6 +374,9 @@ func (s *Service) SwapShifts(ctx context.Context, schedule string, sw Swap) ([]O
 		}
 		if sa.Start.Before(sb.End) && sb.Start.Before(sa.End) {
 			return invalid("b_at", "the two shifts overlap; nothing to swap")
+		}
+		if err := s.roomForOverrides(ctx, tx, schedule, 2); err != nil {
+			return err
 		}
 		note := fmt.Sprintf("swap of %s and %s", sw.A, sw.B)
 		for _, o := range []Override{

@@ -2,6 +2,8 @@ package incidents
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -323,43 +325,187 @@ func containsInt(xs []int, v int) bool {
 
 // span returns the instants of the wall-clock interval [from, to): from its
 // first occurrence to the last occurrence of its end (the DST rule).
-func span(from, to time.Time, loc *time.Location) (time.Time, time.Time) {
-	s, _ := occurrences(from, loc)
-	_, e := occurrences(to, loc)
+func (z *zoneTable) span(from, to time.Time) (time.Time, time.Time) {
+	s, _ := z.occurrences(from)
+	_, e := z.occurrences(to)
 	return s, e
+}
+
+// zoneTable is a zone's offsets over a range of instants, read once, so
+// that placing a wall-clock time (occurrences) looks nothing up in the
+// time.Location: a year of an hourly rotation places some 17,000 of them,
+// and each lookup costs several of the zone's binary searches.
+type zoneTable struct {
+	loc *time.Location
+	// periods are contiguous and in order; lo and hi (naive Unix
+	// seconds) bound the wall times the table answers for.
+	periods []zonePeriod
+	lo, hi  int64
+}
+
+// zonePeriod is [start, end) in Unix seconds at offset off (seconds east
+// of UTC); math.MinInt64 and math.MaxInt64 stand for no bound.
+type zonePeriod struct {
+	start, end, off int64
+}
+
+// zoneMargin widens a table's range: turns (at most 28 days) and the
+// restriction windows read around them start and end outside it.
+const zoneMargin = 35 * 24 * time.Hour
+
+func newZoneTable(loc *time.Location, from, to time.Time) *zoneTable {
+	lo, hi := from.Add(-zoneMargin), to.Add(zoneMargin)
+	z := &zoneTable{loc: loc, lo: lo.Unix() + 2*86400, hi: hi.Unix() - 2*86400}
+	for t := lo; ; {
+		lt := t.In(loc)
+		_, off := lt.Zone()
+		s, e := lt.ZoneBounds()
+		p := zonePeriod{start: math.MinInt64, end: math.MaxInt64, off: int64(off)}
+		if !s.IsZero() {
+			p.start = s.Unix()
+		}
+		if !e.IsZero() {
+			p.end = e.Unix()
+		}
+		z.periods = append(z.periods, p)
+		if e.IsZero() || !e.Before(hi) || !e.After(t) {
+			break
+		}
+		t = e
+	}
+	return z
+}
+
+// naiveEnd is the wall time (naive Unix seconds) at which p ends.
+func (p zonePeriod) naiveEnd() int64 {
+	if p.end == math.MaxInt64 {
+		return p.end
+	}
+	return p.end + p.off
+}
+
+// naiveStart is the wall time (naive Unix seconds) at which p starts.
+func (p zonePeriod) naiveStart() int64 {
+	if p.start == math.MinInt64 {
+		return p.start
+	}
+	return p.start + p.off
+}
+
+// occurrences is the package's occurrences, read from the table: the
+// first and last instant at which the wall clock reads w. A wall time
+// outside the table's range falls back to the zone itself.
+func (z *zoneTable) occurrences(w time.Time) (first, last time.Time) {
+	ws := w.Unix()
+	if ws < z.lo || ws > z.hi {
+		return occurrences(w, z.loc)
+	}
+	// The first period whose wall clock passes w; w may also show in the
+	// next one (a repeated hour), or in neither (a skipped hour).
+	i, _ := slices.BinarySearchFunc(z.periods, ws, func(p zonePeriod, ws int64) int {
+		if p.naiveEnd() <= ws {
+			return -1
+		}
+		return 1
+	})
+	if i == len(z.periods) {
+		return occurrences(w, z.loc)
+	}
+	found := false
+	for j := i; j < len(z.periods) && j <= i+1; j++ {
+		p := z.periods[j]
+		if p.naiveStart() <= ws && ws < p.naiveEnd() {
+			t := w.Add(-time.Duration(p.off) * time.Second)
+			if !found {
+				first = t
+			}
+			last, found = t, true
+		}
+	}
+	if found {
+		return first, last
+	}
+	if p := z.periods[i]; p.start != math.MinInt64 && ws < p.naiveStart() {
+		// A skipped hour: the clocks jump at the period's start.
+		t := time.Unix(p.start, 0).UTC()
+		return t, t
+	}
+	return occurrences(w, z.loc)
 }
 
 // layerShifts returns the turns of layer l that overlap [from, to), after
 // restrictions, clipped to the range.
-func (sc *Schedule) layerShifts(l *Layer, from, to time.Time) []Shift {
+func (sc *Schedule) layerShifts(l *Layer, from, to time.Time, z *zoneTable) []Shift {
 	// Index of the turn holding from, minus one for DST overlaps.
 	w := naive(from, sc.loc).Add(-48 * time.Hour)
-	i := 0
+	first := 0
 	if w.After(l.start) {
-		i = int(w.Sub(l.start) / l.turn)
+		first = int(w.Sub(l.start) / l.turn)
+	}
+	if len(l.Restrictions) > 0 {
+		return sc.restrictedShifts(l, first, from, to, z)
 	}
 	var out []Shift
-	for ; ; i++ {
+	for i := first; ; i++ {
 		ws := l.start.Add(time.Duration(i) * l.turn)
-		s, e := span(ws, ws.Add(l.turn), sc.loc)
+		s, e := z.span(ws, ws.Add(l.turn))
 		if !s.Before(to) {
 			break
 		}
 		if !e.After(from) || !s.Before(e) {
 			continue
 		}
-		sh := Shift{User: l.Users[i%len(l.Users)], Start: s, End: e, Layer: l.Name}
-		if len(l.Restrictions) == 0 {
-			out = appendClipped(out, sh, from, to)
-			continue
+		out = appendClipped(out, Shift{User: l.Users[i%len(l.Users)], Start: s, End: e, Layer: l.Name}, from, to)
+	}
+	return out
+}
+
+// restrictedShifts is layerShifts for a layer with restrictions: the
+// pieces of its turns (from turn first on) inside its windows, in order of
+// turn, then of window. It starts from the windows and places only the
+// turns that overlap one: an hourly layer restricted to two hours a day
+// places 730 turns a year, not 8,760.
+func (sc *Schedule) restrictedShifts(l *Layer, first int, from, to time.Time, z *zoneTable) []Shift {
+	// Windows from well before the first turn (which starts at most 48
+	// hours and a turn before from) to after the last.
+	wins := sc.restrictionWindows(l, from.Add(-96*time.Hour-l.turn), to.Add(l.turn+48*time.Hour), z)
+	type piece struct {
+		turn, win int
+		sh        Shift
+	}
+	var pieces []piece
+	for k, win := range wins {
+		// The turn holding the window's start, less one for a repeated
+		// hour; turns never start before first.
+		i := first
+		if d := naive(win[0], sc.loc).Add(-2 * time.Hour).Sub(l.start); d > 0 {
+			i = max(i, int(d/l.turn)-1)
 		}
-		for _, win := range sc.restrictionWindows(l, s, e) {
-			piece := sh
-			piece.Start, piece.End = maxTime(s, win[0]), minTime(e, win[1])
-			if piece.Start.Before(piece.End) {
-				out = appendClipped(out, piece, from, to)
+		for ; ; i++ {
+			ws := l.start.Add(time.Duration(i) * l.turn)
+			s, e := z.span(ws, ws.Add(l.turn))
+			if !s.Before(to) || !s.Before(win[1]) {
+				break
+			}
+			if !e.After(from) || !s.Before(e) || !e.After(win[0]) {
+				continue
+			}
+			sh := Shift{User: l.Users[i%len(l.Users)], Start: maxTime(s, win[0]), End: minTime(e, win[1]), Layer: l.Name}
+			sh.Start, sh.End = maxTime(sh.Start, from), minTime(sh.End, to)
+			if sh.Start.Before(sh.End) {
+				pieces = append(pieces, piece{i, k, sh})
 			}
 		}
+	}
+	slices.SortFunc(pieces, func(a, b piece) int {
+		if a.turn != b.turn {
+			return a.turn - b.turn
+		}
+		return a.win - b.win
+	})
+	out := make([]Shift, len(pieces))
+	for i, p := range pieces {
+		out[i] = p.sh
 	}
 	return out
 }
@@ -374,7 +520,7 @@ func appendClipped(out []Shift, sh Shift, from, to time.Time) []Shift {
 
 // restrictionWindows lists the instants of a layer's restriction windows
 // that may overlap [from, to), in order.
-func (sc *Schedule) restrictionWindows(l *Layer, from, to time.Time) [][2]time.Time {
+func (sc *Schedule) restrictionWindows(l *Layer, from, to time.Time, z *zoneTable) [][2]time.Time {
 	var out [][2]time.Time
 	d0 := naive(from, sc.loc)
 	d0 = time.Date(d0.Year(), d0.Month(), d0.Day()-1, 0, 0, 0, 0, time.UTC)
@@ -388,13 +534,13 @@ func (sc *Schedule) restrictionWindows(l *Layer, from, to time.Time) [][2]time.T
 			if r.end <= r.start {
 				we = we.Add(24 * time.Hour)
 			}
-			s, e := span(ws, we, sc.loc)
+			s, e := z.span(ws, we)
 			if s.Before(e) && s.Before(to) && e.After(from) {
 				out = append(out, [2]time.Time{s, e})
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i][0].Before(out[j][0]) })
+	slices.SortFunc(out, func(a, b [2]time.Time) int { return a[0].Compare(b[0]) })
 	return out
 }
 
@@ -415,22 +561,41 @@ func minTime(a, b time.Time) time.Time {
 // Final returns who is on call over [from, to), overrides applied, as
 // shifts merged per person. It is the one computation behind "who is on
 // call", "next on call", the API, the CLI, Slack, escalation and iCal.
+//
+// It walks the segments between consecutive boundaries (shift and override
+// starts and ends, each instant once) and asks who is on call in each. A
+// layer is only computed where the layers above it leave someone
+// uncovered: the shifts of a layer below a full one would never be read.
 func (sc *Schedule) Final(from, to time.Time) []Shift {
 	from, to = from.UTC(), to.UTC()
 	if !from.Before(to) {
 		return nil
 	}
+	z := newZoneTable(sc.loc, from, to)
 	// Layers by level, highest first.
 	layers := make([]*Layer, len(sc.Layers))
 	for i := range sc.Layers {
 		layers[i] = &sc.Layers[i]
 	}
-	sort.Slice(layers, func(i, j int) bool { return layers[i].Level > layers[j].Level })
-	perLayer := make([][]Shift, len(layers))
-	bounds := []time.Time{from, to}
-	for i, l := range layers {
-		perLayer[i] = sc.layerShifts(l, from, to)
-		for _, s := range perLayer[i] {
+	slices.SortFunc(layers, func(a, b *Layer) int { return b.Level - a.Level })
+	var perLayer [][]Shift
+	gaps := []interval{{from, to}}
+	var spare, cover []interval // uncovered's buffers
+	n := 2 + 2*len(sc.Overrides)
+	for _, l := range layers {
+		if len(gaps) == 0 {
+			break
+		}
+		shifts := sc.layerShifts(l, gaps[0].from, gaps[len(gaps)-1].to, z)
+		perLayer = append(perLayer, shifts)
+		n += 2 * len(shifts)
+		spare, cover = uncovered(spare[:0], cover, gaps, shifts)
+		gaps, spare = spare, gaps
+	}
+	bounds := make([]time.Time, 0, n)
+	bounds = append(bounds, from, to)
+	for _, shifts := range perLayer {
+		for _, s := range shifts {
 			bounds = append(bounds, s.Start, s.End)
 		}
 	}
@@ -441,28 +606,43 @@ func (sc *Schedule) Final(from, to time.Time) []Shift {
 			bounds = append(bounds, maxTime(o.Start.UTC(), from), minTime(o.End.UTC(), to))
 		}
 	}
-	sort.Slice(overrides, func(i, j int) bool { return overrides[i].ID < overrides[j].ID })
-	sort.Slice(bounds, func(i, j int) bool { return bounds[i].Before(bounds[j]) })
+	// Overrides take effect as the walk reaches their start; those in
+	// effect apply in the order they were made.
+	slices.SortStableFunc(overrides, func(a, b Override) int { return a.Start.Compare(b.Start) })
+	slices.SortFunc(bounds, time.Time.Compare)
+	bounds = slices.CompactFunc(bounds, time.Time.Equal)
 
 	var out []Shift
+	var active []Override
+	next := 0
+	cursor := make([]int, len(perLayer))
 	open := map[string]int{} // user -> index in out of the shift still running
+	cont := map[string]int{}
 	for k := 0; k+1 < len(bounds); k++ {
 		at, end := bounds[k], bounds[k+1]
-		if !at.Before(end) {
-			continue
+		for ; next < len(overrides) && !overrides[next].Start.After(at); next++ {
+			o := overrides[next]
+			i, _ := slices.BinarySearchFunc(active, o.ID, func(a Override, id int64) int {
+				if a.ID <= id {
+					return -1
+				}
+				return 1
+			})
+			active = slices.Insert(active, i, o)
 		}
-		users := sc.onCallSegment(perLayer, overrides, at)
-		next := map[string]int{}
+		active = slices.DeleteFunc(active, func(o Override) bool { return !o.End.After(at) })
+		users := sc.onCallSegment(perLayer, cursor, active, at)
+		clear(cont)
 		for _, u := range users {
 			if idx, ok := open[u.User]; ok && out[idx].End.Equal(at) && out[idx].Layer == u.Layer {
 				out[idx].End = end
-				next[u.User] = idx
+				cont[u.User] = idx
 				continue
 			}
 			out = append(out, Shift{User: u.User, Start: at, End: end, Layer: u.Layer})
-			next[u.User] = len(out) - 1
+			cont[u.User] = len(out) - 1
 		}
-		open = next
+		open, cont = cont, open
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].Start.Equal(out[j].Start) {
@@ -473,14 +653,57 @@ func (sc *Schedule) Final(from, to time.Time) []Shift {
 	return out
 }
 
+// interval is [from, to).
+type interval struct{ from, to time.Time }
+
+// uncovered appends to out the parts of gaps (in order, disjoint) that no
+// shift covers; cover is scratch space.
+func uncovered(out, cover, gaps []interval, shifts []Shift) ([]interval, []interval) {
+	cover = cover[:0]
+	for _, s := range shifts {
+		cover = append(cover, interval{s.Start, s.End})
+	}
+	slices.SortFunc(cover, func(a, b interval) int { return a.from.Compare(b.from) })
+	c := 0
+	for _, g := range gaps {
+		at := g.from
+		for at.Before(g.to) {
+			// Skip cover that ends before at.
+			for c < len(cover) && !cover[c].to.After(at) {
+				c++
+			}
+			if c == len(cover) || !cover[c].from.Before(g.to) {
+				out = append(out, interval{at, g.to})
+				break
+			}
+			if cover[c].from.After(at) {
+				out = append(out, interval{at, cover[c].from})
+			}
+			at = maxTime(at, cover[c].to)
+			// Cover starting before at may reach further.
+			for c+1 < len(cover) && !cover[c+1].from.After(at) {
+				c++
+				at = maxTime(at, cover[c].to)
+			}
+		}
+	}
+	return out, cover
+}
+
 // onCallSegment is who is on call at instant at: the highest layer with
 // someone on call, then the overrides in the order they were made.
-func (sc *Schedule) onCallSegment(perLayer [][]Shift, overrides []Override, at time.Time) []Shift {
+// The walk asks for instants in order; cursor[i] is the first shift of
+// layer i that ends after the previous instant, and moves on.
+func (sc *Schedule) onCallSegment(perLayer [][]Shift, cursor []int, overrides []Override, at time.Time) []Shift {
 	var users []Shift
-	for _, shifts := range perLayer {
+	for l, shifts := range perLayer {
 		// A layer's shifts are in order of start and of end, so the ones
 		// holding at begin at the first that ends after it.
-		i := sort.Search(len(shifts), func(i int) bool { return shifts[i].End.After(at) })
+		i := cursor[l]
+		for i < len(shifts) && !shifts[i].End.After(at) {
+			i++
+		}
+		cursor[l] = i
 		for ; i < len(shifts) && !shifts[i].Start.After(at); i++ {
 			if s := shifts[i]; s.End.After(at) && !hasUser(users, s.User) {
 				users = append(users, Shift{User: s.User, Layer: s.Layer})

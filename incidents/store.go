@@ -239,6 +239,9 @@ type Filter struct {
 	Severity string
 	Service  string
 	Limit    int
+	// Before, when set, lists only incidents with a lower ID: the page
+	// after the one that ended with incident Before.
+	Before int64
 }
 
 // List returns incidents, newest first.
@@ -266,6 +269,10 @@ func (s *Service) List(ctx context.Context, f Filter) ([]*Incident, error) {
 	if f.Service != "" {
 		where = append(where, "service = ?")
 		args = append(args, f.Service)
+	}
+	if f.Before > 0 {
+		where = append(where, "id < ?")
+		args = append(args, f.Before)
 	}
 	q := `SELECT id FROM incidents`
 	if len(where) > 0 {
@@ -392,6 +399,9 @@ func (s *Service) Acknowledge(ctx context.Context, id int64, a Actor) (*Incident
 		if err := addParticipant(ctx, tx, id, a.By, RoleResponder, now); err != nil {
 			return err
 		}
+		if err := armAckTimeout(ctx, tx, inc, now); err != nil {
+			return err
+		}
 		// The escalation's next step stays recorded but does not run while
 		// the incident is acknowledged (claimDue drops it when due), so
 		// Escalate can still reach the next level.
@@ -418,6 +428,9 @@ func (s *Service) Resolve(ctx context.Context, id int64, a Actor, text string) (
 		if err := stopEscalation(ctx, tx, id); err != nil {
 			return err
 		}
+		if err := disarmAckTimeout(ctx, tx, id); err != nil {
+			return err
+		}
 		msg := "Resolved by " + a.By
 		if text != "" {
 			msg += ": " + text
@@ -431,11 +444,16 @@ func (s *Service) Resolve(ctx context.Context, id int64, a Actor, text string) (
 }
 
 // Reopen moves a resolved incident back to triggered and restarts its
-// escalation. It is a conflict while another incident of the same alert
-// group is open.
+// escalation. Only a resolved incident can be re-opened: anything else is
+// a conflict naming its status (an acknowledged incident is being worked
+// on; paging again would wake people for nothing). It is also a conflict
+// while another incident of the same alert group is open.
 func (s *Service) Reopen(ctx context.Context, id int64, a Actor, text string) (*Incident, error) {
 	a = a.orDefault()
 	inc, err := s.change(ctx, id, func(tx *sql.Tx, inc *Incident, now time.Time) error {
+		if inc.Status != StatusResolved {
+			return fmt.Errorf("incident %d is %s, only a resolved incident can be reopened: %w", id, inc.Status, ErrConflict)
+		}
 		return s.retrigger(ctx, tx, inc, now, a, EventReopened, "Re-opened by "+a.By+withText(text))
 	})
 	if err == nil {

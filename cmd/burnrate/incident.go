@@ -27,6 +27,10 @@ func incidentID(arg string) (int64, error) {
 	return id, nil
 }
 
+// incidentPageSize is how many incidents `incident list` asks for at a
+// time (the API's most).
+var incidentPageSize = 1000
+
 type incidentView struct {
 	incidents.Incident
 	Timeline []incidents.Event `json:"timeline"`
@@ -65,11 +69,24 @@ func newIncidentCmd(stdout io.Writer) *cobra.Command {
 			if service != "" {
 				q.Set("service", service)
 			}
+			// The API serves a page at a time; follow next to the end.
 			var res struct {
 				Incidents []incidents.Incident `json:"incidents"`
 			}
-			if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/incidents?"+q.Encode(), nil, &res); err != nil {
-				return err
+			q.Set("limit", strconv.Itoa(incidentPageSize))
+			for {
+				var page struct {
+					Incidents []incidents.Incident `json:"incidents"`
+					Next      string               `json:"next"`
+				}
+				if err := c.do(cmd.Context(), http.MethodGet, "/api/v1/incidents?"+q.Encode(), nil, &page); err != nil {
+					return err
+				}
+				res.Incidents = append(res.Incidents, page.Incidents...)
+				if page.Next == "" {
+					break
+				}
+				q.Set("cursor", page.Next)
 			}
 			if asJSON {
 				return json.NewEncoder(stdout).Encode(res.Incidents)

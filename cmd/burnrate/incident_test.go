@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,6 +41,24 @@ func TestIncidentAndOnCallCommandsWorkARunningBurnrate(t *testing.T) {
 	require.Equal(t, exitOK, code, stderr)
 	require.Contains(t, out, "SEV1")
 	require.Contains(t, out, "checkout errors")
+
+	// The list follows the API's pages to the end.
+	for _, title := range []string{"cache slow", "db slow"} {
+		_, err := svc.Declare(ctx, incidents.NewIncident{Title: title, Severity: "SEV3"})
+		require.NoError(t, err)
+	}
+	incidentPageSize = 2
+	code, out, stderr = burnrate("incident", "list", "--json")
+	incidentPageSize = 1000
+	require.Equal(t, exitOK, code, stderr)
+	var listed []incidents.Incident
+	require.NoError(t, json.Unmarshal([]byte(out), &listed))
+	require.Len(t, listed, 3)
+	require.Equal(t, []string{"db slow", "cache slow", "checkout errors"}, []string{listed[0].Title, listed[1].Title, listed[2].Title})
+	for _, id := range []int64{2, 3} {
+		_, err := svc.Resolve(ctx, id, incidents.Actor{By: "ann"}, "")
+		require.NoError(t, err)
+	}
 
 	code, _, stderr = burnrate("incident", "ack", "1", "--by", "ann")
 	require.Equal(t, exitFailed, code)
@@ -124,4 +143,11 @@ func TestIncidentAndOnCallCommandsWorkARunningBurnrate(t *testing.T) {
 	code, out, _ = burnrate("oncall", "calendar", "primary")
 	require.Equal(t, exitOK, code)
 	require.Equal(t, r.URL+"/api/v1/schedules/primary/calendar.ics\n", out)
+
+	code, out, stderr = burnrate("oncall", "delete", "primary")
+	require.Equal(t, exitOK, code, stderr)
+	require.Equal(t, "schedule primary deleted\n", out)
+	code, _, stderr = burnrate("oncall", "delete", "primary")
+	require.Equal(t, exitFailed, code)
+	require.Contains(t, stderr, `404 Not Found: schedule "primary": not found`)
 }

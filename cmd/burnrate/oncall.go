@@ -193,7 +193,20 @@ func newOnCallCmd(stdout io.Writer) *cobra.Command {
 	}
 	calendar.Flags().StringVar(&user, "user", "", "a person's feed across every schedule")
 
-	cmd.AddCommand(final, override, swap, calendar)
+	del := &cobra.Command{
+		Use:   "delete SCHEDULE",
+		Short: "Delete a schedule and its overrides (refused while an escalation policy pages it)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := c.do(cmd.Context(), http.MethodDelete, "/api/v1/schedules/"+url.PathEscape(args[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "schedule %s deleted\n", args[0])
+			return nil
+		},
+	}
+
+	cmd.AddCommand(final, override, swap, calendar, del)
 	return cmd
 }
 
