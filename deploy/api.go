@@ -76,6 +76,19 @@ type Gate struct {
 	// memory only.
 	mu         sync.RWMutex
 	exceptions map[[2]string]Exception
+
+	// canaries remembers, per canary, what already failed when the gate
+	// first saw it, so Flagger's rollback hook rolls back only for what
+	// the canary can have caused (see rollbackReasons).
+	canaryMu sync.Mutex
+	canaries map[string]canaryStart
+}
+
+// canaryStart is the state of the gate when it first saw a canary.
+type canaryStart struct {
+	at time.Time
+	// failing holds the burn_rate and budget checks that failed then.
+	failing map[string]bool
 }
 
 // New builds a Gate.
@@ -107,6 +120,7 @@ func New(opts Options) (*Gate, error) {
 		return nil, err
 	}
 	g.exceptions = map[[2]string]Exception{}
+	g.canaries = map[string]canaryStart{}
 	for _, e := range es {
 		g.keep(e)
 	}
@@ -222,7 +236,9 @@ func readJSON(r *http.Request, v any) error {
 // Rollouts' web metric treats any other status as an error, not a
 // failure); status answers 200 to pass and 403 to fail (Flagger's
 // confirm and pre-rollout hooks); rollback is inverted for Flagger's
-// rollback hook: 200 exactly when the canary must roll back.
+// rollback hook: 200 exactly when the canary must roll back, which is
+// only for a burn-rate or budget rule the canary can have caused (see
+// rollbackReasons), never for stale data, a freeze or an incident.
 const (
 	modeDecision = "decision"
 	modeStatus   = "status"
@@ -267,16 +283,82 @@ func (g *Gate) serveGate(w http.ResponseWriter, r *http.Request) {
 	}
 	blocked := d.Decision == Fail || (strict && d.Decision == Warn)
 	code := http.StatusOK
-	switch {
-	case mode == modeStatus && blocked:
+	canary := canaryKey(p, service, version)
+	start := g.sawCanary(canary, d)
+	switch mode {
+	case modeStatus:
+		if blocked {
+			code = http.StatusForbidden
+		}
+	case modeRollback:
 		code = http.StatusForbidden
-	case mode == modeRollback && !blocked:
-		code = http.StatusForbidden
+		if why := rollbackReasons(d, start, strict); len(why) > 0 {
+			code = http.StatusOK
+			d.Reasons = append(d.Reasons, "roll back: "+strings.Join(why, "; "))
+		} else if d.Decision != Pass {
+			d.Reasons = append(d.Reasons, fmt.Sprintf("no roll back: nothing the canary can have caused since %s fails", start.at.UTC().Format(time.RFC3339)))
+		}
 	}
 	if p.Phase != "" {
 		g.logger.Info("flagger webhook", "service", service, "canary", p.Namespace+"/"+p.Name, "phase", p.Phase, "mode", mode, "decision", d.Decision)
 	}
 	httpserver.WriteJSON(w, code, d)
+}
+
+// canaryKey names a canary: Flagger's namespace, name and checksum (one
+// per rollout of a new revision), else the service and version asked for.
+func canaryKey(p FlaggerPayload, service, version string) string {
+	if p.Checksum != "" || p.Name != "" {
+		return "flagger/" + p.Namespace + "/" + p.Name + "/" + p.Checksum
+	}
+	return "version/" + service + "/" + version
+}
+
+// canaryTTL is how long the gate remembers a canary it saw.
+const canaryTTL = 24 * time.Hour
+
+// sawCanary returns the state of the gate when it first saw the canary,
+// recording d as that state on the first sighting.
+func (g *Gate) sawCanary(key string, d Decision) canaryStart {
+	now := g.opts.Now()
+	g.canaryMu.Lock()
+	defer g.canaryMu.Unlock()
+	if c, ok := g.canaries[key]; ok {
+		return c
+	}
+	for k, c := range g.canaries {
+		if now.Sub(c.at) > canaryTTL {
+			delete(g.canaries, k)
+		}
+	}
+	c := canaryStart{at: now, failing: map[string]bool{}}
+	for _, ch := range d.Checks {
+		if (ch.Rule == RuleBurnRate || ch.Rule == RuleBudget) && ch.Outcome != Pass {
+			c.failing[ch.Rule+"/"+ch.Window] = true
+		}
+	}
+	g.canaries[key] = c
+	return c
+}
+
+// rollbackReasons lists what makes a canary roll back: a burn_rate or
+// budget check that fails (warns too, under strict) now and did not when
+// the gate first saw the canary. Stale or missing data, freezes, pages and
+// incidents never roll a canary back: they say nothing of what the canary
+// did, and Flagger would roll back a healthy release.
+func rollbackReasons(d Decision, start canaryStart, strict bool) []string {
+	var out []string
+	for _, c := range d.Checks {
+		if c.Rule != RuleBurnRate && c.Rule != RuleBudget {
+			continue
+		}
+		if c.Outcome == Fail || (strict && c.Outcome == Warn) {
+			if !start.failing[c.Rule+"/"+c.Window] {
+				out = append(out, c.Message)
+			}
+		}
+	}
+	return out
 }
 
 func first(vs ...string) string {

@@ -82,21 +82,22 @@ func (a *App) buildDeploy() error {
 }
 
 // openIncidents lists the open incidents by service, for the gate's
-// incident freeze; nil without the incident tracker.
-func (a *App) openIncidents() map[string][]deploy.OpenIncident {
+// incident freeze; nil without the incident tracker. A failed lookup is an
+// error, never "no incident": the gate fails closed on it.
+func (a *App) openIncidents() (map[string][]deploy.OpenIncident, error) {
 	if a.incidents == nil {
-		return nil
+		return nil, nil
 	}
 	list, err := a.incidents.List(context.Background(), incidents.Filter{Status: "open", Limit: 1000})
 	if err != nil {
 		a.logger.Warn("deploy gate: open incidents unknown", "err", err)
-		return nil
+		return nil, err
 	}
 	out := map[string][]deploy.OpenIncident{}
 	for _, inc := range list {
 		out[inc.Service] = append(out[inc.Service], deploy.OpenIncident{ID: strconv.FormatInt(inc.ID, 10), Severity: string(inc.Severity), Title: inc.Title})
 	}
-	return out
+	return out, nil
 }
 
 // deployToTimelines adds a recorded deploy to the timelines of the
@@ -137,7 +138,7 @@ func (a *App) Gate() *deploy.Gate { return a.gate }
 type gateSource struct {
 	engine    *sloengine.Engine
 	alerts    *alerting.Manager
-	incidents func() map[string][]deploy.OpenIncident
+	incidents func() (map[string][]deploy.OpenIncident, error)
 
 	mu       sync.Mutex
 	built    time.Time
@@ -147,7 +148,7 @@ type gateSource struct {
 
 const gateSourceTTL = time.Second
 
-func newGateSource(e *sloengine.Engine, m *alerting.Manager, incidents func() map[string][]deploy.OpenIncident) *gateSource {
+func newGateSource(e *sloengine.Engine, m *alerting.Manager, incidents func() (map[string][]deploy.OpenIncident, error)) *gateSource {
 	return &gateSource{engine: e, alerts: m, incidents: incidents}
 }
 
@@ -172,7 +173,11 @@ func (s *gateSource) refresh() {
 		return
 	}
 	pages := s.firingPages()
-	open := s.incidents()
+	open, err := s.incidents()
+	incErr := ""
+	if err != nil {
+		incErr = err.Error()
+	}
 	latest := map[string]sloengine.Status{}
 	for _, st := range s.engine.Snapshot() {
 		latest[st.ID] = st
@@ -189,7 +194,7 @@ func (s *gateSource) refresh() {
 		}
 		snap := by[svc]
 		snap.Service = svc
-		snap.Incidents = open[svc]
+		snap.Incidents, snap.IncidentsErr = open[svc], incErr
 		snap.SLOs = append(snap.SLOs, state)
 		by[svc] = snap
 	}
@@ -202,18 +207,29 @@ func (s *gateSource) refresh() {
 }
 
 // gateState is what the gate reads of one SLO status: windows with too few
-// events to trust are left out of the burn rates.
+// events to trust are left out of the burn rates and marked quiet; windows
+// without series are marked missing; an SLI that had traffic and has no
+// series in its shortest window is absent, as SLODataAbsent judges it.
 func gateState(st sloengine.Status, pages []string) deploy.SLOState {
 	out := deploy.SLOState{ID: st.ID, BudgetRemaining: float64(st.BudgetRemaining), Coverage: float64(st.PeriodCoverage),
 		InsufficientData: st.InsufficientData, EvaluatedAt: st.EvaluatedAt, Error: st.Error, PageFiring: pages,
-		BurnRates: map[time.Duration]float64{}}
+		BurnRates: map[time.Duration]float64{}, NoData: map[time.Duration]bool{}, LowTraffic: map[time.Duration]bool{}}
+	var shortest sloengine.WindowStatus
 	for _, w := range st.Windows {
-		b := float64(w.BurnRate)
-		if w.LowTraffic || math.IsNaN(b) {
-			continue
+		if shortest.Length == 0 || w.Length < shortest.Length {
+			shortest = w
 		}
-		out.BurnRates[w.Length] = b
+		b := float64(w.BurnRate)
+		switch {
+		case w.NoData:
+			out.NoData[w.Length] = true
+		case w.LowTraffic || math.IsNaN(b):
+			out.LowTraffic[w.Length] = true
+		default:
+			out.BurnRates[w.Length] = b
+		}
 	}
+	out.Absent = st.HadTraffic() && shortest.NoData
 	return out
 }
 
