@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/burnrate/burnrate/alerting"
@@ -50,9 +51,11 @@ func (a *App) buildDeploy() error {
 		return fmt.Errorf("deploy: %w", err)
 	}
 	a.addCloser("deploy store", store.Close)
+	src := newGateSource(a.slo, a.alerting, a.openIncidents)
+	a.gateSrc.Store(src)
 	g, err := deploy.New(deploy.Options{
 		Policies:     deploy.NewPolicies(ps...),
-		Source:       newGateSource(a.slo, a.alerting, a.openIncidents),
+		Source:       src,
 		OnDeploy:     a.deployToTimelines,
 		OnRegression: a.regressionToTimelines,
 		Store:        store,
@@ -133,14 +136,18 @@ func (a *App) regressionToTimelines(ctx context.Context, d deploy.Deploy, v depl
 func (a *App) Gate() *deploy.Gate { return a.gate }
 
 // gateSource indexes the SLO engine's snapshot by service for the gate. The
-// index is rebuilt at most once a second, so a pipeline polling the gate at
-// thousands of requests a second costs one rebuild a second, and no query.
+// index is rebuilt after each evaluation of the engine (invalidate), and
+// otherwise at most once a second for pages and incidents, so a pipeline
+// polling the gate at thousands of requests a second costs one rebuild a
+// second, and no query, and never reads an evaluation older than the
+// engine's latest.
 type gateSource struct {
 	engine    *sloengine.Engine
 	alerts    *alerting.Manager
 	incidents func() (map[string][]deploy.OpenIncident, error)
 
 	mu       sync.Mutex
+	dirty    atomic.Bool
 	built    time.Time
 	services []string
 	bySvc    map[string]deploy.Snapshot
@@ -167,11 +174,16 @@ func (s *gateSource) Services() []string {
 	return s.services
 }
 
+// invalidate makes the next read rebuild the index: the engine has
+// evaluated.
+func (s *gateSource) invalidate() { s.dirty.Store(true) }
+
 func (s *gateSource) refresh() {
 	now := time.Now()
-	if s.bySvc != nil && now.Sub(s.built) < gateSourceTTL {
+	if s.bySvc != nil && now.Sub(s.built) < gateSourceTTL && !s.dirty.Load() {
 		return
 	}
+	s.dirty.Store(false)
 	pages := s.firingPages()
 	open, err := s.incidents()
 	incErr := ""
