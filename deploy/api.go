@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +40,15 @@ type Options struct {
 	// OnRegression, when set, is told once of each deploy that the
 	// post-deploy watch finds raised the burn rate (see Watch).
 	OnRegression func(context.Context, Deploy, Verdict)
+	// History reads SLIs over past windows for the post-deploy watch;
+	// without it deploys are recorded but not verified.
+	History History
+	// WatchWindow is the length of the baseline before a deploy and the
+	// longest span after it the watch compares; default 5m.
+	WatchWindow time.Duration
+	// WatchSpan is how long after its start a deploy is watched, unless
+	// the next deploy of the service starts first; default 1h.
+	WatchSpan time.Duration
 	// Appendable, when set, receives one burnrate_deploy_info sample per
 	// recorded deploy at its start, so Grafana can show deploys as
 	// annotations from the Prometheus data source.
@@ -61,6 +69,8 @@ func (o Options) Validate() error {
 		return errors.New("deploy gate: no store")
 	case o.ExceptionTTL < 0:
 		return errors.New("deploy gate: exception_ttl must not be negative")
+	case o.WatchWindow < 0, o.WatchSpan < 0:
+		return errors.New("deploy gate: watch window and span must not be negative")
 	}
 	return nil
 }
@@ -104,6 +114,12 @@ func New(opts Options) (*Gate, error) {
 	}
 	if opts.ExceptionTTL == 0 {
 		opts.ExceptionTTL = 24 * time.Hour
+	}
+	if opts.WatchWindow == 0 {
+		opts.WatchWindow = 5 * time.Minute
+	}
+	if opts.WatchSpan == 0 {
+		opts.WatchSpan = time.Hour
 	}
 	g := &Gate{opts: opts, logger: opts.Logger,
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -488,10 +504,14 @@ func (g *Gate) postDeploy(w http.ResponseWriter, r *http.Request) {
 		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
+	req.Author = httpserver.Actor(r, req.Author)
 	d, err := g.RecordDeploy(r.Context(), req)
 	switch {
 	case errors.Is(err, errBadDeploy):
 		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", err.Error())
+		return
+	case errors.Is(err, ErrUnknownService):
+		httpserver.WriteError(w, http.StatusNotFound, "not_found", err.Error())
 		return
 	case err != nil:
 		httpserver.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
@@ -502,8 +522,10 @@ func (g *Gate) postDeploy(w http.ResponseWriter, r *http.Request) {
 
 var errBadDeploy = errors.New("invalid deploy")
 
-// RecordDeploy validates and stores a deploy event, with the service's
-// burn rates at that moment as the watch's baseline.
+// RecordDeploy validates and stores a deploy event. Its baseline is not
+// read now: the watch reads it from the TSDB over the window before
+// StartedAt, so a deploy marked after it ran is judged against the burn
+// before it, not the burn it caused.
 func (g *Gate) RecordDeploy(ctx context.Context, req DeployRequest) (Deploy, error) {
 	bad := func(format string, args ...any) (Deploy, error) {
 		return Deploy{}, fmt.Errorf("%w: %s", errBadDeploy, fmt.Sprintf(format, args...))
@@ -524,12 +546,12 @@ func (g *Gate) RecordDeploy(ctx context.Context, req DeployRequest) (Deploy, err
 	if req.StartedAt.After(now.Add(time.Minute)) {
 		return bad("started_at: %s is in the future", req.StartedAt.Format(time.RFC3339))
 	}
-	before := map[string]float64{}
-	if snap, ok := g.opts.Source.Snapshot(req.Service); ok {
-		before = Decide(g.opts.Policies.For(req.Service), snap, now).BurnRates
+	if _, ok := g.opts.Source.Snapshot(req.Service); !ok {
+		known := g.opts.Source.Services()
+		return Deploy{}, fmt.Errorf("%w %q: services with SLOs are %s", ErrUnknownService, req.Service, strings.Join(known, ", "))
 	}
 	d, err := g.opts.Store.AddDeploy(ctx, Deploy{Service: req.Service, Version: req.Version, Commit: req.Commit,
-		Author: req.Author, StartedAt: req.StartedAt.UTC(), FinishedAt: req.FinishedAt.UTC(), BeforeBurn: before})
+		Author: req.Author, StartedAt: req.StartedAt.UTC(), FinishedAt: req.FinishedAt.UTC()})
 	if err != nil {
 		return d, err
 	}
@@ -603,22 +625,14 @@ func (g *Gate) verifyDeploy(w http.ResponseWriter, r *http.Request) {
 		writeStoreError(w, err)
 		return
 	}
-	v, err := g.Verify(d)
-	if err != nil {
+	v, err := g.Verify(r.Context(), d)
+	switch {
+	case errors.Is(err, ErrNoHistory):
+		httpserver.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+		return
+	case err != nil:
 		writeStoreError(w, err)
 		return
 	}
 	httpserver.WriteJSON(w, http.StatusOK, v)
-}
-
-// sortedWindows returns the windows of m, shortest first.
-func sortedWindows(m map[string]float64) []time.Duration {
-	out := make([]time.Duration, 0, len(m))
-	for k := range m {
-		if d, err := model.ParseDuration(k); err == nil {
-			out = append(out, time.Duration(d))
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -40,9 +39,6 @@ type Deploy struct {
 	Author     string    `json:"author,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
-	// BeforeBurn holds the service's burn rates by window when the deploy
-	// was recorded: the baseline of the post-deploy watch.
-	BeforeBurn map[string]float64 `json:"before_burn_rates"`
 }
 
 // Store keeps exceptions and deploy events in SQLite.
@@ -112,13 +108,14 @@ func (s *Store) exceptions(ctx context.Context, where string, args ...any) ([]Ex
 
 // AddDeploy records d and returns it with its ID.
 func (s *Store) AddDeploy(ctx context.Context, d Deploy) (Deploy, error) {
-	before, _ := json.Marshal(d.BeforeBurn)
 	var finished sql.NullInt64
 	if !d.FinishedAt.IsZero() {
 		finished = sql.NullInt64{Int64: ms(d.FinishedAt), Valid: true}
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO deploys (service, version, commit_sha, author, started_at, finished_at, before_burn)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, d.Service, d.Version, d.Commit, d.Author, ms(d.StartedAt), finished, string(before))
+	// before_burn (burn rates read when the deploy was marked) is no longer
+	// written: the watch reads the baseline from the TSDB.
+	res, err := s.db.ExecContext(ctx, `INSERT INTO deploys (service, version, commit_sha, author, started_at, finished_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, d.Service, d.Version, d.Commit, d.Author, ms(d.StartedAt), finished)
 	if err != nil {
 		return d, fmt.Errorf("record deploy: %w", err)
 	}
@@ -152,8 +149,23 @@ func (s *Store) Deploys(ctx context.Context, service string, since time.Time, li
 	return s.deploys(ctx, `WHERE service = ? AND started_at >= ? ORDER BY started_at DESC, id DESC LIMIT ?`, service, ms(since), limit)
 }
 
+// NextDeploy returns the first deploy of d's service that started after d
+// (at the same instant, recorded after it); ok is false when none did.
+func (s *Store) NextDeploy(ctx context.Context, d Deploy) (next Deploy, ok bool, err error) {
+	id, err := strconv.ParseInt(d.ID, 10, 64)
+	if err != nil {
+		return Deploy{}, false, fmt.Errorf("deploy %q: %w", d.ID, ErrNotFound)
+	}
+	ds, err := s.deploys(ctx, `WHERE service = ? AND (started_at > ? OR (started_at = ? AND id > ?)) ORDER BY started_at, id LIMIT 1`,
+		d.Service, ms(d.StartedAt), ms(d.StartedAt), id)
+	if err != nil || len(ds) == 0 {
+		return Deploy{}, false, err
+	}
+	return ds[0], true, nil
+}
+
 func (s *Store) deploys(ctx context.Context, where string, args ...any) ([]Deploy, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, service, version, commit_sha, author, started_at, finished_at, before_burn FROM deploys `+where, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, service, version, commit_sha, author, started_at, finished_at FROM deploys `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list deploys: %w", err)
 	}
@@ -163,16 +175,12 @@ func (s *Store) deploys(ctx context.Context, where string, args ...any) ([]Deplo
 		var d Deploy
 		var id, started int64
 		var finished sql.NullInt64
-		var before string
-		if err := rows.Scan(&id, &d.Service, &d.Version, &d.Commit, &d.Author, &started, &finished, &before); err != nil {
+		if err := rows.Scan(&id, &d.Service, &d.Version, &d.Commit, &d.Author, &started, &finished); err != nil {
 			return nil, err
 		}
 		d.ID, d.StartedAt = strconv.FormatInt(id, 10), fromMS(started)
 		if finished.Valid {
 			d.FinishedAt = fromMS(finished.Int64)
-		}
-		if err := json.Unmarshal([]byte(before), &d.BeforeBurn); err != nil {
-			return nil, fmt.Errorf("deploy %d: before_burn: %w", id, err)
 		}
 		out = append(out, d)
 	}

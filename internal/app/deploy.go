@@ -26,12 +26,31 @@ type DeployConfig struct {
 	Policies []string `mapstructure:"policies"`
 	// ExceptionTTL is how long a recorded exception lets its version pass.
 	ExceptionTTL time.Duration `mapstructure:"exception_ttl"`
+	// Watch configures the post-deploy watch.
+	Watch WatchConfig `mapstructure:"watch"`
+}
+
+// WatchConfig is the `deploy.watch` section.
+type WatchConfig struct {
+	// Window is the baseline before a deploy and the longest span after it
+	// that the watch compares (default 5m); the first verdict comes one
+	// minute after the start, or after Window when shorter.
+	Window time.Duration `mapstructure:"window"`
+	// Span is how long a deploy is watched unless the next deploy of its
+	// service starts first (default 1h).
+	Span time.Duration `mapstructure:"span"`
 }
 
 // Validate checks the section.
 func (c DeployConfig) Validate() error {
 	if c.ExceptionTTL < 0 {
 		return errors.New("deploy.exception_ttl: must not be negative")
+	}
+	if c.Watch.Window < 0 {
+		return errors.New("deploy.watch.window: must not be negative")
+	}
+	if c.Watch.Span < 0 {
+		return errors.New("deploy.watch.span: must not be negative")
 	}
 	return nil
 }
@@ -58,6 +77,9 @@ func (a *App) buildDeploy() error {
 		Source:       src,
 		OnDeploy:     a.deployToTimelines,
 		OnRegression: a.regressionToTimelines,
+		History:      sloHistory{engine: a.slo},
+		WatchWindow:  a.opts.Deploy.Watch.Window,
+		WatchSpan:    a.opts.Deploy.Watch.Span,
 		Store:        store,
 		Token:        a.opts.APIToken,
 		ExceptionTTL: a.opts.Deploy.ExceptionTTL,
@@ -76,7 +98,7 @@ func (a *App) buildDeploy() error {
 	{
 		// The post-deploy watch compares burn rates after each recent deploy
 		// with before it, and tells the incidents of a regression.
-		a.addRunner("deploy watch", func(ctx context.Context) error { return g.Watch(ctx, time.Minute) })
+		a.addRunner("deploy watch", func(ctx context.Context) error { return g.Watch(ctx, 15*time.Second) })
 	}
 	a.addStatic("deploy gate (restart to change deploy.*)")
 	a.addEndpoint("gate", "/api/v1/gate?service=SERVICE")
@@ -130,6 +152,30 @@ func (a *App) regressionToTimelines(ctx context.Context, d deploy.Deploy, v depl
 	if err := a.incidents.Record(ctx, d.Service, "deploy", "deploy", v.Message); err != nil {
 		a.logger.Warn("deploy regression not added to incident timelines", "deploy", d.ID, "err", err)
 	}
+}
+
+// sloHistory reads a service's SLIs over past windows from the TSDB, for
+// the post-deploy watch.
+type sloHistory struct{ engine *sloengine.Engine }
+
+func (h sloHistory) Burn(ctx context.Context, service string, w time.Duration, at time.Time) ([]deploy.WindowBurn, error) {
+	var out []deploy.WindowBurn
+	for _, slo := range h.engine.SLOs() {
+		svc := slo.Service
+		if svc == "" {
+			svc = slo.ID
+		}
+		if svc != service {
+			continue
+		}
+		ws, err := h.engine.WindowAt(ctx, slo.ID, w, at)
+		if err != nil {
+			return nil, fmt.Errorf("SLO %s: %w", slo.ID, err)
+		}
+		out = append(out, deploy.WindowBurn{SLO: slo.ID, BurnRate: float64(ws.BurnRate), NoData: ws.NoData,
+			LowTraffic: ws.LowTraffic || math.IsNaN(float64(ws.BurnRate))})
+	}
+	return out, nil
 }
 
 // Gate is the deploy gate (nil when no SLO engine runs).

@@ -68,7 +68,7 @@ func newGateOnTSDB(t *testing.T, spec string, policies ...deploy.Policy) *gateOn
 	t.Cleanup(func() { _ = dstore.Close() })
 	src = newGateSource(g.engine, g.alerts, func() (map[string][]deploy.OpenIncident, error) { return g.incidents() })
 	g.gate, err = deploy.New(deploy.Options{Policies: deploy.NewPolicies(policies...), Store: dstore, Now: g.clk.now,
-		Source:     src,
+		Source: src, History: sloHistory{engine: g.engine},
 		Registerer: prometheus.NewRegistry()})
 	require.NoError(t, err)
 	g.srv = httptest.NewServer(g.gate.Handler())
