@@ -297,7 +297,13 @@ func (g *Gate) serveGate(w http.ResponseWriter, r *http.Request) {
 		httpserver.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
-	blocked := d.Decision == Fail || (strict && d.Decision == Warn)
+	if strict && d.Decision == Warn {
+		// strict changes the decision itself, so that Argo, which reads
+		// only the JSON, sees it.
+		d.Decision = Fail
+		d.Reasons = append(d.Reasons, "strict: a warning fails")
+	}
+	blocked := d.Decision == Fail
 	code := http.StatusOK
 	canary := canaryKey(p, service, version)
 	start := g.sawCanary(canary, d)

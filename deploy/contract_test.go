@@ -156,8 +156,9 @@ func TestArgoRolloutsTemplateReadsTheGateDecision(t *testing.T) {
 		result string
 	}{
 		{"a pass is Successful", func(*deploy.SLOState) {}, phaseSuccessful, "pass"},
-		{"a warn is Successful", func(s *deploy.SLOState) { s.BudgetRemaining = 0.05 }, phaseSuccessful, "warn"},
+		{"a warn is Inconclusive: Argo pauses for a person", func(s *deploy.SLOState) { s.BudgetRemaining = 0.05 }, phaseInconclusive, "warn"},
 		{"a fail is Failed, not an Error", func(s *deploy.SLOState) { s.BudgetRemaining = -1 }, phaseFailed, "fail"},
+		{"absent SLI data is Failed, never Successful", func(s *deploy.SLOState) { s.Absent = true }, phaseFailed, "fail"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -177,6 +178,23 @@ func TestArgoRolloutsTemplateReadsTheGateDecision(t *testing.T) {
 			require.Equal(t, tc.result, result)
 		})
 	}
+	// strict=true turns a warning into a fail in the decision Argo reads.
+	t.Run("strict=true makes a warn Failed", func(t *testing.T) {
+		s := healthy("checkout-availability")
+		s.BudgetRemaining = 0.05
+		f.src.set("checkout", s)
+		req, err := http.NewRequest(http.MethodGet, url+"&strict=true", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		phase, result := argoMeasure(t, resp, m.Provider.Web.JSONPath, m.SuccessCondition, m.FailureCondition)
+		require.Equal(t, phaseFailed, phase)
+		require.Equal(t, "fail", result)
+	})
+	require.Contains(t, string(raw), "inconclusiveLimit: 0", "the first Inconclusive pauses the rollout")
+
 	// Without the token the measurement is an Error, which Argo retries
 	// (consecutiveErrorLimit) instead of failing the rollout.
 	resp, err := http.Get(url)
