@@ -243,10 +243,10 @@ func TestFreezeWindowsFollowWallClockAcrossDST(t *testing.T) {
 		// New York springs forward on 2026-03-08 at 02:00: 02:30 does not
 		// exist that night, so the freeze ends when the clocks jump (03:00 EDT).
 		{"a New York freeze ending in the skipped hour ends at the jump", "America/New_York", "Sat 22:00", "Sun 02:30", "2026-03-08 03:00", "2026-03-08 06:59"},
-		// New York falls back on 2026-11-01: 01:30 happens twice, first in
-		// EDT (05:30 UTC) and then in EST (06:30 UTC). The freeze starts at
-		// the first and ends at the last occurrence.
-		{"a New York freeze in the repeated hour spans both occurrences", "America/New_York", "Sun 01:30", "Sun 01:45", "2026-11-01 05:30", "2026-11-01 06:44"},
+		// Santiago springs forward at midnight on Sunday 2026-09-06: 00:00
+		// does not exist, the clocks read 01:00 (-03) at 03:00 UTC. A
+		// Saturday-evening-to-Sunday-noon freeze still covers Sunday morning.
+		{"a Santiago freeze across a midnight spring forward", "America/Santiago", "Sat 20:00", "Sun 12:00", "2026-09-06 00:00", "2026-09-06 14:59"},
 		{"an ordinary New York evening freeze", "America/New_York", "Thu 18:00", "Fri 09:00", "2026-12-03 23:00", "2026-12-04 13:59"},
 	}
 	for _, tc := range cases {
@@ -270,6 +270,31 @@ func TestFreezeWindowsFollowWallClockAcrossDST(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFreezeInTheRepeatedHourHoldsEachTimeItPasses: New York falls back
+// on 2026-11-01, 01:30 happens twice, first in EDT (05:30 UTC) and then in
+// EST (06:30 UTC). Each instant is judged by its own wall clock, as
+// Alertmanager's time intervals are: 01:30-01:45 is frozen both times, and
+// 01:45 EDT to 01:30 EST (whose wall clock reads 01:45-01:59, 01:00-01:29)
+// is not.
+func TestFreezeInTheRepeatedHourHoldsEachTimeItPasses(t *testing.T) {
+	p := freeze(t, "America/New_York", "Sun 01:30", "Sun 01:45")
+	frozen := func(at time.Time) bool {
+		s := healthy("a")
+		s.EvaluatedAt = at
+		return deploy.Decide(p, snap(s), at).Decision == deploy.Fail
+	}
+	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var spans []string
+	in := false
+	for m := day.Add(4 * time.Hour); m.Before(day.Add(8 * time.Hour)); m = m.Add(time.Minute) {
+		if f := frozen(m); f != in {
+			spans = append(spans, m.Format("15:04"))
+			in = f
+		}
+	}
+	require.Equal(t, []string{"05:30", "05:45", "06:30", "06:45"}, spans, "frozen from, until, from, until (UTC)")
 }
 
 func TestFreezeReasonNamesTheWindowInItsZone(t *testing.T) {
