@@ -30,10 +30,23 @@ type Options struct {
 	Store    *Store
 	// Token, when set, is required as a bearer token on every gate and
 	// deploy endpoint, reads included: pipelines hold it as a secret.
+	// Ignored when Auth is set.
 	Token string
+	// Auth, when it has tokens, guards every endpoint by scope: reads need
+	// read, deploy marks write, granting and revoking exceptions
+	// gate:grant. The token's name is recorded as the actor.
+	Auth *httpserver.Authenticator
 	// ExceptionTTL is how long a recorded exception lets its version
-	// through. Default 24h.
+	// through when the request names no ttl. Default 24h, capped by
+	// MaxExceptionTTL.
 	ExceptionTTL time.Duration
+	// MaxExceptionTTL is the longest ttl an exception may ask for; longer
+	// is refused. Default 24h.
+	MaxExceptionTTL time.Duration
+	// OnException, when set, is told of every exception granted or revoked
+	// (the incident tracker adds it to the timelines of the service's open
+	// incidents).
+	OnException func(ctx context.Context, e Exception, revoked bool)
 	// OnDeploy, when set, is told of every recorded deploy (the incident
 	// tracker adds it to the timelines of the service's open incidents).
 	OnDeploy func(context.Context, Deploy)
@@ -69,6 +82,10 @@ func (o Options) Validate() error {
 		return errors.New("deploy gate: no store")
 	case o.ExceptionTTL < 0:
 		return errors.New("deploy gate: exception_ttl must not be negative")
+	case o.MaxExceptionTTL < 0:
+		return errors.New("deploy gate: exceptions.max_ttl must not be negative")
+	case o.MaxExceptionTTL > 0 && o.ExceptionTTL > o.MaxExceptionTTL:
+		return fmt.Errorf("deploy gate: exception_ttl %s is longer than exceptions.max_ttl %s", o.ExceptionTTL, o.MaxExceptionTTL)
 	case o.WatchWindow < 0, o.WatchSpan < 0:
 		return errors.New("deploy gate: watch window and span must not be negative")
 	}
@@ -112,8 +129,11 @@ func New(opts Options) (*Gate, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.MaxExceptionTTL == 0 {
+		opts.MaxExceptionTTL = 24 * time.Hour
+	}
 	if opts.ExceptionTTL == 0 {
-		opts.ExceptionTTL = 24 * time.Hour
+		opts.ExceptionTTL = min(24*time.Hour, opts.MaxExceptionTTL)
 	}
 	if opts.WatchWindow == 0 {
 		opts.WatchWindow = 5 * time.Minute
@@ -141,6 +161,21 @@ func New(opts Options) (*Gate, error) {
 		g.keep(e)
 	}
 	return g, nil
+}
+
+// reloadExceptions rebuilds the in-memory exceptions from the store.
+func (g *Gate) reloadExceptions(ctx context.Context) error {
+	es, err := g.opts.Store.ActiveExceptions(ctx, g.opts.Now())
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.exceptions = map[[2]string]Exception{}
+	for _, e := range es {
+		g.keep(e)
+	}
+	return nil
 }
 
 // keep remembers e unless a newer exception for its version is known.
@@ -186,11 +221,26 @@ func (g *Gate) Decide(service, version string) (Decision, error) {
 
 // Handler serves the gate, exceptions and deploy events under /api/v1.
 func (g *Gate) Handler() http.Handler {
+	if g.opts.Auth.Enabled() {
+		need := func(scope string, h http.HandlerFunc) http.Handler { return g.opts.Auth.RequireScope(scope, h) }
+		mux := http.NewServeMux()
+		mux.Handle("GET /api/v1/gate", need(httpserver.ScopeRead, g.serveGate))
+		mux.Handle("POST /api/v1/gate", need(httpserver.ScopeRead, g.serveGate))
+		mux.Handle("GET /api/v1/gate/exceptions", need(httpserver.ScopeRead, g.listExceptions))
+		mux.Handle("POST /api/v1/gate/exceptions", need(httpserver.ScopeGateGrant, g.postException))
+		mux.Handle("DELETE /api/v1/gate/exceptions/{id}", need(httpserver.ScopeGateGrant, g.deleteException))
+		mux.Handle("GET /api/v1/deploys", need(httpserver.ScopeRead, g.listDeploys))
+		mux.Handle("POST /api/v1/deploys", need(httpserver.ScopeWrite, g.postDeploy))
+		mux.Handle("GET /api/v1/deploys/{id}", need(httpserver.ScopeRead, g.getDeploy))
+		mux.Handle("GET /api/v1/deploys/{id}/verify", need(httpserver.ScopeRead, g.verifyDeploy))
+		return mux
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/gate", g.serveGate)
 	mux.HandleFunc("POST /api/v1/gate", g.serveGate)
 	mux.HandleFunc("GET /api/v1/gate/exceptions", g.listExceptions)
 	mux.HandleFunc("POST /api/v1/gate/exceptions", g.postException)
+	mux.HandleFunc("DELETE /api/v1/gate/exceptions/{id}", g.deleteException)
 	mux.HandleFunc("GET /api/v1/deploys", g.listDeploys)
 	mux.HandleFunc("POST /api/v1/deploys", g.postDeploy)
 	mux.HandleFunc("GET /api/v1/deploys/{id}", g.getDeploy)
@@ -227,7 +277,38 @@ type FlaggerPayload struct {
 
 const maxBody = 1 << 20
 
+// readStrictJSON decodes a JSON body into v, refusing fields v does not
+// have: a misspelt "time_to_live" must not silently become the default.
+func readStrictJSON(r *http.Request, v any) error {
+	if r.Body == nil {
+		return nil
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return fmt.Errorf("reading the body: %w", err)
+	}
+	if len(raw) > maxBody {
+		return fmt.Errorf("the body is larger than %d bytes", maxBody)
+	}
+	if strings.TrimSpace(string(raw)) == "" {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			return fmt.Errorf("%s: unknown field", strings.Trim(f, `"`))
+		}
+		return fmt.Errorf("the body is not valid JSON: %w", err)
+	}
+	if dec.More() {
+		return errors.New("the body holds more than one JSON value")
+	}
+	return nil
+}
+
 // readJSON decodes an optional JSON body into v; an empty body is fine.
+// Flagger's payload is read with it: Flagger may add fields.
 func readJSON(r *http.Request, v any) error {
 	if r.Body == nil {
 		return nil
@@ -411,16 +492,20 @@ type ExceptionRequest struct {
 	Kind    string `json:"kind"`
 	Reason  string `json:"reason"`
 	Author  string `json:"author"`
-	// TTL is a duration ("24h"); default the gate's exception_ttl.
+	// TTL is a duration ("24h"); default the gate's exception_ttl, at
+	// most exceptions.max_ttl.
 	TTL string `json:"ttl"`
 }
 
 func (g *Gate) postException(w http.ResponseWriter, r *http.Request) {
 	var req ExceptionRequest
-	if err := readJSON(r, &req); err != nil {
+	if err := readStrictJSON(r, &req); err != nil {
 		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}
+	// The grantor is the token's name; a free-text author counts only
+	// where no tokens are configured.
+	req.Author = httpserver.Actor(r, req.Author)
 	e, err := g.RecordException(r.Context(), req)
 	switch {
 	case errors.Is(err, ErrUnknownService), errors.Is(err, errBadException):
@@ -472,6 +557,9 @@ func (g *Gate) RecordException(ctx context.Context, req ExceptionRequest) (Excep
 		}
 		ttl = time.Duration(d)
 	}
+	if ttl > g.opts.MaxExceptionTTL {
+		return bad("ttl: %s is longer than the %s exceptions may last (deploy.exceptions.max_ttl)", model.Duration(ttl), model.Duration(g.opts.MaxExceptionTTL))
+	}
 	now := g.opts.Now().UTC()
 	e, err := g.opts.Store.AddException(ctx, Exception{Service: req.Service, Version: req.Version, Kind: req.Kind,
 		Reason: strings.TrimSpace(req.Reason), Author: strings.TrimSpace(req.Author), CreatedAt: now, ExpiresAt: now.Add(ttl)})
@@ -482,7 +570,51 @@ func (g *Gate) RecordException(ctx context.Context, req ExceptionRequest) (Excep
 	g.keep(e)
 	g.mu.Unlock()
 	g.logger.Warn("deploy gate exception recorded", "service", e.Service, "version", e.Version, "kind", e.Kind, "author", e.Author, "reason", e.Reason)
+	if g.opts.OnException != nil {
+		g.opts.OnException(ctx, e, false)
+	}
 	return e, nil
+}
+
+// RevokeException ends exception id at once; by is who ends it.
+func (g *Gate) RevokeException(ctx context.Context, id, by string) (Exception, error) {
+	e, err := g.opts.Store.RevokeException(ctx, id, by, g.opts.Now().UTC())
+	if err != nil {
+		return e, err
+	}
+	if err := g.reloadExceptions(ctx); err != nil {
+		// The store holds the revocation; memory must not keep honouring it.
+		g.mu.Lock()
+		delete(g.exceptions, [2]string{e.Service, e.Version})
+		g.mu.Unlock()
+		g.logger.Warn("exceptions not reloaded after a revocation", "err", err)
+	}
+	g.logger.Warn("deploy gate exception revoked", "id", e.ID, "service", e.Service, "version", e.Version, "by", by)
+	if g.opts.OnException != nil {
+		g.opts.OnException(ctx, e, true)
+	}
+	return e, nil
+}
+
+func (g *Gate) deleteException(w http.ResponseWriter, r *http.Request) {
+	by := httpserver.Actor(r, r.URL.Query().Get("by"))
+	if strings.TrimSpace(by) == "" {
+		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", "by: required without a token: who revokes the exception (?by=NAME)")
+		return
+	}
+	e, err := g.RevokeException(r.Context(), r.PathValue("id"), by)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		httpserver.WriteError(w, http.StatusNotFound, "not_found", err.Error())
+		return
+	case errors.Is(err, ErrEnded):
+		httpserver.WriteError(w, http.StatusConflict, "conflict", err.Error())
+		return
+	case err != nil:
+		httpserver.WriteError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	httpserver.WriteJSON(w, http.StatusOK, e)
 }
 
 func (g *Gate) listExceptions(w http.ResponseWriter, r *http.Request) {
@@ -506,7 +638,7 @@ type DeployRequest struct {
 
 func (g *Gate) postDeploy(w http.ResponseWriter, r *http.Request) {
 	var req DeployRequest
-	if err := readJSON(r, &req); err != nil {
+	if err := readStrictJSON(r, &req); err != nil {
 		httpserver.WriteError(w, http.StatusBadRequest, "bad_data", err.Error())
 		return
 	}

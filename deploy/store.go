@@ -28,6 +28,10 @@ type Exception struct {
 	Author    string    `json:"author"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// RevokedAt and RevokedBy are set when the exception was revoked
+	// before it expired; it ended then.
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	RevokedBy string     `json:"revoked_by,omitempty"`
 }
 
 // Deploy is one recorded deploy.
@@ -76,7 +80,7 @@ func (s *Store) AddException(ctx context.Context, e Exception) (Exception, error
 
 // ActiveExceptions returns the exceptions that have not expired at now.
 func (s *Store) ActiveExceptions(ctx context.Context, now time.Time) ([]Exception, error) {
-	return s.exceptions(ctx, `WHERE expires_at > ? ORDER BY id`, ms(now))
+	return s.exceptions(ctx, `WHERE expires_at > ? AND revoked_at IS NULL ORDER BY id`, ms(now))
 }
 
 // Exceptions lists the exceptions of a service ("" for all), newest first.
@@ -88,7 +92,7 @@ func (s *Store) Exceptions(ctx context.Context, service string, limit int) ([]Ex
 }
 
 func (s *Store) exceptions(ctx context.Context, where string, args ...any) ([]Exception, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, service, version, kind, reason, author, created_at, expires_at FROM exceptions `+where, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, service, version, kind, reason, author, created_at, expires_at, revoked_at, revoked_by FROM exceptions `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list exceptions: %w", err)
 	}
@@ -97,13 +101,58 @@ func (s *Store) exceptions(ctx context.Context, where string, args ...any) ([]Ex
 	for rows.Next() {
 		var e Exception
 		var id, created, expires int64
-		if err := rows.Scan(&id, &e.Service, &e.Version, &e.Kind, &e.Reason, &e.Author, &created, &expires); err != nil {
+		var revoked sql.NullInt64
+		if err := rows.Scan(&id, &e.Service, &e.Version, &e.Kind, &e.Reason, &e.Author, &created, &expires, &revoked, &e.RevokedBy); err != nil {
 			return nil, err
 		}
 		e.ID, e.CreatedAt, e.ExpiresAt = strconv.FormatInt(id, 10), fromMS(created), fromMS(expires)
+		if revoked.Valid {
+			at := fromMS(revoked.Int64)
+			e.RevokedAt = &at
+		}
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// ErrEnded is returned when revoking an exception that has already
+// expired or been revoked.
+var ErrEnded = errors.New("exception already ended")
+
+// RevokeException ends exception id at once, recording who ended it.
+func (s *Store) RevokeException(ctx context.Context, id, by string, at time.Time) (Exception, error) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return Exception{}, fmt.Errorf("exception %q: %w", id, ErrNotFound)
+	}
+	var out Exception
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE exceptions SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?`,
+			ms(at), by, n, ms(at))
+		if err != nil {
+			return fmt.Errorf("revoke exception: %w", err)
+		}
+		changed, _ := res.RowsAffected()
+		var count int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM exceptions WHERE id = ?`, n).Scan(&count); err != nil {
+			return err
+		}
+		switch {
+		case count == 0:
+			return fmt.Errorf("exception %q: %w", id, ErrNotFound)
+		case changed == 0:
+			return fmt.Errorf("exception %q: %w", id, ErrEnded)
+		}
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+	es, err := s.exceptions(ctx, `WHERE id = ?`, n)
+	if err != nil || len(es) == 0 {
+		return out, err
+	}
+	return es[0], nil
 }
 
 // AddDeploy records d and returns it with its ID.

@@ -26,8 +26,17 @@ type DeployConfig struct {
 	Policies []string `mapstructure:"policies"`
 	// ExceptionTTL is how long a recorded exception lets its version pass.
 	ExceptionTTL time.Duration `mapstructure:"exception_ttl"`
+	// Exceptions governs policy exceptions.
+	Exceptions ExceptionsConfig `mapstructure:"exceptions"`
 	// Watch configures the post-deploy watch.
 	Watch WatchConfig `mapstructure:"watch"`
+}
+
+// ExceptionsConfig is the `deploy.exceptions` section.
+type ExceptionsConfig struct {
+	// MaxTTL is the longest an exception may last (default 24h); a grant
+	// asking for longer is refused with 400.
+	MaxTTL time.Duration `mapstructure:"max_ttl"`
 }
 
 // WatchConfig is the `deploy.watch` section.
@@ -45,6 +54,12 @@ type WatchConfig struct {
 func (c DeployConfig) Validate() error {
 	if c.ExceptionTTL < 0 {
 		return errors.New("deploy.exception_ttl: must not be negative")
+	}
+	if c.Exceptions.MaxTTL < 0 {
+		return errors.New("deploy.exceptions.max_ttl: must not be negative")
+	}
+	if max := c.Exceptions.MaxTTL; max > 0 && c.ExceptionTTL > max {
+		return fmt.Errorf("deploy.exception_ttl: %s is longer than deploy.exceptions.max_ttl %s", c.ExceptionTTL, max)
 	}
 	if c.Watch.Window < 0 {
 		return errors.New("deploy.watch.window: must not be negative")
@@ -73,19 +88,21 @@ func (a *App) buildDeploy() error {
 	src := newGateSource(a.slo, a.alerting, a.openIncidents)
 	a.gateSrc.Store(src)
 	g, err := deploy.New(deploy.Options{
-		Policies:     deploy.NewPolicies(ps...),
-		Source:       src,
-		OnDeploy:     a.deployToTimelines,
-		OnRegression: a.regressionToTimelines,
-		History:      sloHistory{engine: a.slo},
-		WatchWindow:  a.opts.Deploy.Watch.Window,
-		WatchSpan:    a.opts.Deploy.Watch.Span,
-		Store:        store,
-		Token:        a.opts.APIToken,
-		ExceptionTTL: a.opts.Deploy.ExceptionTTL,
-		Appendable:   a.collector.Storage(),
-		Logger:       a.logger.With("component", "deploy"),
-		Registerer:   a.reg,
+		Policies:        deploy.NewPolicies(ps...),
+		Source:          src,
+		OnDeploy:        a.deployToTimelines,
+		OnRegression:    a.regressionToTimelines,
+		History:         sloHistory{engine: a.slo},
+		WatchWindow:     a.opts.Deploy.Watch.Window,
+		WatchSpan:       a.opts.Deploy.Watch.Span,
+		Store:           store,
+		Auth:            a.http.Auth(),
+		ExceptionTTL:    a.opts.Deploy.ExceptionTTL,
+		MaxExceptionTTL: a.opts.Deploy.Exceptions.MaxTTL,
+		OnException:     a.exceptionToTimelines,
+		Appendable:      a.collector.Storage(),
+		Logger:          a.logger.With("component", "deploy"),
+		Registerer:      a.reg,
 	})
 	if err != nil {
 		return err
@@ -140,6 +157,23 @@ func (a *App) deployToTimelines(ctx context.Context, d deploy.Deploy) {
 	}
 	if err := a.incidents.Record(ctx, d.Service, "deploy", "deploy", text); err != nil {
 		a.logger.Warn("deploy not added to incident timelines", "deploy", d.ID, "err", err)
+	}
+}
+
+// exceptionToTimelines adds a granted or revoked exception to the
+// timelines of the service's open incidents: who let which version
+// through, why, and until when.
+func (a *App) exceptionToTimelines(ctx context.Context, e deploy.Exception, revoked bool) {
+	if a.incidents == nil {
+		return
+	}
+	text := fmt.Sprintf("deploy gate: %s exception %s granted by %s for %s %s until %s: %s",
+		e.Kind, e.ID, e.Author, e.Service, e.Version, e.ExpiresAt.UTC().Format(time.RFC3339), e.Reason)
+	if revoked {
+		text = fmt.Sprintf("deploy gate: %s exception %s for %s %s revoked by %s", e.Kind, e.ID, e.Service, e.Version, e.RevokedBy)
+	}
+	if err := a.incidents.Record(ctx, e.Service, incidents.EventDeploy, "gate", text); err != nil {
+		a.logger.Warn("gate exception not added to incident timelines", "exception", e.ID, "err", err)
 	}
 }
 
