@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -78,6 +79,20 @@ func (a *App) buildDeploy() error {
 	}
 	ps, err := deploy.LoadPolicies(a.opts.Deploy.Policies)
 	if err != nil {
+		return fmt.Errorf("deploy.policies: %w", err)
+	}
+	var services []string
+	for _, slo := range a.slo.SLOs() {
+		svc := slo.Service
+		if svc == "" {
+			svc = slo.ID
+		}
+		if !slices.Contains(services, svc) {
+			services = append(services, svc)
+		}
+	}
+	sort.Strings(services)
+	if err := deploy.CheckPolicies(ps, services, sloengine.Windows); err != nil {
 		return fmt.Errorf("deploy.policies: %w", err)
 	}
 	store, err := deploy.OpenStore(context.Background(), filepath.Join(a.opts.DataDir, "deploy.db"))
