@@ -80,11 +80,28 @@ is over. In GitHub Actions the reasons also go to the job summary.`,
 				q.Set("version", version)
 			}
 			deadline := time.Now().Add(wait)
+			backoff := min(interval, time.Second)
 			for {
 				var d deploy.Decision
 				if err := c.do(ctx, http.MethodGet, "/api/v1/gate?"+q.Encode(), nil, &d); err != nil {
-					return exitError{gateError, err}
+					// Under --wait a transient failure (Burnrate restarting, a
+					// 503 from a proxy) is retried with backoff until the
+					// deadline; an answer that will not change (401, 404) is not.
+					left := time.Until(deadline)
+					if wait == 0 || left <= 0 || !transient(ctx, err) {
+						return exitError{gateError, err}
+					}
+					pause := min(backoff, left)
+					fmt.Fprintf(stderr, "gate: %v; retrying in %s (%s left)\n", err, pause.Round(time.Millisecond), left.Round(time.Second))
+					select {
+					case <-ctx.Done():
+						return exitError{gateError, errors.New("interrupted while waiting for the gate")}
+					case <-time.After(pause):
+					}
+					backoff = min(2*backoff, max(interval, time.Second), 30*time.Second)
+					continue
 				}
+				backoff = min(interval, time.Second)
 				code := gateCode(d.Decision, strict)
 				left := time.Until(deadline)
 				if code == gatePass || wait == 0 || left <= 0 {
@@ -120,6 +137,24 @@ is over. In GitHub Actions the reasons also go to the job summary.`,
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{gateError, err} })
 	cmd.AddCommand(newGateVerifyCmd(c, stdout, stderr))
 	return cmd
+}
+
+// transient reports whether asking again may get another answer: no
+// answer at all, a 5xx or a 429. Refusals (4xx) and a cancelled wait are
+// final.
+func transient(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		return false
+	}
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests
+	}
+	return true
 }
 
 func gateCode(o deploy.Outcome, strict bool) int {

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,4 +71,55 @@ func TestGateExitsOneWhenTheSLIsDataIsAbsent(t *testing.T) {
 	code, out, errOut := runGate(t, "--service", "checkout", "--url", srv.URL)
 	require.Equal(t, gateFail, code, "%s\n%s", out, errOut)
 	require.Contains(t, out, "SLO checkout-availability has no SLI data")
+}
+
+// TestGateWaitRetriesTransientErrors: under --wait a dropped connection
+// and a 503 are asked again with backoff, until the gate answers; a 404
+// is final.
+func TestGateWaitRetriesTransientErrors(t *testing.T) {
+	t.Setenv("GITHUB_STEP_SUMMARY", "")
+	gate := newStaticGate(t, staticSource{"checkout": {Service: "checkout", SLOs: []deploy.SLOState{{
+		ID: "checkout-availability", BudgetRemaining: 0.9, Coverage: 1, EvaluatedAt: time.Now(),
+		BurnRates: map[time.Duration]float64{5 * time.Minute: 0.2}}}}})
+	var mu sync.Mutex
+	calls := 0
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		switch n {
+		case 1: // the connection drops, as when Burnrate restarts
+			conn, _, err := w.(http.Hijacker).Hijack()
+			require.NoError(t, err)
+			_ = conn.Close()
+		case 2:
+			http.Error(w, "upstream restarting", http.StatusServiceUnavailable)
+		default:
+			httputil.NewSingleHostReverseProxy(mustURL(t, gate.URL)).ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(flaky.Close)
+
+	code, out, errOut := runGate(t, "--service", "checkout", "--url", flaky.URL, "--wait", "1m", "--interval", "50ms")
+	require.Equal(t, gatePass, code, "%s\n%s", out, errOut)
+	require.Contains(t, errOut, "retrying in 50ms")
+	require.Contains(t, errOut, "503 Service Unavailable: upstream restarting; retrying in 100ms")
+	mu.Lock()
+	require.Equal(t, 3, calls)
+	mu.Unlock()
+
+	code, _, errOut = runGate(t, "--service", "nope", "--url", gate.URL, "--wait", "1m", "--interval", "50ms")
+	require.Equal(t, gateError, code)
+	require.NotContains(t, errOut, "retrying", "an unknown service is final")
+
+	code, _, _ = runGate(t, "--service", "checkout", "--url", "http://127.0.0.1:1")
+	require.Equal(t, gateError, code, "without --wait the first error is final")
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	require.NoError(t, err)
+	return u
 }
