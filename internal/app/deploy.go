@@ -128,6 +128,12 @@ func (a *App) buildDeploy() error {
 		a.mount(p, h)
 	}
 	{
+		// The gate's index of SLO states, pages and incidents is rebuilt
+		// here, off the request path, after each engine evaluation and
+		// every second.
+		a.addRunner("deploy gate index", src.run)
+	}
+	{
 		// The post-deploy watch compares burn rates after each recent deploy
 		// with before it, and tells the incidents of a regression.
 		a.addRunner("deploy watch", func(ctx context.Context) error { return g.Watch(ctx, 15*time.Second) })
@@ -230,55 +236,82 @@ func (h sloHistory) Burn(ctx context.Context, service string, w time.Duration, a
 // Gate is the deploy gate (nil when no SLO engine runs).
 func (a *App) Gate() *deploy.Gate { return a.gate }
 
-// gateSource indexes the SLO engine's snapshot by service for the gate. The
-// index is rebuilt after each evaluation of the engine (invalidate), and
-// otherwise at most once a second for pages and incidents, so a pipeline
-// polling the gate at thousands of requests a second costs one rebuild a
-// second, and no query, and never reads an evaluation older than the
-// engine's latest.
+// gateSource indexes the SLO engine's snapshot by service for the gate, as
+// an immutable index swapped in whole: a reader loads a pointer and never
+// waits, not for an engine cycle, not for the incident lookup. The index
+// is rebuilt off the request path, after each evaluation of the engine
+// (invalidate) and every second for pages and incidents, so a pipeline
+// polling at thousands of requests a second costs no query and reads the
+// engine's latest evaluation within moments of it.
 type gateSource struct {
 	engine    *sloengine.Engine
 	alerts    *alerting.Manager
 	incidents func() (map[string][]deploy.OpenIncident, error)
 
-	mu       sync.Mutex
-	dirty    atomic.Bool
-	built    time.Time
+	idx     atomic.Pointer[gateIndex]
+	kick    chan struct{}
+	buildMu sync.Mutex // one rebuild at a time
+}
+
+// gateIndex is one immutable index: never written after it is stored.
+type gateIndex struct {
 	services []string
 	bySvc    map[string]deploy.Snapshot
 }
 
-const gateSourceTTL = time.Second
+// gateSourceEvery is how often the index is rebuilt without an
+// evaluation, for pages and incidents.
+const gateSourceEvery = time.Second
 
 func newGateSource(e *sloengine.Engine, m *alerting.Manager, incidents func() (map[string][]deploy.OpenIncident, error)) *gateSource {
-	return &gateSource{engine: e, alerts: m, incidents: incidents}
+	return &gateSource{engine: e, alerts: m, incidents: incidents, kick: make(chan struct{}, 1)}
+}
+
+func (s *gateSource) load() *gateIndex {
+	if idx := s.idx.Load(); idx != nil {
+		return idx
+	}
+	// Only before the first rebuild: build it on this request.
+	s.rebuild()
+	return s.idx.Load()
 }
 
 func (s *gateSource) Snapshot(service string) (deploy.Snapshot, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.refresh()
-	v, ok := s.bySvc[service]
+	v, ok := s.load().bySvc[service]
 	return v, ok
 }
 
-func (s *gateSource) Services() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.refresh()
-	return s.services
+func (s *gateSource) Services() []string { return s.load().services }
+
+// invalidate asks for a rebuild: the engine has evaluated.
+func (s *gateSource) invalidate() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
 }
 
-// invalidate makes the next read rebuild the index: the engine has
-// evaluated.
-func (s *gateSource) invalidate() { s.dirty.Store(true) }
-
-func (s *gateSource) refresh() {
-	now := time.Now()
-	if s.bySvc != nil && now.Sub(s.built) < gateSourceTTL && !s.dirty.Load() {
-		return
+// run rebuilds the index on every invalidate and every second until ctx
+// ends.
+func (s *gateSource) run(ctx context.Context) error {
+	t := time.NewTicker(gateSourceEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.kick:
+		case <-t.C:
+		}
+		s.rebuild()
 	}
-	s.dirty.Store(false)
+}
+
+// rebuild builds a new index from the engine, the alerts and the open
+// incidents, and swaps it in.
+func (s *gateSource) rebuild() {
+	s.buildMu.Lock()
+	defer s.buildMu.Unlock()
 	pages := s.firingPages()
 	open, err := s.incidents()
 	incErr := ""
@@ -305,12 +338,12 @@ func (s *gateSource) refresh() {
 		snap.SLOs = append(snap.SLOs, state)
 		by[svc] = snap
 	}
-	s.services = s.services[:0]
+	services := make([]string, 0, len(by))
 	for svc := range by {
-		s.services = append(s.services, svc)
+		services = append(services, svc)
 	}
-	sort.Strings(s.services)
-	s.bySvc, s.built = by, now
+	sort.Strings(services)
+	s.idx.Store(&gateIndex{services: services, bySvc: by})
 }
 
 // gateState is what the gate reads of one SLO status: windows with too few
