@@ -285,10 +285,12 @@ func Decide(p Policy, s Snapshot, now time.Time) Decision {
 		max, hasMax := p.MaxBurnRate[w]
 		warn, hasWarn := p.WarnBurnRate[w]
 		switch {
+		case !ok && len(missing) > 0:
+			// Reported under data above, naming the SLOs.
+		case !ok && len(quiet) > 0:
+			add(RuleBurnRate, Pass, "the %s window holds too few events to judge a burn rate (%s)", k, strings.Join(quiet, ", "))
 		case !ok:
-			if len(missing) == 0 {
-				add(RuleBurnRate, Pass, "the %s window holds too few events to judge a burn rate (%s)", k, strings.Join(quiet, ", "))
-			}
+			add(RuleBurnRate, p.OnStale, "the %s burn rate cannot be judged: no SLO of %s has SLI data", k, s.Service)
 		case hasMax && b > max:
 			add(RuleBurnRate, Fail, "the %s burn rate is %s, above the maximum of %s", k, fmtBurn(b), fmtBurn(max))
 		case hasWarn && b > warn:

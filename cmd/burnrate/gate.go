@@ -129,7 +129,7 @@ is over. In GitHub Actions the reasons also go to the job summary.`,
 	f.StringVar(&version, "version", "", "the version to deploy")
 	f.StringVar(&exception, "exception", "", "record a policy exception of this kind (p0, security) first")
 	f.StringVar(&reason, "reason", "", "why the exception is needed")
-	f.StringVar(&author, "author", "", "who records the exception (default: the current user)")
+	f.StringVar(&author, "author", "", "who grants the exception (default: the current user); with an API token, the token's name is recorded instead")
 	f.DurationVar(&wait, "wait", 0, "keep asking until the gate passes or this long has passed")
 	f.DurationVar(&interval, "interval", 15*time.Second, "how often --wait asks")
 	f.BoolVar(&asJSON, "json", false, "print the gate's JSON answer")
@@ -359,7 +359,7 @@ func newDeployCmd(stdout io.Writer) *cobra.Command {
 	mf.StringVar(&service, "service", "", "the deployed service (required)")
 	mf.StringVar(&version, "version", "", "the deployed version (required)")
 	mf.StringVar(&commit, "commit", "", "the commit deployed")
-	mf.StringVar(&author, "author", "", "who deployed (default: the current user)")
+	mf.StringVar(&author, "author", "", "who deployed (default: the current user); with an API token, the token's name is recorded instead")
 	mf.StringVar(&started, "started-at", "", "when the deploy started, RFC 3339 (default: now); the watch's baseline is the window before it, so mark after the rollout with the time it began")
 	mf.StringVar(&finished, "finished-at", "", "when it finished, RFC 3339")
 

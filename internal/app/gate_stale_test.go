@@ -148,6 +148,11 @@ func TestTheGateFailsClosedWhenTheSLIsDataStops(t *testing.T) {
 			require.Equal(t, http.StatusOK, code, "Argo reads the decision from a 200")
 			require.Equal(t, deploy.Fail, d.Decision, "checks: %+v", d.Checks)
 			require.Contains(t, strings.Join(d.Reasons, "\n"), "SLO checkout-requests-availability has no SLI data: its series are absent from the last 5m")
+			for _, c := range d.Checks {
+				if c.Rule == deploy.RuleBurnRate || c.Rule == deploy.RuleData {
+					require.NotEqual(t, deploy.Pass, c.Outcome, "no burn-rate or data rule passes on data that is not there: %+v", c)
+				}
+			}
 
 			code, _ = g.call(t, http.MethodPost, "/api/v1/gate?mode=status", flagger)
 			require.Equal(t, http.StatusForbidden, code, "Flagger's confirm hooks halt")
