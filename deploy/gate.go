@@ -196,6 +196,11 @@ func Decide(p Policy, s Snapshot, now time.Time) Decision {
 		if !math.IsNaN(slo.Coverage) {
 			coverage = math.Min(coverage, slo.Coverage)
 		}
+		if slo.Absent {
+			// Its longer windows still hold the data from before it
+			// stopped: no burn rate of it speaks for now.
+			continue
+		}
 		for w, b := range slo.BurnRates {
 			if cur, ok := burns[w]; !ok || b > cur {
 				burns[w] = b
