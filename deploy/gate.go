@@ -295,7 +295,7 @@ func Decide(p Policy, s Snapshot, now time.Time) Decision {
 		case !ok && len(quiet) > 0:
 			add(RuleBurnRate, Pass, "the %s window holds too few events to judge a burn rate (%s)", k, strings.Join(quiet, ", "))
 		case !ok:
-			add(RuleBurnRate, p.OnStale, "the %s burn rate cannot be judged: no SLO of %s has SLI data", k, s.Service)
+			add(RuleData, p.OnStale, "the %s burn-rate rule cannot be judged: no SLO of %s has SLI data", k, s.Service)
 		case hasMax && b > max:
 			add(RuleBurnRate, Fail, "the %s burn rate is %s, above the maximum of %s", k, fmtBurn(b), fmtBurn(max))
 		case hasWarn && b > warn:
