@@ -4,18 +4,24 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
 	"github.com/burnrate/burnrate/deploy"
+	"github.com/burnrate/burnrate/internal/testutil"
 )
 
 // staticSource answers the gate with fixed snapshots.
@@ -122,4 +128,74 @@ func mustURL(t *testing.T, s string) *url.URL {
 	u, err := url.Parse(s)
 	require.NoError(t, err)
 	return u
+}
+
+// TestTheBuiltGateFailsClosedWhenTrafficStopped runs the built binary and
+// remote-writes checkout's counters for the hour that ended 15 minutes ago
+// (longer than data_absent_for), then nothing: the gate fails naming the
+// absent SLI, `burnrate gate` exits 1, Flagger's status hook gets 403 and
+// its rollback hook does not roll back.
+func TestTheBuiltGateFailsClosedWhenTrafficStopped(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "checkout.yml"), fmt.Appendf(nil, gateSLOs, "checkout"), 0o600))
+	cfg := filepath.Join(dir, "burnrate.yml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+api_token: s3cret
+slos: [%s/checkout.yml]
+slo: {interval: 1s}
+collector: {otlp_listen: ""}
+`, dir)), 0o600))
+	p := startBinary(t, "serve", "--config", cfg, "--data-dir", filepath.Join(dir, "data"))
+	base := p.url(t)
+	testutil.WaitReady(t, base, 60*time.Second)
+
+	stopped := time.Now().Add(-15 * time.Minute)
+	var req prompb.WriteRequest
+	for _, code := range []string{"200", "500"} {
+		ts := prompb.TimeSeries{Labels: []prompb.Label{
+			{Name: "__name__", Value: "http_requests_total"}, {Name: "code", Value: code}, {Name: "service", Value: "checkout"}}}
+		share := 0.9999
+		if code == "500" {
+			share = 0.0001
+		}
+		for i := 240; i >= 0; i-- {
+			at := stopped.Add(-time.Duration(i) * 15 * time.Second)
+			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: at.UnixMilli(), Value: float64(240-i) * 15 * 100 * share})
+		}
+		req.Timeseries = append(req.Timeseries, ts)
+	}
+	raw, err := req.Marshal()
+	require.NoError(t, err)
+	hreq, err := http.NewRequest(http.MethodPost, base+"/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
+	require.NoError(t, err)
+	hreq.Header.Set("Content-Type", "application/x-protobuf")
+	hreq.Header.Set("Content-Encoding", "snappy")
+	hreq.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	hreq.Header.Set("Authorization", "Bearer s3cret")
+	resp, err := http.DefaultClient.Do(hreq)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Less(t, resp.StatusCode, 300)
+
+	env := []string{"BURNRATE_URL=" + base, "BURNRATE_API_TOKEN=s3cret", "GITHUB_STEP_SUMMARY="}
+	var out string
+	require.Eventually(t, func() bool {
+		var code int
+		code, out, _ = runBinary(t, env, "gate", "--service", "checkout")
+		return code == gateFail && strings.Contains(out, "has no SLI data")
+	}, 30*time.Second, 500*time.Millisecond, "the gate fails naming the absent SLI")
+	require.Contains(t, out, "SLO checkout-availability has no SLI data: its series are absent from the last 5m")
+
+	flagger := func(mode string) int {
+		r, err := http.NewRequest(http.MethodPost, base+"/api/v1/gate?mode="+mode,
+			strings.NewReader(`{"name":"checkout","namespace":"shop","phase":"Progressing","checksum":"6d4b9c"}`))
+		require.NoError(t, err)
+		r.Header.Set("Authorization", "Bearer s3cret")
+		resp, err := http.DefaultClient.Do(r)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusForbidden, flagger("status"), "Flagger's confirm hooks halt")
+	require.Equal(t, http.StatusForbidden, flagger("rollback"), "Flagger's rollback hook does not roll back on missing data")
 }
