@@ -177,3 +177,34 @@ func TestAnExceptionNeverOverridesMissingData(t *testing.T) {
 	_, body = f.do(t, "read-secret", "GET", "/api/v1/gate?service=checkout&version=v7", "")
 	require.Equal(t, deploy.Fail, decode[deploy.Decision](t, body).Decision, "nor stale data")
 }
+
+// FuzzExceptionRequest posts arbitrary bodies to the grant endpoint: the
+// answer is a 201 for a valid grant or a 4xx naming what is wrong, never
+// a 5xx or a panic, and an unknown field is never granted.
+func FuzzExceptionRequest(f *testing.F) {
+	for _, s := range []string{grantV7, `{}`, `{"service":"checkout","version":"v1","kind":"p0","reason":"x","ttl":"-1h"}`,
+		`{"service":"checkout","version":"v1","kind":"p0","reason":"x","ttl":"1h","extra":1}`, `[]`, `{"ttl":7}`, "\x00"} {
+		f.Add(s)
+	}
+	st, err := deploy.OpenStore(context.Background(), filepath.Join(f.TempDir(), "deploy.db"))
+	require.NoError(f, err)
+	f.Cleanup(func() { _ = st.Close() })
+	src := &source{snaps: map[string]deploy.Snapshot{}}
+	src.set("checkout", healthy("checkout-availability"))
+	g, err := deploy.New(deploy.Options{Policies: deploy.NewPolicies(), Source: src, Store: st, Now: func() time.Time { return t0 }})
+	require.NoError(f, err)
+	h := g.Handler()
+	f.Fuzz(func(t *testing.T, body string) {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/api/v1/gate/exceptions", strings.NewReader(body)))
+		switch w.Code {
+		case http.StatusCreated:
+			e := decode[deploy.Exception](t, w.Body.String())
+			require.LessOrEqual(t, e.ExpiresAt.Sub(e.CreatedAt), 24*time.Hour, "no grant outlives max_ttl")
+		case http.StatusBadRequest, http.StatusNotFound:
+			require.Contains(t, w.Body.String(), `"status":"error"`)
+		default:
+			t.Fatalf("%d for %q: %s", w.Code, body, w.Body.String())
+		}
+	})
+}
