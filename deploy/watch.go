@@ -242,6 +242,8 @@ func (g *Gate) Watch(ctx context.Context, interval time.Duration) error {
 		case <-t.C:
 		}
 		now := g.opts.Now()
+		// told holds the deploys that need no more verifying: told of, or
+		// whose watch ended without a regression.
 		for id, at := range told {
 			if now.Sub(at) > 2*g.opts.WatchSpan {
 				delete(told, id)
@@ -262,6 +264,10 @@ func (g *Gate) Watch(ctx context.Context, interval time.Duration) error {
 				continue
 			}
 			if v.Verdict != Rollback {
+				if v.SupersededBy != nil || !now.Before(d.StartedAt.Add(g.opts.WatchSpan)) {
+					// Its watch is over: the verdict no longer changes.
+					told[d.ID] = d.StartedAt
+				}
 				continue
 			}
 			told[d.ID] = d.StartedAt
