@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/expr-lang/expr"
 	"github.com/stretchr/testify/require"
@@ -155,8 +156,9 @@ func TestArgoRolloutsTemplateReadsTheGateDecision(t *testing.T) {
 		result string
 	}{
 		{"a pass is Successful", func(*deploy.SLOState) {}, phaseSuccessful, "pass"},
-		{"a warn is Successful", func(s *deploy.SLOState) { s.BudgetRemaining = 0.05 }, phaseSuccessful, "warn"},
+		{"a warn is Inconclusive: Argo pauses for a person", func(s *deploy.SLOState) { s.BudgetRemaining = 0.05 }, phaseInconclusive, "warn"},
 		{"a fail is Failed, not an Error", func(s *deploy.SLOState) { s.BudgetRemaining = -1 }, phaseFailed, "fail"},
+		{"absent SLI data is Failed, never Successful", func(s *deploy.SLOState) { s.Absent = true }, phaseFailed, "fail"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,6 +178,23 @@ func TestArgoRolloutsTemplateReadsTheGateDecision(t *testing.T) {
 			require.Equal(t, tc.result, result)
 		})
 	}
+	// strict=true turns a warning into a fail in the decision Argo reads.
+	t.Run("strict=true makes a warn Failed", func(t *testing.T) {
+		s := healthy("checkout-availability")
+		s.BudgetRemaining = 0.05
+		f.src.set("checkout", s)
+		req, err := http.NewRequest(http.MethodGet, url+"&strict=true", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		phase, result := argoMeasure(t, resp, m.Provider.Web.JSONPath, m.SuccessCondition, m.FailureCondition)
+		require.Equal(t, phaseFailed, phase)
+		require.Equal(t, "fail", result)
+	})
+	require.Contains(t, string(raw), "inconclusiveLimit: 0", "the first Inconclusive pauses the rollout")
+
 	// Without the token the measurement is an Error, which Argo retries
 	// (consecutiveErrorLimit) instead of failing the rollout.
 	resp, err := http.Get(url)
@@ -257,4 +276,82 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestFlaggersRollbackHookRollsBackOnlyForWhatTheCanaryCaused drives the
+// example canary's rollback hook through a canary's life: Flagger rolls
+// back on any 2xx, so stale data, a freeze that opened mid-canary and an
+// incident open before it started must answer non-2xx; a burn rate or a
+// budget that turns bad during the canary must answer 200.
+func TestFlaggersRollbackHookRollsBackOnlyForWhatTheCanaryCaused(t *testing.T) {
+	raw, err := os.ReadFile("../docs/examples/flagger-canary.yaml")
+	require.NoError(t, err)
+	var canary struct {
+		Spec struct {
+			Analysis struct {
+				Webhooks []flaggerWebhook `yaml:"webhooks"`
+			} `yaml:"analysis"`
+		} `yaml:"spec"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &canary))
+	var rollback flaggerWebhook
+	for _, h := range canary.Spec.Analysis.Webhooks {
+		if h.Type == "rollback" {
+			rollback = h
+		}
+	}
+	require.NotEmpty(t, rollback.URL)
+
+	p := deploy.DefaultPolicy()
+	p.Service = "checkout"
+	p.MaxBurnRate = map[time.Duration]float64{5 * time.Minute: 14.4}
+	ps, err := deploy.ParsePolicies("p.yml", []byte(`
+policies:
+  - service: x
+    freeze_windows:
+      - {name: release freeze, timezone: UTC, from: "2026-12-01 12:10", to: "2026-12-01 13:00"}
+`))
+	require.NoError(t, err)
+	p.FreezeWindows = ps[0].FreezeWindows
+
+	with := func(f func(*deploy.SLOState)) deploy.SLOState {
+		s := healthy("checkout-availability")
+		f(&s)
+		return s
+	}
+	steps := []struct {
+		name     string
+		after    time.Duration // since the canary started at t0
+		snap     deploy.Snapshot
+		rollback bool
+	}{
+		{name: "a canary starting while a SEV2 incident is open is not rolled back", after: 0,
+			snap: deploy.Snapshot{Service: "checkout", SLOs: []deploy.SLOState{healthy("checkout-availability")},
+				Incidents: []deploy.OpenIncident{{ID: "3", Severity: "SEV2", Title: "old trouble"}}}},
+		{name: "stale data rolls nothing back", after: 2 * time.Minute,
+			snap: deploy.Snapshot{Service: "checkout", SLOs: []deploy.SLOState{with(func(s *deploy.SLOState) { s.Absent = true })}}},
+		{name: "a freeze window that opens mid-canary rolls nothing back", after: 11 * time.Minute,
+			snap: deploy.Snapshot{Service: "checkout", SLOs: []deploy.SLOState{healthy("checkout-availability")}}},
+		{name: "a burn rate the canary raised above the maximum rolls it back", after: 12 * time.Minute, rollback: true,
+			snap: deploy.Snapshot{Service: "checkout", SLOs: []deploy.SLOState{with(func(s *deploy.SLOState) { s.BurnRates[5*time.Minute] = 30 })}}},
+		{name: "a budget the canary spent rolls it back", after: 13 * time.Minute, rollback: true,
+			snap: deploy.Snapshot{Service: "checkout", SLOs: []deploy.SLOState{with(func(s *deploy.SLOState) { s.BudgetRemaining = -0.1 })}}},
+	}
+	f := newGate(t, "", p)
+	for _, st := range steps {
+		f.now = t0.Add(st.after)
+		for i := range st.snap.SLOs {
+			st.snap.SLOs[i].EvaluatedAt = f.now.Add(-5 * time.Second)
+		}
+		f.src.mu.Lock()
+		f.src.snaps["checkout"] = st.snap
+		f.src.mu.Unlock()
+		require.Equal(t, st.rollback, flaggerCall(t, f.srv.URL, rollback), st.name)
+	}
+
+	// A canary that starts with the burn rate already above the maximum
+	// did not cause it.
+	g := newGate(t, "", p)
+	g.src.set("checkout", with(func(s *deploy.SLOState) { s.BurnRates[5*time.Minute] = 30 }))
+	require.False(t, flaggerCall(t, g.srv.URL, rollback), "a burn rate that was above the maximum before the canary")
 }

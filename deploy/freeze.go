@@ -8,10 +8,14 @@ import (
 
 // FreezeWindow is a span of calendar time in which deploys fail: weekly
 // (from a weekday and wall-clock time to another, "Fri 16:00" to
-// "Mon 08:00") or one-off (from one local date-time to another). Times are
-// wall-clock times in the window's IANA zone, so a weekly window starts at
-// 16:00 local time in summer and in winter alike; across a DST change the
-// window is an hour shorter or longer in absolute time.
+// "Mon 08:00") or one-off (from one local date-time to another). Each
+// instant is judged in its own local time, as Alertmanager's
+// time_intervals judge it: the instant is frozen when the wall clock of
+// the window's IANA zone, at that instant, reads a time inside the window.
+// So a weekly window starts at 16:00 local time in summer and in winter
+// alike; a window starting in the hour DST skips starts when the clocks
+// jump; the hour DST repeats is judged each time it passes; and no
+// instant is ever built from a local midnight that may not exist.
 type FreezeWindow struct {
 	Name     string
 	Location *time.Location
@@ -23,59 +27,40 @@ type FreezeWindow struct {
 	From, To time.Time
 }
 
-// Active returns the window's current span containing t, if t lies in one.
+const week = 7 * 24 * time.Hour
+
+// civil is the wall-clock reading of t in its location, as a time in UTC:
+// calendar arithmetic on it never meets a DST change.
+func civil(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
+}
+
+// Active reports whether t lies in the window and, if so, the wall-clock
+// start and end of the span that holds it (for messages; in the window's
+// zone, as civil times tagged with it).
 func (f FreezeWindow) Active(t time.Time) (start, end time.Time, ok bool) {
-	lt := t.In(f.Location)
+	now := civil(t.In(f.Location))
 	if !f.Weekly {
-		start, end = wall(f.From, f.Location), wall(f.To, f.Location)
-		return start, end, !lt.Before(start) && lt.Before(end)
+		from, to := civil(f.From), civil(f.To)
+		return f.local(from), f.local(to), !now.Before(from) && now.Before(to)
 	}
-	// The latest start at or before t, then the first end after it.
-	midnight := time.Date(lt.Year(), lt.Month(), lt.Day(), 0, 0, 0, 0, f.Location)
-	back := (int(lt.Weekday()) - int(f.StartDay) + 7) % 7
-	start = at(midnight.AddDate(0, 0, -back), f.StartClock, f.Location, false)
-	if start.After(lt) {
-		start = at(midnight.AddDate(0, 0, -back-7), f.StartClock, f.Location, false)
+	// The position in the local week, from Sunday 00:00 wall-clock time.
+	sunday := time.Date(now.Year(), now.Month(), now.Day()-int(now.Weekday()), 0, 0, 0, 0, time.UTC)
+	pos := now.Sub(sunday)
+	s := time.Duration(f.StartDay)*24*time.Hour + f.StartClock
+	e := time.Duration(f.EndDay)*24*time.Hour + f.EndClock
+	length := (e - s + week) % week
+	since := (pos - s + week) % week // how long ago the latest start was
+	if since >= length {
+		return time.Time{}, time.Time{}, false
 	}
-	sm := time.Date(start.Year(), start.Month(), start.Day(), 0, 0, 0, 0, f.Location)
-	fwd := (int(f.EndDay) - int(f.StartDay) + 7) % 7
-	end = at(sm.AddDate(0, 0, fwd), f.EndClock, f.Location, true)
-	if !end.After(start) {
-		end = at(sm.AddDate(0, 0, fwd+7), f.EndClock, f.Location, true)
-	}
-	return start, end, lt.Before(end)
+	from := now.Add(-since).Truncate(time.Minute)
+	return f.local(from), f.local(from.Add(length)), true
 }
 
-// at is the instant of wall-clock time clock on the local day of midnight.
-// A time that occurs twice (the hour repeated when DST ends) resolves to its
-// first occurrence, or its last when last is set; a time that DST skips
-// resolves to the instant the clocks jump. So a window never loses the
-// wall-clock span it names.
-func at(midnight time.Time, clock time.Duration, loc *time.Location, last bool) time.Time {
-	h, m := int(clock/time.Hour), int(clock%time.Hour/time.Minute)
-	t := time.Date(midnight.Year(), midnight.Month(), midnight.Day(), h, m, 0, 0, loc)
-	if t.Hour() != h || t.Minute() != m {
-		// Skipped: t lies beside the gap, in one of its two zones.
-		start, end := t.ZoneBounds()
-		if t.Hour()*60+t.Minute() > h*60+m {
-			return start
-		}
-		return end
-	}
-	for _, shift := range []time.Duration{30 * time.Minute, time.Hour} {
-		for _, c := range []time.Time{t.Add(-shift), t.Add(shift)} {
-			if c.Hour() == h && c.Minute() == m && c.Day() == t.Day() {
-				if (last && c.After(t)) || (!last && c.Before(t)) {
-					t = c
-				}
-			}
-		}
-	}
-	return t
-}
-
-func wall(t time.Time, loc *time.Location) time.Time {
-	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), 0, 0, loc)
+// local names a civil time in the window's zone, for messages only.
+func (f FreezeWindow) local(c time.Time) time.Time {
+	return time.Date(c.Year(), c.Month(), c.Day(), c.Hour(), c.Minute(), 0, 0, f.Location)
 }
 
 type specError struct{ field, reason string }

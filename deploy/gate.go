@@ -9,6 +9,7 @@ package deploy
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -36,6 +37,15 @@ type SLOState struct {
 	// InsufficientData is set while the period holds too little data for
 	// a budget figure (its first minutes).
 	InsufficientData bool
+	// NoData lists the windows over which the SLI's series do not exist
+	// (the query had no result), as opposed to existing without traffic.
+	NoData map[time.Duration]bool
+	// LowTraffic lists the windows whose event count is too low to trust
+	// a burn rate (an idle night): known to be quiet, not missing.
+	LowTraffic map[time.Duration]bool
+	// Absent is set when an SLI that had traffic in the period has no
+	// series in its shortest window: the condition SLODataAbsent fires on.
+	Absent bool
 	// PageFiring lists the page alerts of this SLO that fire.
 	PageFiring []string
 }
@@ -52,6 +62,9 @@ type Snapshot struct {
 	Service   string
 	SLOs      []SLOState
 	Incidents []OpenIncident
+	// IncidentsErr is set when the open incidents could not be listed: the
+	// incident freeze cannot be judged, which is not the same as none.
+	IncidentsErr string
 }
 
 // Source gives the gate its snapshots; it must answer from memory.
@@ -65,7 +78,9 @@ type Source interface {
 
 // Check is one rule of the policy, as applied.
 type Check struct {
-	Rule    string  `json:"rule"`
+	Rule string `json:"rule"`
+	// Window is the burn-rate window of a burn_rate check.
+	Window  string  `json:"window,omitempty"`
 	Outcome Outcome `json:"outcome"`
 	Message string  `json:"message"`
 }
@@ -114,40 +129,64 @@ func (f *jsonFloat) UnmarshalJSON(b []byte) error {
 	return err
 }
 
+// Rules of the policy, as Check.Rule names them.
+const (
+	RuleData     = "data"
+	RuleCoverage = "coverage"
+	RuleBudget   = "budget"
+	RuleBurnRate = "burn_rate"
+	RuleFreeze   = "freeze"
+	RuleIncident = "incident"
+)
+
 // Decide applies policy p to snapshot s at now. It is pure: the same
-// inputs give the same decision.
+// inputs give the same decision. Every rule of the policy appears in
+// Checks with its outcome, passes included; data a rule needs that is
+// missing (an absent SLI, a window without series, an incident lookup
+// that failed) answers p.OnStale and says what is missing, never pass.
 func Decide(p Policy, s Snapshot, now time.Time) Decision {
 	d := Decision{Service: s.Service, Decision: Pass, Policy: p.Source, BurnRates: map[string]float64{},
 		BudgetRemaining: jsonFloat(math.NaN()), Coverage: jsonFloat(math.NaN()), Reasons: []string{}, Checks: []Check{}}
+	window := ""
 	add := func(rule string, o Outcome, format string, args ...any) {
 		msg := fmt.Sprintf(format, args...)
-		d.Checks = append(d.Checks, Check{Rule: rule, Outcome: o, Message: msg})
+		c := Check{Rule: rule, Outcome: o, Message: msg}
+		if rule == RuleBurnRate {
+			c.Window = window
+		}
+		d.Checks = append(d.Checks, c)
 		d.Decision = worse(d.Decision, o)
 		if o != Pass {
 			d.Reasons = append(d.Reasons, msg)
 		}
 	}
 
-	// Data first: a decision on stale or failing data is no decision.
+	// Data first: a decision on stale, failing or absent data is no decision.
 	budget, coverage := math.Inf(1), math.Inf(1)
 	var young []string
 	burns := map[time.Duration]float64{}
 	var oldest time.Time
 	stale := false
+	var usable []SLOState
 	for _, slo := range s.SLOs {
 		if oldest.IsZero() || slo.EvaluatedAt.Before(oldest) {
 			oldest = slo.EvaluatedAt
 		}
 		if slo.Error != "" {
-			add("data", p.OnStale, "SLO %s cannot be evaluated: %s", slo.ID, slo.Error)
+			add(RuleData, p.OnStale, "SLO %s cannot be evaluated: %s", slo.ID, slo.Error)
 			stale = true
 			continue
 		}
 		if slo.EvaluatedAt.IsZero() {
-			add("data", p.OnStale, "SLO %s has not been evaluated yet", slo.ID)
+			add(RuleData, p.OnStale, "SLO %s has not been evaluated yet", slo.ID)
 			stale = true
 			continue
 		}
+		if slo.Absent {
+			add(RuleData, p.OnStale, "SLO %s has no SLI data: its series are absent from the last %s (SLODataAbsent)", slo.ID, shortestWindow(slo))
+			stale = true
+		}
+		usable = append(usable, slo)
 		if slo.InsufficientData {
 			young = append(young, slo.ID)
 		}
@@ -156,6 +195,11 @@ func Decide(p Policy, s Snapshot, now time.Time) Decision {
 		}
 		if !math.IsNaN(slo.Coverage) {
 			coverage = math.Min(coverage, slo.Coverage)
+		}
+		if slo.Absent {
+			// Its longer windows still hold the data from before it
+			// stopped: no burn rate of it speaks for now.
+			continue
 		}
 		for w, b := range slo.BurnRates {
 			if cur, ok := burns[w]; !ok || b > cur {
@@ -171,13 +215,16 @@ func Decide(p Policy, s Snapshot, now time.Time) Decision {
 		age := now.Sub(oldest)
 		d.DataAge = math.Round(age.Seconds()*1000) / 1000
 		if age > p.MaxDataAge && !stale {
-			add("data", p.OnStale, "the newest SLO data is %s old, more than the %s the policy allows", roundDur(age), p.MaxDataAge)
+			add(RuleData, p.OnStale, "the newest SLO data is %s old, more than the %s the policy allows", roundDur(age), p.MaxDataAge)
 			stale = true
 		}
 	}
 	if len(s.SLOs) == 0 {
-		add("data", p.OnStale, "service %s has no SLO to judge a deploy by", s.Service)
+		add(RuleData, p.OnStale, "service %s has no SLO to judge a deploy by", s.Service)
 		stale = true
+	}
+	if !stale {
+		add(RuleData, Pass, "every SLO of %s was evaluated %s ago, with SLI data", s.Service, roundDur(now.Sub(oldest)))
 	}
 	if !math.IsInf(budget, 1) {
 		d.BudgetRemaining = jsonFloat(budget)
@@ -189,47 +236,77 @@ func Decide(p Policy, s Snapshot, now time.Time) Decision {
 	// Budget, trusted only when the period holds enough data.
 	lowCoverage := p.MinCoverage > 0 && !math.IsInf(coverage, 1) && coverage < p.MinCoverage
 	if lowCoverage {
-		add("coverage", p.OnLowCoverage, "data covers %s of the period, less than the %s the policy needs to trust the budget", pct(coverage), pct(p.MinCoverage))
+		add(RuleCoverage, p.OnLowCoverage, "data covers %s of the period, less than the %s the policy needs to trust the budget", pct(coverage), pct(p.MinCoverage))
 	}
 	if len(young) > 0 {
-		add("coverage", p.OnLowCoverage, "the period of %s holds too little data yet to judge its budget", strings.Join(young, ", "))
+		add(RuleCoverage, p.OnLowCoverage, "the period of %s holds too little data yet to judge its budget", strings.Join(young, ", "))
+	}
+	if !lowCoverage && len(young) == 0 && !math.IsInf(coverage, 1) && p.MinCoverage > 0 {
+		add(RuleCoverage, Pass, "data covers %s of the period (minimum %s)", pct(coverage), pct(p.MinCoverage))
 	}
 	switch {
 	case math.IsInf(budget, 1):
 		if !stale && len(young) == 0 {
-			add("budget", p.OnStale, "no SLO of %s reports its remaining budget", s.Service)
+			add(RuleBudget, p.OnStale, "no SLO of %s reports its remaining budget", s.Service)
 		}
 	case budget < p.MinBudgetRemaining || budget <= 0:
-		add("budget", Fail, "error budget remaining %s is below the policy minimum of %s", pct(budget), pct(p.MinBudgetRemaining))
+		add(RuleBudget, Fail, "error budget remaining %s is below the policy minimum of %s", pct(budget), pct(p.MinBudgetRemaining))
 	case p.WarnBudgetRemaining > 0 && budget < p.WarnBudgetRemaining:
-		add("budget", Warn, "error budget remaining %s is below the warning level of %s", pct(budget), pct(p.WarnBudgetRemaining))
+		add(RuleBudget, Warn, "error budget remaining %s is below the warning level of %s", pct(budget), pct(p.WarnBudgetRemaining))
 	default:
-		add("budget", Pass, "error budget remaining %s (minimum %s)", pct(budget), pct(p.MinBudgetRemaining))
+		add(RuleBudget, Pass, "error budget remaining %s (minimum %s)", pct(budget), pct(p.MinBudgetRemaining))
 	}
 
-	// Burn rates, worst window first.
-	burnRule := func(limits map[time.Duration]float64, o Outcome, level string) bool {
-		windows := make([]time.Duration, 0, len(limits))
-		for w := range limits {
-			windows = append(windows, w)
-		}
-		slices.Sort(windows)
-		hit := false
-		for _, w := range windows {
-			k := model.Duration(w).String()
-			b, ok := d.BurnRates[k]
-			if !ok {
-				continue
-			}
-			if b > limits[w] {
-				add("burn_rate", o, "the %s burn rate is %s, above the %s of %s", k, fmtBurn(b), level, fmtBurn(limits[w]))
-				hit = true
-			}
-		}
-		return hit
+	// Burn rates, shortest window first: a window a rule names must hold
+	// data for every SLO, else the rule cannot be judged.
+	windows := map[time.Duration]bool{}
+	for w := range p.MaxBurnRate {
+		windows[w] = true
 	}
-	if !burnRule(p.MaxBurnRate, Fail, "maximum") {
-		burnRule(p.WarnBurnRate, Warn, "warning level")
+	for w := range p.WarnBurnRate {
+		windows[w] = true
+	}
+	for _, w := range slices.Sorted(maps.Keys(windows)) {
+		k := model.Duration(w).String()
+		var missing, quiet []string
+		for _, slo := range usable {
+			_, has := slo.BurnRates[w]
+			switch {
+			case slo.Absent:
+				// Reported once above.
+			case slo.NoData[w]:
+				missing = append(missing, slo.ID)
+			case slo.LowTraffic[w]:
+				quiet = append(quiet, slo.ID)
+			case !has:
+				missing = append(missing, slo.ID)
+			}
+		}
+		if len(missing) > 0 {
+			add(RuleData, p.OnStale, "no SLI data over the %s window for %s: the %s burn-rate rule cannot be judged", k, strings.Join(missing, ", "), k)
+		}
+		window = k
+		b, ok := d.BurnRates[k]
+		max, hasMax := p.MaxBurnRate[w]
+		warn, hasWarn := p.WarnBurnRate[w]
+		switch {
+		case !ok && len(missing) > 0:
+			// Reported under data above, naming the SLOs.
+		case !ok && len(quiet) > 0:
+			add(RuleBurnRate, Pass, "the %s window holds too few events to judge a burn rate (%s)", k, strings.Join(quiet, ", "))
+		case !ok:
+			add(RuleData, p.OnStale, "the %s burn-rate rule cannot be judged: no SLO of %s has SLI data", k, s.Service)
+		case hasMax && b > max:
+			add(RuleBurnRate, Fail, "the %s burn rate is %s, above the maximum of %s", k, fmtBurn(b), fmtBurn(max))
+		case hasWarn && b > warn:
+			add(RuleBurnRate, Warn, "the %s burn rate is %s, above the warning level of %s", k, fmtBurn(b), fmtBurn(warn))
+		default:
+			limit := max
+			if !hasMax {
+				limit = warn
+			}
+			add(RuleBurnRate, Pass, "the %s burn rate is %s (limit %s)", k, fmtBurn(b), fmtBurn(limit))
+		}
 	}
 
 	// Freezes.
@@ -240,21 +317,67 @@ func Decide(p Policy, s Snapshot, now time.Time) Decision {
 		}
 		sort.Strings(pages)
 		if len(pages) > 0 {
-			add("freeze", Fail, "page alert firing: %s", strings.Join(slices.Compact(pages), ", "))
+			add(RuleFreeze, Fail, "page alert firing: %s", strings.Join(slices.Compact(pages), ", "))
+		} else {
+			add(RuleFreeze, Pass, "no page alert of %s fires", s.Service)
 		}
 	}
-	for _, inc := range s.Incidents {
-		if slices.Contains(p.FreezeOnIncident, strings.ToUpper(inc.Severity)) {
-			add("freeze", Fail, "%s incident %s is open: %s", strings.ToUpper(inc.Severity), inc.ID, inc.Title)
+	if len(p.FreezeOnIncident) > 0 {
+		frozen := false
+		for _, inc := range s.Incidents {
+			if slices.Contains(p.FreezeOnIncident, strings.ToUpper(inc.Severity)) {
+				add(RuleIncident, Fail, "%s incident %s is open: %s", strings.ToUpper(inc.Severity), inc.ID, inc.Title)
+				frozen = true
+			}
+		}
+		switch {
+		case s.IncidentsErr != "":
+			add(RuleIncident, p.OnStale, "the open incidents of %s are unknown: %s", s.Service, s.IncidentsErr)
+		case !frozen:
+			add(RuleIncident, Pass, "no %s incident of %s is open", strings.Join(p.FreezeOnIncident, " or "), s.Service)
 		}
 	}
 	for _, fw := range p.FreezeWindows {
 		if start, end, ok := fw.Active(now); ok {
-			add("freeze", Fail, "deploy freeze %q from %s until %s", fw.Name,
+			add(RuleFreeze, Fail, "deploy freeze %q from %s until %s", fw.Name,
 				start.Format("Mon 2006-01-02 15:04 MST"), end.Format("Mon 2006-01-02 15:04 MST"))
+		} else {
+			add(RuleFreeze, Pass, "outside deploy freeze %q", fw.Name)
 		}
 	}
 	return d
+}
+
+// shortestWindow names the shortest window an SLO reports on.
+func shortestWindow(s SLOState) string {
+	var w time.Duration
+	for _, m := range []map[time.Duration]bool{s.NoData, s.LowTraffic} {
+		for k := range m {
+			if w == 0 || k < w {
+				w = k
+			}
+		}
+	}
+	for k := range s.BurnRates {
+		if w == 0 || k < w {
+			w = k
+		}
+	}
+	if w == 0 {
+		return "window"
+	}
+	return model.Duration(w).String()
+}
+
+// dataMissing reports whether the decision rests on missing, stale or
+// failing data: no exception overrides that.
+func (d Decision) dataMissing() bool {
+	for _, c := range d.Checks {
+		if c.Rule == RuleData && c.Outcome != Pass {
+			return true
+		}
+	}
+	return false
 }
 
 // applyException turns a failed (or warned) decision into a pass, keeping
@@ -262,6 +385,10 @@ func Decide(p Policy, s Snapshot, now time.Time) Decision {
 func (d *Decision) applyException(e *Exception) {
 	d.Exception = e
 	if d.Decision == Pass {
+		return
+	}
+	if d.dataMissing() {
+		d.Reasons = append(d.Reasons, fmt.Sprintf("%s exception %s does not override missing or stale data", e.Kind, e.ID))
 		return
 	}
 	d.Would = d.Decision

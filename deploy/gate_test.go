@@ -67,6 +67,39 @@ func TestDecisionsFollowEveryPolicyRule(t *testing.T) {
 			snap: deploy.Snapshot{Service: "checkout", SLOs: []deploy.SLOState{healthy("a")},
 				Incidents: []deploy.OpenIncident{{ID: "7", Severity: "sev2", Title: "carts fail"}}},
 			reason: "SEV2 incident 7 is open: carts fail"},
+		{name: "an SLI whose series are absent fails, naming the SLO", want: deploy.Fail,
+			snap: snap(healthy("a"), with(func(s *deploy.SLOState) {
+				delete(s.BurnRates, 5*time.Minute)
+				s.NoData = map[time.Duration]bool{5 * time.Minute: true}
+				s.Absent = true
+			})),
+			reason: "SLO checkout-availability has no SLI data: its series are absent from the last 5m"},
+		{name: "a window a burn-rate rule needs without series fails, naming the window", want: deploy.Fail,
+			snap: snap(with(func(s *deploy.SLOState) {
+				delete(s.BurnRates, time.Hour)
+				s.NoData = map[time.Duration]bool{time.Hour: true}
+			})),
+			reason: "no SLI data over the 1h window for checkout-availability: the 1h burn-rate rule cannot be judged"},
+		{name: "a window a burn-rate rule needs that the engine does not evaluate fails", want: deploy.Fail,
+			snap:   snap(with(func(s *deploy.SLOState) { delete(s.BurnRates, time.Hour) })),
+			reason: "no SLI data over the 1h window"},
+		{name: "missing data warns when the policy says on_stale: warn", want: deploy.Warn,
+			policy: func(p *deploy.Policy) { p.OnStale = deploy.Warn },
+			snap: snap(with(func(s *deploy.SLOState) {
+				delete(s.BurnRates, time.Hour)
+				s.NoData = map[time.Duration]bool{time.Hour: true}
+			}))},
+		{name: "a quiet window (series present, too few events) is known, not missing", want: deploy.Pass,
+			snap: snap(with(func(s *deploy.SLOState) {
+				delete(s.BurnRates, time.Hour)
+				s.LowTraffic = map[time.Duration]bool{time.Hour: true}
+			}))},
+		{name: "a failed lookup of open incidents is no pass", want: deploy.Fail,
+			snap:   deploy.Snapshot{Service: "checkout", SLOs: []deploy.SLOState{healthy("a")}, IncidentsErr: "database is locked"},
+			reason: "the open incidents of checkout are unknown: database is locked"},
+		{name: "a failed lookup of open incidents does not matter to a policy without an incident freeze", want: deploy.Pass,
+			policy: func(p *deploy.Policy) { p.FreezeOnIncident = nil },
+			snap:   deploy.Snapshot{Service: "checkout", SLOs: []deploy.SLOState{healthy("a")}, IncidentsErr: "database is locked"}},
 		{name: "an open SEV3 incident does not", want: deploy.Pass,
 			snap: deploy.Snapshot{Service: "checkout", SLOs: []deploy.SLOState{healthy("a")},
 				Incidents: []deploy.OpenIncident{{ID: "8", Severity: "SEV3"}}}},
@@ -96,11 +129,14 @@ func TestDecisionsFollowEveryPolicyRule(t *testing.T) {
 			// 20 minutes at 1% errors on a 30d 99.9% SLO: the honest budget
 			// spent is 0.01 x (20m / 30d) / 0.001 = 0.46%, so 99.54% remains.
 			name: "a young period at 1% errors still passes a 50%-remaining rule", want: deploy.Pass,
-			policy: func(p *deploy.Policy) { p.MinBudgetRemaining, p.WarnBudgetRemaining, p.MinCoverage = 0.5, 0, 0 },
+			policy: func(p *deploy.Policy) {
+				p.MinBudgetRemaining, p.WarnBudgetRemaining, p.MinCoverage = 0.5, 0, 0
+				p.WarnBurnRate = nil // its 1h burn rate is 10: the young period is about the budget
+			},
 			snap: snap(with(func(s *deploy.SLOState) {
 				s.Coverage = (20 * time.Minute).Hours() / (30 * 24)
 				s.BudgetRemaining = 1 - 0.01*s.Coverage/0.001
-				s.BurnRates = map[time.Duration]float64{5 * time.Minute: 10}
+				s.BurnRates = map[time.Duration]float64{5 * time.Minute: 10, time.Hour: 10}
 			})),
 		},
 	}
@@ -137,6 +173,23 @@ func contains(s, sub string) bool {
 		}
 	}
 	return false
+}
+
+func TestAPassingDecisionListsEveryRule(t *testing.T) {
+	p := deploy.DefaultPolicy()
+	p.MinCoverage = 0.1
+	p.MaxBurnRate = map[time.Duration]float64{5 * time.Minute: 14.4, time.Hour: 6}
+	p.WarnBurnRate = map[time.Duration]float64{time.Hour: 2}
+	p.FreezeWindows = []deploy.FreezeWindow{freeze(t, "UTC", "Sat 00:00", "Mon 00:00").FreezeWindows[0]}
+	d := deploy.Decide(p, snap(healthy("a")), t0)
+	require.Equal(t, deploy.Pass, d.Decision, "reasons: %v", d.Reasons)
+	var rules []string
+	for _, c := range d.Checks {
+		require.Equal(t, deploy.Pass, c.Outcome, c.Message)
+		rules = append(rules, c.Rule)
+	}
+	require.Equal(t, []string{"data", "coverage", "budget", "burn_rate", "burn_rate", "freeze", "incident", "freeze"}, rules)
+	require.Equal(t, "the 1h burn rate is 0.4 (limit 6)", d.Checks[4].Message)
 }
 
 func TestDecisionSummarisesTheServiceWorstCase(t *testing.T) {
@@ -190,10 +243,10 @@ func TestFreezeWindowsFollowWallClockAcrossDST(t *testing.T) {
 		// New York springs forward on 2026-03-08 at 02:00: 02:30 does not
 		// exist that night, so the freeze ends when the clocks jump (03:00 EDT).
 		{"a New York freeze ending in the skipped hour ends at the jump", "America/New_York", "Sat 22:00", "Sun 02:30", "2026-03-08 03:00", "2026-03-08 06:59"},
-		// New York falls back on 2026-11-01: 01:30 happens twice, first in
-		// EDT (05:30 UTC) and then in EST (06:30 UTC). The freeze starts at
-		// the first and ends at the last occurrence.
-		{"a New York freeze in the repeated hour spans both occurrences", "America/New_York", "Sun 01:30", "Sun 01:45", "2026-11-01 05:30", "2026-11-01 06:44"},
+		// Santiago springs forward at midnight on Sunday 2026-09-06: 00:00
+		// does not exist, the clocks read 01:00 (-03) at 03:00 UTC. A
+		// Saturday-evening-to-Sunday-noon freeze still covers Sunday morning.
+		{"a Santiago freeze across a midnight spring forward", "America/Santiago", "Sat 20:00", "Sun 12:00", "2026-09-06 00:00", "2026-09-06 14:59"},
 		{"an ordinary New York evening freeze", "America/New_York", "Thu 18:00", "Fri 09:00", "2026-12-03 23:00", "2026-12-04 13:59"},
 	}
 	for _, tc := range cases {
@@ -217,6 +270,31 @@ func TestFreezeWindowsFollowWallClockAcrossDST(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFreezeInTheRepeatedHourHoldsEachTimeItPasses: New York falls back
+// on 2026-11-01, 01:30 happens twice, first in EDT (05:30 UTC) and then in
+// EST (06:30 UTC). Each instant is judged by its own wall clock, as
+// Alertmanager's time intervals are: 01:30-01:45 is frozen both times, and
+// 01:45 EDT to 01:30 EST (whose wall clock reads 01:45-01:59, 01:00-01:29)
+// is not.
+func TestFreezeInTheRepeatedHourHoldsEachTimeItPasses(t *testing.T) {
+	p := freeze(t, "America/New_York", "Sun 01:30", "Sun 01:45")
+	frozen := func(at time.Time) bool {
+		s := healthy("a")
+		s.EvaluatedAt = at
+		return deploy.Decide(p, snap(s), at).Decision == deploy.Fail
+	}
+	day := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var spans []string
+	in := false
+	for m := day.Add(4 * time.Hour); m.Before(day.Add(8 * time.Hour)); m = m.Add(time.Minute) {
+		if f := frozen(m); f != in {
+			spans = append(spans, m.Format("15:04"))
+			in = f
+		}
+	}
+	require.Equal(t, []string{"05:30", "05:45", "06:30", "06:45"}, spans, "frozen from, until, from, until (UTC)")
 }
 
 func TestFreezeReasonNamesTheWindowInItsZone(t *testing.T) {

@@ -3,9 +3,11 @@ package deploy
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,6 +84,11 @@ type Policy struct {
 	// Exceptions are the kinds of exception that may override a failed
 	// decision (the workbook's "P0 fixes and security fixes").
 	Exceptions []string
+
+	// doc and key place the policy in its file, for errors found when it
+	// is checked against the SLOs (CheckPolicies).
+	doc *yamlfile.Doc
+	key string
 }
 
 // DefaultPolicy applies to services without a policy of their own: deploys
@@ -208,6 +215,56 @@ type freezeSpec struct {
 	// One-off windows: local date-times "2026-12-24 00:00".
 	From string `yaml:"from"`
 	To   string `yaml:"to"`
+}
+
+// windowKey finds the key of m that spells window w ("1h" or "60m").
+func windowKey(m map[string]float64, w time.Duration) string {
+	for k := range m {
+		if d, err := model.ParseDuration(k); err == nil && time.Duration(d) == w {
+			return k
+		}
+	}
+	return model.Duration(w).String()
+}
+
+// CheckPolicies checks loaded policies against what the SLO engine
+// evaluates: a policy must govern a service that has SLOs ("*" aside),
+// and its burn-rate rules must name windows the engine evaluates (a rule
+// on a window that never holds data would fail closed forever). Errors
+// name the file, line and key.
+func CheckPolicies(ps []Policy, services []string, windows []time.Duration) error {
+	var errs []error
+	errorf := func(p Policy, key, format string, args ...any) {
+		if p.doc == nil {
+			errs = append(errs, fmt.Errorf("%s: %s: %s", p.Source, key, fmt.Sprintf(format, args...)))
+			return
+		}
+		errs = append(errs, p.doc.Errorf(p.key+"."+key, format, args...))
+	}
+	names := make([]string, len(windows))
+	for i, w := range windows {
+		names[i] = model.Duration(w).String()
+	}
+	for _, p := range ps {
+		if p.Service != "*" && !slices.Contains(services, p.Service) {
+			errorf(p, "service", "%q has no SLO (services with SLOs: %s)", p.Service, strings.Join(services, ", "))
+		}
+		for _, rule := range []struct {
+			field  string
+			limits map[time.Duration]float64
+		}{{"max_burn_rate", p.MaxBurnRate}, {"warn_burn_rate", p.WarnBurnRate}} {
+			for _, w := range slices.Sorted(maps.Keys(rule.limits)) {
+				if !slices.Contains(windows, w) {
+					errorf(p, rule.field+"."+model.Duration(w).String(), "the SLO engine does not evaluate a %s window (it evaluates %s)",
+						model.Duration(w), strings.Join(names, ", "))
+				}
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w:\n%w", ErrInvalidPolicy, errors.Join(errs...))
+	}
+	return nil
 }
 
 // LoadPolicies reads policy files (or directories of *.yml / *.yaml) and
@@ -337,6 +394,12 @@ func (s policySpec) build(doc *yamlfile.Doc, key string) (Policy, []error) {
 	}
 	p.MaxBurnRate = burns("max_burn_rate", s.MaxBurnRate)
 	p.WarnBurnRate = burns("warn_burn_rate", s.WarnBurnRate)
+	for w, warn := range p.WarnBurnRate {
+		if max, ok := p.MaxBurnRate[w]; ok && warn >= max {
+			bad("warn_burn_rate."+windowKey(s.WarnBurnRate, w), "%g is not below max_burn_rate %g for the same window: the warning would never show", warn, max)
+		}
+	}
+	p.doc, p.key = doc, key
 	if s.FreezeOnPage != nil {
 		p.FreezeOnPage = *s.FreezeOnPage
 	}

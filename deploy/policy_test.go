@@ -120,7 +120,19 @@ policies:
 policies:
   - service: a
     max_data_age: soon
-`, `line 4: "soon" is not a duration`},
+`, `p.yml:4: policies[0].max_data_age: "soon" is not a duration`},
+		{"a burn rate that is not a number names its key", `
+policies:
+  - service: a
+    max_burn_rate: {1h: fast}
+`, `p.yml:4: policies[0].max_burn_rate.1h: cannot unmarshal !!str ` + "`fast`" + ` into float64`},
+		{"a warning level at or above the maximum is refused", `
+policies:
+  - service: a
+    max_burn_rate: {1h: 6}
+    warn_burn_rate:
+      1h: 10
+`, `p.yml:6: policies[0].warn_burn_rate.1h: 10 is not below max_burn_rate 6 for the same window: the warning would never show`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -129,6 +141,30 @@ policies:
 			require.Contains(t, err.Error(), tc.want)
 		})
 	}
+}
+
+func TestPoliciesAreCheckedAgainstTheSLOs(t *testing.T) {
+	ps, err := deploy.ParsePolicies("p.yml", []byte(`
+policies:
+  - service: chekout
+  - service: checkout
+    max_burn_rate: {4h: 6, 1h: 14.4}
+    warn_burn_rate:
+      10m: 2
+  - service: "*"
+`))
+	require.NoError(t, err)
+	err = deploy.CheckPolicies(ps, []string{"checkout", "search"}, []time.Duration{5 * time.Minute, time.Hour, 6 * time.Hour})
+	require.ErrorIs(t, err, deploy.ErrInvalidPolicy)
+	for _, want := range []string{
+		`p.yml:3: policies[0].service: "chekout" has no SLO (services with SLOs: checkout, search)`,
+		`p.yml:5: policies[1].max_burn_rate.4h: the SLO engine does not evaluate a 4h window (it evaluates 5m, 1h, 6h)`,
+		`p.yml:7: policies[1].warn_burn_rate.10m: the SLO engine does not evaluate a 10m window`,
+	} {
+		require.Contains(t, err.Error(), want)
+	}
+	require.NotContains(t, err.Error(), "1h window")
+	require.NoError(t, deploy.CheckPolicies(ps[2:], nil, nil), "the default policy names no service")
 }
 
 func TestLoadPoliciesReadsDirectoriesAndRefusesTwoPoliciesForOneService(t *testing.T) {

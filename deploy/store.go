@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -29,6 +28,10 @@ type Exception struct {
 	Author    string    `json:"author"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// RevokedAt and RevokedBy are set when the exception was revoked
+	// before it expired; it ended then.
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	RevokedBy string     `json:"revoked_by,omitempty"`
 }
 
 // Deploy is one recorded deploy.
@@ -40,9 +43,6 @@ type Deploy struct {
 	Author     string    `json:"author,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
-	// BeforeBurn holds the service's burn rates by window when the deploy
-	// was recorded: the baseline of the post-deploy watch.
-	BeforeBurn map[string]float64 `json:"before_burn_rates"`
 }
 
 // Store keeps exceptions and deploy events in SQLite.
@@ -80,7 +80,7 @@ func (s *Store) AddException(ctx context.Context, e Exception) (Exception, error
 
 // ActiveExceptions returns the exceptions that have not expired at now.
 func (s *Store) ActiveExceptions(ctx context.Context, now time.Time) ([]Exception, error) {
-	return s.exceptions(ctx, `WHERE expires_at > ? ORDER BY id`, ms(now))
+	return s.exceptions(ctx, `WHERE expires_at > ? AND revoked_at IS NULL ORDER BY id`, ms(now))
 }
 
 // Exceptions lists the exceptions of a service ("" for all), newest first.
@@ -92,7 +92,7 @@ func (s *Store) Exceptions(ctx context.Context, service string, limit int) ([]Ex
 }
 
 func (s *Store) exceptions(ctx context.Context, where string, args ...any) ([]Exception, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, service, version, kind, reason, author, created_at, expires_at FROM exceptions `+where, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, service, version, kind, reason, author, created_at, expires_at, revoked_at, revoked_by FROM exceptions `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list exceptions: %w", err)
 	}
@@ -101,24 +101,70 @@ func (s *Store) exceptions(ctx context.Context, where string, args ...any) ([]Ex
 	for rows.Next() {
 		var e Exception
 		var id, created, expires int64
-		if err := rows.Scan(&id, &e.Service, &e.Version, &e.Kind, &e.Reason, &e.Author, &created, &expires); err != nil {
+		var revoked sql.NullInt64
+		if err := rows.Scan(&id, &e.Service, &e.Version, &e.Kind, &e.Reason, &e.Author, &created, &expires, &revoked, &e.RevokedBy); err != nil {
 			return nil, err
 		}
 		e.ID, e.CreatedAt, e.ExpiresAt = strconv.FormatInt(id, 10), fromMS(created), fromMS(expires)
+		if revoked.Valid {
+			at := fromMS(revoked.Int64)
+			e.RevokedAt = &at
+		}
 		out = append(out, e)
 	}
 	return out, rows.Err()
 }
 
+// ErrEnded is returned when revoking an exception that has already
+// expired or been revoked.
+var ErrEnded = errors.New("exception already ended")
+
+// RevokeException ends exception id at once, recording who ended it.
+func (s *Store) RevokeException(ctx context.Context, id, by string, at time.Time) (Exception, error) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return Exception{}, fmt.Errorf("exception %q: %w", id, ErrNotFound)
+	}
+	var out Exception
+	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE exceptions SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL AND expires_at > ?`,
+			ms(at), by, n, ms(at))
+		if err != nil {
+			return fmt.Errorf("revoke exception: %w", err)
+		}
+		changed, _ := res.RowsAffected()
+		var count int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM exceptions WHERE id = ?`, n).Scan(&count); err != nil {
+			return err
+		}
+		switch {
+		case count == 0:
+			return fmt.Errorf("exception %q: %w", id, ErrNotFound)
+		case changed == 0:
+			return fmt.Errorf("exception %q: %w", id, ErrEnded)
+		}
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+	es, err := s.exceptions(ctx, `WHERE id = ?`, n)
+	if err != nil || len(es) == 0 {
+		return out, err
+	}
+	return es[0], nil
+}
+
 // AddDeploy records d and returns it with its ID.
 func (s *Store) AddDeploy(ctx context.Context, d Deploy) (Deploy, error) {
-	before, _ := json.Marshal(d.BeforeBurn)
 	var finished sql.NullInt64
 	if !d.FinishedAt.IsZero() {
 		finished = sql.NullInt64{Int64: ms(d.FinishedAt), Valid: true}
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO deploys (service, version, commit_sha, author, started_at, finished_at, before_burn)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, d.Service, d.Version, d.Commit, d.Author, ms(d.StartedAt), finished, string(before))
+	// before_burn (burn rates read when the deploy was marked) is no longer
+	// written: the watch reads the baseline from the TSDB.
+	res, err := s.db.ExecContext(ctx, `INSERT INTO deploys (service, version, commit_sha, author, started_at, finished_at)
+		VALUES (?, ?, ?, ?, ?, ?)`, d.Service, d.Version, d.Commit, d.Author, ms(d.StartedAt), finished)
 	if err != nil {
 		return d, fmt.Errorf("record deploy: %w", err)
 	}
@@ -152,8 +198,23 @@ func (s *Store) Deploys(ctx context.Context, service string, since time.Time, li
 	return s.deploys(ctx, `WHERE service = ? AND started_at >= ? ORDER BY started_at DESC, id DESC LIMIT ?`, service, ms(since), limit)
 }
 
+// NextDeploy returns the first deploy of d's service that started after d
+// (at the same instant, recorded after it); ok is false when none did.
+func (s *Store) NextDeploy(ctx context.Context, d Deploy) (next Deploy, ok bool, err error) {
+	id, err := strconv.ParseInt(d.ID, 10, 64)
+	if err != nil {
+		return Deploy{}, false, fmt.Errorf("deploy %q: %w", d.ID, ErrNotFound)
+	}
+	ds, err := s.deploys(ctx, `WHERE service = ? AND (started_at > ? OR (started_at = ? AND id > ?)) ORDER BY started_at, id LIMIT 1`,
+		d.Service, ms(d.StartedAt), ms(d.StartedAt), id)
+	if err != nil || len(ds) == 0 {
+		return Deploy{}, false, err
+	}
+	return ds[0], true, nil
+}
+
 func (s *Store) deploys(ctx context.Context, where string, args ...any) ([]Deploy, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, service, version, commit_sha, author, started_at, finished_at, before_burn FROM deploys `+where, args...)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, service, version, commit_sha, author, started_at, finished_at FROM deploys `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list deploys: %w", err)
 	}
@@ -163,16 +224,12 @@ func (s *Store) deploys(ctx context.Context, where string, args ...any) ([]Deplo
 		var d Deploy
 		var id, started int64
 		var finished sql.NullInt64
-		var before string
-		if err := rows.Scan(&id, &d.Service, &d.Version, &d.Commit, &d.Author, &started, &finished, &before); err != nil {
+		if err := rows.Scan(&id, &d.Service, &d.Version, &d.Commit, &d.Author, &started, &finished); err != nil {
 			return nil, err
 		}
 		d.ID, d.StartedAt = strconv.FormatInt(id, 10), fromMS(started)
 		if finished.Valid {
 			d.FinishedAt = fromMS(finished.Int64)
-		}
-		if err := json.Unmarshal([]byte(before), &d.BeforeBurn); err != nil {
-			return nil, fmt.Errorf("deploy %d: before_burn: %w", id, err)
 		}
 		out = append(out, d)
 	}

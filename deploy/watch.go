@@ -2,8 +2,11 @@ package deploy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -13,94 +16,223 @@ import (
 const (
 	Promote  = "promote"
 	Rollback = "rollback"
-	Wait     = "wait"
+	// Wait: too little time has passed since the deploy started.
+	Wait = "wait"
+	// Inconclusive: the watch cannot judge the deploy, for want of a
+	// baseline or of data after it; never read as a pass or a zero.
+	Inconclusive = "inconclusive"
 )
 
-// Watch thresholds: a deploy is rolled back when the burn rate after it is
-// above 1 (spending faster than the period allows) and more than twice
-// what it was before, or above the policy's maximum for that window.
+// Watch thresholds: a deploy is rolled back when an SLO's burn rate after
+// it is above 1 (spending faster than the period allows) and more than
+// twice its burn rate before, or above the policy's maximum for the watch
+// window and higher than before. A deploy under which the burn went down
+// is never rolled back, whatever the policy maximum.
 const (
 	watchMinBurn = 1.0
 	watchRatio   = 2.0
+	// watchMinObserved is how much time after a deploy's start the first
+	// verdict needs (the watch window, when shorter).
+	watchMinObserved = time.Minute
 )
 
-// Verdict compares the burn rate after a deploy with the burn rate before.
-type Verdict struct {
-	Verdict string `json:"verdict"`
-	Deploy  Deploy `json:"deploy"`
-	// Window is the longest burn-rate window that lies wholly after the
-	// deploy started, so it measures the new version only.
-	Window  string    `json:"window,omitempty"`
+// History reads a service's SLIs over past windows from the TSDB: the
+// watch's baseline is the window before a deploy started, whenever the
+// deploy was marked.
+type History interface {
+	// Burn returns the burn rate of each SLO of service over the window of
+	// length w ending at at.
+	Burn(ctx context.Context, service string, w time.Duration, at time.Time) ([]WindowBurn, error)
+}
+
+// WindowBurn is one SLO's burn rate over one window.
+type WindowBurn struct {
+	SLO      string
+	BurnRate float64
+	// NoData: the SLI's series do not exist over the window.
+	NoData bool
+	// LowTraffic: too few events over the window to trust a burn rate.
+	LowTraffic bool
+}
+
+// Interval is a span of time the watch read.
+type Interval struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+func (i Interval) String() string {
+	return i.From.UTC().Format("15:04:05") + "–" + i.To.UTC().Format("15:04:05 UTC")
+}
+
+// SLOVerdict is the watch's comparison for one SLO.
+type SLOVerdict struct {
+	SLO     string    `json:"slo"`
+	Verdict string    `json:"verdict"`
 	Before  jsonFloat `json:"before_burn_rate"`
 	After   jsonFloat `json:"after_burn_rate"`
 	Message string    `json:"message"`
-	// Gate is the gate's decision now, for the record.
-	Gate Decision `json:"gate"`
 }
 
-// Verify decides whether deploy d should be promoted or rolled back.
-func (g *Gate) Verify(d Deploy) (Verdict, error) {
-	snap, ok := g.opts.Source.Snapshot(d.Service)
-	if !ok {
-		return Verdict{}, fmt.Errorf("%w %q", ErrUnknownService, d.Service)
+// Verdict compares the burn rate after a deploy with the burn rate before
+// it, per SLO of the service.
+type Verdict struct {
+	Verdict string `json:"verdict"`
+	Deploy  Deploy `json:"deploy"`
+	// Window is the watch window: the baseline's length, and the longest
+	// the observed span gets.
+	Window string `json:"window,omitempty"`
+	// Baseline is the window before the deploy started; Observed the span
+	// after it that was compared with it.
+	Baseline *Interval `json:"baseline,omitempty"`
+	Observed *Interval `json:"observed,omitempty"`
+	// SupersededBy is the next deploy of the service, whose start ends
+	// this deploy's watch: a fault after it is not this deploy's.
+	SupersededBy *Deploy `json:"superseded_by,omitempty"`
+	// Before and After are the deciding SLO's burn rates.
+	Before  jsonFloat    `json:"before_burn_rate"`
+	After   jsonFloat    `json:"after_burn_rate"`
+	SLOs    []SLOVerdict `json:"slos"`
+	Message string       `json:"message"`
+}
+
+// ErrNoHistory is returned by Verify when the gate has no History.
+var ErrNoHistory = errors.New("the post-deploy watch has no SLI history to read")
+
+// Verify decides whether deploy d should be promoted or rolled back: it
+// compares each SLO's burn rate over the watch window before d started
+// with its burn rate after, up to now, the start of the service's next
+// deploy or the end of the watch span, whichever is first.
+func (g *Gate) Verify(ctx context.Context, d Deploy) (Verdict, error) {
+	if g.opts.History == nil {
+		return Verdict{}, ErrNoHistory
 	}
-	now := g.opts.Now()
-	p := g.opts.Policies.For(d.Service)
-	dec := Decide(p, snap, now)
-	return verify(p, d, dec, now), nil
+	v := Verdict{Deploy: d, Before: jsonFloat(math.NaN()), After: jsonFloat(math.NaN()), SLOs: []SLOVerdict{}}
+	w := g.opts.WatchWindow
+	v.Window = model.Duration(w).String()
+	end := g.opts.Now()
+	if span := d.StartedAt.Add(g.opts.WatchSpan); end.After(span) {
+		end = span
+	}
+	next, ok, err := g.opts.Store.NextDeploy(ctx, d)
+	if err != nil {
+		return v, err
+	}
+	if ok && next.StartedAt.Before(end) {
+		end = next.StartedAt
+		v.SupersededBy = &next
+	}
+	elapsed := end.Sub(d.StartedAt)
+	if need := min(w, watchMinObserved); elapsed < need {
+		v.Verdict = Wait
+		v.Message = fmt.Sprintf("deploy %s started %s ago; the first verdict needs %s after it", d.Version, roundDur(max(elapsed, 0)), need)
+		if v.SupersededBy != nil {
+			v.Verdict = Inconclusive
+			v.Message = fmt.Sprintf("deploy %s was followed by %s after %s, before %s of it could be judged", d.Version, next.Version, roundDur(elapsed), need)
+		}
+		return v, nil
+	}
+	observed := min(w, elapsed)
+	v.Baseline = &Interval{From: d.StartedAt.Add(-w).UTC(), To: d.StartedAt.UTC()}
+	v.Observed = &Interval{From: end.Add(-observed).UTC(), To: end.UTC()}
+	before, err := g.opts.History.Burn(ctx, d.Service, w, d.StartedAt)
+	if err != nil {
+		return v, fmt.Errorf("burn rates before deploy %s: %w", d.ID, err)
+	}
+	after, err := g.opts.History.Burn(ctx, d.Service, observed, end)
+	if err != nil {
+		return v, fmt.Errorf("burn rates after deploy %s: %w", d.ID, err)
+	}
+	limit, hasLimit := g.opts.Policies.For(d.Service).MaxBurnRate[w]
+	judge(&v, before, after, limit, hasLimit)
+	return v, nil
 }
 
-func verify(p Policy, d Deploy, gate Decision, now time.Time) Verdict {
-	v := Verdict{Deploy: d, Gate: gate, Before: jsonFloat(math.NaN()), After: jsonFloat(math.NaN())}
-	elapsed := now.Sub(d.StartedAt)
-	var w time.Duration
-	for _, cand := range sortedWindows(gate.BurnRates) {
-		if cand <= elapsed {
-			w = cand
+// judge fills v from the burn rates before and after, SLO by SLO: the
+// worst SLO decides (rollback, then inconclusive, then promote).
+func judge(v *Verdict, before, after []WindowBurn, limit float64, hasLimit bool) {
+	bySLO := map[string]WindowBurn{}
+	for _, b := range before {
+		bySLO[b.SLO] = b
+	}
+	sort.Slice(after, func(i, j int) bool { return after[i].SLO < after[j].SLO })
+	var decider *SLOVerdict
+	rank := map[string]int{Promote: 0, Inconclusive: 1, Rollback: 2}
+	worstRatio := -1.0
+	for _, a := range after {
+		b, ok := bySLO[a.SLO]
+		s := SLOVerdict{SLO: a.SLO, Before: jsonFloat(math.NaN()), After: jsonFloat(math.NaN())}
+		switch {
+		case a.NoData:
+			s.Verdict = Inconclusive
+			s.Message = fmt.Sprintf("no verdict for SLO %s: its SLI has no data %s", a.SLO, v.Observed)
+		case a.LowTraffic:
+			s.Verdict = Inconclusive
+			s.Message = fmt.Sprintf("no verdict for SLO %s: too few events %s to judge", a.SLO, v.Observed)
+		case !ok || b.NoData || b.LowTraffic:
+			s.Verdict = Inconclusive
+			s.After = jsonFloat(a.BurnRate)
+			s.Message = fmt.Sprintf("no verdict for SLO %s: no baseline, its SLI has no data over the %s before the deploy (%s); burn rate after is %s",
+				a.SLO, v.Window, v.Baseline, fmtBurn(a.BurnRate))
+		default:
+			s.Before, s.After = jsonFloat(b.BurnRate), jsonFloat(a.BurnRate)
+			verb := "kept"
+			switch {
+			case a.BurnRate > b.BurnRate*1.05:
+				verb = "raised"
+			case a.BurnRate < b.BurnRate*0.95:
+				verb = "lowered"
+			}
+			s.Message = fmt.Sprintf("deploy %s %s the burn rate of SLO %s from %s over the %s before it (%s) to %s (%s)",
+				v.Deploy.Version, verb, a.SLO, fmtBurn(b.BurnRate), v.Window, v.Baseline, fmtBurn(a.BurnRate), v.Observed)
+			switch {
+			case a.BurnRate > watchMinBurn && a.BurnRate > watchRatio*b.BurnRate:
+				s.Verdict = Rollback
+			case hasLimit && a.BurnRate > limit && a.BurnRate > b.BurnRate:
+				s.Verdict = Rollback
+				s.Message += fmt.Sprintf(", above the policy maximum of %s", fmtBurn(limit))
+			default:
+				s.Verdict = Promote
+			}
+		}
+		v.SLOs = append(v.SLOs, s)
+		cur := &v.SLOs[len(v.SLOs)-1]
+		ratio := float64(cur.After) / math.Max(float64(cur.Before), 1e-9)
+		if decider == nil || rank[s.Verdict] > rank[decider.Verdict] || (rank[s.Verdict] == rank[decider.Verdict] && ratio > worstRatio) {
+			decider, worstRatio = cur, ratio
 		}
 	}
-	if w == 0 {
-		v.Verdict = Wait
-		v.Message = fmt.Sprintf("deploy %s started %s ago; no burn-rate window lies wholly after it yet", d.Version, roundDur(elapsed))
-		return v
+	if decider == nil {
+		v.Verdict = Inconclusive
+		v.Message = fmt.Sprintf("no verdict for deploy %s: service %s has no SLO", v.Deploy.Version, v.Deploy.Service)
+		return
 	}
-	k := model.Duration(w).String()
-	after := gate.BurnRates[k]
-	before, hadBefore := d.BeforeBurn[k]
-	v.Window, v.After = k, jsonFloat(after)
-	if hadBefore {
-		v.Before = jsonFloat(before)
+	v.Verdict, v.Before, v.After = decider.Verdict, decider.Before, decider.After
+	v.Message = decider.Message
+	if v.SupersededBy != nil {
+		v.Message += fmt.Sprintf("; watched until deploy %s started", v.SupersededBy.Version)
 	}
-	verb := "kept"
-	switch {
-	case after > before*1.05:
-		verb = "raised"
-	case after < before*0.95:
-		verb = "lowered"
+	if n := len(v.SLOs); n > 1 {
+		var others []string
+		for _, s := range v.SLOs {
+			if s.SLO != decider.SLO {
+				others = append(others, s.SLO+": "+s.Verdict)
+			}
+		}
+		v.Message += " (" + strings.Join(others, ", ") + ")"
 	}
-	v.Message = fmt.Sprintf("deploy %s %s the %s burn rate from %s to %s", d.Version, verb, k, fmtBurn(before), fmtBurn(after))
-	limit, hasLimit := p.MaxBurnRate[w]
-	switch {
-	case hasLimit && after > limit:
-		v.Verdict = Rollback
-		v.Message += fmt.Sprintf(", above the policy maximum of %s", fmtBurn(limit))
-	case after > watchMinBurn && after > watchRatio*before:
-		v.Verdict = Rollback
-	default:
-		v.Verdict = Promote
-	}
-	return v
 }
 
-// Watch verifies every deploy of the last hour each interval, and tells
-// OnRegression once about each deploy whose verdict turns to rollback, so
-// incidents and logs can say "deploy v2 raised the 1h burn rate from 0.4 to
-// 9.1". It runs until ctx ends.
+// Watch verifies each deploy of the last watch span every interval until
+// the next deploy of its service starts, and tells OnRegression once about
+// each deploy whose verdict turns to rollback, so incidents and logs can
+// say which deploy raised which SLO's burn rate, from what to what. It
+// runs until ctx ends.
 func (g *Gate) Watch(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
-		interval = time.Minute
+		interval = 15 * time.Second
 	}
-	told := map[string]bool{}
+	told := map[string]time.Time{}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -110,20 +242,35 @@ func (g *Gate) Watch(ctx context.Context, interval time.Duration) error {
 		case <-t.C:
 		}
 		now := g.opts.Now()
-		ds, err := g.opts.Store.Deploys(ctx, "", now.Add(-watchSpan), 1000)
+		// told holds the deploys that need no more verifying: told of, or
+		// whose watch ended without a regression.
+		for id, at := range told {
+			if now.Sub(at) > 2*g.opts.WatchSpan {
+				delete(told, id)
+			}
+		}
+		ds, err := g.opts.Store.Deploys(ctx, "", now.Add(-g.opts.WatchSpan), 1000)
 		if err != nil {
 			g.logger.Warn("post-deploy watch: deploys unknown", "err", err)
 			continue
 		}
 		for _, d := range ds {
-			if told[d.ID] {
+			if _, ok := told[d.ID]; ok {
 				continue
 			}
-			v, err := g.Verify(d)
-			if err != nil || v.Verdict != Rollback {
+			v, err := g.Verify(ctx, d)
+			if err != nil {
+				g.logger.Warn("post-deploy watch: no verdict", "deploy", d.ID, "err", err)
 				continue
 			}
-			told[d.ID] = true
+			if v.Verdict != Rollback {
+				if v.SupersededBy != nil || !now.Before(d.StartedAt.Add(g.opts.WatchSpan)) {
+					// Its watch is over: the verdict no longer changes.
+					told[d.ID] = d.StartedAt
+				}
+				continue
+			}
+			told[d.ID] = d.StartedAt
 			g.logger.Warn("post-deploy watch: "+v.Message, "deploy", d.ID, "service", d.Service, "version", d.Version)
 			if g.opts.OnRegression != nil {
 				g.opts.OnRegression(ctx, d, v)
@@ -131,6 +278,3 @@ func (g *Gate) Watch(ctx context.Context, interval time.Duration) error {
 		}
 	}
 }
-
-// watchSpan is how long after a deploy the watch keeps comparing.
-const watchSpan = time.Hour

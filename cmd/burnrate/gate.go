@@ -80,11 +80,28 @@ is over. In GitHub Actions the reasons also go to the job summary.`,
 				q.Set("version", version)
 			}
 			deadline := time.Now().Add(wait)
+			backoff := min(interval, time.Second)
 			for {
 				var d deploy.Decision
 				if err := c.do(ctx, http.MethodGet, "/api/v1/gate?"+q.Encode(), nil, &d); err != nil {
-					return exitError{gateError, err}
+					// Under --wait a transient failure (Burnrate restarting, a
+					// 503 from a proxy) is retried with backoff until the
+					// deadline; an answer that will not change (401, 404) is not.
+					left := time.Until(deadline)
+					if wait == 0 || left <= 0 || !transient(ctx, err) {
+						return exitError{gateError, err}
+					}
+					pause := min(backoff, left)
+					fmt.Fprintf(stderr, "gate: %v; retrying in %s (%s left)\n", err, pause.Round(time.Millisecond), left.Round(time.Second))
+					select {
+					case <-ctx.Done():
+						return exitError{gateError, errors.New("interrupted while waiting for the gate")}
+					case <-time.After(pause):
+					}
+					backoff = min(2*backoff, max(interval, time.Second), 30*time.Second)
+					continue
 				}
+				backoff = min(interval, time.Second)
 				code := gateCode(d.Decision, strict)
 				left := time.Until(deadline)
 				if code == gatePass || wait == 0 || left <= 0 {
@@ -112,7 +129,7 @@ is over. In GitHub Actions the reasons also go to the job summary.`,
 	f.StringVar(&version, "version", "", "the version to deploy")
 	f.StringVar(&exception, "exception", "", "record a policy exception of this kind (p0, security) first")
 	f.StringVar(&reason, "reason", "", "why the exception is needed")
-	f.StringVar(&author, "author", "", "who records the exception (default: the current user)")
+	f.StringVar(&author, "author", "", "who grants the exception (default: the current user); with an API token, the token's name is recorded instead")
 	f.DurationVar(&wait, "wait", 0, "keep asking until the gate passes or this long has passed")
 	f.DurationVar(&interval, "interval", 15*time.Second, "how often --wait asks")
 	f.BoolVar(&asJSON, "json", false, "print the gate's JSON answer")
@@ -120,6 +137,24 @@ is over. In GitHub Actions the reasons also go to the job summary.`,
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{gateError, err} })
 	cmd.AddCommand(newGateVerifyCmd(c, stdout, stderr))
 	return cmd
+}
+
+// transient reports whether asking again may get another answer: no
+// answer at all, a 5xx or a 429. Refusals (4xx) and a cancelled wait are
+// final.
+func transient(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		return false
+	}
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.Status >= 500 || ae.Status == http.StatusTooManyRequests
+	}
+	return true
 }
 
 func gateCode(o deploy.Outcome, strict bool) int {
@@ -211,55 +246,73 @@ func newGateVerifyCmd(c *client, stdout, stderr io.Writer) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "verify --since-deploy ID",
-		Short: "Decide promote or roll back by comparing the burn rate since a deploy with before it (exit 0 promote, 1 roll back, 3 error)",
+		Short: "Decide promote or roll back by comparing the burn rate since a deploy with before it (exit 0 promote, 1 roll back, 3 error or no verdict)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if id == "" {
 				return exitError{gateError, errors.New("--since-deploy is required: the ID `burnrate deploy mark` printed")}
 			}
-			ctx, stop := signalContext()
-			defer stop()
-			deadline := time.Now().Add(wait)
-			for {
-				var v deploy.Verdict
-				if err := c.do(ctx, http.MethodGet, "/api/v1/deploys/"+url.PathEscape(id)+"/verify", nil, &v); err != nil {
-					return exitError{gateError, err}
-				}
-				left := time.Until(deadline)
-				if v.Verdict != deploy.Wait || left <= 0 {
-					if asJSON {
-						enc := json.NewEncoder(stdout)
-						enc.SetIndent("", "  ")
-						if err := enc.Encode(v); err != nil {
-							return exitError{gateError, err}
-						}
-					} else {
-						fmt.Fprintf(stdout, "%s: %s\n", strings.ToUpper(v.Verdict), v.Message)
-					}
-					switch v.Verdict {
-					case deploy.Promote:
-						return nil
-					case deploy.Rollback:
-						return exitError{code: gateFail}
-					}
-					return exitError{gateError, errors.New("no verdict yet: wait longer after the deploy")}
-				}
-				fmt.Fprintf(stderr, "verify: %s; asking again in %s (%s left)\n", v.Message, interval, left.Round(time.Second))
-				select {
-				case <-ctx.Done():
-					return exitError{gateError, errors.New("interrupted")}
-				case <-time.After(min(interval, left)):
-				}
-			}
+			return verifyDeploy(c, id, wait, interval, asJSON, stdout, stderr)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&id, "since-deploy", "", "the deploy's ID")
-	f.DurationVar(&wait, "wait", 0, "wait up to this long for a window to lie wholly after the deploy")
-	f.DurationVar(&interval, "interval", 30*time.Second, "how often --wait asks")
-	f.BoolVar(&asJSON, "json", false, "print the JSON verdict")
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{gateError, err} })
+	addVerifyFlags(cmd, &wait, &interval, &asJSON)
 	return cmd
+}
+
+func addVerifyFlags(cmd *cobra.Command, wait, interval *time.Duration, asJSON *bool) {
+	f := cmd.Flags()
+	f.DurationVar(wait, "wait", 0, "wait up to this long for the first verdict (a minute after the deploy started)")
+	f.DurationVar(interval, "interval", 15*time.Second, "how often --wait asks")
+	f.BoolVar(asJSON, "json", false, "print the JSON verdict")
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{gateError, err} })
+}
+
+// verifyDeploy asks for a deploy's verdict and prints what was compared
+// with what: exit 0 promote, 1 roll back, 3 no verdict (or an error).
+func verifyDeploy(c *client, id string, wait, interval time.Duration, asJSON bool, stdout, stderr io.Writer) error {
+	ctx, stop := signalContext()
+	defer stop()
+	deadline := time.Now().Add(wait)
+	for {
+		var v deploy.Verdict
+		if err := c.do(ctx, http.MethodGet, "/api/v1/deploys/"+url.PathEscape(id)+"/verify", nil, &v); err != nil {
+			return exitError{gateError, err}
+		}
+		left := time.Until(deadline)
+		if v.Verdict != deploy.Wait || left <= 0 {
+			if asJSON {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(v); err != nil {
+					return exitError{gateError, err}
+				}
+			} else {
+				fmt.Fprintf(stdout, "%s: %s\n", strings.ToUpper(v.Verdict), v.Message)
+				if len(v.SLOs) > 1 {
+					for _, s := range v.SLOs {
+						fmt.Fprintf(stdout, "  %s\t%s\n", s.Verdict, s.Message)
+					}
+				}
+			}
+			switch v.Verdict {
+			case deploy.Promote:
+				return nil
+			case deploy.Rollback:
+				return exitError{code: gateFail}
+			case deploy.Inconclusive:
+				return exitError{gateError, errors.New("no verdict: the watch cannot compare this deploy")}
+			}
+			return exitError{gateError, errors.New("no verdict yet: wait longer after the deploy")}
+		}
+		fmt.Fprintf(stderr, "verify: %s; asking again in %s (%s left)\n", v.Message, interval, left.Round(time.Second))
+		select {
+		case <-ctx.Done():
+			return exitError{gateError, errors.New("interrupted")}
+		case <-time.After(min(interval, left)):
+		}
+	}
 }
 
 func newDeployCmd(stdout io.Writer) *cobra.Command {
@@ -306,8 +359,8 @@ func newDeployCmd(stdout io.Writer) *cobra.Command {
 	mf.StringVar(&service, "service", "", "the deployed service (required)")
 	mf.StringVar(&version, "version", "", "the deployed version (required)")
 	mf.StringVar(&commit, "commit", "", "the commit deployed")
-	mf.StringVar(&author, "author", "", "who deployed (default: the current user)")
-	mf.StringVar(&started, "started-at", "", "when the deploy started, RFC 3339 (default: now)")
+	mf.StringVar(&author, "author", "", "who deployed (default: the current user); with an API token, the token's name is recorded instead")
+	mf.StringVar(&started, "started-at", "", "when the deploy started, RFC 3339 (default: now); the watch's baseline is the window before it, so mark after the rollout with the time it began")
 	mf.StringVar(&finished, "finished-at", "", "when it finished, RFC 3339")
 
 	var listService string
@@ -333,6 +386,20 @@ func newDeployCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&listService, "service", "", "only this service")
-	cmd.AddCommand(mark, list)
+
+	var (
+		wait, interval time.Duration
+		asJSON         bool
+	)
+	verify := &cobra.Command{
+		Use:   "verify ID",
+		Short: "Compare the burn rate after deploy ID with the window before it started (exit 0 promote, 1 roll back, 3 error or no verdict)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return verifyDeploy(c, args[0], wait, interval, asJSON, stdout, cmd.ErrOrStderr())
+		},
+	}
+	addVerifyFlags(verify, &wait, &interval, &asJSON)
+	cmd.AddCommand(mark, list, verify)
 	return cmd
 }

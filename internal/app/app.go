@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/run"
@@ -160,6 +161,9 @@ type App struct {
 	rulesNow chan struct{}
 	// gate answers deploy pipelines from the SLO engine's snapshot.
 	gate *deploy.Gate
+	// gateSrc is the gate's index of the SLO engine's statuses, rebuilt
+	// after each evaluation.
+	gateSrc atomic.Pointer[gateSource]
 	// incidents is alerting's "incidents" receiver, so it is built first.
 	incidents *incidents.Service
 

@@ -44,7 +44,12 @@ func (a *App) buildSLOEngine() error {
 		Registerer:       a.reg,
 		OutOfOrderWindow: a.opts.Collector.TSDB.OutOfOrderWindow,
 		StateDir:         filepath.Join(a.opts.DataDir, "sloengine"),
-		OnEvaluated:      func([]sloengine.Status) { a.rulesDue() },
+		OnEvaluated: func([]sloengine.Status) {
+			a.rulesDue()
+			if src := a.gateSrc.Load(); src != nil {
+				src.invalidate()
+			}
+		},
 		// alerting.rules.tiers replace the default tiers, so the tiers the
 		// engine evaluates (and the API shows) are the tiers that page.
 		Tiers: a.opts.Alerting.Rules.TierOverrides(),

@@ -77,9 +77,52 @@ func Decode(file string, raw []byte, out any) (*Doc, error) {
 		return doc, errors.Join(errs...)
 	}
 	if err := n.Decode(out); err != nil {
-		return doc, &Error{File: file, Line: errLine(err), Reason: strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  ")}
+		// Name the key of each value that did not decode: the decoder
+		// knows only its line.
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			for _, msg := range te.Errors {
+				line := errLine(errors.New(msg))
+				errs = append(errs, &Error{File: file, Line: line, Key: keyAt(n, "", line), Reason: lineRe.ReplaceAllString(msg, "")})
+			}
+			return doc, errors.Join(errs...)
+		}
+		line := errLine(err)
+		return doc, &Error{File: file, Line: line, Key: keyAt(n, "", line), Reason: lineRe.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  "), "")}
 	}
 	return doc, nil
+}
+
+// keyAt returns the path of the deepest key or list item of n that starts
+// on line, or "" when none does.
+func keyAt(n *yaml.Node, key string, line int) string {
+	if n.Kind == yaml.AliasNode || line == 0 {
+		return ""
+	}
+	found := ""
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := join(key, n.Content[i].Value)
+			if n.Content[i].Line == line {
+				found = k
+			}
+			if deeper := keyAt(n.Content[i+1], k, line); deeper != "" {
+				return deeper
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			k := fmt.Sprintf("%s[%d]", key, i)
+			if deeper := keyAt(c, k, line); deeper != "" {
+				return deeper
+			}
+			if c.Line == line && found == "" {
+				found = k
+			}
+		}
+	}
+	return found
 }
 
 // Errorf returns an error at the node reached by key (a dotted path with
