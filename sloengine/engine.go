@@ -60,6 +60,15 @@ type WindowStatus struct {
 	// NoData is true when the SLI's series do not exist over the window
 	// (the query had no result), as opposed to existing without traffic.
 	NoData bool `json:"no_data,omitempty"`
+
+	// Slices and BadSlices are set for a Timeslices SLO: the 5-minute
+	// slices with traffic that end inside the window, and those of them
+	// whose SLI missed the slice target. ErrorRatio is then their share,
+	// BadSlices/Slices, and BurnRate that share over the error budget.
+	Slices    int `json:"slices,omitempty"`
+	BadSlices int `json:"bad_slices,omitempty"`
+	// eventRatio is a Timeslices window's event error ratio.
+	eventRatio float64
 }
 
 // Forecast is the time left until the budget is spent at one window's burn.
@@ -344,7 +353,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	opts.Tiers.Apply(opts.SLOs)
 	for _, s := range opts.SLOs {
-		st := &state{slo: s, ring: newRing(int(s.maxPeriod()/SliceWidth) + 2), final: math.MinInt64}
+		st := &state{slo: s, ring: newRing(int(s.ringSpan()/SliceWidth) + 2), final: math.MinInt64}
 		if e.bufs != nil {
 			if st.plan = newPlan(s); st.plan != nil {
 				for _, sel := range st.plan.selectors() {
@@ -606,15 +615,18 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time, accept i
 		return fail(st.leErr)
 	}
 	q := e.opts.Querier
+	if err := e.fillSlices(ctx, st, at, accept); err != nil {
+		return fail(fmt.Errorf("period slices: %w", err))
+	}
 	for _, w := range Windows {
 		ws, err := e.window(ctx, q, st, w, at)
 		if err != nil {
 			return fail(fmt.Errorf("window %s: %w", FormatWindow(w), err))
 		}
+		if s.Budgeting == Timeslices {
+			ws.sliceRatio(st.ring, at, s)
+		}
 		status.Windows = append(status.Windows, ws)
-	}
-	if err := e.fillSlices(ctx, st, at, accept); err != nil {
-		return fail(fmt.Errorf("period slices: %w", err))
 	}
 	pstart, plen := s.periodBounds(at)
 	status.PeriodStart = pstart
@@ -638,6 +650,9 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time, accept i
 		ps.GoodEvents = ps.TotalEvents - ps.BadEvents
 	} else {
 		ps.BadEvents, ps.TotalEvents, ps.GoodEvents = Value(math.NaN()), Value(math.NaN()), Value(math.NaN())
+	}
+	if s.Budgeting == Timeslices {
+		ps.Slices, ps.BadSlices = agg.slices, agg.badSlice
 	}
 	status.PeriodSLI = ps
 	// Budget consumed is what was spent of the whole period's budget: bad
@@ -769,7 +784,7 @@ func (e *Engine) badAll(ctx context.Context, q Querier, st *state, w time.Durati
 func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time, accept int64) error {
 	s := st.slo
 	to := sliceKey(at)
-	from := sliceKey(at.Add(-s.maxPeriod())) // oldest slice worth holding
+	from := sliceKey(at.Add(-s.ringSpan())) // oldest slice worth holding
 	if st.final > from {
 		from = st.final
 	}
@@ -971,6 +986,11 @@ func writeBack(app storage.Appender, s *SLO, st Status) error {
 			if b, a := float64(w5.BadEvents), float64(w5.TotalEvents); !math.IsNaN(b) && !math.IsNaN(a) {
 				errs = append(errs, add("slo:sli_bad_events:rate5m", nil, b/scale), add("slo:sli_total_events:rate5m", nil, a/scale))
 			}
+		}
+		if s.Budgeting == Timeslices && !math.IsNaN(w5.eventRatio) {
+			// The event ratio of the slice ending now, which the exported
+			// Timeslices period rule samples at every slice's end.
+			errs = append(errs, add("slo:slice_error:ratio_rate5m", nil, w5.eventRatio))
 		}
 		for _, f := range st.Forecasts {
 			if !math.IsNaN(float64(f.Seconds)) {

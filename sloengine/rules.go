@@ -90,7 +90,7 @@ func sliGroup(s *SLO, interval time.Duration) ruleGroup {
 	for _, w := range Windows {
 		g.Rules = append(g.Rules, rule{
 			Record: "slo:sli_error:ratio_rate" + FormatWindow(w),
-			Expr:   s.SLI.ratioExpr(w) + "\n",
+			Expr:   windowRatioExpr(s, w) + "\n",
 			Labels: recLabels(s, map[string]string{"sloth_window": FormatWindow(w)}),
 		})
 	}
@@ -101,7 +101,11 @@ func sliGroup(s *SLO, interval time.Duration) ruleGroup {
 	// they count neither as good nor as bad slices, as in the engine.
 	switch {
 	case s.Budgeting == Timeslices:
-		period = fmt.Sprintf("avg_over_time(((slo:sli_error:ratio_rate5m%s >= 0) > bool %s)[%s:5m])\n", sel, fmtFloat(1-s.TimeSliceTarget), p)
+		// A subquery over the SLI expression itself, as the windows use,
+		// would evaluate it 8,640 times a cycle for 30 days: the period
+		// samples the recorded event ratio at each slice's end instead.
+		g.Rules = append(g.Rules, rule{Record: "slo:slice_error:ratio_rate5m", Expr: s.SLI.ratioExpr(SliceWidth) + "\n", Labels: recLabels(s, nil)})
+		period = fmt.Sprintf("avg_over_time(((slo:slice_error:ratio_rate5m%s >= 0) > bool %s)[%s:5m])\n", sel, fmtFloat(1-s.TimeSliceTarget), p)
 	case s.Budgeting == RatioTimeslices || s.SLI.Kind == KindRaw:
 		period = fmt.Sprintf("avg_over_time((slo:sli_error:ratio_rate5m%s >= 0)[%s:5m])\n", sel, p)
 	default:
@@ -112,6 +116,20 @@ func sliGroup(s *SLO, interval time.Duration) ruleGroup {
 	}
 	g.Rules = append(g.Rules, rule{Record: "slo:sli_error:ratio_rate" + p, Expr: period, Labels: recLabels(s, map[string]string{"sloth_window": p})})
 	return g
+}
+
+// windowRatioExpr is the error ratio over w in the unit of the SLO's
+// budget, as the engine computes it. For Timeslices it is the share of the
+// 5-minute slices ending inside w whose event error ratio exceeds
+// 1 - time_slice_target: a subquery evaluates the 5m ratio at every slice
+// end (steps are aligned to the epoch, as the engine's slices are), ">= 0"
+// drops slices without traffic (NaN) and "> bool" counts a bad slice as 1.
+func windowRatioExpr(s *SLO, w time.Duration) string {
+	if s.Budgeting != Timeslices {
+		return s.SLI.ratioExpr(w)
+	}
+	return fmt.Sprintf("avg_over_time((\n  (\n%s\n  ) >= 0 > bool %s\n)[%s:5m])",
+		s.SLI.ratioExpr(SliceWidth), fmtFloat(1-s.TimeSliceTarget), FormatWindow(w))
 }
 
 func metaGroup(s *SLO, interval time.Duration) ruleGroup {

@@ -47,6 +47,30 @@ func (s *SLO) maxPeriod() time.Duration {
 	return 31*24*time.Hour + time.Hour
 }
 
+// ringSpan is how far back the slice ring reaches: the longest period,
+// and for a Timeslices SLO at least the longest window too, whose burn rate
+// is counted in slices.
+func (s *SLO) ringSpan() time.Duration {
+	if s.Budgeting == Timeslices {
+		return max(s.maxPeriod(), Windows[len(Windows)-1])
+	}
+	return s.maxPeriod()
+}
+
+// sliceRatio makes w a Timeslices window: its error ratio is the share of
+// the 5-minute slices ending inside it (those with traffic) that missed the
+// slice target, the unit the budget is counted in, so its burn rate, the
+// tiers that compare it and the forecasts that divide by it are in slices
+// too. The event ratio over the window is kept for the slo:slice_error
+// series.
+func (w *WindowStatus) sliceRatio(r *ring, at time.Time, s *SLO) {
+	w.eventRatio = float64(w.ErrorRatio)
+	agg := r.aggregate(sliceKey(at.Add(-w.Length)), sliceKey(at), 1-s.TimeSliceTarget)
+	ratio := float64(agg.badSlice) / float64(agg.slices) // NaN without slices
+	w.Slices, w.BadSlices = agg.slices, agg.badSlice
+	w.ErrorRatio, w.SLI, w.BurnRate = Value(ratio), Value(1-ratio), Value(ratio/s.ErrorBudget())
+}
+
 // sliceKey is the index of the 5-minute slice that ends at or before t.
 func sliceKey(t time.Time) int64 { return floorDiv(t.UnixMilli(), SliceWidth.Milliseconds()) }
 
