@@ -278,6 +278,9 @@ type state struct {
 	slo  *SLO
 	ring *ring
 	plan *plan // nil: evaluated with PromQL
+	// increments is true for an Occurrences SLO with a plan: its slices
+	// on the fast path hold counter increments, not 5m rates.
+	increments bool
 	// checked is true once a latency SLI's bucket bound was checked against
 	// the data.
 	checked bool
@@ -353,7 +356,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	opts.Tiers.Apply(opts.SLOs)
 	for _, s := range opts.SLOs {
-		st := &state{slo: s, ring: newRing(int(s.ringSpan()/SliceWidth) + 2), final: math.MinInt64}
+		st := &state{slo: s, final: math.MinInt64}
 		if e.bufs != nil {
 			if st.plan = newPlan(s); st.plan != nil {
 				for _, sel := range st.plan.selectors() {
@@ -361,6 +364,8 @@ func New(opts Options) (*Engine, error) {
 				}
 			}
 		}
+		st.increments = st.plan != nil && s.Budgeting == Occurrences
+		st.ring = newRing(int(s.ringSpan()/SliceWidth)+2, st.increments)
 		if s.SLI.Kind != KindLatency {
 			st.checked = true
 		}
@@ -631,22 +636,37 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time, accept i
 	pstart, plen := s.periodBounds(at)
 	status.PeriodStart = pstart
 	agg := st.ring.aggregate(sliceKey(pstart), sliceKey(at), 1-s.TimeSliceTarget)
+	// Events over the period: slices of 5m rates, of sample counts
+	// (bool_gauge) or of counter increments (Occurrences on the fast
+	// path), or the period's own increase (Occurrences with PromQL).
+	badEv, allEv := agg.bad, agg.all
+	if s.SLI.rateBased() && !st.increments {
+		badEv, allEv = badEv*SliceWidth.Seconds(), allEv*SliceWidth.Seconds()
+	}
 	var ratio float64
-	switch s.Budgeting {
-	case RatioTimeslices:
+	switch {
+	case s.Budgeting == RatioTimeslices || s.SLI.Kind == KindRaw && s.Budgeting == Occurrences:
 		ratio = agg.ratioSum / float64(agg.slices)
-	case Timeslices:
+	case s.Budgeting == Timeslices:
 		ratio = float64(agg.badSlice) / float64(agg.slices)
+	case st.increments:
+		// Increases between samples inside the period: the first slice's
+		// increase from the sample before the period is not one.
+		xb, xa := st.ring.cross(sliceKey(pstart) + 1)
+		badEv, allEv = badEv-xb, allEv-xa
+		ratio = badEv / allEv
+	case s.SLI.rateBased():
+		var err error
+		if badEv, allEv, err = e.periodIncrease(ctx, st, pstart, at); err != nil {
+			return fail(fmt.Errorf("period: %w", err))
+		}
+		ratio = badEv / allEv
 	default:
 		ratio = agg.bad / agg.all
 	}
 	ps := WindowStatus{Window: status.Period, ErrorRatio: Value(ratio), SLI: Value(1 - ratio), BurnRate: Value(ratio / eb), Seconds: at.Sub(pstart).Seconds()}
 	if s.SLI.Kind != KindRaw {
-		scale := 1.0
-		if s.SLI.rateBased() {
-			scale = SliceWidth.Seconds()
-		}
-		ps.BadEvents, ps.TotalEvents = Value(agg.bad*scale), Value(agg.all*scale)
+		ps.BadEvents, ps.TotalEvents = Value(badEv), Value(allEv)
 		ps.GoodEvents = ps.TotalEvents - ps.BadEvents
 	} else {
 		ps.BadEvents, ps.TotalEvents, ps.GoodEvents = Value(math.NaN()), Value(math.NaN()), Value(math.NaN())
@@ -798,23 +818,38 @@ func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time, accept
 	}()
 	if e.inMemory(st) {
 		// Slices whose 5 minutes are in memory come from there; only older
-		// ones (the first cycle's fill) need a range query.
+		// ones (the first cycle's fill) need a range query. Increments
+		// also need the sample before the slice: one slice more margin.
 		oldest := at.Add(-e.bufs.keep + SliceWidth)
+		if st.increments {
+			oldest = oldest.Add(SliceWidth)
+		}
 		for k := to; k > from; k-- {
 			end := time.UnixMilli(k * SliceWidth.Milliseconds())
 			if end.Before(oldest) {
 				break
 			}
-			b, a, err := e.badAll(ctx, e.opts.Querier, st, SliceWidth, end)
-			if err != nil {
-				return err
+			if st.increments {
+				if err := e.memoryIncrements(st, k); err != nil {
+					return err
+				}
+			} else {
+				b, a, err := e.badAll(ctx, e.opts.Querier, st, SliceWidth, end)
+				if err != nil {
+					return err
+				}
+				st.ring.put(k, b, a)
 			}
-			st.ring.put(k, b, a)
 			to = k - 1
 		}
 		if to <= from {
 			return nil
 		}
+	}
+	if st.increments {
+		// From storage: the slices older than the buffers, or all of them
+		// once the SLO's selectors were dropped from memory.
+		return e.fillIncrements(ctx, st, from, to)
 	}
 	start := time.UnixMilli((from + 1) * SliceWidth.Milliseconds())
 	end := time.UnixMilli(to * SliceWidth.Milliseconds())
@@ -844,6 +879,76 @@ func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time, accept
 		st.ring.put(k, b, a)
 	}
 	return nil
+}
+
+// memoryIncrements computes slice k's increments from the buffers.
+func (e *Engine) memoryIncrements(st *state, k int64) error {
+	ts := k * SliceWidth.Milliseconds()
+	b, xb, ok1, err := e.bufs.evalIncrements(st.plan.bad[SliceWidth], ts)
+	if err != nil {
+		return err
+	}
+	a, xa, ok2, err := e.bufs.evalIncrements(st.plan.all[SliceWidth], ts)
+	if err != nil {
+		return err
+	}
+	st.putIncrements(k, b, xb, ok1, a, xa, ok2)
+	return nil
+}
+
+// fillIncrements computes the increments of slices (from, to] from storage.
+func (e *Engine) fillIncrements(ctx context.Context, st *state, from, to int64) error {
+	bad, err := storageIncrements(ctx, e.opts.Queryable, st.plan.bad[SliceWidth], from, to)
+	if err != nil {
+		return err
+	}
+	all, err := storageIncrements(ctx, e.opts.Queryable, st.plan.all[SliceWidth], from, to)
+	if err != nil {
+		return err
+	}
+	for k := from + 1; k <= to; k++ {
+		b, ok1 := bad[k]
+		a, ok2 := all[k]
+		st.putIncrements(k, b[0], b[1], ok1, a[0], a[1], ok2)
+	}
+	return nil
+}
+
+// putIncrements stores one slice's increments. Missing error series count
+// zero errors, as badExpr's "or on() vector(0)"; a slice without total
+// samples holds no data.
+func (st *state) putIncrements(k int64, b, xb float64, okBad bool, a, xa float64, okAll bool) {
+	if !okBad {
+		b, xb = math.NaN(), math.NaN()
+		if st.slo.SLI.Kind == KindEvents && st.slo.SLI.ErrorQuery != "" {
+			b, xb = 0, 0
+		}
+	}
+	if !okAll {
+		b, a, xb, xa = math.NaN(), math.NaN(), math.NaN(), math.NaN()
+	}
+	st.ring.put(k, b, a)
+	st.ring.putCross(k, xb, xa)
+}
+
+// periodIncrease is the Occurrences period of an SLO evaluated with
+// PromQL: its bad and total events over the period's slices (pstart, the
+// newest slice's end], the SLI's own expressions over that range, as
+// increase(bad[P]) / increase(total[P]) reads them.
+func (e *Engine) periodIncrease(ctx context.Context, st *state, pstart, at time.Time) (bad, all float64, err error) {
+	end := sliceEnd(sliceKey(at))
+	rng := end.Sub(sliceEnd(sliceKey(pstart)))
+	if rng <= 0 {
+		return math.NaN(), math.NaN(), nil
+	}
+	s := st.slo.SLI
+	if bad, _, err = scalar(ctx, e.opts.Querier, s.badExpr(rng), end); err != nil {
+		return 0, 0, err
+	}
+	if all, _, err = scalar(ctx, e.opts.Querier, s.totalExpr(rng), end); err != nil {
+		return 0, 0, err
+	}
+	return bad * rng.Seconds(), all * rng.Seconds(), nil
 }
 
 // maxRangePoints keeps every range query under Prometheus's limit of
@@ -975,18 +1080,6 @@ func writeBack(app storage.Appender, s *SLO, st Status) error {
 			add("slo:period_error_budget_remaining:ratio", nil, float64(st.BudgetRemaining)),
 			add("slo:period_error_budget_consumed:ratio", nil, float64(st.BudgetConsumed)),
 			add("slo:period_coverage:ratio", nil, float64(st.PeriodCoverage)))
-		if s.SLI.Kind != KindRaw && s.Budgeting == Occurrences {
-			// The 5m event rates the exported Occurrences period rule sums
-			// (no sample where the SLI has no data, as a rule without a
-			// result records none).
-			scale := 1.0
-			if s.SLI.rateBased() {
-				scale = SliceWidth.Seconds()
-			}
-			if b, a := float64(w5.BadEvents), float64(w5.TotalEvents); !math.IsNaN(b) && !math.IsNaN(a) {
-				errs = append(errs, add("slo:sli_bad_events:rate5m", nil, b/scale), add("slo:sli_total_events:rate5m", nil, a/scale))
-			}
-		}
 		if s.Budgeting == Timeslices && !math.IsNaN(w5.eventRatio) {
 			// The event ratio of the slice ending now, which the exported
 			// Timeslices period rule samples at every slice's end.

@@ -109,10 +109,9 @@ func sliGroup(s *SLO, interval time.Duration) ruleGroup {
 	case s.Budgeting == RatioTimeslices || s.SLI.Kind == KindRaw:
 		period = fmt.Sprintf("avg_over_time((slo:sli_error:ratio_rate5m%s >= 0)[%s:5m])\n", sel, p)
 	default:
-		g.Rules = append(g.Rules,
-			rule{Record: "slo:sli_bad_events:rate5m", Expr: s.SLI.badExpr(SliceWidth) + "\n", Labels: recLabels(s, nil)},
-			rule{Record: "slo:sli_total_events:rate5m", Expr: s.SLI.totalExpr(SliceWidth) + "\n", Labels: recLabels(s, nil)})
-		period = fmt.Sprintf("sum_over_time(slo:sli_bad_events:rate5m%s[%s])\n/\nsum_over_time(slo:sli_total_events:rate5m%s[%s])\n", sel, p, sel, p)
+		// Occurrences: the SLI over the whole period, increase(bad[P]) /
+		// increase(total[P]) as Pyrra records it, which the engine equals.
+		period = s.SLI.ratioExpr(s.Period) + "\n"
 	}
 	g.Rules = append(g.Rules, rule{Record: "slo:sli_error:ratio_rate" + p, Expr: period, Labels: recLabels(s, map[string]string{"sloth_window": p})})
 	return g

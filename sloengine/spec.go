@@ -6,8 +6,9 @@
 // Every window SLI is the same PromQL expression that the exported recording
 // rules evaluate, so a Prometheus running `burnrate slo rules` output agrees
 // with the engine. The period SLI is built from 5-minute slices kept in
-// memory: each cycle queries only the slices that ended since the last one,
-// so a 30-day window never rescans 30 days of samples.
+// memory: each cycle computes only the slices that ended since the last
+// one (and those late samples may still change), so a 30-day window never
+// rescans 30 days of samples on the embedded TSDB.
 package sloengine
 
 import (

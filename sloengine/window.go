@@ -95,12 +95,49 @@ func floorDiv(a, b int64) int64 {
 // the engine writes every key between the oldest it needs and the newest,
 // so the ring holds keys [max(first, last-n+1), last].
 type ring struct {
-	bad, all    []float64
+	bad, all []float64
+	// xbad and xall, kept for Occurrences slices of counter increments
+	// (see storageIncrements), hold each slice's increase before its first
+	// sample; nil otherwise.
+	xbad, xall  []float64
 	first, last int64 // last < first while empty
 }
 
-func newRing(n int) *ring {
-	return &ring{bad: make([]float64, n), all: make([]float64, n), first: 0, last: -1}
+func newRing(n int, increments bool) *ring {
+	r := &ring{bad: make([]float64, n), all: make([]float64, n), first: 0, last: -1}
+	if increments {
+		r.xbad, r.xall = make([]float64, n), make([]float64, n)
+	}
+	return r
+}
+
+// width is how many values the ring keeps per slice.
+func (r *ring) width() uint8 {
+	if r.xbad != nil {
+		return 4
+	}
+	return 2
+}
+
+// putCross sets slice k's increase before its first sample; put k first.
+func (r *ring) putCross(k int64, bad, all float64) {
+	if r.xbad != nil && r.holds(k) {
+		i := r.index(k)
+		r.xbad[i], r.xall[i] = bad, all
+	}
+}
+
+// cross is slice k's increase before its first sample, zero when the ring
+// does not hold the slice or it has no traffic.
+func (r *ring) cross(k int64) (bad, all float64) {
+	if r.xbad == nil || !r.holds(k) {
+		return 0, 0
+	}
+	i := r.index(k)
+	if t := r.all[i]; t != t || r.bad[i] != r.bad[i] || t <= 0 {
+		return 0, 0 // skipped by aggregate too
+	}
+	return r.xbad[i], r.xall[i]
 }
 
 func (r *ring) index(k int64) int {
