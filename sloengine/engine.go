@@ -1095,7 +1095,7 @@ func writeBack(app storage.Appender, s *SLO, st Status) error {
 		add("slo:objective:ratio", nil, s.Objective),
 		add("slo:error_budget:ratio", nil, s.ErrorBudget()),
 		add("slo:time_period:days", nil, s.Period.Hours()/24),
-		add("sloth_slo_info", map[string]string{"sloth_mode": "burnrate", "sloth_objective": strconv.FormatFloat(s.Objective*100, 'f', -1, 64),
+		add("sloth_slo_info", map[string]string{"sloth_mode": "burnrate", "sloth_objective": strconv.FormatFloat(round15(s.Objective*100), 'f', -1, 64),
 			"sloth_spec": "prometheus/v1", "sloth_version": "burnrate"}, 1))
 	return errors.Join(errs...)
 }

@@ -143,7 +143,7 @@ func metaGroup(s *SLO, interval time.Duration) ruleGroup {
 		{Record: "slo:period_burn_rate:ratio", Expr: fmt.Sprintf("slo:sli_error:ratio_rate%s%s\n/ %s\nslo:error_budget:ratio%s\n", p, sel, on, sel), Labels: recLabels(s, nil)},
 		{Record: "slo:period_error_budget_remaining:ratio", Expr: fmt.Sprintf("1 - slo:period_burn_rate:ratio%s", sel), Labels: recLabels(s, nil)},
 		{Record: "sloth_slo_info", Expr: "vector(1)", Labels: recLabels(s, map[string]string{
-			"sloth_mode": "burnrate", "sloth_objective": fmtFloat(s.Objective * 100), "sloth_spec": "prometheus/v1", "sloth_version": "burnrate"})},
+			"sloth_mode": "burnrate", "sloth_objective": fmtFloat(round15(s.Objective * 100)), "sloth_spec": "prometheus/v1", "sloth_version": "burnrate"})},
 	}}
 }
 

@@ -154,8 +154,20 @@ type SLO struct {
 	Line int
 }
 
-// ErrorBudget is 1 - objective.
-func (s *SLO) ErrorBudget() float64 { return 1 - s.Objective }
+// ErrorBudget is 1 - objective, without the float noise of the
+// subtraction (1 - 0.999 is 0.0010000000000000009): budgets are printed in
+// rules, series labels and the API.
+func (s *SLO) ErrorBudget() float64 { return round15(1 - s.Objective) }
+
+// round15 rounds x to 15 significant digits, all a float64 holds exactly:
+// what a person wrote (99.9 / 100, 1 - 0.999) comes back as written.
+func round15(x float64) float64 {
+	v, err := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 15, 64), 64)
+	if err != nil {
+		return x
+	}
+	return v
+}
 
 // Windows are the SLI windows evaluated for every SLO, as in Sloth.
 var Windows = []time.Duration{
