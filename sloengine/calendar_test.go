@@ -136,6 +136,13 @@ func TestBudgetsOnHandComputedCases(t *testing.T) {
 	require.Equal(t, monthStart, cal.PeriodStart)
 	requireClose(t, occ, float64(cal.PeriodSLI.ErrorRatio), "calendar ratio")
 	requireClose(t, occ*coverage/eb, float64(cal.BudgetConsumed), "calendar consumed")
+	// At the 1h burn the budget would last days; March ends in 5 minutes,
+	// where it resets.
+	f := cal.Forecasts[0]
+	require.Equal(t, "1h", f.Window)
+	require.Greater(t, float64(f.BurnRate), 0.0)
+	require.InDelta(t, 300, float64(f.Seconds), 0, "capped at the end of the month")
+	require.True(t, f.OutlastsPeriod)
 
 	// Across the boundary the same engine (incremental slices) resets.
 	e.Evaluate(ctx, at.Add(10*time.Minute))

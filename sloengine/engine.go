@@ -77,6 +77,10 @@ type Forecast struct {
 	BurnRate Value  `json:"burn_rate"`
 	// Seconds is null when the budget is not being spent.
 	Seconds Value `json:"seconds"`
+	// OutlastsPeriod is true when the budget lasts beyond the end of a
+	// calendar period, where it resets: Seconds is then the time left in
+	// the period.
+	OutlastsPeriod bool `json:"outlasts_period,omitempty"`
 }
 
 // Status is one evaluation of one SLO.
@@ -709,6 +713,9 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time, accept i
 			f.Seconds = 0
 		case b > 0:
 			f.Seconds = Value((1 - consumed) * plen.Seconds() / b)
+			if left := pstart.Add(plen).Sub(at).Seconds(); s.Calendar != nil && float64(f.Seconds) > left {
+				f.Seconds, f.OutlastsPeriod = Value(left), true
+			}
 		}
 		status.Forecasts = append(status.Forecasts, f)
 	}
