@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 const alignedSpec = `version: burnrate/v1
@@ -68,4 +69,55 @@ func TestOccurrencesPeriodEqualsIncrease(t *testing.T) {
 			requireClose(t, 1-want/0.01, float64(s.BudgetRemaining), "%s at %s: budget remaining", name, at)
 		}
 	}
+}
+
+// TestBudgetRemainingRuleMatchesTheEngine: six hours into a 2d period
+// (the data starts then), slo:period_coverage:ratio,
+// slo:period_error_budget_consumed:ratio and
+// slo:period_error_budget_remaining:ratio as exported, evaluated by PromQL
+// on the same TSDB at a slice end, equal the engine's coverage, consumed
+// and remaining budget: one meaning, coverage-aware, where the exported
+// remaining budget used to be 1 - period burn rate (-9 here, against the
+// engine's 0.875).
+func TestBudgetRemainingRuleMatchesTheEngine(t *testing.T) {
+	start := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	gen := &counters{start: start, sec: 7, errRatio: func(int) float64 { return 0.01 }}
+	db := openTSDB(t, nil)
+	require.NoError(t, appendSamples(t, db, gen.upTo(start.Add(6*time.Hour))))
+	slos := loadSLOs(t, lateSpec)
+	q := LocalQuerier{Engine: NewPromQLEngine(), Queryable: db}
+	e, err := New(Options{SLOs: slos, Querier: q, Queryable: db})
+	require.NoError(t, err)
+	ctx := context.Background()
+	at := start.Add(6 * time.Hour)
+	e.Evaluate(ctx, at)
+	s := e.Snapshot()[0]
+	require.Empty(t, s.Error)
+
+	files, err := RuleFiles(slos, time.Minute)
+	require.NoError(t, err)
+	var rf ruleFile
+	require.NoError(t, yaml.Unmarshal(files["late.rules.yml"], &rf))
+	exprs := map[string]string{}
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			exprs[r.Record] = r.Expr
+		}
+	}
+	val := func(expr string) float64 {
+		v, ok, err := scalar(ctx, q, expr, at)
+		require.NoError(t, err, expr)
+		require.True(t, ok, expr)
+		return v
+	}
+	coverage := val(exprs["slo:period_coverage:ratio"])
+	burn := val(exprs["slo:sli_error:ratio_rate2d"]) / s.ErrorBudget
+	requireClose(t, float64(s.PeriodCoverage), coverage, "coverage")
+	requireClose(t, float64(s.PeriodSLI.BurnRate), burn, "period burn rate")
+	requireClose(t, float64(s.BudgetConsumed), burn*coverage, "consumed")
+	requireClose(t, float64(s.BudgetRemaining), 1-burn*coverage, "remaining")
+	requireClose(t, 6.0/48, coverage, "six hours of two days")
+	require.InDelta(t, 1-10*6.0/48, float64(s.BudgetRemaining), 1e-3)
+	require.Contains(t, exprs["slo:period_error_budget_remaining:ratio"], "1 - slo:period_error_budget_consumed:ratio{")
+	require.Contains(t, exprs["slo:period_error_budget_consumed:ratio"], "slo:period_burn_rate:ratio{")
 }

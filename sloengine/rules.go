@@ -141,10 +141,27 @@ func metaGroup(s *SLO, interval time.Duration) ruleGroup {
 		{Record: "slo:time_period:days", Expr: fmtFloat(s.Period.Hours() / 24), Labels: recLabels(s, nil)},
 		{Record: "slo:current_burn_rate:ratio", Expr: fmt.Sprintf("slo:sli_error:ratio_rate5m%s\n/ %s\nslo:error_budget:ratio%s\n", sel, on, sel), Labels: recLabels(s, nil)},
 		{Record: "slo:period_burn_rate:ratio", Expr: fmt.Sprintf("slo:sli_error:ratio_rate%s%s\n/ %s\nslo:error_budget:ratio%s\n", p, sel, on, sel), Labels: recLabels(s, nil)},
-		{Record: "slo:period_error_budget_remaining:ratio", Expr: fmt.Sprintf("1 - slo:period_burn_rate:ratio%s", sel), Labels: recLabels(s, nil)},
+		{Record: "slo:period_coverage:ratio", Expr: coverageExpr(s), Labels: recLabels(s, nil)},
+		{Record: "slo:period_error_budget_consumed:ratio", Expr: fmt.Sprintf("slo:period_burn_rate:ratio%s\n* %s\nslo:period_coverage:ratio%s\n", sel, strings.TrimSuffix(on, " group_left"), sel), Labels: recLabels(s, nil)},
+		{Record: "slo:period_error_budget_remaining:ratio", Expr: fmt.Sprintf("1 - slo:period_error_budget_consumed:ratio%s", sel), Labels: recLabels(s, nil)},
 		{Record: "sloth_slo_info", Expr: "vector(1)", Labels: recLabels(s, map[string]string{
 			"sloth_mode": "burnrate", "sloth_objective": fmtFloat(round15(s.Objective * 100)), "sloth_spec": "prometheus/v1", "sloth_version": "burnrate"})},
 	}}
+}
+
+// coverageExpr is the engine's period coverage in PromQL: from the start
+// of the period's first 5-minute slice with data (the earliest slice end
+// at which the SLI's 5m total has a value) to the end of the newest slice,
+// over the period. Budget consumed is then period burn rate x coverage, as
+// in the engine.
+func coverageExpr(s *SLO) string {
+	data := s.SLI.totalExpr(SliceWidth)
+	if s.SLI.Kind == KindRaw {
+		data = s.SLI.ratioExpr(SliceWidth)
+	}
+	step := fmtFloat(SliceWidth.Seconds())
+	return fmt.Sprintf("clamp_max(\n  (time() - time() %% %s + %s - min_over_time(timestamp(\n%s\n  )[%s:5m]))\n  / %s,\n  1\n)\n",
+		step, step, data, FormatWindow(s.Period), strconv.FormatFloat(s.Period.Seconds(), 'f', -1, 64))
 }
 
 func alertGroup(s *SLO, interval time.Duration) ruleGroup {
