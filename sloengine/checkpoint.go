@@ -76,7 +76,7 @@ func (e *Engine) SaveCheckpoint() error {
 			i := st.ring.index(k)
 			vals := []float64{st.ring.bad[i], st.ring.all[i]}
 			if st.ring.xbad != nil {
-				vals = append(vals, st.ring.xbad[i], st.ring.xall[i])
+				vals = append(vals, float64(st.ring.xbad[i]), float64(st.ring.xall[i]))
 			}
 			for _, v := range vals {
 				binary.LittleEndian.PutUint64(b[:], math.Float64bits(v))

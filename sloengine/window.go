@@ -98,15 +98,16 @@ type ring struct {
 	bad, all []float64
 	// xbad and xall, kept for Occurrences slices of counter increments
 	// (see storageIncrements), hold each slice's increase before its first
-	// sample; nil otherwise.
-	xbad, xall  []float64
+	// sample; nil otherwise. float32 halves their memory (69 MB for 1,000
+	// 30-day SLOs): a slice's share of a period sum needs no more digits.
+	xbad, xall  []float32
 	first, last int64 // last < first while empty
 }
 
 func newRing(n int, increments bool) *ring {
 	r := &ring{bad: make([]float64, n), all: make([]float64, n), first: 0, last: -1}
 	if increments {
-		r.xbad, r.xall = make([]float64, n), make([]float64, n)
+		r.xbad, r.xall = make([]float32, n), make([]float32, n)
 	}
 	return r
 }
@@ -123,7 +124,7 @@ func (r *ring) width() uint8 {
 func (r *ring) putCross(k int64, bad, all float64) {
 	if r.xbad != nil && r.holds(k) {
 		i := r.index(k)
-		r.xbad[i], r.xall[i] = bad, all
+		r.xbad[i], r.xall[i] = float32(bad), float32(all)
 	}
 }
 
@@ -137,7 +138,7 @@ func (r *ring) cross(k int64) (bad, all float64) {
 	if t := r.all[i]; t != t || r.bad[i] != r.bad[i] || t <= 0 {
 		return 0, 0 // skipped by aggregate too
 	}
-	return r.xbad[i], r.xall[i]
+	return float64(r.xbad[i]), float64(r.xall[i])
 }
 
 func (r *ring) index(k int64) int {
