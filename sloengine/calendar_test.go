@@ -95,7 +95,10 @@ slos:
 // TestBudgetsOnHandComputedCases: 47 slices with data end between 18:05
 // and 21:55; six are all errors at 10 req/s, one is half errors at 20 req/s.
 //
-//	Occurrences:     bad/total = (6*10 + 10) / (46*10 + 20) = 70/480
+//	Occurrences:     increase(errors) / increase(requests) between the 235
+//	                 samples inside the period: errors in 34 of its 234
+//	                 minutes, 600 requests a minute, four minutes doubled:
+//	                 34*600 / (238*600) = 34/238
 //	RatioTimeslices: mean slice ratio = (6 + 0.5) / 47
 //	Timeslices:      slices below 95% good = 7 of 47
 //
@@ -117,12 +120,12 @@ func TestBudgetsOnHandComputedCases(t *testing.T) {
 		got[s.Name] = s
 	}
 	eb := 1 - 0.99
-	occ := 70.0 / 480
+	occ := 34.0 / 238
 	cov2d := 235.0 / (2 * 24 * 60)
 	requireClose(t, occ, float64(got["occurrences"].PeriodSLI.ErrorRatio), "occurrences ratio")
 	requireClose(t, cov2d, float64(got["occurrences"].PeriodCoverage), "occurrences coverage")
 	requireClose(t, 1-occ*cov2d/eb, float64(got["occurrences"].BudgetRemaining), "occurrences remaining")
-	requireClose(t, 480*300, float64(got["occurrences"].PeriodSLI.TotalEvents), "occurrences events")
+	requireClose(t, 238*600, float64(got["occurrences"].PeriodSLI.TotalEvents), "occurrences events")
 	requireClose(t, 6.5/47, float64(got["ratio-timeslices"].PeriodSLI.ErrorRatio), "ratio timeslices")
 	requireClose(t, 7.0/47, float64(got["timeslices"].PeriodSLI.ErrorRatio), "timeslices")
 	requireClose(t, 1-(7.0/47)*cov2d/eb, float64(got["timeslices"].BudgetRemaining), "timeslices remaining")
@@ -133,6 +136,13 @@ func TestBudgetsOnHandComputedCases(t *testing.T) {
 	require.Equal(t, monthStart, cal.PeriodStart)
 	requireClose(t, occ, float64(cal.PeriodSLI.ErrorRatio), "calendar ratio")
 	requireClose(t, occ*coverage/eb, float64(cal.BudgetConsumed), "calendar consumed")
+	// At the 1h burn the budget would last days; March ends in 5 minutes,
+	// where it resets.
+	f := cal.Forecasts[0]
+	require.Equal(t, "1h", f.Window)
+	require.Greater(t, float64(f.BurnRate), 0.0)
+	require.InDelta(t, 300, float64(f.Seconds), 0, "capped at the end of the month")
+	require.True(t, f.OutlastsPeriod)
 
 	// Across the boundary the same engine (incremental slices) resets.
 	e.Evaluate(ctx, at.Add(10*time.Minute))

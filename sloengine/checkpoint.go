@@ -26,7 +26,9 @@ import (
 
 const checkpointFile = "slices.ckpt"
 
-var checkpointMagic = [8]byte{'B', 'R', 'S', 'L', 'I', 'C', 'E', '1'}
+// checkpointMagic names the format: version 2 adds the number of values
+// per slice (2, or 4 with the increments' cross values).
+var checkpointMagic = [8]byte{'B', 'R', 'S', 'L', 'I', 'C', 'E', '2'}
 
 // fingerprint identifies what an SLO's slices hold: the 5m expressions.
 func fingerprint(s *SLO) uint64 {
@@ -68,12 +70,18 @@ func (e *Engine) SaveCheckpoint() error {
 		put(fingerprint(st.slo))
 		put(first)
 		put(last)
-		var b [16]byte
+		put(st.ring.width())
+		var b [8]byte
 		for k := first; k <= last; k++ {
 			i := st.ring.index(k)
-			binary.LittleEndian.PutUint64(b[:8], math.Float64bits(st.ring.bad[i]))
-			binary.LittleEndian.PutUint64(b[8:], math.Float64bits(st.ring.all[i]))
-			_, _ = w.Write(b[:])
+			vals := []float64{st.ring.bad[i], st.ring.all[i]}
+			if st.ring.xbad != nil {
+				vals = append(vals, float64(st.ring.xbad[i]), float64(st.ring.xall[i]))
+			}
+			for _, v := range vals {
+				binary.LittleEndian.PutUint64(b[:], math.Float64bits(v))
+				_, _ = w.Write(b[:])
+			}
 		}
 	}
 	if err := w.Flush(); err != nil {
@@ -125,6 +133,7 @@ func (e *Engine) readCheckpoint() (int, error) {
 		var idLen uint16
 		var fp uint64
 		var first, last int64
+		var width uint8
 		if err := get(&idLen); err != nil {
 			return restored, fmt.Errorf("slice checkpoint %s: %w", path, err)
 		}
@@ -132,27 +141,33 @@ func (e *Engine) readCheckpoint() (int, error) {
 		if _, err := io.ReadFull(r, id); err != nil {
 			return restored, fmt.Errorf("slice checkpoint %s: %w", path, err)
 		}
-		if err := errors.Join(get(&fp), get(&first), get(&last)); err != nil {
+		if err := errors.Join(get(&fp), get(&first), get(&last), get(&width)); err != nil {
 			return restored, fmt.Errorf("slice checkpoint %s: %w", path, err)
 		}
-		if last-first+1 > 1<<22 {
-			return restored, fmt.Errorf("slice checkpoint %s: %s holds %d slices", path, id, last-first+1)
+		if last-first+1 > 1<<22 || (width != 2 && width != 4) {
+			return restored, fmt.Errorf("slice checkpoint %s: %s holds %d slices of %d values", path, id, last-first+1, width)
 		}
 		count := max(0, last-first+1)
-		if need := int(count) * 16; cap(raw) < need {
+		size := 8 * int64(width)
+		if need := int(count * size); cap(raw) < need {
 			raw = make([]byte, need)
 		}
-		raw = raw[:count*16]
+		raw = raw[:count*size]
 		if _, err := io.ReadFull(r, raw); err != nil {
 			return restored, fmt.Errorf("slice checkpoint %s: %w", path, err)
 		}
 		st, ok := e.byID[string(id)]
-		if !ok || fp != fingerprint(st.slo) || count == 0 || !st.ring.empty() {
+		// Slices of 5m rates and slices of increments do not mix.
+		if !ok || fp != fingerprint(st.slo) || count == 0 || !st.ring.empty() || width != st.ring.width() {
 			continue
 		}
+		f := func(j int64) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(raw[j:])) }
 		for k := first; k <= last; k++ {
-			j := 16 * (k - first)
-			st.ring.put(k, math.Float64frombits(binary.LittleEndian.Uint64(raw[j:])), math.Float64frombits(binary.LittleEndian.Uint64(raw[j+8:])))
+			j := size * (k - first)
+			st.ring.put(k, f(j), f(j+8))
+			if width == 4 {
+				st.ring.putCross(k, f(j+16), f(j+24))
+			}
 		}
 		st.final = last
 		restored++

@@ -168,14 +168,16 @@ func TestEngineMatchesPrometheus(t *testing.T) {
 				requireClose(t, want/l.ErrorBudget, float64(w.BurnRate), "%s burn rate", w.Window)
 				requireClose(t, float64(w.TotalEvents), float64(r.Windows[j].TotalEvents), "%s events", w.Window)
 			}
-			// The period: the sum of the 5-minute slices that end in the last
-			// two days, exactly as a subquery over the 5m expressions computes it.
+			// The period: increase(bad[2d]) / increase(total[2d]) as of the
+			// newest slice's end, as the exported period rule computes it.
 			s := slos[i]
-			q := fmt.Sprintf("sum_over_time(%s[2d:5m]) / sum_over_time(%s[2d:5m])", s.SLI.badExpr(SliceWidth), s.SLI.totalExpr(SliceWidth))
-			want := promValue(q)
+			q := exported["slo:sli_error:ratio_rate2d/"+l.ID]
+			v, _, err := scalar(ctx, prom, q, sliceEnd(sliceKey(at)))
+			require.NoError(t, err, q)
+			want := v
 			requireClose(t, want, float64(l.PeriodSLI.ErrorRatio), "period error ratio")
 			requireClose(t, want, float64(r.PeriodSLI.ErrorRatio), "period error ratio, prometheus backend")
-			requireClose(t, promValue("1 - ("+q+") / "+fmtFloat(l.ErrorBudget)), float64(l.BudgetRemaining), "budget remaining")
+			requireClose(t, 1-want/s.ErrorBudget(), float64(l.BudgetRemaining), "budget remaining")
 			requireClose(t, float64(l.BudgetRemaining), float64(r.BudgetRemaining), "budget remaining, prometheus backend")
 		})
 	}

@@ -60,6 +60,15 @@ type WindowStatus struct {
 	// NoData is true when the SLI's series do not exist over the window
 	// (the query had no result), as opposed to existing without traffic.
 	NoData bool `json:"no_data,omitempty"`
+
+	// Slices and BadSlices are set for a Timeslices SLO: the 5-minute
+	// slices with traffic that end inside the window, and those of them
+	// whose SLI missed the slice target. ErrorRatio is then their share,
+	// BadSlices/Slices, and BurnRate that share over the error budget.
+	Slices    int `json:"slices,omitempty"`
+	BadSlices int `json:"bad_slices,omitempty"`
+	// eventRatio is a Timeslices window's event error ratio.
+	eventRatio float64
 }
 
 // Forecast is the time left until the budget is spent at one window's burn.
@@ -68,6 +77,10 @@ type Forecast struct {
 	BurnRate Value  `json:"burn_rate"`
 	// Seconds is null when the budget is not being spent.
 	Seconds Value `json:"seconds"`
+	// OutlastsPeriod is true when the budget lasts beyond the end of a
+	// calendar period, where it resets: Seconds is then the time left in
+	// the period.
+	OutlastsPeriod bool `json:"outlasts_period,omitempty"`
 }
 
 // Status is one evaluation of one SLO.
@@ -269,6 +282,9 @@ type state struct {
 	slo  *SLO
 	ring *ring
 	plan *plan // nil: evaluated with PromQL
+	// increments is true for an Occurrences SLO with a plan: its slices
+	// on the fast path hold counter increments, not 5m rates.
+	increments bool
 	// checked is true once a latency SLI's bucket bound was checked against
 	// the data.
 	checked bool
@@ -344,7 +360,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	opts.Tiers.Apply(opts.SLOs)
 	for _, s := range opts.SLOs {
-		st := &state{slo: s, ring: newRing(int(s.maxPeriod()/SliceWidth) + 2), final: math.MinInt64}
+		st := &state{slo: s, final: math.MinInt64}
 		if e.bufs != nil {
 			if st.plan = newPlan(s); st.plan != nil {
 				for _, sel := range st.plan.selectors() {
@@ -352,6 +368,8 @@ func New(opts Options) (*Engine, error) {
 				}
 			}
 		}
+		st.increments = st.plan != nil && s.Budgeting == Occurrences
+		st.ring = newRing(int(s.ringSpan()/SliceWidth)+2, st.increments)
 		if s.SLI.Kind != KindLatency {
 			st.checked = true
 		}
@@ -606,38 +624,59 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time, accept i
 		return fail(st.leErr)
 	}
 	q := e.opts.Querier
+	if err := e.fillSlices(ctx, st, at, accept); err != nil {
+		return fail(fmt.Errorf("period slices: %w", err))
+	}
 	for _, w := range Windows {
 		ws, err := e.window(ctx, q, st, w, at)
 		if err != nil {
 			return fail(fmt.Errorf("window %s: %w", FormatWindow(w), err))
 		}
+		if s.Budgeting == Timeslices {
+			ws.sliceRatio(st.ring, at, s)
+		}
 		status.Windows = append(status.Windows, ws)
-	}
-	if err := e.fillSlices(ctx, st, at, accept); err != nil {
-		return fail(fmt.Errorf("period slices: %w", err))
 	}
 	pstart, plen := s.periodBounds(at)
 	status.PeriodStart = pstart
 	agg := st.ring.aggregate(sliceKey(pstart), sliceKey(at), 1-s.TimeSliceTarget)
+	// Events over the period: slices of 5m rates, of sample counts
+	// (bool_gauge) or of counter increments (Occurrences on the fast
+	// path), or the period's own increase (Occurrences with PromQL).
+	badEv, allEv := agg.bad, agg.all
+	if s.SLI.rateBased() && !st.increments {
+		badEv, allEv = badEv*SliceWidth.Seconds(), allEv*SliceWidth.Seconds()
+	}
 	var ratio float64
-	switch s.Budgeting {
-	case RatioTimeslices:
+	switch {
+	case s.Budgeting == RatioTimeslices || s.SLI.Kind == KindRaw && s.Budgeting == Occurrences:
 		ratio = agg.ratioSum / float64(agg.slices)
-	case Timeslices:
+	case s.Budgeting == Timeslices:
 		ratio = float64(agg.badSlice) / float64(agg.slices)
+	case st.increments:
+		// Increases between samples inside the period: the first slice's
+		// increase from the sample before the period is not one.
+		xb, xa := st.ring.cross(sliceKey(pstart) + 1)
+		badEv, allEv = badEv-xb, allEv-xa
+		ratio = badEv / allEv
+	case s.SLI.rateBased():
+		var err error
+		if badEv, allEv, err = e.periodIncrease(ctx, st, pstart, at); err != nil {
+			return fail(fmt.Errorf("period: %w", err))
+		}
+		ratio = badEv / allEv
 	default:
 		ratio = agg.bad / agg.all
 	}
 	ps := WindowStatus{Window: status.Period, ErrorRatio: Value(ratio), SLI: Value(1 - ratio), BurnRate: Value(ratio / eb), Seconds: at.Sub(pstart).Seconds()}
 	if s.SLI.Kind != KindRaw {
-		scale := 1.0
-		if s.SLI.rateBased() {
-			scale = SliceWidth.Seconds()
-		}
-		ps.BadEvents, ps.TotalEvents = Value(agg.bad*scale), Value(agg.all*scale)
+		ps.BadEvents, ps.TotalEvents = Value(badEv), Value(allEv)
 		ps.GoodEvents = ps.TotalEvents - ps.BadEvents
 	} else {
 		ps.BadEvents, ps.TotalEvents, ps.GoodEvents = Value(math.NaN()), Value(math.NaN()), Value(math.NaN())
+	}
+	if s.Budgeting == Timeslices {
+		ps.Slices, ps.BadSlices = agg.slices, agg.badSlice
 	}
 	status.PeriodSLI = ps
 	// Budget consumed is what was spent of the whole period's budget: bad
@@ -674,6 +713,9 @@ func (e *Engine) evaluate(ctx context.Context, st *state, at time.Time, accept i
 			f.Seconds = 0
 		case b > 0:
 			f.Seconds = Value((1 - consumed) * plen.Seconds() / b)
+			if left := pstart.Add(plen).Sub(at).Seconds(); s.Calendar != nil && float64(f.Seconds) > left {
+				f.Seconds, f.OutlastsPeriod = Value(left), true
+			}
 		}
 		status.Forecasts = append(status.Forecasts, f)
 	}
@@ -769,7 +811,7 @@ func (e *Engine) badAll(ctx context.Context, q Querier, st *state, w time.Durati
 func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time, accept int64) error {
 	s := st.slo
 	to := sliceKey(at)
-	from := sliceKey(at.Add(-s.maxPeriod())) // oldest slice worth holding
+	from := sliceKey(at.Add(-s.ringSpan())) // oldest slice worth holding
 	if st.final > from {
 		from = st.final
 	}
@@ -783,23 +825,38 @@ func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time, accept
 	}()
 	if e.inMemory(st) {
 		// Slices whose 5 minutes are in memory come from there; only older
-		// ones (the first cycle's fill) need a range query.
+		// ones (the first cycle's fill) need a range query. Increments
+		// also need the sample before the slice: one slice more margin.
 		oldest := at.Add(-e.bufs.keep + SliceWidth)
+		if st.increments {
+			oldest = oldest.Add(SliceWidth)
+		}
 		for k := to; k > from; k-- {
 			end := time.UnixMilli(k * SliceWidth.Milliseconds())
 			if end.Before(oldest) {
 				break
 			}
-			b, a, err := e.badAll(ctx, e.opts.Querier, st, SliceWidth, end)
-			if err != nil {
-				return err
+			if st.increments {
+				if err := e.memoryIncrements(st, k); err != nil {
+					return err
+				}
+			} else {
+				b, a, err := e.badAll(ctx, e.opts.Querier, st, SliceWidth, end)
+				if err != nil {
+					return err
+				}
+				st.ring.put(k, b, a)
 			}
-			st.ring.put(k, b, a)
 			to = k - 1
 		}
 		if to <= from {
 			return nil
 		}
+	}
+	if st.increments {
+		// From storage: the slices older than the buffers, or all of them
+		// once the SLO's selectors were dropped from memory.
+		return e.fillIncrements(ctx, st, from, to)
 	}
 	start := time.UnixMilli((from + 1) * SliceWidth.Milliseconds())
 	end := time.UnixMilli(to * SliceWidth.Milliseconds())
@@ -829,6 +886,76 @@ func (e *Engine) fillSlices(ctx context.Context, st *state, at time.Time, accept
 		st.ring.put(k, b, a)
 	}
 	return nil
+}
+
+// memoryIncrements computes slice k's increments from the buffers.
+func (e *Engine) memoryIncrements(st *state, k int64) error {
+	ts := k * SliceWidth.Milliseconds()
+	b, xb, ok1, err := e.bufs.evalIncrements(st.plan.bad[SliceWidth], ts)
+	if err != nil {
+		return err
+	}
+	a, xa, ok2, err := e.bufs.evalIncrements(st.plan.all[SliceWidth], ts)
+	if err != nil {
+		return err
+	}
+	st.putIncrements(k, b, xb, ok1, a, xa, ok2)
+	return nil
+}
+
+// fillIncrements computes the increments of slices (from, to] from storage.
+func (e *Engine) fillIncrements(ctx context.Context, st *state, from, to int64) error {
+	bad, err := storageIncrements(ctx, e.opts.Queryable, st.plan.bad[SliceWidth], from, to)
+	if err != nil {
+		return err
+	}
+	all, err := storageIncrements(ctx, e.opts.Queryable, st.plan.all[SliceWidth], from, to)
+	if err != nil {
+		return err
+	}
+	for k := from + 1; k <= to; k++ {
+		b, ok1 := bad[k]
+		a, ok2 := all[k]
+		st.putIncrements(k, b[0], b[1], ok1, a[0], a[1], ok2)
+	}
+	return nil
+}
+
+// putIncrements stores one slice's increments. Missing error series count
+// zero errors, as badExpr's "or on() vector(0)"; a slice without total
+// samples holds no data.
+func (st *state) putIncrements(k int64, b, xb float64, okBad bool, a, xa float64, okAll bool) {
+	if !okBad {
+		b, xb = math.NaN(), math.NaN()
+		if st.slo.SLI.Kind == KindEvents && st.slo.SLI.ErrorQuery != "" {
+			b, xb = 0, 0
+		}
+	}
+	if !okAll {
+		b, a, xb, xa = math.NaN(), math.NaN(), math.NaN(), math.NaN()
+	}
+	st.ring.put(k, b, a)
+	st.ring.putCross(k, xb, xa)
+}
+
+// periodIncrease is the Occurrences period of an SLO evaluated with
+// PromQL: its bad and total events over the period's slices (pstart, the
+// newest slice's end], the SLI's own expressions over that range, as
+// increase(bad[P]) / increase(total[P]) reads them.
+func (e *Engine) periodIncrease(ctx context.Context, st *state, pstart, at time.Time) (bad, all float64, err error) {
+	end := sliceEnd(sliceKey(at))
+	rng := end.Sub(sliceEnd(sliceKey(pstart)))
+	if rng <= 0 {
+		return math.NaN(), math.NaN(), nil
+	}
+	s := st.slo.SLI
+	if bad, _, err = scalar(ctx, e.opts.Querier, s.badExpr(rng), end); err != nil {
+		return 0, 0, err
+	}
+	if all, _, err = scalar(ctx, e.opts.Querier, s.totalExpr(rng), end); err != nil {
+		return 0, 0, err
+	}
+	return bad * rng.Seconds(), all * rng.Seconds(), nil
 }
 
 // maxRangePoints keeps every range query under Prometheus's limit of
@@ -960,17 +1087,10 @@ func writeBack(app storage.Appender, s *SLO, st Status) error {
 			add("slo:period_error_budget_remaining:ratio", nil, float64(st.BudgetRemaining)),
 			add("slo:period_error_budget_consumed:ratio", nil, float64(st.BudgetConsumed)),
 			add("slo:period_coverage:ratio", nil, float64(st.PeriodCoverage)))
-		if s.SLI.Kind != KindRaw && s.Budgeting == Occurrences {
-			// The 5m event rates the exported Occurrences period rule sums
-			// (no sample where the SLI has no data, as a rule without a
-			// result records none).
-			scale := 1.0
-			if s.SLI.rateBased() {
-				scale = SliceWidth.Seconds()
-			}
-			if b, a := float64(w5.BadEvents), float64(w5.TotalEvents); !math.IsNaN(b) && !math.IsNaN(a) {
-				errs = append(errs, add("slo:sli_bad_events:rate5m", nil, b/scale), add("slo:sli_total_events:rate5m", nil, a/scale))
-			}
+		if s.Budgeting == Timeslices && !math.IsNaN(w5.eventRatio) {
+			// The event ratio of the slice ending now, which the exported
+			// Timeslices period rule samples at every slice's end.
+			errs = append(errs, add("slo:slice_error:ratio_rate5m", nil, w5.eventRatio))
 		}
 		for _, f := range st.Forecasts {
 			if !math.IsNaN(float64(f.Seconds)) {
@@ -982,7 +1102,7 @@ func writeBack(app storage.Appender, s *SLO, st Status) error {
 		add("slo:objective:ratio", nil, s.Objective),
 		add("slo:error_budget:ratio", nil, s.ErrorBudget()),
 		add("slo:time_period:days", nil, s.Period.Hours()/24),
-		add("sloth_slo_info", map[string]string{"sloth_mode": "burnrate", "sloth_objective": strconv.FormatFloat(s.Objective*100, 'f', -1, 64),
+		add("sloth_slo_info", map[string]string{"sloth_mode": "burnrate", "sloth_objective": strconv.FormatFloat(round15(s.Objective*100), 'f', -1, 64),
 			"sloth_spec": "prometheus/v1", "sloth_version": "burnrate"}, 1))
 	return errors.Join(errs...)
 }

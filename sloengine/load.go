@@ -412,7 +412,7 @@ func (c *fileCtx) buildOwn(p string, fs fileSpec, s sloSpec) *SLO {
 	case !(*s.Objective > 0 && *s.Objective < 100):
 		c.errf(p+".objective", "%v is out of range: want a percentage greater than 0 and less than 100 (such as 99.9)", *s.Objective)
 	default:
-		slo.Objective = *s.Objective / 100
+		slo.Objective = round15(*s.Objective / 100)
 	}
 	if s.MinEvents < 0 {
 		c.errf(p+".min_events", "must not be negative")

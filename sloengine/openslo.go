@@ -253,7 +253,7 @@ func buildOpenSLO(c *fileCtx, o osObject, byKind map[string]map[string]osObject)
 			if !(*ob.TargetPercent > 0 && *ob.TargetPercent < 100) {
 				c.errf("spec.objectives[0].targetPercent", "%v is out of range: want a percentage greater than 0 and less than 100", *ob.TargetPercent)
 			} else {
-				slo.Objective = *ob.TargetPercent / 100
+				slo.Objective = round15(*ob.TargetPercent / 100)
 			}
 		default:
 			c.errf("spec.objectives[0].target", "missing")

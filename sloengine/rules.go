@@ -90,7 +90,7 @@ func sliGroup(s *SLO, interval time.Duration) ruleGroup {
 	for _, w := range Windows {
 		g.Rules = append(g.Rules, rule{
 			Record: "slo:sli_error:ratio_rate" + FormatWindow(w),
-			Expr:   s.SLI.ratioExpr(w) + "\n",
+			Expr:   windowRatioExpr(s, w) + "\n",
 			Labels: recLabels(s, map[string]string{"sloth_window": FormatWindow(w)}),
 		})
 	}
@@ -101,17 +101,34 @@ func sliGroup(s *SLO, interval time.Duration) ruleGroup {
 	// they count neither as good nor as bad slices, as in the engine.
 	switch {
 	case s.Budgeting == Timeslices:
-		period = fmt.Sprintf("avg_over_time(((slo:sli_error:ratio_rate5m%s >= 0) > bool %s)[%s:5m])\n", sel, fmtFloat(1-s.TimeSliceTarget), p)
+		// A subquery over the SLI expression itself, as the windows use,
+		// would evaluate it 8,640 times a cycle for 30 days: the period
+		// samples the recorded event ratio at each slice's end instead.
+		g.Rules = append(g.Rules, rule{Record: "slo:slice_error:ratio_rate5m", Expr: s.SLI.ratioExpr(SliceWidth) + "\n", Labels: recLabels(s, nil)})
+		period = fmt.Sprintf("avg_over_time(((slo:slice_error:ratio_rate5m%s >= 0) > bool %s)[%s:5m])\n", sel, fmtFloat(1-s.TimeSliceTarget), p)
 	case s.Budgeting == RatioTimeslices || s.SLI.Kind == KindRaw:
 		period = fmt.Sprintf("avg_over_time((slo:sli_error:ratio_rate5m%s >= 0)[%s:5m])\n", sel, p)
 	default:
-		g.Rules = append(g.Rules,
-			rule{Record: "slo:sli_bad_events:rate5m", Expr: s.SLI.badExpr(SliceWidth) + "\n", Labels: recLabels(s, nil)},
-			rule{Record: "slo:sli_total_events:rate5m", Expr: s.SLI.totalExpr(SliceWidth) + "\n", Labels: recLabels(s, nil)})
-		period = fmt.Sprintf("sum_over_time(slo:sli_bad_events:rate5m%s[%s])\n/\nsum_over_time(slo:sli_total_events:rate5m%s[%s])\n", sel, p, sel, p)
+		// Occurrences: the SLI over the whole period, increase(bad[P]) /
+		// increase(total[P]) as Pyrra records it, which the engine equals.
+		period = s.SLI.ratioExpr(s.Period) + "\n"
 	}
 	g.Rules = append(g.Rules, rule{Record: "slo:sli_error:ratio_rate" + p, Expr: period, Labels: recLabels(s, map[string]string{"sloth_window": p})})
 	return g
+}
+
+// windowRatioExpr is the error ratio over w in the unit of the SLO's
+// budget, as the engine computes it. For Timeslices it is the share of the
+// 5-minute slices ending inside w whose event error ratio exceeds
+// 1 - time_slice_target: a subquery evaluates the 5m ratio at every slice
+// end (steps are aligned to the epoch, as the engine's slices are), ">= 0"
+// drops slices without traffic (NaN) and "> bool" counts a bad slice as 1.
+func windowRatioExpr(s *SLO, w time.Duration) string {
+	if s.Budgeting != Timeslices {
+		return s.SLI.ratioExpr(w)
+	}
+	return fmt.Sprintf("avg_over_time((\n  (\n%s\n  ) >= 0 > bool %s\n)[%s:5m])",
+		s.SLI.ratioExpr(SliceWidth), fmtFloat(1-s.TimeSliceTarget), FormatWindow(w))
 }
 
 func metaGroup(s *SLO, interval time.Duration) ruleGroup {
@@ -124,10 +141,27 @@ func metaGroup(s *SLO, interval time.Duration) ruleGroup {
 		{Record: "slo:time_period:days", Expr: fmtFloat(s.Period.Hours() / 24), Labels: recLabels(s, nil)},
 		{Record: "slo:current_burn_rate:ratio", Expr: fmt.Sprintf("slo:sli_error:ratio_rate5m%s\n/ %s\nslo:error_budget:ratio%s\n", sel, on, sel), Labels: recLabels(s, nil)},
 		{Record: "slo:period_burn_rate:ratio", Expr: fmt.Sprintf("slo:sli_error:ratio_rate%s%s\n/ %s\nslo:error_budget:ratio%s\n", p, sel, on, sel), Labels: recLabels(s, nil)},
-		{Record: "slo:period_error_budget_remaining:ratio", Expr: fmt.Sprintf("1 - slo:period_burn_rate:ratio%s", sel), Labels: recLabels(s, nil)},
+		{Record: "slo:period_coverage:ratio", Expr: coverageExpr(s), Labels: recLabels(s, nil)},
+		{Record: "slo:period_error_budget_consumed:ratio", Expr: fmt.Sprintf("slo:period_burn_rate:ratio%s\n* %s\nslo:period_coverage:ratio%s\n", sel, strings.TrimSuffix(on, " group_left"), sel), Labels: recLabels(s, nil)},
+		{Record: "slo:period_error_budget_remaining:ratio", Expr: fmt.Sprintf("1 - slo:period_error_budget_consumed:ratio%s", sel), Labels: recLabels(s, nil)},
 		{Record: "sloth_slo_info", Expr: "vector(1)", Labels: recLabels(s, map[string]string{
-			"sloth_mode": "burnrate", "sloth_objective": fmtFloat(s.Objective * 100), "sloth_spec": "prometheus/v1", "sloth_version": "burnrate"})},
+			"sloth_mode": "burnrate", "sloth_objective": fmtFloat(round15(s.Objective * 100)), "sloth_spec": "prometheus/v1", "sloth_version": "burnrate"})},
 	}}
+}
+
+// coverageExpr is the engine's period coverage in PromQL: from the start
+// of the period's first 5-minute slice with data (the earliest slice end
+// at which the SLI's 5m total has a value) to the end of the newest slice,
+// over the period. Budget consumed is then period burn rate x coverage, as
+// in the engine.
+func coverageExpr(s *SLO) string {
+	data := s.SLI.totalExpr(SliceWidth)
+	if s.SLI.Kind == KindRaw {
+		data = s.SLI.ratioExpr(SliceWidth)
+	}
+	step := fmtFloat(SliceWidth.Seconds())
+	return fmt.Sprintf("clamp_max(\n  (time() - time() %% %s + %s - min_over_time(timestamp(\n%s\n  )[%s:5m]))\n  / %s,\n  1\n)\n",
+		step, step, data, FormatWindow(s.Period), strconv.FormatFloat(s.Period.Seconds(), 'f', -1, 64))
 }
 
 func alertGroup(s *SLO, interval time.Duration) ruleGroup {

@@ -6,8 +6,9 @@
 // Every window SLI is the same PromQL expression that the exported recording
 // rules evaluate, so a Prometheus running `burnrate slo rules` output agrees
 // with the engine. The period SLI is built from 5-minute slices kept in
-// memory: each cycle queries only the slices that ended since the last one,
-// so a 30-day window never rescans 30 days of samples.
+// memory: each cycle computes only the slices that ended since the last
+// one (and those late samples may still change), so a 30-day window never
+// rescans 30 days of samples on the embedded TSDB.
 package sloengine
 
 import (
@@ -153,8 +154,20 @@ type SLO struct {
 	Line int
 }
 
-// ErrorBudget is 1 - objective.
-func (s *SLO) ErrorBudget() float64 { return 1 - s.Objective }
+// ErrorBudget is 1 - objective, without the float noise of the
+// subtraction (1 - 0.999 is 0.0010000000000000009): budgets are printed in
+// rules, series labels and the API.
+func (s *SLO) ErrorBudget() float64 { return round15(1 - s.Objective) }
+
+// round15 rounds x to 15 significant digits, all a float64 holds exactly:
+// what a person wrote (99.9 / 100, 1 - 0.999) comes back as written.
+func round15(x float64) float64 {
+	v, err := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 15, 64), 64)
+	if err != nil {
+		return x
+	}
+	return v
+}
 
 // Windows are the SLI windows evaluated for every SLO, as in Sloth.
 var Windows = []time.Duration{

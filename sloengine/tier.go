@@ -33,7 +33,7 @@ type TierState struct {
 // count them, a raw error-ratio SLI); a window the engine did not evaluate
 // is not measured.
 func decideTier(t Tier, long, short WindowStatus, eb float64) TierState {
-	ts := TierState{Tier: t, Threshold: t.Factor * eb}
+	ts := TierState{Tier: t, Threshold: round15(t.Factor * eb)}
 	ts.Held = long.LowTraffic || short.LowTraffic
 	ts.Firing = !ts.Held && long.measured() && short.measured() &&
 		float64(long.ErrorRatio) > ts.Threshold && float64(short.ErrorRatio) > ts.Threshold

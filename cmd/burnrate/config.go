@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
@@ -111,13 +112,43 @@ func loadConfig(file string, flags *pflag.FlagSet) (config, error) {
 	// over a filled struct would merge a file's list items into the default
 	// items instead of replacing the list.
 	var cfg config
-	if err := v.UnmarshalExact(&cfg); err != nil {
+	if err := v.UnmarshalExact(&cfg, viper.DecodeHook(decodeHook)); err != nil {
 		return config{}, fmt.Errorf("configuration: %w", err)
 	}
 	if err := cfg.validate(); err != nil {
 		return config{}, locate(file, lines, err)
 	}
 	return cfg, nil
+}
+
+// parseDuration reads a Go duration (1h30m, 1.5h) or a Prometheus one with
+// days and weeks (40d, 2w), so that collector.tsdb.retention takes the 30d
+// an SLO period does.
+func parseDuration(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	d, err := model.ParseDuration(s)
+	return time.Duration(d), err
+}
+
+// decodeHook is viper's default decoding (durations, comma-separated
+// lists) with parseDuration's durations.
+func decodeHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String {
+		return data, nil
+	}
+	raw := reflect.ValueOf(data).String()
+	switch {
+	case to == reflect.TypeFor[time.Duration]():
+		return parseDuration(raw)
+	case to.Kind() == reflect.Slice:
+		if raw == "" {
+			return []string{}, nil
+		}
+		return strings.Split(raw, ","), nil
+	}
+	return data, nil
 }
 
 // locate prefixes a validation error ("key: reason") with the file and line
@@ -251,7 +282,7 @@ func checkScalar(n *yaml.Node, t reflect.Type) error {
 		if n.Kind != yaml.ScalarNode {
 			return fmt.Errorf("want a duration such as 30s or 5m, got %s", kindName(n))
 		}
-		if _, err := time.ParseDuration(n.Value); err != nil {
+		if _, err := parseDuration(n.Value); err != nil {
 			return fmt.Errorf("want a duration such as 30s or 5m, got %q", n.Value)
 		}
 		return nil

@@ -299,6 +299,18 @@ func TestConfigPrint(t *testing.T) {
 		require.Equal(t, []string{"service"}, cfg.Alerting.Route.GroupBy, "the default [alertname slo severity] is replaced, not merged")
 	})
 
+	t.Run("durations take days as SLO periods do", func(t *testing.T) {
+		f := filepath.Join(t.TempDir(), "d.yml")
+		require.NoError(t, os.WriteFile(f, []byte("collector:\n  tsdb:\n    retention: 40d\n"), 0o600))
+		cfg, err := loadConfig(f, nil)
+		require.NoError(t, err)
+		require.Equal(t, 40*24*time.Hour, cfg.Collector.TSDB.Retention)
+		t.Setenv("BURNRATE_SLO_INTERVAL", "1m30s")
+		cfg, err = loadConfig(f, nil)
+		require.NoError(t, err)
+		require.Equal(t, 90*time.Second, cfg.SLO.Interval, "Go durations still parse")
+	})
+
 	t.Run("the defaults need no file", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		require.Equal(t, exitOK, run([]string{"config", "print"}, &stdout, &stderr))

@@ -181,7 +181,7 @@ pages.slo = async function (id) {
   }).join("");
   const forecasts = (s.forecasts || []).map((f) => `<tr><td>${esc(f.window)}</td><td class="num">${num(f.burn_rate)}</td><td class="num">${f.seconds === null ? "not being spent" : dur(f.seconds)}</td></tr>`).join("");
   main.innerHTML = `<p><a href="#/">← SLOs</a></p><h1>${esc(s.id)} ${badge(s)}</h1>
-    <p class="muted">${esc(s.description || "")} Objective ${pct(s.objective, 3)} over ${esc(s.period)} (${esc(s.budgeting_method)}), error budget ${pct(eb, 3)} of events. Evaluated ${ago(s.evaluated_at)}.</p>
+    <p class="muted">${esc(s.description || "")} Objective ${pct(s.objective, 3)} over ${esc(s.period)} (${esc(s.budgeting_method)}), error budget ${pct(eb, 3)} of ${s.budgeting_method === "Timeslices" ? "5-minute slices (burn rates count bad slices)" : "events"}. Evaluated ${ago(s.evaluated_at)}.</p>
     <div class="cards">
       <div class="card"><div class="label">Budget remaining</div><div class="value">${pct(s.budget_remaining, 1)}</div></div>
       <div class="card"><div class="label">Budget consumed</div><div class="value">${pct(s.budget_consumed, 2)}</div></div>
