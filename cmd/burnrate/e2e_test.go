@@ -551,8 +551,10 @@ func (s *e2eStack) outage() (slackCall, time.Time) {
 	fault := time.Now()
 	s.within("the page in Slack", 3*time.Minute, func() bool { return len(s.pages()) > 0 })
 	page := s.pages()[0]
-	inc, ok := s.edgeIncident()
-	require.True(t, ok, "an incident opened for the edge's SLO: %+v\n%s", s.incidents(), s.p.log())
+	// The channel's page and the incident are two deliveries of the same
+	// alert, each with its own retries: either may come first.
+	s.within("an incident opened for the edge's SLO", 60*time.Second, func() bool { _, ok := s.edgeIncident(); return ok })
+	inc, _ := s.edgeIncident()
 	s.step("2. shard outage", "detection (fault -> incident triggered) ", inc.TriggeredAt.Sub(fault).Round(10*time.Millisecond),
 		", time to page (fault -> Slack) ", page.At.Sub(fault).Round(10*time.Millisecond))
 	// The bound: the workbook's time for the tier at 10% errors with full

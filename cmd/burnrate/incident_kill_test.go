@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -93,6 +94,15 @@ alerting:
 	postJSON(t, base+"/api/v1/incidents", map[string]string{"title": "api down", "severity": "SEV1", "escalation_policy": "api"})
 
 	require.Eventually(t, func() bool { return len(fake.to("UANN")) == 1 }, 10*time.Second, 5*time.Millisecond)
+	// Step 1's page is confirmed: the outbox holds nothing in flight. (A
+	// kill in the instant between Slack taking it and this confirmation
+	// sends it again after the restart: the one duplicate at-least-once
+	// allows, tested in paging_crash_test.go.)
+	require.Eventually(t, func() bool {
+		_, body := testutil.HTTPGet(t, base+"/metrics")
+		return strings.Contains(body, `burnrate_alerting_outbox_notifications{state="pending"} 0`) &&
+			strings.Contains(body, `burnrate_alerting_outbox_notifications{state="sending"} 0`)
+	}, 10*time.Second, 5*time.Millisecond)
 	// Killed between step 1 and step 2: no shutdown, no flush.
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
 	<-p.done
