@@ -274,6 +274,8 @@ type Service struct {
 	queue   EventQueue
 	// running makes Run run once.
 	running atomic.Bool
+	// onChange is called after every change (OnChange).
+	onChange atomic.Pointer[func()]
 	// events, when set (SendEvents), receives every timeline event for
 	// the receiver eventsTo; eventsMu serialises forwarding.
 	eventsMu sync.Mutex
@@ -332,9 +334,20 @@ func (s *Service) Close() error {
 	return s.db.Close()
 }
 
+// nudge tells the escalation loop, and whoever asked with OnChange, that
+// an incident changed.
 func (s *Service) nudge() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
+	if fn := s.onChange.Load(); fn != nil {
+		(*fn)()
+	}
 }
+
+// OnChange makes fn be called after every committed change of an
+// incident (opened, acknowledged, resolved, re-opened, escalated, noted).
+// fn must not block: the deploy gate uses it to rebuild its index at once,
+// so that a pipeline asking right after an incident opened sees it.
+func (s *Service) OnChange(fn func()) { s.onChange.Store(&fn) }

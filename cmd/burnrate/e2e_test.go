@@ -970,7 +970,7 @@ alerting:
 	require.Equal(t, "acknowledged", inc.Status)
 	require.Equal(t, "demo-edge", s.incident(inc.ID).SLO[:9], "the incident is the edge SLO's")
 	code, out = s.cli("gate", "--service", "demo-edge")
-	require.Equal(t, 1, code, "the gate freezes the service of the open SEV2 incident:\n%s", out)
+	require.Equal(t, 1, code, "the gate freezes the service of the open SEV2 incident %+v:\n%s", s.incident(inc.ID), out)
 	s.summary()
 	s.stop()
 }

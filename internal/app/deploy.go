@@ -102,6 +102,11 @@ func (a *App) buildDeploy() error {
 	a.addCloser("deploy store", store.Close)
 	src := newGateSource(a.slo, a.alerting, a.openIncidents)
 	a.gateSrc.Store(src)
+	if a.incidents != nil {
+		// An incident that opens or closes is in the gate's next answer,
+		// not up to a rebuild interval later.
+		a.incidents.OnChange(src.invalidate)
+	}
 	g, err := deploy.New(deploy.Options{
 		Policies:        deploy.NewPolicies(ps...),
 		Source:          src,
