@@ -279,7 +279,15 @@ const maxBody = 1 << 20
 
 // readStrictJSON decodes a JSON body into v, refusing fields v does not
 // have: a misspelt "time_to_live" must not silently become the default.
-func readStrictJSON(r *http.Request, v any) error {
+func readStrictJSON(r *http.Request, v any) error { return decodeBody(r, v, true) }
+
+// readJSON decodes an optional JSON body into v; an empty body is fine.
+// Flagger's payload is read with it: Flagger may add fields.
+func readJSON(r *http.Request, v any) error { return decodeBody(r, v, false) }
+
+// decodeBody reads a body of at most maxBody bytes (an empty one leaves v
+// as it is) and decodes it into v, refusing unknown fields when strict.
+func decodeBody(r *http.Request, v any, strict bool) error {
 	if r.Body == nil {
 		return nil
 	}
@@ -294,7 +302,9 @@ func readStrictJSON(r *http.Request, v any) error {
 		return nil
 	}
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 			return fmt.Errorf("%s: unknown field", strings.Trim(f, `"`))
@@ -303,28 +313,6 @@ func readStrictJSON(r *http.Request, v any) error {
 	}
 	if dec.More() {
 		return errors.New("the body holds more than one JSON value")
-	}
-	return nil
-}
-
-// readJSON decodes an optional JSON body into v; an empty body is fine.
-// Flagger's payload is read with it: Flagger may add fields.
-func readJSON(r *http.Request, v any) error {
-	if r.Body == nil {
-		return nil
-	}
-	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		return fmt.Errorf("reading the body: %w", err)
-	}
-	if len(raw) > maxBody {
-		return fmt.Errorf("the body is larger than %d bytes", maxBody)
-	}
-	if strings.TrimSpace(string(raw)) == "" {
-		return nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return fmt.Errorf("the body is not valid JSON: %w", err)
 	}
 	return nil
 }

@@ -41,15 +41,5 @@ func (e *Engine) WindowAt(ctx context.Context, id string, w time.Duration, at ti
 	if err != nil {
 		return ws, err
 	}
-	r := bad / all
-	ws.ErrorRatio, ws.SLI, ws.BurnRate = Value(r), Value(1-r), Value(r/eb)
-	scale := 1.0
-	if s.SLI.rateBased() {
-		scale = w.Seconds()
-	}
-	ws.BadEvents, ws.TotalEvents = Value(bad*scale), Value(all*scale)
-	ws.GoodEvents = ws.TotalEvents - ws.BadEvents
-	ws.LowTraffic = !(float64(ws.TotalEvents) > 0) || float64(ws.TotalEvents) < s.MinEvents
-	ws.NoData = math.IsNaN(all)
-	return ws, nil
+	return withEvents(ws, s, bad, all), nil
 }

@@ -730,6 +730,23 @@ func periodName(s *SLO) string {
 	return FormatWindow(s.Period)
 }
 
+// withEvents fills ws from the window's bad and total events (counts, or
+// per-second rates for rate-based SLIs).
+func withEvents(ws WindowStatus, s *SLO, bad, all float64) WindowStatus {
+	r := bad / all
+	ws.ErrorRatio, ws.SLI, ws.BurnRate = Value(r), Value(1-r), Value(r/s.ErrorBudget())
+	scale := 1.0
+	if s.SLI.rateBased() {
+		scale = ws.Length.Seconds()
+	}
+	ws.BadEvents, ws.TotalEvents = Value(bad*scale), Value(all*scale)
+	ws.GoodEvents = ws.TotalEvents - ws.BadEvents
+	// Without traffic (NaN) or below min_events the burn rate is noise.
+	ws.LowTraffic = !(float64(ws.TotalEvents) > 0) || float64(ws.TotalEvents) < s.MinEvents
+	ws.NoData = math.IsNaN(all) // the total query had no result
+	return ws
+}
+
 // window evaluates the SLI over w with the same expressions the exported
 // recording rules use.
 func (e *Engine) window(ctx context.Context, q Querier, st *state, w time.Duration, at time.Time) (WindowStatus, error) {
@@ -751,18 +768,7 @@ func (e *Engine) window(ctx context.Context, q Querier, st *state, w time.Durati
 	if err != nil {
 		return ws, err
 	}
-	r := bad / all
-	ws.ErrorRatio, ws.SLI, ws.BurnRate = Value(r), Value(1-r), Value(r/eb)
-	scale := 1.0
-	if s.SLI.rateBased() {
-		scale = w.Seconds()
-	}
-	ws.BadEvents, ws.TotalEvents = Value(bad*scale), Value(all*scale)
-	ws.GoodEvents = ws.TotalEvents - ws.BadEvents
-	// Without traffic (NaN) or below min_events the burn rate is noise.
-	ws.LowTraffic = !(float64(ws.TotalEvents) > 0) || float64(ws.TotalEvents) < s.MinEvents
-	ws.NoData = math.IsNaN(all) // the total query had no result
-	return ws, nil
+	return withEvents(ws, s, bad, all), nil
 }
 
 // inMemory reports whether st is evaluated from the sample buffers: it has
