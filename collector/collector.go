@@ -32,6 +32,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/burnrate/burnrate/internal/httpserver"
 )
 
 // SpanStore keeps the spans received on /v1/traces (collector/tracestore).
@@ -65,6 +67,8 @@ type Collector struct {
 	api      http.Handler
 	rw       http.Handler
 	inflight chan struct{}
+	clients  *clientSlots
+	auth     *httpserver.Authenticator
 	closing  atomic.Bool
 
 	spans        SpanStore
@@ -120,6 +124,7 @@ func Open(o Options) (*Collector, error) {
 	c := &Collector{
 		cfg: cfg, dir: dir, logger: logger, reg: reg, gatherer: gatherer,
 		inflight:     make(chan struct{}, cfg.MaxInflightRequests),
+		clients:      newClientSlots(cfg.Ingest.MaxInflightPerClient),
 		isOverloaded: func(error) bool { return false },
 	}
 	ok := false
@@ -201,9 +206,15 @@ func Open(o Options) (*Collector, error) {
 		mux := http.NewServeMux()
 		mux.Handle("/v1/metrics", c.OTLPMetricsHandler())
 		mux.Handle("/v1/traces", c.OTLPTracesHandler())
+		// Ingest handlers set each body's deadline themselves
+		// (collector.ingest.body_timeout); ReadTimeout bounds what else
+		// arrives with a body, such as a POST to an unknown path.
 		c.otlpSrv = &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       10*time.Second + cfg.Ingest.BodyTimeout,
+			WriteTimeout:      cfg.Ingest.WriteTimeout,
+			IdleTimeout:       cfg.Ingest.IdleTimeout,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		}
 	}
@@ -219,6 +230,10 @@ func (c *Collector) SetSpanStore(s SpanStore, isOverloaded func(error) bool) {
 		c.isOverloaded = isOverloaded
 	}
 }
+
+// SetAuthenticator gives ingest the process's API tokens, for
+// collector.require_token. Call it before serving.
+func (c *Collector) SetAuthenticator(a *httpserver.Authenticator) { c.auth = a }
 
 // Storage is the TSDB (fanned out to remote write when configured), for
 // components that query it or write recorded series back (the SLO engine).

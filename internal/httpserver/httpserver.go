@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,7 +36,27 @@ type Config struct {
 	Tokens []Token `mapstructure:"tokens"`
 	// ShutdownTimeout bounds how long in-flight requests may drain.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// ReadTimeout bounds the time from a request's headers to the end of
+	// its body. It is set per request with a body, and lifted once the
+	// body is in, so that it never cuts a long query short (a read timeout
+	// while a handler runs cancels the request's context). Ingest routes
+	// set their own, shorter one (collector.ingest.body_timeout).
+	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// WriteTimeout bounds the time from a request's headers to the end of
+	// its response, so it must exceed the longest query
+	// (collector.query.timeout).
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	// IdleTimeout is how long a kept-alive connection may wait for its
+	// next request.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 }
+
+// Defaults of the listener's timeouts.
+const (
+	DefaultReadTimeout  = time.Minute
+	DefaultWriteTimeout = 5 * time.Minute
+	DefaultIdleTimeout  = 2 * time.Minute
+)
 
 // Validate reports the first invalid field.
 func (c Config) Validate() error {
@@ -45,8 +66,15 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err)
 	}
-	if c.ShutdownTimeout < 0 {
-		return errors.New("shutdown_timeout: must not be negative")
+	for key, d := range map[string]time.Duration{
+		"shutdown_timeout": c.ShutdownTimeout,
+		"read_timeout":     c.ReadTimeout,
+		"write_timeout":    c.WriteTimeout,
+		"idle_timeout":     c.IdleTimeout,
+	} {
+		if d < 0 {
+			return fmt.Errorf("%s: must not be negative", key)
+		}
 	}
 	return ValidateTokens(c.Tokens)
 }
@@ -87,6 +115,15 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer pr
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 4 * time.Second
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -132,9 +169,12 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer pr
 	s.auth = NewAuthenticator(cfg.Token, cfg.Tokens)
 	handler = requireToken(s.auth, handler)
 	handler = instrument(s.mux, requests, duration, handler)
+	handler = bodyDeadline(cfg.ReadTimeout, handler)
 	s.srv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		ConnState:         s.trackConn,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
@@ -228,6 +268,41 @@ func (s *Server) closeFresh() {
 // Close releases the listener of a server that never ran (start-up failed
 // after New). A running server is stopped with Shutdown instead.
 func (s *Server) Close() { _ = s.ln.Close() }
+
+// bodyDeadline gives a request with a body d to deliver it: a sender that
+// trickles its body is cut off (its read fails) rather than holding the
+// handler. Once the body has been read to its end the deadline is lifted:
+// the server then waits for the connection's next bytes, and a read
+// timing out there would cancel the request's context mid-query. Requests
+// without a body get no read deadline at all, for the same reason.
+// http.Server's ReadTimeout would do neither.
+func bodyDeadline(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(time.Now().Add(d)) == nil {
+				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts the connection's read deadline when the body ends.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
 
 // requireToken guards mutating requests under /api/ with a bearer token
 // that holds the write scope, and attaches the request's principal (the
