@@ -76,7 +76,10 @@ type Options struct {
 	// of the same deployment); with neither, a single tier's writes are
 	// open.
 	TierSecret string
-	Logger     *slog.Logger
+	// OTLPToken, when set, is sent as a bearer token with every export to
+	// demo.otlp_endpoint (a collector with collector.require_token).
+	OTLPToken string
+	Logger    *slog.Logger
 	// SpanExporter and MetricReader, when set, replace OTLP export (tests).
 	// One span exporter collects from every tier; MetricReader is called once
 	// per tier instance.
@@ -182,6 +185,7 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		to := telemetry.Options{
 			Enabled:        o.Instrumentation,
 			Endpoint:       strings.TrimSuffix(o.OTLPEndpoint, "/"),
+			Token:          o.OTLPToken,
 			MetricInterval: o.MetricInterval,
 			SampleRatio:    o.TraceSampleRatio,
 			KeepSlowerThan: o.TraceKeepSlowerThan,
