@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +22,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/burnrate/burnrate/internal/testutil"
 )
@@ -253,4 +256,99 @@ func TestSlowBodiesDoNotStarveIngest(t *testing.T) {
 	require.Less(t, p99, time.Second, "legitimate pushes beside slow ones must stay fast")
 	require.Empty(t, slowErrs, "every slow connection must be closed within the body timeout")
 	require.LessOrEqual(t, slowMax, bodyTimeout+3*time.Second, "slow connections must be closed within the body timeout")
+}
+
+// hangingServer accepts requests and never answers them until the test ends,
+// as a remote-write or trace receiver behind a stuck proxy does.
+// The channel is closed when the first request arrives.
+func hangingServer(t *testing.T) (string, <-chan struct{}) {
+	t.Helper()
+	release := make(chan struct{})
+	arrived := make(chan struct{})
+	var once sync.Once
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		once.Do(func() { close(arrived) })
+		<-release
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { close(release); _ = srv.Close() })
+	return "http://" + ln.Addr().String(), arrived
+}
+
+// TestStopsOnTimeWhateverTheSendTargetsDo: SIGTERM with samples queued for
+// a remote-write target that hangs and spans queued for a trace forward
+// target that hangs: the process still exits within the 5 s stop budget
+// (asserted with room for a loaded machine, and printed).
+func TestStopsOnTimeWhateverTheSendTargetsDo(t *testing.T) {
+	rw, rwStuck := hangingServer(t)
+	fwd, fwdStuck := hangingServer(t)
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "burnrate.yml")
+	require.NoError(t, os.WriteFile(cfgFile, []byte(fmt.Sprintf(`listen: 127.0.0.1:0
+collector:
+  remote_write:
+    url: %s/api/v1/write
+  traces:
+    forward:
+      endpoint: %s/v1/traces
+`, rw, fwd)), 0o600))
+	p := startBinary(t, "serve", "--config", cfgFile, "--data-dir", filepath.Join(dir, "data"), "--otlp-listen", "")
+	base := p.url(t)
+	testutil.WaitReady(t, base, 60*time.Second)
+
+	c := &http.Client{Timeout: 10 * time.Second}
+	t0 := time.Now()
+	for n := range 20 {
+		code, err := postOTLP(c, base+"/v1/metrics", otlpBody(t, "stop_test", t0.Add(time.Duration(n)*time.Millisecond), float64(n)), "")
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, code)
+		code, err = postRemoteWrite(c, base+"/api/v1/write", remoteWriteBody(t, "stop_rw", t0.Add(time.Duration(n)*time.Millisecond), float64(n)))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusNoContent, code)
+	}
+	code, err := postOTLP(c, base+"/v1/traces", traceBody(t), "")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	// Both senders are stuck on a request (remote write reads the WAL
+	// within 15 s).
+	for name, stuck := range map[string]<-chan struct{}{"remote write": rwStuck, "trace forward": fwdStuck} {
+		select {
+		case <-stuck:
+		case <-time.After(40 * time.Second):
+			t.Fatalf("%s sent nothing within 40s\n%s", name, p.log())
+		}
+	}
+
+	start := time.Now()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-p.done:
+		took := time.Since(start)
+		t.Logf("stopped %s after SIGTERM", took)
+		require.NoError(t, err, "burnrate must exit 0 after SIGTERM\n%s", p.log())
+		require.Less(t, took, 6*time.Second, "the stop budget is 5s")
+	case <-time.After(30 * time.Second):
+		t.Fatalf("burnrate did not exit within 30s of SIGTERM\n%s", p.log())
+	}
+}
+
+// traceBody is an OTLP/HTTP protobuf export of one span.
+func traceBody(t testing.TB) []byte {
+	t.Helper()
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "edges")
+	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetName("GET /")
+	sp.SetTraceID(pcommon.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+	sp.SetSpanID(pcommon.SpanID{1, 2, 3, 4, 5, 6, 7, 8})
+	now := time.Now()
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now.Add(-time.Second)))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now))
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	require.NoError(t, err)
+	return b
 }
