@@ -68,6 +68,7 @@ type Collector struct {
 	rw       http.Handler
 	inflight chan struct{}
 	clients  *clientSlots
+	health   *storageHealth
 	auth     *httpserver.Authenticator
 	closing  atomic.Bool
 
@@ -181,8 +182,9 @@ func Open(o Options) (*Collector, error) {
 			return nil, err
 		}
 	}
+	c.health = &storageHealth{dir: dir, probeEvery: time.Second}
 	c.guarded = &guardedStorage{db: c.storage, limiter: c.limiter, metrics: c.metrics, protocol: protoScrape, now: time.Now,
-		observe: &c.observe}
+		observe: &c.observe, health: c.health}
 
 	if cfg.OTLP.DeltaToCumulative {
 		d2c, err := newDeltaToCumulative(c.convertOTLP, cfg.Limits.MaxDeltaStreams, c.countDeltaDrops)
@@ -288,12 +290,14 @@ func (c *Collector) Mount(mount func(pattern string, h http.Handler)) {
 	}
 }
 
-// Ready reports whether the TSDB is open and not closing.
+// Ready reports whether the TSDB is open, not closing, and taking writes:
+// after a commit failed (a full disk), it is not ready, with the reason,
+// until a commit or a probe write to the TSDB's directory succeeds.
 func (c *Collector) Ready() error {
 	if c.closing.Load() {
 		return errors.New("collector is shutting down")
 	}
-	return nil
+	return c.health.check(time.Now())
 }
 
 // Run serves the OTLP listener, scrapes, and forgets idle series for the
