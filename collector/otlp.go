@@ -87,10 +87,6 @@ func readBody(r *http.Request, w http.ResponseWriter, limit int64, decode bool) 
 		}
 		return nil, &httpError{code: http.StatusBadRequest, msg: "reading body: " + err.Error()}
 	}
-	// The body is in: lift its deadline, so that the server's wait for the
-	// connection's next request is not cut short by it (a read timing out
-	// there would cancel this request's context).
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	if int64(len(b)) > limit {
 		return nil, tooLarge(limit)
 	}

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,11 +35,10 @@ type Config struct {
 	Tokens []Token `mapstructure:"tokens"`
 	// ShutdownTimeout bounds how long in-flight requests may drain.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
-	// ReadTimeout bounds the time from a request's headers to the end of
-	// its body. It is set per request with a body, and lifted once the
-	// body is in, so that it never cuts a long query short (a read timeout
-	// while a handler runs cancels the request's context). Ingest routes
-	// set their own, shorter one (collector.ingest.body_timeout).
+	// ReadTimeout bounds the time from the start of a request to the end
+	// of its body, so a trickled body cannot hold a handler. It does not
+	// cut a long query short: net/http lifts it once the body is in.
+	// Ingest routes set their own (collector.ingest.body_timeout).
 	ReadTimeout time.Duration `mapstructure:"read_timeout"`
 	// WriteTimeout bounds the time from a request's headers to the end of
 	// its response, so it must exceed the longest query
@@ -169,10 +167,10 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer pr
 	s.auth = NewAuthenticator(cfg.Token, cfg.Tokens)
 	handler = requireToken(s.auth, handler)
 	handler = instrument(s.mux, requests, duration, handler)
-	handler = bodyDeadline(cfg.ReadTimeout, handler)
 	s.srv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		ConnState:         s.trackConn,
@@ -268,41 +266,6 @@ func (s *Server) closeFresh() {
 // Close releases the listener of a server that never ran (start-up failed
 // after New). A running server is stopped with Shutdown instead.
 func (s *Server) Close() { _ = s.ln.Close() }
-
-// bodyDeadline gives a request with a body d to deliver it: a sender that
-// trickles its body is cut off (its read fails) rather than holding the
-// handler. Once the body has been read to its end the deadline is lifted:
-// the server then waits for the connection's next bytes, and a read
-// timing out there would cancel the request's context mid-query. Requests
-// without a body get no read deadline at all, for the same reason.
-// http.Server's ReadTimeout would do neither.
-func bodyDeadline(d time.Duration, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-			rc := http.NewResponseController(w)
-			if rc.SetReadDeadline(time.Now().Add(d)) == nil {
-				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// deadlineBody lifts the connection's read deadline when the body ends.
-type deadlineBody struct {
-	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
-}
-
-func (b *deadlineBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if errors.Is(err, io.EOF) && !b.done {
-		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
-	}
-	return n, err
-}
 
 // requireToken guards mutating requests under /api/ with a bearer token
 // that holds the write scope, and attaches the request's principal (the
