@@ -32,6 +32,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/burnrate/burnrate/internal/httpserver"
 )
 
 // SpanStore keeps the spans received on /v1/traces (collector/tracestore).
@@ -65,6 +67,9 @@ type Collector struct {
 	api      http.Handler
 	rw       http.Handler
 	inflight chan struct{}
+	clients  *clientSlots
+	health   *storageHealth
+	auth     *httpserver.Authenticator
 	closing  atomic.Bool
 
 	spans        SpanStore
@@ -120,6 +125,7 @@ func Open(o Options) (*Collector, error) {
 	c := &Collector{
 		cfg: cfg, dir: dir, logger: logger, reg: reg, gatherer: gatherer,
 		inflight:     make(chan struct{}, cfg.MaxInflightRequests),
+		clients:      newClientSlots(cfg.Ingest.MaxInflightPerClient),
 		isOverloaded: func(error) bool { return false },
 	}
 	ok := false
@@ -176,8 +182,9 @@ func Open(o Options) (*Collector, error) {
 			return nil, err
 		}
 	}
+	c.health = &storageHealth{dir: dir, probeEvery: time.Second}
 	c.guarded = &guardedStorage{db: c.storage, limiter: c.limiter, metrics: c.metrics, protocol: protoScrape, now: time.Now,
-		observe: &c.observe}
+		observe: &c.observe, health: c.health}
 
 	if cfg.OTLP.DeltaToCumulative {
 		d2c, err := newDeltaToCumulative(c.convertOTLP, cfg.Limits.MaxDeltaStreams, c.countDeltaDrops)
@@ -201,9 +208,15 @@ func Open(o Options) (*Collector, error) {
 		mux := http.NewServeMux()
 		mux.Handle("/v1/metrics", c.OTLPMetricsHandler())
 		mux.Handle("/v1/traces", c.OTLPTracesHandler())
+		// Ingest handlers set each body's deadline themselves
+		// (collector.ingest.body_timeout); ReadTimeout bounds what else
+		// arrives with a body, such as a POST to an unknown path.
 		c.otlpSrv = &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       10*time.Second + cfg.Ingest.BodyTimeout,
+			WriteTimeout:      cfg.Ingest.WriteTimeout,
+			IdleTimeout:       cfg.Ingest.IdleTimeout,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		}
 	}
@@ -219,6 +232,10 @@ func (c *Collector) SetSpanStore(s SpanStore, isOverloaded func(error) bool) {
 		c.isOverloaded = isOverloaded
 	}
 }
+
+// SetAuthenticator gives ingest the process's API tokens, for
+// collector.require_token. Call it before serving.
+func (c *Collector) SetAuthenticator(a *httpserver.Authenticator) { c.auth = a }
 
 // Storage is the TSDB (fanned out to remote write when configured), for
 // components that query it or write recorded series back (the SLO engine).
@@ -273,12 +290,14 @@ func (c *Collector) Mount(mount func(pattern string, h http.Handler)) {
 	}
 }
 
-// Ready reports whether the TSDB is open and not closing.
+// Ready reports whether the TSDB is open, not closing, and taking writes:
+// after a commit failed (a full disk), it is not ready, with the reason,
+// until a commit or a probe write to the TSDB's directory succeeds.
 func (c *Collector) Ready() error {
 	if c.closing.Load() {
 		return errors.New("collector is shutting down")
 	}
-	return nil
+	return c.health.check(time.Now())
 }
 
 // Run serves the OTLP listener, scrapes, and forgets idle series for the

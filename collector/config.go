@@ -26,6 +26,14 @@ type Config struct {
 	// Retry-After with 429 (OTLP) or 503 (remote write, whose senders drop a
 	// batch answered 429), so that senders back off instead of piling up memory.
 	MaxInflightRequests int `mapstructure:"max_inflight_requests"`
+	// RequireToken makes OTLP and remote write, on both listeners, require
+	// a bearer token with the ingest scope (api_tokens, or api_token):
+	// 401 without one, 403 with a token lacking the scope. Without it
+	// ingest is open to anyone who reaches the listener.
+	RequireToken bool `mapstructure:"require_token"`
+	// Ingest bounds how long and how many of the ingest requests one client
+	// may hold.
+	Ingest IngestConfig `mapstructure:"ingest"`
 
 	TSDB        TSDBConfig        `mapstructure:"tsdb"`
 	Limits      LimitsConfig      `mapstructure:"limits"`
@@ -35,6 +43,35 @@ type Config struct {
 	RemoteWrite RemoteWriteConfig `mapstructure:"remote_write"`
 	// Traces configures the trace store in <data_dir>/traces.
 	Traces tracestore.Config `mapstructure:"traces"`
+}
+
+// IngestConfig bounds ingest requests in time and per client, so that slow
+// or numerous connections from a few clients cannot hold every ingest slot.
+type IngestConfig struct {
+	// BodyTimeout bounds the time from a request's headers to the end of
+	// its body; a body not complete by then is answered 408 and its
+	// connection closed. Zero means the time to send
+	// collector.max_request_bytes at 1 MiB/s, and at least 5s.
+	BodyTimeout time.Duration `mapstructure:"body_timeout"`
+	// MaxInflightPerClient bounds the concurrent ingest requests of one
+	// client (remote IP address) within collector.max_inflight_requests;
+	// more get the same push-back (429 or 503 with Retry-After). Above
+	// max_inflight_requests it has no effect.
+	MaxInflightPerClient int `mapstructure:"max_inflight_per_client"`
+	// WriteTimeout and IdleTimeout are those of the OTLP listener
+	// (collector.otlp_listen): how long a response may take to write, and
+	// how long a kept-alive connection may sit idle.
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	IdleTimeout  time.Duration `mapstructure:"idle_timeout"`
+}
+
+// minBodyRate is the slowest sending rate the default body timeout allows
+// for a body of collector.max_request_bytes.
+const minBodyRate = 1 << 20 // bytes per second
+
+// defaultBodyTimeout is the time to send maxBytes at minBodyRate, at least 5s.
+func defaultBodyTimeout(maxBytes int64) time.Duration {
+	return max(5*time.Second, time.Duration(maxBytes)*time.Second/minBodyRate)
 }
 
 // TSDBConfig configures the embedded Prometheus TSDB in <data_dir>/tsdb.
@@ -136,6 +173,11 @@ func DefaultConfig() Config {
 		OTLPListen:          "127.0.0.1:4318",
 		MaxRequestBytes:     32 << 20,
 		MaxInflightRequests: 64,
+		Ingest: IngestConfig{
+			MaxInflightPerClient: 16,
+			WriteTimeout:         time.Minute,
+			IdleTimeout:          2 * time.Minute,
+		},
 		TSDB: TSDBConfig{
 			Retention:        15 * 24 * time.Hour,
 			OutOfOrderWindow: 30 * time.Minute,
@@ -175,6 +217,18 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxInflightRequests == 0 {
 		c.MaxInflightRequests = d.MaxInflightRequests
+	}
+	if c.Ingest.BodyTimeout == 0 {
+		c.Ingest.BodyTimeout = defaultBodyTimeout(c.MaxRequestBytes)
+	}
+	if c.Ingest.MaxInflightPerClient == 0 {
+		c.Ingest.MaxInflightPerClient = d.Ingest.MaxInflightPerClient
+	}
+	if c.Ingest.WriteTimeout == 0 {
+		c.Ingest.WriteTimeout = d.Ingest.WriteTimeout
+	}
+	if c.Ingest.IdleTimeout == 0 {
+		c.Ingest.IdleTimeout = d.Ingest.IdleTimeout
 	}
 	if c.TSDB.Retention == 0 {
 		c.TSDB.Retention = d.TSDB.Retention
@@ -232,16 +286,17 @@ func (c Config) Validate() error {
 		}
 	}
 	for key, v := range map[string]int64{
-		"collector.max_request_bytes":             c.MaxRequestBytes,
-		"collector.max_inflight_requests":         int64(c.MaxInflightRequests),
-		"collector.tsdb.retention_bytes":          c.TSDB.RetentionBytes,
-		"collector.tsdb.max_exemplars":            c.TSDB.MaxExemplars,
-		"collector.limits.max_active_series":      int64(c.Limits.MaxActiveSeries),
-		"collector.limits.max_series_per_metric":  int64(c.Limits.MaxSeriesPerMetric),
-		"collector.limits.max_labels_per_series":  int64(c.Limits.MaxLabelsPerSeries),
-		"collector.limits.max_label_value_length": int64(c.Limits.MaxLabelValueLength),
-		"collector.limits.max_delta_streams":      int64(c.Limits.MaxDeltaStreams),
-		"collector.query.max_samples":             int64(c.Query.MaxSamples),
+		"collector.max_request_bytes":              c.MaxRequestBytes,
+		"collector.max_inflight_requests":          int64(c.MaxInflightRequests),
+		"collector.ingest.max_inflight_per_client": int64(c.Ingest.MaxInflightPerClient),
+		"collector.tsdb.retention_bytes":           c.TSDB.RetentionBytes,
+		"collector.tsdb.max_exemplars":             c.TSDB.MaxExemplars,
+		"collector.limits.max_active_series":       int64(c.Limits.MaxActiveSeries),
+		"collector.limits.max_series_per_metric":   int64(c.Limits.MaxSeriesPerMetric),
+		"collector.limits.max_labels_per_series":   int64(c.Limits.MaxLabelsPerSeries),
+		"collector.limits.max_label_value_length":  int64(c.Limits.MaxLabelValueLength),
+		"collector.limits.max_delta_streams":       int64(c.Limits.MaxDeltaStreams),
+		"collector.query.max_samples":              int64(c.Query.MaxSamples),
 	} {
 		if v < 0 {
 			return fmt.Errorf("%s: must not be negative, got %d", key, v)
@@ -249,6 +304,9 @@ func (c Config) Validate() error {
 	}
 	for key, v := range map[string]time.Duration{
 		"collector.tsdb.retention":             c.TSDB.Retention,
+		"collector.ingest.body_timeout":        c.Ingest.BodyTimeout,
+		"collector.ingest.write_timeout":       c.Ingest.WriteTimeout,
+		"collector.ingest.idle_timeout":        c.Ingest.IdleTimeout,
 		"collector.tsdb.out_of_order_window":   c.TSDB.OutOfOrderWindow,
 		"collector.limits.series_idle_timeout": c.Limits.SeriesIdleTimeout,
 		"collector.query.timeout":              c.Query.Timeout,

@@ -406,6 +406,8 @@ type guardedStorage struct {
 	// observe, when set, is told once per request of every series that a
 	// committed request wrote to (the SLO engine evaluates on arrival).
 	observe *atomic.Pointer[func(labels.Labels)]
+	// health is told of every commit's outcome, for readiness.
+	health *storageHealth
 }
 
 func (g *guardedStorage) withProtocol(p string) *guardedStorage {
@@ -500,6 +502,9 @@ func (t *tally) done(failed bool) {
 // committed records the outcome of Commit: on failure every sample admitted
 // so far counts as rolled back.
 func (t *tally) committed(err error) error {
+	if t.g.health != nil {
+		t.g.health.record(err, t.g.now())
+	}
 	c := t.pending
 	if err != nil {
 		c.reject(reasonRolledBack, c.accepted, err)

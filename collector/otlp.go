@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -22,6 +25,8 @@ import (
 
 	"github.com/prometheus/prometheus/config"
 	prw "github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+
+	"github.com/burnrate/burnrate/internal/httpserver"
 )
 
 // Media types of OTLP/HTTP.
@@ -76,6 +81,10 @@ func readBody(r *http.Request, w http.ResponseWriter, limit int64, decode bool) 
 		if errors.As(err, &mbe) {
 			return nil, tooLarge(limit)
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			w.Header().Set("Connection", "close")
+			return nil, &httpError{code: http.StatusRequestTimeout, msg: "the body did not arrive within collector.ingest.body_timeout"}
+		}
 		return nil, &httpError{code: http.StatusBadRequest, msg: "reading body: " + err.Error()}
 	}
 	if int64(len(b)) > limit {
@@ -104,6 +113,12 @@ func otlpMediaType(r *http.Request) (string, *httpError) {
 func (c *Collector) ingest(protocol string, h func(w http.ResponseWriter, r *http.Request) (int, *httpError)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		// The body must arrive within the body timeout, whether the request
+		// is admitted or not (a rejected body is drained by the server, up
+		// to its own limit), so that a trickling sender holds neither a slot
+		// nor a connection for longer. Not every ResponseWriter (tests'
+		// recorders) supports deadlines; the listener's then apply.
+		_ = http.NewResponseController(w).SetReadDeadline(start.Add(c.cfg.Ingest.BodyTimeout))
 		code, herr := c.ingestOnce(w, r, protocol, h)
 		if herr != nil {
 			code = herr.code
@@ -139,6 +154,22 @@ func (c *Collector) ingestOnce(w http.ResponseWriter, r *http.Request, protocol 
 		w.Header().Set("Allow", http.MethodPost)
 		return 0, &httpError{code: http.StatusMethodNotAllowed, msg: "method " + r.Method + " not allowed: send POST"}
 	}
+	if c.cfg.RequireToken {
+		p := c.auth.Authenticate(httpserver.BearerSecret(r))
+		if p == nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="burnrate"`)
+			return 0, &httpError{code: http.StatusUnauthorized, msg: "missing or invalid bearer token: ingest needs a token with the ingest scope (collector.require_token)"}
+		}
+		if !p.Can(httpserver.ScopeIngest) {
+			return 0, &httpError{code: http.StatusForbidden, msg: fmt.Sprintf("token %q lacks the %q scope", p.Name, httpserver.ScopeIngest)}
+		}
+	}
+	client := clientIP(r)
+	if !c.clients.acquire(client) {
+		return 0, &httpError{code: pushBackCode(protocol), retryAfter: time.Second,
+			msg: fmt.Sprintf("too many concurrent ingest requests from %s (collector.ingest.max_inflight_per_client=%d); retry later", client, c.clients.max)}
+	}
+	defer c.clients.release(client)
 	select {
 	case c.inflight <- struct{}{}:
 		defer func() { <-c.inflight }()
@@ -150,6 +181,47 @@ func (c *Collector) ingestOnce(w http.ResponseWriter, r *http.Request, protocol 
 		return 0, &httpError{code: http.StatusServiceUnavailable, retryAfter: 5 * time.Second, msg: "the collector is shutting down; retry later"}
 	}
 	return h(w, r)
+}
+
+// clientIP is the address a request came from, without its port: the key of
+// the per-client bound. Forwarding headers are not trusted; behind a proxy
+// every request is the proxy's.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// clientSlots counts the in-flight ingest requests of each client.
+type clientSlots struct {
+	max int
+	mu  sync.Mutex
+	n   map[string]int
+}
+
+func newClientSlots(max int) *clientSlots {
+	return &clientSlots{max: max, n: map[string]int{}}
+}
+
+// acquire takes a slot of client, or reports that it holds all of its own.
+func (s *clientSlots) acquire(client string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n[client] >= s.max {
+		return false
+	}
+	s.n[client]++
+	return true
+}
+
+func (s *clientSlots) release(client string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n[client]--; s.n[client] <= 0 {
+		delete(s.n, client)
+	}
 }
 
 // writeIngestError answers an OTLP request with a google.rpc.Status in the
@@ -188,6 +260,12 @@ func grpcCode(httpCode int) codes.Code {
 		return codes.Unavailable
 	case http.StatusUnsupportedMediaType, http.StatusMethodNotAllowed:
 		return codes.Unimplemented
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
+	case http.StatusRequestTimeout:
+		return codes.DeadlineExceeded
 	}
 	return codes.Internal
 }

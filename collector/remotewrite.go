@@ -90,6 +90,14 @@ func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 func (r *recorder) WriteHeader(code int)        { r.code = code }
 
+// remoteWriteFlushDeadline bounds how long stopping waits for remote write
+// to send what it has queued (Prometheus's default is a minute). It is spent
+// inside the process's 5 s stop budget, so a receiver that is down or hangs
+// cannot hold the stop. What is not sent by then is logged by the queue
+// manager as dropped on shutdown; the samples themselves are in the local
+// TSDB, but a restarted process does not send them again.
+const remoteWriteFlushDeadline = time.Second
+
 // openRemoteWrite starts Prometheus's queue manager, which tails the TSDB's
 // WAL and sends every sample to remote_write.url, retrying with backoff. The
 // configuration goes through Prometheus's own loader, so its defaults and
@@ -123,11 +131,14 @@ func (c *Collector) openRemoteWrite() error {
 	if err != nil {
 		return fmt.Errorf("collector.remote_write: %w", err)
 	}
-	rs := promremote.NewStorage(c.logger.With("component", "remote_write"), c.reg, c.db.StartTime, c.dir, time.Minute, readyScrape{c}, false)
+	rs := promremote.NewStorage(c.logger.With("component", "remote_write"), c.reg, c.db.StartTime, c.dir, remoteWriteFlushDeadline, readyScrape{c}, false)
 	if err := rs.ApplyConfig(cfg); err != nil {
 		_ = rs.Close()
 		return fmt.Errorf("collector.remote_write: %w", err)
 	}
+	// Each commit wakes the WAL reader, as in Prometheus, rather than it
+	// polling every 15 s.
+	c.db.SetWriteNotified(rs)
 	c.remote = rs
 	c.storage = storage.NewFanout(c.logger, c.db, rs)
 	return nil

@@ -69,7 +69,17 @@ type Options struct {
 	// APIToken, when set, is required as a bearer token by the mutating
 	// calls of the fault API served on a tier's listener (api_token).
 	APIToken string
-	Logger   *slog.Logger
+	// TierSecret is what the cache and the store require of every write
+	// (TierSecretHeader), and what the API and the cache send them. Empty
+	// means a random secret of this process when it runs every tier, and
+	// APIToken in a single-tier process (whose peers are other processes
+	// of the same deployment); with neither, a single tier's writes are
+	// open.
+	TierSecret string
+	// OTLPToken, when set, is sent as a bearer token with every export to
+	// demo.otlp_endpoint (a collector with collector.require_token).
+	OTLPToken string
+	Logger    *slog.Logger
 	// SpanExporter and MetricReader, when set, replace OTLP export (tests).
 	// One span exporter collects from every tier; MetricReader is called once
 	// per tier instance.
@@ -124,6 +134,12 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 			return nil, err
 		}
 	}
+	if o.TierSecret == "" {
+		o.TierSecret = o.APIToken
+		if o.Role == RoleAll {
+			o.TierSecret = randomSecret()
+		}
+	}
 	p = &Platform{opts: o, logger: o.Logger, faults: o.Faults, stressor: faults.NewStressor(o.Faults), loadChanged: make(chan struct{}, 1)}
 	p.loadOn.Store(o.Load.Enabled)
 	built := p // p is nil when an error is returned
@@ -169,6 +185,7 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		to := telemetry.Options{
 			Enabled:        o.Instrumentation,
 			Endpoint:       strings.TrimSuffix(o.OTLPEndpoint, "/"),
+			Token:          o.OTLPToken,
 			MetricInterval: o.MetricInterval,
 			SampleRatio:    o.TraceSampleRatio,
 			KeepSlowerThan: o.TraceKeepSlowerThan,
@@ -204,7 +221,7 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		if err := seed(p.store, o.Shards, o.Products); err != nil {
 			return nil, err
 		}
-		s.srv = &http.Server{Handler: p.store.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		s.srv = tierServer(requireTierSecret(o.TierSecret, p.store.Handler()))
 		storeURL = s.url()
 	}
 	// Cache.
@@ -221,7 +238,7 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		if err != nil {
 			return nil, err
 		}
-		pool, err := resilience.NewPool(tp, base)
+		pool, err := resilience.NewPool(tp, tierSecretTransport(o.TierSecret, base))
 		if err != nil {
 			return nil, err
 		}
@@ -233,7 +250,7 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		if err != nil {
 			return nil, err
 		}
-		s.srv = &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		s.srv = tierServer(requireTierSecret(o.TierSecret, c.Handler()))
 		cacheURL = s.url()
 	}
 	// API replicas.
@@ -255,12 +272,12 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 			if err != nil {
 				return nil, err
 			}
-			pool, err := resilience.NewPool(tp, base)
+			pool, err := resilience.NewPool(tp, tierSecretTransport(o.TierSecret, base))
 			if err != nil {
 				return nil, err
 			}
 			a := api.New(cacheURL, pool, o.cacheClient(), o.Faults, tp)
-			s.srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+			s.srv = tierServer(a.Handler())
 			if all {
 				apiURLs = append(apiURLs, s.url())
 			}
@@ -292,7 +309,7 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		if err != nil {
 			return nil, err
 		}
-		s.srv = &http.Server{Handler: p.edge.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		s.srv = tierServer(p.edge.Handler())
 		p.edgeURL = s.url()
 	}
 	// A single-tier process also serves the fault API, since no Burnrate
@@ -310,6 +327,19 @@ func New(ctx context.Context, o Options) (p *Platform, err error) {
 		}
 	}
 	return p, nil
+}
+
+// tierServer is the HTTP server of one tier. Its timeouts bound what a slow
+// client can hold; tier calls themselves are bounded far tighter by their
+// deadlines (demo.*_timeout).
+func tierServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+	}
 }
 
 // tierLabels mark a tier's goroutines in CPU profiles.

@@ -32,6 +32,14 @@ import (
 )
 
 // Options configure the providers of one component.
+// headers are the HTTP headers of every export.
+func (o Options) headers() map[string]string {
+	if o.Token == "" {
+		return nil
+	}
+	return map[string]string{"Authorization": "Bearer " + o.Token}
+}
+
 type Options struct {
 	// Enabled turns instrumentation on. Off, the providers are no-ops and
 	// nothing is exported (the benchmark's baseline).
@@ -39,6 +47,9 @@ type Options struct {
 	// Endpoint is the collector's base URL; signals go to Endpoint+"/v1/metrics"
 	// and Endpoint+"/v1/traces".
 	Endpoint string
+	// Token, when set, is sent as "Authorization: Bearer <token>" with
+	// every export (a collector with collector.require_token).
+	Token string
 	// MetricInterval is how often metrics are exported.
 	MetricInterval time.Duration
 	// SampleRatio is the share of traces kept whole whatever they did
@@ -100,7 +111,7 @@ func New(ctx context.Context, service, instance string, o Options) (*Providers, 
 		if o.Endpoint == "" {
 			return nil, errors.New("telemetry: no collector endpoint")
 		}
-		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(o.Endpoint+"/v1/traces"))
+		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(o.Endpoint+"/v1/traces"), otlptracehttp.WithHeaders(o.headers()))
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: trace exporter: %w", err)
 		}
@@ -122,7 +133,7 @@ func New(ctx context.Context, service, instance string, o Options) (*Providers, 
 		if o.Endpoint == "" {
 			return nil, errors.New("telemetry: no collector endpoint")
 		}
-		exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(o.Endpoint+"/v1/metrics"))
+		exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(o.Endpoint+"/v1/metrics"), otlpmetrichttp.WithHeaders(o.headers()))
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: metric exporter: %w", err)
 		}

@@ -49,6 +49,14 @@ type Options struct {
 	APITokens []httpserver.Token `mapstructure:"api_tokens"`
 	// ShutdownTimeout bounds how long in-flight HTTP requests may drain.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// ReadTimeout, WriteTimeout and IdleTimeout bound the main listener's
+	// requests: the time to send a body, the time to answer (longer than
+	// collector.query.timeout, so queries finish), the idle time of a
+	// kept-alive connection. Ingest bodies have their own bound
+	// (collector.ingest.body_timeout).
+	ReadTimeout  time.Duration `mapstructure:"read_timeout"`
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	IdleTimeout  time.Duration `mapstructure:"idle_timeout"`
 
 	// Collector configures ingest (OTLP, remote write, scrape), the TSDB,
 	// the query API and the trace store.
@@ -90,6 +98,9 @@ func DefaultOptions() Options {
 		Listen:          "127.0.0.1:8080",
 		DataDir:         "./data",
 		ShutdownTimeout: 4 * time.Second,
+		ReadTimeout:     httpserver.DefaultReadTimeout,
+		WriteTimeout:    httpserver.DefaultWriteTimeout,
+		IdleTimeout:     httpserver.DefaultIdleTimeout,
 		Collector:       collector.DefaultConfig(),
 		Demo:            demoapp.DefaultConfig(),
 		SelfScrape:      true,
@@ -102,8 +113,14 @@ func DefaultOptions() Options {
 
 // Validate reports the first invalid option, naming its configuration key.
 func (o Options) Validate() error {
-	if err := (httpserver.Config{Listen: o.Listen, ShutdownTimeout: o.ShutdownTimeout, Tokens: o.APITokens}).Validate(); err != nil {
+	if err := o.httpConfig().Validate(); err != nil {
 		return err
+	}
+	if q := o.Collector.WithDefaults().Query.Timeout; o.WriteTimeout > 0 && o.WriteTimeout <= q {
+		return fmt.Errorf("write_timeout: %s must be longer than collector.query.timeout (%s), or long queries lose their answer", o.WriteTimeout, q)
+	}
+	if o.Collector.RequireToken && !httpserver.NewAuthenticator(o.APIToken, o.APITokens).CanAny(httpserver.ScopeIngest) {
+		return errors.New("collector.require_token: no api_token, and no api_tokens entry with the ingest scope: nothing could push")
 	}
 	if o.DataDir == "" {
 		return errors.New("data_dir: must not be empty")
@@ -133,6 +150,19 @@ func (o Options) Validate() error {
 		return fmt.Errorf("shutdown_timeout: %s is too long: the whole process must stop within 5s", o.ShutdownTimeout)
 	}
 	return nil
+}
+
+// httpConfig is the main listener's part of the options.
+func (o Options) httpConfig() httpserver.Config {
+	return httpserver.Config{
+		Listen:          o.Listen,
+		Token:           o.APIToken,
+		Tokens:          o.APITokens,
+		ShutdownTimeout: o.ShutdownTimeout,
+		ReadTimeout:     o.ReadTimeout,
+		WriteTimeout:    o.WriteTimeout,
+		IdleTimeout:     o.IdleTimeout,
+	}
 }
 
 // Endpoint is a URL worth printing at start-up.
@@ -224,12 +254,7 @@ func New(opts Options) (*App, error) {
 		versioncollector.NewCollector("burnrate"),
 	)
 
-	srv, err := httpserver.New(httpserver.Config{
-		Listen:          opts.Listen,
-		Token:           opts.APIToken,
-		Tokens:          opts.APITokens,
-		ShutdownTimeout: opts.ShutdownTimeout,
-	}, a.logger.With("component", "http"), a.reg, a.reg)
+	srv, err := httpserver.New(opts.httpConfig(), a.logger.With("component", "http"), a.reg, a.reg)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}

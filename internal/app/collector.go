@@ -35,6 +35,7 @@ func (a *App) buildCollector() error {
 		return fmt.Errorf("collector.traces: %w", err)
 	}
 	a.addCloser("trace store", ts.Close)
+	c.SetAuthenticator(a.http.Auth())
 	c.SetSpanStore(ts, func(err error) bool { return errors.Is(err, tracestore.ErrOverloaded) })
 	a.collector = c
 

@@ -36,6 +36,9 @@ func (a *App) buildDemo() error {
 		DataDir: a.opts.DataDir,
 		Faults:  set,
 		Logger:  logger,
+		// With collector.require_token the demo's exports need a token
+		// with the ingest scope, like anyone else's.
+		OTLPToken: a.ingestToken(),
 	})
 	if err != nil {
 		return err
@@ -90,4 +93,19 @@ func loadHandler(p *demoapp.Platform) http.Handler {
 		}
 		httpserver.WriteData(w, http.StatusOK, map[string]bool{"enabled": p.LoadOn()})
 	})
+}
+
+// ingestToken is a configured secret with the ingest scope, for the demo's
+// exports to this process when collector.require_token is set; empty
+// otherwise (ingest is open, and no secret is sent needlessly).
+func (a *App) ingestToken() string {
+	if !a.opts.Collector.RequireToken {
+		return ""
+	}
+	for _, t := range a.opts.APITokens {
+		if (&httpserver.Principal{Name: t.Name, Scopes: t.Scopes}).Can(httpserver.ScopeIngest) {
+			return t.Token
+		}
+	}
+	return a.opts.APIToken
 }

@@ -35,7 +35,26 @@ type Config struct {
 	Tokens []Token `mapstructure:"tokens"`
 	// ShutdownTimeout bounds how long in-flight requests may drain.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// ReadTimeout bounds the time from the start of a request to the end
+	// of its body, so a trickled body cannot hold a handler. It does not
+	// cut a long query short: net/http lifts it once the body is in.
+	// Ingest routes set their own (collector.ingest.body_timeout).
+	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// WriteTimeout bounds the time from a request's headers to the end of
+	// its response, so it must exceed the longest query
+	// (collector.query.timeout).
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	// IdleTimeout is how long a kept-alive connection may wait for its
+	// next request.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 }
+
+// Defaults of the listener's timeouts.
+const (
+	DefaultReadTimeout  = time.Minute
+	DefaultWriteTimeout = 5 * time.Minute
+	DefaultIdleTimeout  = 2 * time.Minute
+)
 
 // Validate reports the first invalid field.
 func (c Config) Validate() error {
@@ -45,8 +64,15 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen: %q is not host:port: %w", c.Listen, err)
 	}
-	if c.ShutdownTimeout < 0 {
-		return errors.New("shutdown_timeout: must not be negative")
+	for key, d := range map[string]time.Duration{
+		"shutdown_timeout": c.ShutdownTimeout,
+		"read_timeout":     c.ReadTimeout,
+		"write_timeout":    c.WriteTimeout,
+		"idle_timeout":     c.IdleTimeout,
+	} {
+		if d < 0 {
+			return fmt.Errorf("%s: must not be negative", key)
+		}
 	}
 	return ValidateTokens(c.Tokens)
 }
@@ -87,6 +113,15 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer pr
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 4 * time.Second
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -135,6 +170,9 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer, gatherer pr
 	s.srv = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		ConnState:         s.trackConn,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}

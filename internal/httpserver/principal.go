@@ -149,6 +149,19 @@ func NewAuthenticator(legacy string, tokens []Token) *Authenticator {
 // Enabled reports whether any token is configured.
 func (a *Authenticator) Enabled() bool { return a != nil && len(a.tokens) > 0 }
 
+// CanAny reports whether some configured token holds scope.
+func (a *Authenticator) CanAny(scope string) bool {
+	if a == nil {
+		return false
+	}
+	for _, t := range a.tokens {
+		if t.p.Can(scope) {
+			return true
+		}
+	}
+	return false
+}
+
 // Authenticate returns the principal of a bearer secret, nil when none
 // matches. Every token is compared, in constant time, whatever matched.
 func (a *Authenticator) Authenticate(secret string) *Principal {
