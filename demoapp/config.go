@@ -33,6 +33,11 @@ type Config struct {
 	// OTLPEndpoint is the collector's base URL (…/v1/metrics, …/v1/traces).
 	// Empty means the process's own listener.
 	OTLPEndpoint string `mapstructure:"otlp_endpoint"`
+	// OTLPToken is sent as a bearer token with every export, for a
+	// collector that requires one (collector.require_token: a token with
+	// the ingest scope). `burnrate up` uses one of its own tokens when
+	// this is empty; `burnrate demo --role` processes need it set.
+	OTLPToken string `mapstructure:"otlp_token" secret:"true"`
 	// Instrumentation turns OpenTelemetry on (traces, metrics, export).
 	Instrumentation bool `mapstructure:"instrumentation"`
 	// MetricInterval is how often metrics are exported; short so that SLOs

@@ -78,6 +78,7 @@ Each process serves the fault API (/api/v1/demo/faults) on its own listener.`,
 				Faults:        set,
 				ServeFaultAPI: true,
 				APIToken:      cfg.APIToken,
+				OTLPToken:     d.OTLPToken,
 				Logger:        logger.With("component", "demo"),
 			})
 			if err != nil {

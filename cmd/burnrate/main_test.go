@@ -261,6 +261,17 @@ func TestConfigPrint(t *testing.T) {
 		require.NotContains(t, stdout.String()+stderr.String(), "file-secret")
 	})
 
+	t.Run("the demo's ingest token comes from the environment and is redacted", func(t *testing.T) {
+		t.Setenv("BURNRATE_DEMO_OTLP_TOKEN", "ingest-secret")
+		cfg, err := loadConfig(file, nil)
+		require.NoError(t, err)
+		require.Equal(t, "ingest-secret", cfg.Demo.OTLPToken, "a `burnrate demo --role` process sends it with its exports")
+		var stdout, stderr bytes.Buffer
+		require.Equal(t, exitOK, run([]string{"config", "print", "--config", file}, &stdout, &stderr))
+		require.Contains(t, stdout.String(), `otlp_token: "<redacted>"`)
+		require.NotContains(t, stdout.String()+stderr.String(), "ingest-secret")
+	})
+
 	t.Run("a secret map keeps its keys and hides its values", func(t *testing.T) {
 		f := filepath.Join(t.TempDir(), "h.yml")
 		require.NoError(t, os.WriteFile(f, []byte("collector:\n  traces:\n    forward:\n      headers:\n        Authorization: Bearer hush\n"), 0o600))

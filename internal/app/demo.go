@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -38,7 +39,7 @@ func (a *App) buildDemo() error {
 		Logger:  logger,
 		// With collector.require_token the demo's exports need a token
 		// with the ingest scope, like anyone else's.
-		OTLPToken: a.ingestToken(),
+		OTLPToken: cmp.Or(a.opts.Demo.OTLPToken, a.ingestToken()),
 	})
 	if err != nil {
 		return err
