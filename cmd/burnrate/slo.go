@@ -198,12 +198,7 @@ func printStatus(w io.Writer, list []sloengine.Status) {
 		if v := float64(s.PeriodCoverage); !math.IsNaN(v) {
 			coverage = pct(v)
 		}
-		exh := "never"
-		for _, f := range s.Forecasts {
-			if f.Window == "1h" && !math.IsNaN(float64(f.Seconds)) {
-				exh = (time.Duration(float64(f.Seconds)) * time.Second).Round(time.Minute).String()
-			}
-		}
+		exh := exhaustion(s)
 		var alerts []string
 		for _, t := range s.Tiers {
 			switch {
@@ -221,6 +216,34 @@ func printStatus(w io.Writer, list []sloengine.Status) {
 			burn("5m"), burn("1h"), burn("6h"), exh, strings.Join(alerts, ", "))
 	}
 	_ = tw.Flush()
+}
+
+// exhaustion is when the budget runs out at the 1h burn rate; "never"
+// only when the budget is known and not being spent, else "-" with the
+// reason no forecast exists.
+func exhaustion(s sloengine.Status) string {
+	for _, f := range s.Forecasts {
+		if f.Window != "1h" {
+			continue
+		}
+		if sec := float64(f.Seconds); !math.IsNaN(sec) {
+			d := (time.Duration(sec) * time.Second).Round(time.Minute).String()
+			if f.OutlastsPeriod {
+				d += " (past the period's end)"
+			}
+			return d
+		}
+		switch {
+		case s.InsufficientData || math.IsNaN(float64(s.BudgetRemaining)):
+			return "- (budget not known yet)"
+		case math.IsNaN(float64(f.BurnRate)):
+			return "- (no traffic)"
+		case float64(f.BurnRate) > 0:
+			return "- (no forecast)"
+		}
+		return "never"
+	}
+	return "- (no 1h window)"
 }
 
 func pct(v float64) string { return num(v*100, 3) + "%" }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"github.com/burnrate/burnrate/sloengine"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,8 +99,9 @@ func TestSLOStatusReadsTheRunningServer(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 2)
 	require.Regexp(t, `^SLO\s+OBJECTIVE\s+PERIOD\s+SLI\s+BUDGET LEFT\s+COVERAGE`, lines[0])
-	// No data yet: the budget is unknown, not spent, and nothing burns.
-	require.Regexp(t, `^shop-checkout\s+99\.500%\s+30d\s+-\s+too little data\s+0\.000%\s+-\s+-\s+-\s+never`, lines[1])
+	// No data yet: the budget is unknown, not spent, and nothing burns; no
+	// forecast exists, and the line says why rather than "never".
+	require.Regexp(t, `^shop-checkout\s+99\.500%\s+30d\s+-\s+too little data\s+0\.000%\s+-\s+-\s+-\s+- \(budget not known yet\)`, lines[1])
 
 	code, _, stderr = runCLI("slo", "status", "--url", "http://127.0.0.1:1")
 	require.Equal(t, exitFailed, code)
@@ -116,4 +118,32 @@ func TestSLOStatusShowsAYoungPeriodsCoverage(t *testing.T) {
 		BudgetConsumed: 0.00463, BudgetRemaining: 1 - 0.00463, PeriodCoverage: sloengine.Value(20.0 / 43200)}})
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	require.Regexp(t, `^api-availability\s+99\.900%\s+30d\s+99\.000%\s+99\.537%\s+0\.046%`, lines[1])
+}
+
+// A forecast says "never" only when the budget is known and not being
+// spent. It used to say "never" while burning at 62x in the first minutes,
+// when the budget was not known yet.
+func TestSLOStatusSaysNeverOnlyWhenTheBudgetIsNotBeingSpent(t *testing.T) {
+	nan := sloengine.Value(math.NaN())
+	cases := []struct {
+		name string
+		st   sloengine.Status
+		want string
+	}{
+		{"burning before the budget is known", sloengine.Status{InsufficientData: true, BudgetRemaining: nan,
+			Forecasts: []sloengine.Forecast{{Window: "1h", BurnRate: 62, Seconds: nan}}}, "- (budget not known yet)"},
+		{"a known budget not being spent", sloengine.Status{BudgetRemaining: 0.9,
+			Forecasts: []sloengine.Forecast{{Window: "1h", BurnRate: 0, Seconds: nan}}}, "never"},
+		{"no traffic", sloengine.Status{BudgetRemaining: 0.9,
+			Forecasts: []sloengine.Forecast{{Window: "1h", BurnRate: nan, Seconds: nan}}}, "- (no traffic)"},
+		{"a forecast", sloengine.Status{BudgetRemaining: 0.9,
+			Forecasts: []sloengine.Forecast{{Window: "1h", BurnRate: 10, Seconds: 7200}}}, "2h0m0s"},
+		{"a forecast past a calendar period's end", sloengine.Status{BudgetRemaining: 0.9,
+			Forecasts: []sloengine.Forecast{{Window: "1h", BurnRate: 2, Seconds: 3600, OutlastsPeriod: true}}}, "1h0m0s (past the period's end)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, exhaustion(tc.st))
+		})
+	}
 }
