@@ -2,13 +2,9 @@ package incidents_test
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -18,44 +14,6 @@ import (
 	"github.com/burnrate/burnrate/incidents"
 )
 
-// lookupSlack is Slack in memory whose users.lookupByEmail answers 503
-// until up is set; chat.postMessage always works.
-type lookupSlack struct {
-	mu      sync.Mutex
-	up      bool
-	lookups int
-	posts   []string
-}
-
-func (f *lookupSlack) RoundTrip(r *http.Request) (*http.Response, error) {
-	body, _ := io.ReadAll(r.Body)
-	form, _ := url.ParseQuery(string(body))
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	answer := func(code int, s string) (*http.Response, error) {
-		return &http.Response{StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}},
-			Body: io.NopCloser(strings.NewReader(s)), Request: r}, nil
-	}
-	switch {
-	case strings.HasSuffix(r.URL.Path, "/users.lookupByEmail"):
-		f.lookups++
-		if !f.up {
-			return answer(http.StatusServiceUnavailable, "down")
-		}
-		return answer(http.StatusOK, `{"ok":true,"user":{"id":"UBEN","name":"ben"}}`)
-	case strings.HasSuffix(r.URL.Path, "/chat.postMessage"):
-		f.posts = append(f.posts, form.Get("channel")+" "+form.Get("text"))
-		return answer(http.StatusOK, fmt.Sprintf(`{"ok":true,"channel":%q,"ts":"1.%d"}`, form.Get("channel"), len(f.posts)))
-	}
-	return answer(http.StatusNotFound, "unknown method")
-}
-
-func (f *lookupSlack) state() (lookups int, posts []string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.lookups, append([]string(nil), f.posts...)
-}
-
 // A person mapped by email is paged once Slack can look them up: while
 // users.lookupByEmail fails, the page is retried and the timeline says it
 // failed and is being retried, never that ben was notified. The page used
@@ -63,7 +21,7 @@ func (f *lookupSlack) state() (lookups int, posts []string) {
 // "Slack DM".
 func TestAFailedEmailLookupIsAFailedDeliveryRetriedUntilSlackAnswers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		fake := &lookupSlack{}
+		fake := &flakySlack{lookupsOnly: true}
 		path := filepath.Join(t.TempDir(), "incidents.db")
 		svc, err := incidents.Open(context.Background(), incidents.Options{Path: path,
 			Slack: incidents.SlackOptions{Token: "xoxb-test", APIURL: "http://slack.invalid/api/", HTTPClient: &http.Client{Transport: fake}}})
@@ -79,9 +37,8 @@ func TestAFailedEmailLookupIsAFailedDeliveryRetriedUntilSlackAnswers(t *testing.
 
 		time.Sleep(time.Minute) // Slack's lookups fail for a minute
 		synctest.Wait()
-		lookups, posts := fake.state()
-		require.Empty(t, posts)
-		require.Greater(t, lookups, 2, "the lookup is retried while it fails")
+		require.Empty(t, fake.sent())
+		require.Greater(t, fake.lookedUp(), 2, "the lookup is retried while it fails")
 		byKind := func() map[string][]string {
 			tl, err := svc.Timeline(ctx, inc.ID)
 			require.NoError(t, err)
@@ -96,12 +53,10 @@ func TestAFailedEmailLookupIsAFailedDeliveryRetriedUntilSlackAnswers(t *testing.
 		require.Len(t, during[incidents.EventDeliveryFailed], 1, "the failure is recorded once, not at every retry")
 		require.Contains(t, during[incidents.EventDeliveryFailed][0], "Page to ben (step 1, round 1) failed, retrying: users.lookupByEmail")
 
-		fake.mu.Lock()
-		fake.up = true
-		fake.mu.Unlock()
+		fake.set(true)
 		time.Sleep(time.Minute) // past the longest backoff
 		synctest.Wait()
-		_, posts = fake.state()
+		posts := fake.sent()
 		require.Len(t, posts, 1, "the page arrives once Slack answers: %q", posts)
 		require.True(t, strings.HasPrefix(posts[0], "UBEN Paged (escalation step 1"), posts[0])
 		after := byKind()

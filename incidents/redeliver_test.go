@@ -18,13 +18,17 @@ import (
 	"github.com/burnrate/burnrate/incidents"
 )
 
-// flakySlack is Slack's chat.postMessage in memory (no sockets, so it runs
-// inside a synctest bubble): it answers 500 until up is set.
+// flakySlack is Slack's chat.postMessage and users.lookupByEmail in
+// memory (no sockets, so it runs inside a synctest bubble): it answers 500
+// until up is set, or, with lookupsOnly, fails only the lookups (503)
+// while posts work.
 type flakySlack struct {
-	mu     sync.Mutex
-	up     bool
-	failed int
-	posts  []string // "channel text"
+	mu          sync.Mutex
+	up          bool
+	lookupsOnly bool
+	failed      int
+	lookups     int
+	posts       []string // "channel text"
 }
 
 func (f *flakySlack) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -36,7 +40,15 @@ func (f *flakySlack) RoundTrip(r *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}},
 			Body: io.NopCloser(strings.NewReader(s)), Request: r}, nil
 	}
-	if !f.up {
+	if strings.HasSuffix(r.URL.Path, "/users.lookupByEmail") {
+		f.lookups++
+		if !f.up {
+			f.failed++
+			return answer(http.StatusServiceUnavailable, "down")
+		}
+		return answer(http.StatusOK, `{"ok":true,"user":{"id":"UBEN","name":"ben"}}`)
+	}
+	if !f.up && !f.lookupsOnly {
 		f.failed++
 		return answer(http.StatusInternalServerError, "down")
 	}
@@ -48,6 +60,12 @@ func (f *flakySlack) set(up bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.up = up
+}
+
+func (f *flakySlack) lookedUp() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lookups
 }
 
 func (f *flakySlack) sent() []string {

@@ -3,15 +3,12 @@ package app_test
 import (
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/burnrate/burnrate/internal/app"
 	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/internal/testutil"
 )
@@ -20,12 +17,7 @@ import (
 // gate with the incident tracker: an open SEV2 incident of the service
 // fails the gate, and a recorded deploy shows in the incident's timeline.
 func TestTheGateFreezesOnAnOpenSEV2AndDeploysReachIncidentTimelines(t *testing.T) {
-	spec := filepath.Join(t.TempDir(), "shop.yml")
-	require.NoError(t, os.WriteFile(spec, []byte(strings.Replace(quarterSLO, "period: 90d", "period: 30d", 1)), 0o644))
-	opts := app.DefaultOptions()
-	opts.Demo.Enabled = false
-	opts.Collector.OTLPListen = ""
-	opts.Slos = []string{spec}
+	opts := shopOptions(t)
 	opts.SLO.Interval = time.Second
 	r := apptest.StartApp(t, opts)
 

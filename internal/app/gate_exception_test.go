@@ -4,15 +4,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/burnrate/burnrate/internal/app"
 	"github.com/burnrate/burnrate/internal/apptest"
 	"github.com/burnrate/burnrate/internal/httpserver"
 	"github.com/burnrate/burnrate/internal/testutil"
@@ -24,12 +20,7 @@ import (
 // the open incident's timeline, and a deploy mark is recorded under the
 // marking token's name.
 func TestGateExceptionsAreGovernedByScopeAndReachTimelines(t *testing.T) {
-	spec := filepath.Join(t.TempDir(), "shop.yml")
-	require.NoError(t, os.WriteFile(spec, []byte(strings.Replace(quarterSLO, "period: 90d", "period: 30d", 1)), 0o644))
-	opts := app.DefaultOptions()
-	opts.Demo.Enabled = false
-	opts.Collector.OTLPListen = ""
-	opts.Slos = []string{spec}
+	opts := shopOptions(t)
 	opts.SLO.Interval = time.Second
 	opts.APITokens = []httpserver.Token{
 		{Name: "pipeline", Token: "read-secret", Scopes: []string{httpserver.ScopeRead}},

@@ -91,12 +91,7 @@ func TestSLOEngineSavesItsSliceCheckpointOnStop(t *testing.T) {
 // its page rule within seconds, because the collector tells the engine
 // which series were written and the rules run right after.
 func TestAnSLOIsEvaluatedAndItsRulesRunAsSamplesArrive(t *testing.T) {
-	spec := filepath.Join(t.TempDir(), "shop.yml")
-	require.NoError(t, os.WriteFile(spec, []byte(strings.Replace(quarterSLO, "period: 90d", "period: 30d", 1)), 0o644))
-	opts := app.DefaultOptions()
-	opts.Demo.Enabled = false
-	opts.Collector.OTLPListen = ""
-	opts.Slos = []string{spec}
+	opts := shopOptions(t)
 	opts.SLO.Interval = time.Hour
 	opts.Alerting.EvaluationInterval = time.Hour
 	r := apptest.StartApp(t, opts)
@@ -139,4 +134,17 @@ func postRemoteWrite(t *testing.T, base string, body []byte) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// shopOptions runs the app without the demo on one 30-day shop SLO (the
+// quarter SLO's spec over 30 days) and no OTLP listener.
+func shopOptions(t *testing.T) app.Options {
+	t.Helper()
+	spec := filepath.Join(t.TempDir(), "shop.yml")
+	require.NoError(t, os.WriteFile(spec, []byte(strings.Replace(quarterSLO, "period: 90d", "period: 30d", 1)), 0o644))
+	opts := app.DefaultOptions()
+	opts.Demo.Enabled = false
+	opts.Collector.OTLPListen = ""
+	opts.Slos = []string{spec}
+	return opts
 }
