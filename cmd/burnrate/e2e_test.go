@@ -32,7 +32,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/slack-go/slack"
 	"github.com/stretchr/testify/require"
@@ -413,18 +412,7 @@ func (s *e2eStack) writeHistory(rate float64) {
 		}
 		req.Timeseries = append(req.Timeseries, ts)
 	}
-	raw, err := req.Marshal()
-	require.NoError(s.t, err)
-	hreq, err := http.NewRequest(http.MethodPost, s.base+"/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
-	require.NoError(s.t, err)
-	hreq.Header.Set("Content-Type", "application/x-protobuf")
-	hreq.Header.Set("Content-Encoding", "snappy")
-	hreq.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	resp, err := http.DefaultClient.Do(hreq)
-	require.NoError(s.t, err)
-	msg, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	require.Less(s.t, resp.StatusCode, 300, "history write: %s", msg)
+	remoteWrite(s.t, s.base, "", &req)
 }
 
 // pages returns the alert messages posted to the alert channel.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -17,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/stretchr/testify/require"
 
@@ -168,19 +166,7 @@ collector: {otlp_listen: ""}
 		}
 		req.Timeseries = append(req.Timeseries, ts)
 	}
-	raw, err := req.Marshal()
-	require.NoError(t, err)
-	hreq, err := http.NewRequest(http.MethodPost, base+"/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
-	require.NoError(t, err)
-	hreq.Header.Set("Content-Type", "application/x-protobuf")
-	hreq.Header.Set("Content-Encoding", "snappy")
-	hreq.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	hreq.Header.Set("Authorization", "Bearer s3cret")
-	resp, err := http.DefaultClient.Do(hreq)
-	require.NoError(t, err)
-	msg, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	require.Less(t, resp.StatusCode, 300, string(msg))
+	remoteWrite(t, base, "s3cret", &req)
 
 	env := []string{"BURNRATE_URL=" + base, "BURNRATE_API_TOKEN=s3cret", "GITHUB_STEP_SUMMARY="}
 	var out string

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -59,18 +60,7 @@ func pushTraffic(t *testing.T, base string) {
 			req.Timeseries = append(req.Timeseries, ts)
 		}
 	}
-	raw, err := req.Marshal()
-	require.NoError(t, err)
-	hreq, err := http.NewRequest(http.MethodPost, base+"/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
-	require.NoError(t, err)
-	hreq.Header.Set("Content-Type", "application/x-protobuf")
-	hreq.Header.Set("Content-Encoding", "snappy")
-	hreq.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	hreq.Header.Set("Authorization", "Bearer s3cret")
-	resp, err := http.DefaultClient.Do(hreq)
-	require.NoError(t, err)
-	_ = resp.Body.Close()
-	require.Less(t, resp.StatusCode, 300)
+	remoteWrite(t, base, "s3cret", &req)
 }
 
 // runBinary runs the built binary and returns its exit code and output.
@@ -197,4 +187,26 @@ collector: {otlp_listen: ""}
 		require.Equal(t, 0, code)
 		require.Contains(t, out, "v9")
 	})
+}
+
+// remoteWrite sends req to base's remote-write endpoint as Prometheus does
+// (protobuf, snappy, version 0.1.0), with token as a bearer token when
+// set, and requires a 2xx answer.
+func remoteWrite(t *testing.T, base, token string, req *prompb.WriteRequest) {
+	t.Helper()
+	raw, err := req.Marshal()
+	require.NoError(t, err)
+	hreq, err := http.NewRequest(http.MethodPost, base+"/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
+	require.NoError(t, err)
+	hreq.Header.Set("Content-Type", "application/x-protobuf")
+	hreq.Header.Set("Content-Encoding", "snappy")
+	hreq.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
+	if token != "" {
+		hreq.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(hreq)
+	require.NoError(t, err)
+	msg, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.Less(t, resp.StatusCode, 300, "remote write: %s", msg)
 }
