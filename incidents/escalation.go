@@ -277,8 +277,7 @@ type page struct {
 // under the step's identity before the claim commits: a crash in between
 // leaves the step due, and claiming it again queues nothing twice. It
 // returns the next deadline when nothing is due.
-func (s *Service) claimDue(ctx context.Context) ([]page, time.Time, error) {
-	var pages []page
+func (s *Service) claimDue(ctx context.Context) (time.Time, error) {
 	var next time.Time
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		now := s.now().UTC()
@@ -308,7 +307,7 @@ func (s *Service) claimDue(ctx context.Context) ([]page, time.Time, error) {
 			return stopEscalation(ctx, tx, e.IncidentID)
 		}
 		st := pol.Steps[e.Step]
-		pages, err = s.resolveTargets(ctx, tx, inc, st, now)
+		pages, err := s.resolveTargets(ctx, tx, inc, st, now)
 		if err != nil {
 			return err
 		}
@@ -343,7 +342,7 @@ func (s *Service) claimDue(ctx context.Context) ([]page, time.Time, error) {
 			Text: fmt.Sprintf("Escalation %s step %d/%d (round %d of %d): paging %s", pol.ID, e.Step+1, len(pol.Steps),
 				e.Round+1, pol.Repeat+1, strings.Join(who, ", "))})
 	})
-	return pages, next, err
+	return next, err
 }
 
 func (p page) describe() string {
@@ -475,7 +474,7 @@ func (s *Service) Run(ctx context.Context) error {
 // deadline (zero: none).
 func (s *Service) runDue(ctx context.Context) (time.Time, error) {
 	for {
-		_, next, err := s.claimDue(ctx)
+		next, err := s.claimDue(ctx)
 		if err != nil {
 			return time.Time{}, err
 		}
